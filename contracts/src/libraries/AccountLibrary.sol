@@ -1,0 +1,106 @@
+// SPDX-License-Identifier: Apache-2.0
+pragma solidity 0.8.30;
+
+import {IServing} from "../interfaces/IServing.sol";
+
+/// @notice Storage and bookkeeping of (user, provider) accounts. Moves no ether: the Serving
+///         contract pays out what these functions return, after they have updated state.
+library AccountLibrary {
+    /// BN254 scalar field: a signer coordinate at or above it can never match a proof.
+    uint256 internal constant SNARK_SCALAR_FIELD =
+        21888242871839275222246405745257275088548364400416034343989734815133327360001;
+
+    struct AccountMap {
+        mapping(bytes32 key => IServing.Account) accounts;
+        /// Every key ever added, for enumeration; accounts are never deleted.
+        bytes32[] keys;
+    }
+
+    function key(address user, address provider) internal pure returns (bytes32) {
+        return keccak256(abi.encode(user, provider));
+    }
+
+    function get(AccountMap storage map, address user, address provider)
+        internal
+        view
+        returns (IServing.Account storage account)
+    {
+        account = map.accounts[key(user, provider)];
+        if (account.user == address(0)) revert IServing.ServingAccountNotFound(user, provider);
+    }
+
+    function add(
+        AccountMap storage map,
+        address user,
+        address provider,
+        uint256[2] calldata signer,
+        string calldata info,
+        uint256 amount
+    ) internal returns (IServing.Account storage account) {
+        if (signer[0] >= SNARK_SCALAR_FIELD || signer[1] >= SNARK_SCALAR_FIELD) {
+            revert IServing.ServingInvalidSigner();
+        }
+        if (signer[0] == 0 && signer[1] == 0) revert IServing.ServingInvalidSigner();
+        bytes32 k = key(user, provider);
+        account = map.accounts[k];
+        if (account.user != address(0)) revert IServing.ServingAccountExists(user, provider);
+        account.user = user;
+        account.provider = provider;
+        account.balance = amount;
+        account.signer = signer;
+        account.additionalInfo = info;
+        map.keys.push(k);
+    }
+
+    /// @return index of the new refund in `account.refunds`.
+    function requestRefund(IServing.Account storage account, uint256 amount) internal returns (uint256 index) {
+        if (amount == 0) revert IServing.ServingZeroAmount();
+        uint256 available = account.balance - account.pendingRefund;
+        if (amount > available) revert IServing.ServingRefundExceedsAvailable(amount, available);
+        index = account.refunds.length;
+        account.refunds.push(IServing.Refund({amount: amount, createdAt: uint64(block.timestamp), processed: false}));
+        account.pendingRefund += amount;
+    }
+
+    /// Marks the refunds processed and removes their amounts from the account.
+    /// @return amounts paid per index, in the order given.
+    function processRefunds(IServing.Account storage account, uint256[] calldata indices, uint256 lockTime)
+        internal
+        returns (uint256[] memory amounts)
+    {
+        amounts = new uint256[](indices.length);
+        for (uint256 i = 0; i < indices.length; ++i) {
+            uint256 index = indices[i];
+            if (index >= account.refunds.length) revert IServing.ServingRefundNotFound(index);
+            IServing.Refund storage refund = account.refunds[index];
+            if (refund.processed) revert IServing.ServingRefundAlreadyProcessed(index);
+            uint256 unlockAt = uint256(refund.createdAt) + lockTime;
+            if (block.timestamp < unlockAt) revert IServing.ServingRefundLocked(index, unlockAt);
+            refund.processed = true;
+            amounts[i] = refund.amount;
+            account.balance -= refund.amount;
+            account.pendingRefund -= refund.amount;
+        }
+    }
+
+    /// Takes `fee` from the balance. What the free balance cannot cover comes out of pending
+    /// refunds, newest first: the provider served against funds the user later asked back.
+    /// @dev The caller has checked `fee <= account.balance`.
+    function charge(IServing.Account storage account, uint256 fee) internal {
+        uint256 available = account.balance - account.pendingRefund;
+        account.balance -= fee;
+        if (fee <= available) return;
+        uint256 excess = fee - available;
+        account.pendingRefund -= excess;
+        for (uint256 i = account.refunds.length; i > 0 && excess > 0; --i) {
+            IServing.Refund storage refund = account.refunds[i - 1];
+            if (refund.processed || refund.amount == 0) continue;
+            uint256 taken = excess < refund.amount ? excess : refund.amount;
+            refund.amount -= taken;
+            excess -= taken;
+            // An emptied refund has nothing left to pay; closing it keeps processRefund honest.
+            if (refund.amount == 0) refund.processed = true;
+            emit IServing.RefundReduced(account.user, account.provider, i - 1, refund.amount);
+        }
+    }
+}

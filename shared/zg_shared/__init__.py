@@ -1,0 +1,1 @@
+"""Code that two or more zgserve services use: chain access, crypto, event payloads, settings."""

@@ -1,0 +1,192 @@
+"""A typed async client for the Serving contract over web3.py's AsyncWeb3."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from typing import Any
+
+from eth_account import Account as EthAccount
+from eth_account.signers.local import LocalAccount
+from eth_utils import to_checksum_address
+from web3 import AsyncWeb3
+from web3.contract import AsyncContract
+from web3.exceptions import ContractLogicError
+
+from zg_shared.chain.artifacts import ContractArtifact, load_artifact
+from zg_shared.chain.errors import ChainError, RevertDecoder
+from zg_shared.chain.events import EventDecoder, ServingEvent
+from zg_shared.chain.models import Account, ServiceParams, Service, SettlementProof
+from zg_shared.chain.sender import TransactionSender, TxResult, revert_data
+from zg_shared.chain.types import Address
+
+DEFAULT_PAGE = 100
+
+
+def connect(rpc_url: str, timeout: float = 30.0) -> AsyncWeb3:
+    return AsyncWeb3(AsyncWeb3.AsyncHTTPProvider(rpc_url, request_kwargs={"timeout": timeout}))
+
+
+async def deploy_contract(
+    w3: AsyncWeb3, deployer: LocalAccount, artifact: ContractArtifact, *args: Any
+) -> TxResult:
+    """Deploys any compiled contract; the address is in `TxResult.contract_address`."""
+    factory = w3.eth.contract(abi=artifact.abi, bytecode=artifact.bytecode)
+    data = factory.constructor(*args).data_in_transaction
+    sender = TransactionSender(w3, deployer, RevertDecoder(artifact.abi))
+    result = await sender.send({"data": data})
+    if result.contract_address is None:
+        raise ChainError(f"deploying {artifact.contract_name} created no contract")
+    return result
+
+
+class ServingClient:
+    """One Serving contract, seen by one sender (or read-only without a key).
+
+    Views raise ContractRevert for missing entries; transactions return a TxResult with the
+    decoded events, and raise ContractRevert (nothing mined) or TransactionReverted.
+    """
+
+    def __init__(self, w3: AsyncWeb3, address: str, account: LocalAccount | None = None) -> None:
+        artifact = load_artifact("Serving")
+        self.w3 = w3
+        # decode_tuples: structs come back as named tuples, which `_plain` turns into dicts.
+        self.contract: AsyncContract = w3.eth.contract(
+            address=w3.to_checksum_address(address), abi=artifact.abi, decode_tuples=True
+        )
+        self.reverts = RevertDecoder(artifact.abi)
+        self.events = EventDecoder(artifact.abi)
+        self._sender = (
+            TransactionSender(w3, account, self.reverts, self.events) if account is not None else None
+        )
+
+    @classmethod
+    async def deploy(
+        cls, w3: AsyncWeb3, deployer: LocalAccount, *, lock_time: int, verifier: str
+    ) -> ServingClient:
+        result = await deploy_contract(w3, deployer, load_artifact("Serving"), lock_time, verifier)
+        assert result.contract_address is not None
+        return cls(w3, result.contract_address, deployer)
+
+    def as_sender(self, account: LocalAccount | str) -> ServingClient:
+        """The same contract and connection, sending from another key."""
+        if isinstance(account, str):
+            account = EthAccount.from_key(account)
+        return ServingClient(self.w3, self.address, account)
+
+    @property
+    def address(self) -> str:
+        return str(self.contract.address)
+
+    @property
+    def sender(self) -> str:
+        return self._require_sender().address
+
+    # ------------------------------------------------------------ user transactions
+
+    async def add_account(
+        self, provider: str, signer: tuple[int, int], additional_info: str = "", *, value: int = 0
+    ) -> TxResult:
+        return await self._transact("addAccount", _addr(provider), list(signer), additional_info, value=value)
+
+    async def deposit_fund(self, provider: str, *, value: int) -> TxResult:
+        return await self._transact("depositFund", _addr(provider), value=value)
+
+    async def request_refund(self, provider: str, amount: int) -> TxResult:
+        return await self._transact("requestRefund", _addr(provider), amount)
+
+    async def process_refund(self, provider: str, indices: Sequence[int]) -> TxResult:
+        return await self._transact("processRefund", _addr(provider), list(indices))
+
+    # ------------------------------------------------------------ provider transactions
+
+    async def add_or_update_service(self, params: ServiceParams) -> TxResult:
+        return await self._transact("addOrUpdateService", params.to_abi())
+
+    async def remove_service(self, name: str) -> TxResult:
+        return await self._transact("removeService", name)
+
+    async def settle_fees(self, proofs: Sequence[SettlementProof], *, gas: int | None = None) -> TxResult:
+        return await self._transact("settleFees", [p.to_abi() for p in proofs], gas=gas)
+
+    # ------------------------------------------------------------ views
+
+    async def lock_time(self) -> int:
+        return int(await self._view("lockTime"))
+
+    async def verifier(self) -> Address:
+        return str(await self._view("verifier"))
+
+    async def get_account(self, user: str, provider: str) -> Account:
+        return Account.model_validate(_plain(await self._view("getAccount", _addr(user), _addr(provider))))
+
+    async def account_count(self) -> int:
+        return int(await self._view("accountCount"))
+
+    async def iter_accounts(self, page: int = DEFAULT_PAGE) -> AsyncIterator[Account]:
+        """Every account, fetched a page at a time so that no single call grows unbounded."""
+        offset = 0
+        while True:
+            rows = await self._view("getAccounts", offset, page)
+            for row in rows:
+                yield Account.model_validate(_plain(row))
+            if len(rows) < page:
+                return
+            offset += page
+
+    async def get_all_accounts(self) -> list[Account]:
+        return [a async for a in self.iter_accounts()]
+
+    async def get_service(self, provider: str, name: str) -> Service:
+        return Service.model_validate(_plain(await self._view("getService", _addr(provider), name)))
+
+    async def service_count(self) -> int:
+        return int(await self._view("serviceCount"))
+
+    async def get_all_services(self, page: int = DEFAULT_PAGE) -> list[Service]:
+        services: list[Service] = []
+        offset = 0
+        while True:
+            rows = await self._view("getServices", offset, page)
+            services += [Service.model_validate(_plain(r)) for r in rows]
+            if len(rows) < page:
+                return services
+            offset += page
+
+    async def get_events(self, from_block: int, to_block: int) -> list[ServingEvent]:
+        """The contract's events in a block range, in chain order."""
+        logs = await self.w3.eth.get_logs(
+            {"address": self.contract.address, "fromBlock": from_block, "toBlock": to_block}
+        )
+        return self.events.decode_all(logs)  # type: ignore[arg-type]
+
+    # ------------------------------------------------------------ plumbing
+
+    def _require_sender(self) -> TransactionSender:
+        if self._sender is None:
+            raise ChainError("this client is read-only: give it an account to send transactions")
+        return self._sender
+
+    async def _transact(self, fn: str, *args: Any, value: int = 0, gas: int | None = None) -> TxResult:
+        sender = self._require_sender()
+        data = self.contract.encode_abi(fn, args=list(args))
+        return await sender.send({"to": self.contract.address, "data": data, "value": value}, gas=gas)
+
+    async def _view(self, fn: str, *args: Any) -> Any:
+        try:
+            return await self.contract.functions[fn](*args).call()
+        except ContractLogicError as exc:
+            raise self.reverts.decode(revert_data(exc)) from None
+
+
+def _addr(value: str) -> str:
+    """web3 takes only checksummed addresses; callers may hold any spelling."""
+    return str(to_checksum_address(value))
+
+
+def _plain(value: Any) -> Any:
+    """Named tuples (decoded structs) to dicts keyed by ABI name, recursively."""
+    if hasattr(value, "_asdict"):
+        return {k: _plain(v) for k, v in value._asdict().items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    return value

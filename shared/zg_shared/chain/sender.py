@@ -1,0 +1,140 @@
+"""Signs and sends transactions from one local key: nonces, gas, fees, receipts, reverts.
+
+Nonces are allocated locally under a lock so that many transactions can be in flight from
+one process; any send failure resynchronises from the node's pending count. One sender per
+key per process: two senders for one key would race for nonces.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from aiohttp import ClientError
+from eth_account.signers.local import LocalAccount
+from pydantic import BaseModel, ConfigDict
+from web3 import AsyncWeb3
+from web3.exceptions import ContractLogicError, TimeExhausted, Web3RPCError
+
+from zg_shared.chain.errors import (
+    ChainUnavailable,
+    ContractRevert,
+    RevertDecoder,
+    TransactionReverted,
+)
+from zg_shared.chain.events import EventDecoder, ServingEvent
+
+# Headroom over eth_estimateGas: estimates are exact for the state they ran on; a little slack
+# keeps a transaction alive when state moves between estimate and inclusion.
+GAS_MARGIN_NUM, GAS_MARGIN_DEN = 6, 5
+
+
+class TxResult(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    tx_hash: str
+    block_number: int
+    gas_used: int
+    contract_address: str | None = None
+    events: tuple[ServingEvent, ...] = ()
+
+    def events_of(self, kind: type[ServingEvent]) -> list[Any]:
+        return [e for e in self.events if isinstance(e, kind)]
+
+
+def revert_data(exc: ContractLogicError) -> str | None:
+    data = exc.data
+    if isinstance(data, dict):
+        data = data.get("data")
+    return data
+
+
+class TransactionSender:
+    def __init__(
+        self,
+        w3: AsyncWeb3,
+        account: LocalAccount,
+        reverts: RevertDecoder,
+        events: EventDecoder | None = None,
+        receipt_timeout: float = 120.0,
+    ) -> None:
+        self.w3 = w3
+        self.account = account
+        self._reverts = reverts
+        self._events = events
+        self._receipt_timeout = receipt_timeout
+        self._nonce_lock = asyncio.Lock()
+        self._next_nonce: int | None = None
+        self._chain_id: int | None = None
+
+    @property
+    def address(self) -> str:
+        return str(self.account.address)
+
+    async def call(self, tx: dict[str, Any], block: int | str = "latest") -> bytes:
+        """eth_call with the sender as `from`; reverts come back as ContractRevert."""
+        try:
+            return bytes(await self.w3.eth.call({"from": self.address, **tx}, block))  # type: ignore[arg-type]
+        except ContractLogicError as exc:
+            raise self._reverts.decode(revert_data(exc)) from None
+
+    async def send(self, tx: dict[str, Any], gas: int | None = None) -> TxResult:
+        """Estimate (which surfaces reverts before any gas is spent), sign, send, wait."""
+        tx = {"from": self.address, "value": 0, **tx}
+        try:
+            if gas is None:
+                estimate = await self.w3.eth.estimate_gas(tx)  # type: ignore[arg-type]
+                gas = estimate * GAS_MARGIN_NUM // GAS_MARGIN_DEN
+            tx_hash = await self._sign_and_send({**tx, "gas": gas})
+            receipt = await self.w3.eth.wait_for_transaction_receipt(
+                tx_hash, timeout=self._receipt_timeout
+            )
+        except ContractLogicError as exc:
+            raise self._reverts.decode(revert_data(exc)) from None
+        except TimeExhausted as exc:
+            raise ChainUnavailable(f"transaction not mined in {self._receipt_timeout}s: {exc}") from exc
+        except (ClientError, OSError, Web3RPCError) as exc:
+            raise ChainUnavailable(f"RPC failed: {exc}") from exc
+        if receipt["status"] != 1:
+            raise TransactionReverted(await self._replay_revert(tx, receipt["blockNumber"]), tx_hash)
+        logs = receipt["logs"]
+        return TxResult(
+            tx_hash=tx_hash,
+            block_number=receipt["blockNumber"],
+            gas_used=receipt["gasUsed"],
+            contract_address=receipt.get("contractAddress"),
+            events=tuple(self._events.decode_all(logs)) if self._events else (),
+        )
+
+    async def _sign_and_send(self, tx: dict[str, Any]) -> str:
+        if self._chain_id is None:
+            self._chain_id = await self.w3.eth.chain_id
+        fees = await self._fees()
+        async with self._nonce_lock:
+            if self._next_nonce is None:
+                self._next_nonce = await self.w3.eth.get_transaction_count(self.account.address, "pending")
+            full = {**tx, **fees, "nonce": self._next_nonce, "chainId": self._chain_id, "type": 2}
+            signed = self.account.sign_transaction(full)
+            try:
+                tx_hash = await self.w3.eth.send_raw_transaction(signed.raw_transaction)
+            except BaseException:
+                # The node may or may not have taken the nonce: ask it again next time.
+                self._next_nonce = None
+                raise
+            self._next_nonce += 1
+        return "0x" + bytes(tx_hash).hex()
+
+    async def _fees(self) -> dict[str, int]:
+        block = await self.w3.eth.get_block("latest")
+        base = int(block.get("baseFeePerGas", 0))
+        tip = int(await self.w3.eth.max_priority_fee)
+        # Twice the base fee survives several full blocks of base-fee growth.
+        return {"maxPriorityFeePerGas": tip, "maxFeePerGas": 2 * base + tip}
+
+    async def _replay_revert(self, tx: dict[str, Any], block_number: int) -> ContractRevert:
+        """A mined transaction failed: re-run it on the state it saw to learn why."""
+        try:
+            await self.w3.eth.call(tx, block_number - 1)  # type: ignore[arg-type]
+        except ContractLogicError as exc:
+            return self._reverts.decode(revert_data(exc))
+        return ContractRevert("", {}, "")
