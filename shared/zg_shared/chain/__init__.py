@@ -20,10 +20,12 @@ from zg_shared.chain.events import (
 )
 from zg_shared.chain.models import Account, Refund, Service, ServiceParams, SettlementProof
 from zg_shared.chain.sender import TransactionSender, TxResult
+from zg_shared.chain.types import Address, Web3Client, checksum
 
 __all__ = [
     "Account",
     "AccountAdded",
+    "Address",
     "AnvilNode",
     "BalanceUpdated",
     "ChainError",
@@ -50,6 +52,8 @@ __all__ = [
     "TransactionReverted",
     "TransactionSender",
     "TxResult",
+    "Web3Client",
+    "checksum",
     "connect",
     "deploy_contract",
     "find_anvil",

@@ -13,10 +13,10 @@ from types import TracebackType
 from typing import Any, Self
 
 from pydantic import BaseModel, ConfigDict
-from web3 import AsyncWeb3
+from web3.types import RPCEndpoint
 
 from zg_shared.chain.client import connect
-from zg_shared.chain.types import Address
+from zg_shared.chain.types import Address, Web3Client
 
 ANVIL_NPM_BIN = Path("node_modules") / "@foundry-rs" / "anvil-linux-amd64" / "bin" / "anvil"
 
@@ -33,7 +33,9 @@ def find_anvil() -> str:
         candidate = folder / ANVIL_NPM_BIN
         if candidate.exists():
             return str(candidate)
-    raise FileNotFoundError("anvil not found: run `npm ci` (package.json pins it) or set ZG_ANVIL_BIN")
+    raise FileNotFoundError(
+        "anvil not found: run `npm ci` (package.json pins it) or set ZG_ANVIL_BIN"
+    )
 
 
 def free_port() -> int:
@@ -52,8 +54,8 @@ class DevAccount(BaseModel):
 class AnvilNode:
     """An anvil process on a free local port, with its funded dev accounts.
 
-        async with AnvilNode() as node:
-            w3 = node.web3()
+    async with AnvilNode() as node:
+        w3 = node.web3()
     """
 
     def __init__(
@@ -69,8 +71,17 @@ class AnvilNode:
         self.port = port or free_port()
         self.chain_id = chain_id
         self._args = [
-            "--host", "127.0.0.1", "--port", str(self.port), "--chain-id", str(chain_id),
-            "--accounts", str(accounts), "--balance", str(balance_ether), "--silent",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(self.port),
+            "--chain-id",
+            str(chain_id),
+            "--accounts",
+            str(accounts),
+            "--balance",
+            str(balance_ether),
+            "--silent",
         ]
         if block_time is not None:
             self._args += ["--block-time", str(block_time)]
@@ -83,14 +94,18 @@ class AnvilNode:
     def rpc_url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def web3(self) -> AsyncWeb3:
+    def web3(self) -> Web3Client:
         return connect(self.rpc_url)
 
     async def start(self, ready_timeout: float = 20.0) -> None:
         config = Path(self._tmp.name) / "anvil.json"
         self._process = await asyncio.create_subprocess_exec(
-            find_anvil(), *self._args, "--config-out", str(config),
-            stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
+            find_anvil(),
+            *self._args,
+            "--config-out",
+            str(config),
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.PIPE,
         )
         deadline = asyncio.get_running_loop().time() + ready_timeout
         while not await self._port_open():
@@ -132,7 +147,10 @@ class AnvilNode:
         return self
 
     async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
     ) -> None:
         await self.stop()
 
@@ -140,11 +158,11 @@ class AnvilNode:
 class DevChain:
     """Test-node controls (anvil's and hardhat's `evm_*` methods) over any AsyncWeb3."""
 
-    def __init__(self, w3: AsyncWeb3) -> None:
+    def __init__(self, w3: Web3Client) -> None:
         self.w3 = w3
 
     async def _rpc(self, method: str, params: list[Any]) -> Any:
-        response = await self.w3.provider.make_request(method, params)  # type: ignore[arg-type]
+        response = await self.w3.provider.make_request(RPCEndpoint(method), params)
         if "error" in response:
             raise RuntimeError(f"{method} failed: {response['error']}")
         return response.get("result")

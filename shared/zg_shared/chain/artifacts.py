@@ -30,4 +30,6 @@ def load_artifact(name: str, folder: Path = ARTIFACT_DIR) -> ContractArtifact:
     if not path.exists():
         raise FileNotFoundError(f"no artifact {path}: run scripts/compile_contracts.py")
     raw = json.loads(path.read_text())
-    return ContractArtifact(contract_name=raw["contractName"], abi=raw["abi"], bytecode=raw["bytecode"])
+    return ContractArtifact(
+        contract_name=raw["contractName"], abi=raw["abi"], bytecode=raw["bytecode"]
+    )

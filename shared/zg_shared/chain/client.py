@@ -7,7 +7,7 @@ from typing import Any
 
 from eth_account import Account as EthAccount
 from eth_account.signers.local import LocalAccount
-from eth_utils import to_checksum_address
+from eth_typing import ChecksumAddress
 from web3 import AsyncWeb3
 from web3.contract import AsyncContract
 from web3.exceptions import ContractLogicError
@@ -15,19 +15,21 @@ from web3.exceptions import ContractLogicError
 from zg_shared.chain.artifacts import ContractArtifact, load_artifact
 from zg_shared.chain.errors import ChainError, RevertDecoder
 from zg_shared.chain.events import EventDecoder, ServingEvent
-from zg_shared.chain.models import Account, ServiceParams, Service, SettlementProof
+from zg_shared.chain.models import Account, Service, ServiceParams, SettlementProof
 from zg_shared.chain.sender import TransactionSender, TxResult, revert_data
-from zg_shared.chain.types import Address
+from zg_shared.chain.types import Address, Web3Client, checksum
 
 DEFAULT_PAGE = 100
 
 
-def connect(rpc_url: str, timeout: float = 30.0) -> AsyncWeb3:
-    return AsyncWeb3(AsyncWeb3.AsyncHTTPProvider(rpc_url, request_kwargs={"timeout": timeout}))
+def connect(rpc_url: str, timeout: float = 30.0) -> Web3Client:
+    provider = AsyncWeb3.AsyncHTTPProvider(rpc_url, request_kwargs={"timeout": timeout})
+    w3: Web3Client = AsyncWeb3(provider)
+    return w3
 
 
 async def deploy_contract(
-    w3: AsyncWeb3, deployer: LocalAccount, artifact: ContractArtifact, *args: Any
+    w3: Web3Client, deployer: LocalAccount, artifact: ContractArtifact, *args: Any
 ) -> TxResult:
     """Deploys any compiled contract; the address is in `TxResult.contract_address`."""
     factory = w3.eth.contract(abi=artifact.abi, bytecode=artifact.bytecode)
@@ -46,22 +48,24 @@ class ServingClient:
     decoded events, and raise ContractRevert (nothing mined) or TransactionReverted.
     """
 
-    def __init__(self, w3: AsyncWeb3, address: str, account: LocalAccount | None = None) -> None:
+    def __init__(self, w3: Web3Client, address: str, account: LocalAccount | None = None) -> None:
         artifact = load_artifact("Serving")
         self.w3 = w3
         # decode_tuples: structs come back as named tuples, which `_plain` turns into dicts.
         self.contract: AsyncContract = w3.eth.contract(
-            address=w3.to_checksum_address(address), abi=artifact.abi, decode_tuples=True
+            address=checksum(address), abi=artifact.abi, decode_tuples=True
         )
         self.reverts = RevertDecoder(artifact.abi)
         self.events = EventDecoder(artifact.abi)
         self._sender = (
-            TransactionSender(w3, account, self.reverts, self.events) if account is not None else None
+            TransactionSender(w3, account, self.reverts, self.events)
+            if account is not None
+            else None
         )
 
     @classmethod
     async def deploy(
-        cls, w3: AsyncWeb3, deployer: LocalAccount, *, lock_time: int, verifier: str
+        cls, w3: Web3Client, deployer: LocalAccount, *, lock_time: int, verifier: str
     ) -> ServingClient:
         result = await deploy_contract(w3, deployer, load_artifact("Serving"), lock_time, verifier)
         assert result.contract_address is not None
@@ -69,16 +73,15 @@ class ServingClient:
 
     def as_sender(self, account: LocalAccount | str) -> ServingClient:
         """The same contract and connection, sending from another key."""
-        if isinstance(account, str):
-            account = EthAccount.from_key(account)
-        return ServingClient(self.w3, self.address, account)
+        key = EthAccount.from_key(account) if isinstance(account, str) else account
+        return ServingClient(self.w3, self.address, key)
 
     @property
-    def address(self) -> str:
-        return str(self.contract.address)
+    def address(self) -> ChecksumAddress:
+        return self.contract.address
 
     @property
-    def sender(self) -> str:
+    def sender(self) -> ChecksumAddress:
         return self._require_sender().address
 
     # ------------------------------------------------------------ user transactions
@@ -86,16 +89,18 @@ class ServingClient:
     async def add_account(
         self, provider: str, signer: tuple[int, int], additional_info: str = "", *, value: int = 0
     ) -> TxResult:
-        return await self._transact("addAccount", _addr(provider), list(signer), additional_info, value=value)
+        return await self._transact(
+            "addAccount", checksum(provider), list(signer), additional_info, value=value
+        )
 
     async def deposit_fund(self, provider: str, *, value: int) -> TxResult:
-        return await self._transact("depositFund", _addr(provider), value=value)
+        return await self._transact("depositFund", checksum(provider), value=value)
 
     async def request_refund(self, provider: str, amount: int) -> TxResult:
-        return await self._transact("requestRefund", _addr(provider), amount)
+        return await self._transact("requestRefund", checksum(provider), amount)
 
     async def process_refund(self, provider: str, indices: Sequence[int]) -> TxResult:
-        return await self._transact("processRefund", _addr(provider), list(indices))
+        return await self._transact("processRefund", checksum(provider), list(indices))
 
     # ------------------------------------------------------------ provider transactions
 
@@ -105,7 +110,9 @@ class ServingClient:
     async def remove_service(self, name: str) -> TxResult:
         return await self._transact("removeService", name)
 
-    async def settle_fees(self, proofs: Sequence[SettlementProof], *, gas: int | None = None) -> TxResult:
+    async def settle_fees(
+        self, proofs: Sequence[SettlementProof], *, gas: int | None = None
+    ) -> TxResult:
         return await self._transact("settleFees", [p.to_abi() for p in proofs], gas=gas)
 
     # ------------------------------------------------------------ views
@@ -114,10 +121,12 @@ class ServingClient:
         return int(await self._view("lockTime"))
 
     async def verifier(self) -> Address:
-        return str(await self._view("verifier"))
+        return checksum(await self._view("verifier"))
 
     async def get_account(self, user: str, provider: str) -> Account:
-        return Account.model_validate(_plain(await self._view("getAccount", _addr(user), _addr(provider))))
+        return Account.model_validate(
+            _plain(await self._view("getAccount", checksum(user), checksum(provider)))
+        )
 
     async def account_count(self) -> int:
         return int(await self._view("accountCount"))
@@ -137,7 +146,8 @@ class ServingClient:
         return [a async for a in self.iter_accounts()]
 
     async def get_service(self, provider: str, name: str) -> Service:
-        return Service.model_validate(_plain(await self._view("getService", _addr(provider), name)))
+        row = await self._view("getService", checksum(provider), name)
+        return Service.model_validate(_plain(row))
 
     async def service_count(self) -> int:
         return int(await self._view("serviceCount"))
@@ -157,7 +167,7 @@ class ServingClient:
         logs = await self.w3.eth.get_logs(
             {"address": self.contract.address, "fromBlock": from_block, "toBlock": to_block}
         )
-        return self.events.decode_all(logs)  # type: ignore[arg-type]
+        return self.events.decode_all(logs)
 
     # ------------------------------------------------------------ plumbing
 
@@ -166,21 +176,20 @@ class ServingClient:
             raise ChainError("this client is read-only: give it an account to send transactions")
         return self._sender
 
-    async def _transact(self, fn: str, *args: Any, value: int = 0, gas: int | None = None) -> TxResult:
+    async def _transact(
+        self, fn: str, *args: Any, value: int = 0, gas: int | None = None
+    ) -> TxResult:
         sender = self._require_sender()
         data = self.contract.encode_abi(fn, args=list(args))
-        return await sender.send({"to": self.contract.address, "data": data, "value": value}, gas=gas)
+        return await sender.send(
+            {"to": self.contract.address, "data": data, "value": value}, gas=gas
+        )
 
     async def _view(self, fn: str, *args: Any) -> Any:
         try:
             return await self.contract.functions[fn](*args).call()
         except ContractLogicError as exc:
             raise self.reverts.decode(revert_data(exc)) from None
-
-
-def _addr(value: str) -> str:
-    """web3 takes only checksummed addresses; callers may hold any spelling."""
-    return str(to_checksum_address(value))
 
 
 def _plain(value: Any) -> Any:

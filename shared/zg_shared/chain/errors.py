@@ -1,17 +1,18 @@
 """Errors raised by chain access.
 
-    ChainError
-     ├── ContractRevert        the contract refused: carries the custom error's name and args
-     │    └── TransactionReverted  ...and the transaction was mined (gas spent)
-     └── ChainUnavailable      the RPC endpoint could not be reached or answered with an error
+ChainError
+ ├── ContractRevert        the contract refused: carries the custom error's name and args
+ │    └── TransactionReverted  ...and the transaction was mined (gas spent)
+ └── ChainUnavailable      the RPC endpoint could not be reached or answered with an error
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from eth_abi import decode
-from eth_utils import function_signature_to_4byte_selector, to_checksum_address
+from eth_abi.abi import decode
+from eth_utils.abi import function_signature_to_4byte_selector
+from eth_utils.address import to_checksum_address
 
 
 class ChainError(Exception):
@@ -31,7 +32,9 @@ class ContractRevert(ChainError):
         self.args_by_name = args
         self.data = data
         shown = ", ".join(f"{k}={v!r}" for k, v in args.items())
-        super().__init__(f"{name or 'revert'}({shown})" if name else f"reverted: {data or 'no data'}")
+        super().__init__(
+            f"{name or 'revert'}({shown})" if name else f"reverted: {data or 'no data'}"
+        )
 
 
 class TransactionReverted(ContractRevert):
@@ -49,7 +52,7 @@ _BUILTIN_ERRORS: list[dict[str, Any]] = [
 def _abi_type(param: dict[str, Any]) -> str:
     if param["type"].startswith("tuple"):
         inner = ",".join(_abi_type(c) for c in param["components"])
-        return f"({inner}){param['type'][len('tuple'):]}"
+        return f"({inner}){param['type'][len('tuple') :]}"
     return str(param["type"])
 
 

@@ -9,8 +9,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any, ClassVar
 
-from eth_abi import decode
-from eth_utils import event_signature_to_log_topic
+from eth_abi.abi import decode
+from eth_utils.abi import event_signature_to_log_topic
 from pydantic import BaseModel, ConfigDict
 from pydantic.alias_generators import to_camel
 

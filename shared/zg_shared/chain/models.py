@@ -1,4 +1,4 @@
-"""The Serving contract's structs as pydantic models (field names snake_case, ABI names as aliases)."""
+"""The Serving contract's structs as pydantic models: snake_case fields, ABI names as aliases."""
 
 from __future__ import annotations
 

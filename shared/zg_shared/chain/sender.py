@@ -8,13 +8,14 @@ key per process: two senders for one key would race for nonces.
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from typing import Any, cast
 
 from aiohttp import ClientError
 from eth_account.signers.local import LocalAccount
+from eth_typing import ChecksumAddress, HexStr
 from pydantic import BaseModel, ConfigDict
-from web3 import AsyncWeb3
 from web3.exceptions import ContractLogicError, TimeExhausted, Web3RPCError
+from web3.types import TxParams
 
 from zg_shared.chain.errors import (
     ChainUnavailable,
@@ -23,6 +24,7 @@ from zg_shared.chain.errors import (
     TransactionReverted,
 )
 from zg_shared.chain.events import EventDecoder, ServingEvent
+from zg_shared.chain.types import Address, Web3Client
 
 # Headroom over eth_estimateGas: estimates are exact for the state they ran on; a little slack
 # keeps a transaction alive when state moves between estimate and inclusion.
@@ -35,7 +37,8 @@ class TxResult(BaseModel):
     tx_hash: str
     block_number: int
     gas_used: int
-    contract_address: str | None = None
+    fee_paid: int = 0
+    contract_address: Address | None = None
     events: tuple[ServingEvent, ...] = ()
 
     def events_of(self, kind: type[ServingEvent]) -> list[Any]:
@@ -52,7 +55,7 @@ def revert_data(exc: ContractLogicError) -> str | None:
 class TransactionSender:
     def __init__(
         self,
-        w3: AsyncWeb3,
+        w3: Web3Client,
         account: LocalAccount,
         reverts: RevertDecoder,
         events: EventDecoder | None = None,
@@ -68,40 +71,38 @@ class TransactionSender:
         self._chain_id: int | None = None
 
     @property
-    def address(self) -> str:
-        return str(self.account.address)
-
-    async def call(self, tx: dict[str, Any], block: int | str = "latest") -> bytes:
-        """eth_call with the sender as `from`; reverts come back as ContractRevert."""
-        try:
-            return bytes(await self.w3.eth.call({"from": self.address, **tx}, block))  # type: ignore[arg-type]
-        except ContractLogicError as exc:
-            raise self._reverts.decode(revert_data(exc)) from None
+    def address(self) -> ChecksumAddress:
+        return self.account.address
 
     async def send(self, tx: dict[str, Any], gas: int | None = None) -> TxResult:
         """Estimate (which surfaces reverts before any gas is spent), sign, send, wait."""
         tx = {"from": self.address, "value": 0, **tx}
         try:
             if gas is None:
-                estimate = await self.w3.eth.estimate_gas(tx)  # type: ignore[arg-type]
+                estimate = await self.w3.eth.estimate_gas(cast(TxParams, tx))
                 gas = estimate * GAS_MARGIN_NUM // GAS_MARGIN_DEN
             tx_hash = await self._sign_and_send({**tx, "gas": gas})
             receipt = await self.w3.eth.wait_for_transaction_receipt(
-                tx_hash, timeout=self._receipt_timeout
+                HexStr(tx_hash), timeout=self._receipt_timeout
             )
         except ContractLogicError as exc:
             raise self._reverts.decode(revert_data(exc)) from None
         except TimeExhausted as exc:
-            raise ChainUnavailable(f"transaction not mined in {self._receipt_timeout}s: {exc}") from exc
+            raise ChainUnavailable(
+                f"transaction not mined in {self._receipt_timeout}s: {exc}"
+            ) from exc
         except (ClientError, OSError, Web3RPCError) as exc:
             raise ChainUnavailable(f"RPC failed: {exc}") from exc
         if receipt["status"] != 1:
-            raise TransactionReverted(await self._replay_revert(tx, receipt["blockNumber"]), tx_hash)
+            raise TransactionReverted(
+                await self._replay_revert(tx, receipt["blockNumber"]), tx_hash
+            )
         logs = receipt["logs"]
         return TxResult(
             tx_hash=tx_hash,
             block_number=receipt["blockNumber"],
             gas_used=receipt["gasUsed"],
+            fee_paid=receipt["gasUsed"] * receipt["effectiveGasPrice"],
             contract_address=receipt.get("contractAddress"),
             events=tuple(self._events.decode_all(logs)) if self._events else (),
         )
@@ -112,9 +113,11 @@ class TransactionSender:
         fees = await self._fees()
         async with self._nonce_lock:
             if self._next_nonce is None:
-                self._next_nonce = await self.w3.eth.get_transaction_count(self.account.address, "pending")
+                self._next_nonce = await self.w3.eth.get_transaction_count(
+                    self.account.address, "pending"
+                )
             full = {**tx, **fees, "nonce": self._next_nonce, "chainId": self._chain_id, "type": 2}
-            signed = self.account.sign_transaction(full)
+            signed = self.account.sign_transaction(cast(dict[str, Any], full))
             try:
                 tx_hash = await self.w3.eth.send_raw_transaction(signed.raw_transaction)
             except BaseException:
@@ -134,7 +137,7 @@ class TransactionSender:
     async def _replay_revert(self, tx: dict[str, Any], block_number: int) -> ContractRevert:
         """A mined transaction failed: re-run it on the state it saw to learn why."""
         try:
-            await self.w3.eth.call(tx, block_number - 1)  # type: ignore[arg-type]
+            await self.w3.eth.call(cast(TxParams, tx), block_number - 1)
         except ContractLogicError as exc:
             return self._reverts.decode(revert_data(exc))
         return ContractRevert("", {}, "")

@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any, TypeAlias
 
-from eth_utils import is_address, to_checksum_address
+from eth_typing import ChecksumAddress
+from eth_utils.address import is_address, to_checksum_address
 from pydantic import AfterValidator, BeforeValidator, Field
+from web3 import AsyncWeb3
+
+Web3Client: TypeAlias = AsyncWeb3[Any]
+"""An async web3 connection over any provider."""
 
 
-def _checksum(value: str) -> str:
+def checksum(value: str) -> ChecksumAddress:
+    """`value` in EIP-55 form; ValueError if it is not an address at all."""
     if not is_address(value):
         raise ValueError(f"not an Ethereum address: {value!r}")
-    return str(to_checksum_address(value))
+    return to_checksum_address(value)
 
 
 def _hex32(value: object) -> str:
@@ -24,7 +30,7 @@ def _hex32(value: object) -> str:
     return text.lower()
 
 
-Address = Annotated[str, AfterValidator(_checksum)]
+Address = Annotated[ChecksumAddress, AfterValidator(checksum)]
 """An Ethereum address, stored in its EIP-55 checksummed form."""
 
 Hash32 = Annotated[str, BeforeValidator(_hex32)]

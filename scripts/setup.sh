@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Installs everything zgserve needs on a fresh machine: a Python venv with the project and its
+# dev tools, and the pinned npm tools (solc, anvil, circom, snarkjs). Safe to rerun.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+step() { printf '\n==> %s\n' "$*"; }
+need() { command -v "$1" >/dev/null 2>&1 || { echo "error: $1 is required ($2)" >&2; exit 1; }; }
+
+PYTHON=${PYTHON:-python3}
+need "$PYTHON" "Python >= 3.11"
+need node "Node.js >= 18, for solc, anvil, circom and snarkjs"
+need npm "npm, to install the pinned JavaScript tools"
+"$PYTHON" -c 'import sys; sys.exit(sys.version_info < (3, 11))' \
+  || { echo "error: Python >= 3.11 is required, found $("$PYTHON" --version)" >&2; exit 1; }
+
+if [ ! -x .venv/bin/python ]; then
+  step "creating .venv"
+  "$PYTHON" -m venv .venv
+fi
+step "installing Python packages (pip install -e '.[dev]')"
+.venv/bin/python -m pip install --quiet --upgrade pip
+.venv/bin/python -m pip install --quiet --progress-bar off -e '.[dev]'
+
+step "installing pinned npm tools (npm ci)"
+npm ci --no-audit --no-fund --ignore-scripts --loglevel=error
+
+step "ready: $(.venv/bin/python --version), node $(node --version), anvil $(node_modules/.bin/anvil --version | head -1)"

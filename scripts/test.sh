@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Sets up (scripts/setup.sh), starts what the tests need, runs every check CI runs:
+# contract artifacts match a fresh compile, ruff, mypy, then pytest against real servers.
+# Extra arguments go to pytest, e.g. scripts/test.sh -m "not slow" -x
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+scripts/setup.sh
+step() { printf '\n==> %s\n' "$*"; }
+
+step "NATS and Redis (started from the venv's embedded binaries unless already listening)"
+.venv/bin/zg-local-servers ensure
+
+step "compiled contracts match the sources"
+.venv/bin/python scripts/compile_contracts.py --check
+
+step "ruff"
+.venv/bin/ruff check .
+.venv/bin/ruff format --check . >/dev/null || echo "note: ruff format would reformat some files"
+
+step "mypy"
+.venv/bin/mypy
+
+step "pytest"
+.venv/bin/python -m pytest "$@"

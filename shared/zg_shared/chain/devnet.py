@@ -1,0 +1,184 @@
+"""Runs a local chain with the Serving contract deployed and a demo service registered.
+
+    zg-devnet                 # start anvil, deploy, register, print, run until Ctrl-C
+    zg-devnet --exit --json   # the same, print JSON and stop (for scripts and tests)
+    zg-devnet --rpc-url URL --deployer-key KEY   # deploy onto an existing node instead
+
+The keys are anvil's well-known development keys: never use them on a real network.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import sys
+import time
+from pathlib import Path
+
+from eth_account import Account as EthAccount
+from eth_account.signers.local import LocalAccount
+from pydantic import BaseModel
+
+from zg_shared.chain.anvil import AnvilNode
+from zg_shared.chain.client import ServingClient, connect
+from zg_shared.chain.errors import ChainError
+from zg_shared.chain.models import Service, ServiceParams
+from zg_shared.chain.types import Web3Client
+
+DEFAULT_LOCK_TIME = 24 * 3600
+# Until a verifier is deployed beside Serving, settlement calls revert: no proof is accepted.
+NO_VERIFIER = "0x0000000000000000000000000000000000000000"
+
+
+class Deployment(BaseModel):
+    """What a deployment produced; written to var/deployment.json for other local tools."""
+
+    rpc_url: str
+    chain_id: int
+    serving: str
+    verifier: str
+    lock_time: int
+    deployed_at_block: int
+    provider: str
+    services: list[Service]
+
+
+def demo_service(signer_address: str, backend_url: str) -> ServiceParams:
+    return ServiceParams(
+        name="demo-chat",
+        service_type="chatbot",
+        url=backend_url,
+        model="zg-demo-1",
+        verifiability="none",
+        input_price=10**9,
+        output_price=2 * 10**9,
+        signer_address=signer_address,
+    )
+
+
+async def deploy_network(
+    w3: Web3Client,
+    rpc_url: str,
+    deployer: LocalAccount,
+    provider: LocalAccount,
+    response_signer: str,
+    *,
+    lock_time: int = DEFAULT_LOCK_TIME,
+    backend_url: str = "http://127.0.0.1:8000/v1",
+) -> Deployment:
+    serving = await ServingClient.deploy(w3, deployer, lock_time=lock_time, verifier=NO_VERIFIER)
+    block = await w3.eth.block_number
+    provider_client = serving.as_sender(provider)
+    await provider_client.add_or_update_service(demo_service(response_signer, backend_url))
+    return Deployment(
+        rpc_url=rpc_url,
+        chain_id=await w3.eth.chain_id,
+        serving=serving.address,
+        verifier=await serving.verifier(),
+        lock_time=await serving.lock_time(),
+        deployed_at_block=block,
+        provider=provider.address,
+        services=await serving.get_all_services(),
+    )
+
+
+def _print(deployment: Deployment, as_json: bool) -> None:
+    if as_json:
+        print(deployment.model_dump_json(indent=2))
+        return
+    print(f"chain        {deployment.rpc_url} (chain id {deployment.chain_id})")
+    print(f"Serving      {deployment.serving} (block {deployment.deployed_at_block})")
+    print(f"lock time    {deployment.lock_time} s")
+    verifier = (
+        "none deployed: settlement disabled"
+        if deployment.verifier == NO_VERIFIER
+        else deployment.verifier
+    )
+    print(f"verifier     {verifier}")
+    print(f"provider     {deployment.provider}")
+    for s in deployment.services:
+        print(
+            f"service      {s.name}: {s.service_type} {s.model} at {s.url}, "
+            f"input {s.input_price} wei/unit, output {s.output_price} wei/unit, "
+            f"receipts signed by {s.signer_address}"
+        )
+
+
+async def _run(args: argparse.Namespace) -> int:
+    async with contextlib.AsyncExitStack() as stack:
+        if args.rpc_url:
+            if not (args.deployer_key and args.provider_key):
+                print("error: --rpc-url needs --deployer-key and --provider-key", file=sys.stderr)
+                return 2
+            rpc_url = args.rpc_url
+            deployer = EthAccount.from_key(args.deployer_key)
+            provider = EthAccount.from_key(args.provider_key)
+            response_signer = provider.address
+        else:
+            started = time.monotonic()
+            print(f"starting anvil on port {args.port} ...", file=sys.stderr, flush=True)
+            node = await stack.enter_async_context(AnvilNode(port=args.port))
+            print(f"anvil ready in {time.monotonic() - started:.2f}s", file=sys.stderr, flush=True)
+            rpc_url = node.rpc_url
+            deployer = EthAccount.from_key(node.accounts[0].private_key)
+            provider = EthAccount.from_key(node.accounts[1].private_key)
+            response_signer = node.accounts[2].address
+        w3 = connect(rpc_url)
+        try:
+            deployment = await deploy_network(
+                w3,
+                rpc_url,
+                deployer,
+                provider,
+                response_signer,
+                lock_time=args.lock_time,
+                backend_url=args.backend_url,
+            )
+        except ChainError as exc:
+            print(f"error: deployment failed: {exc}", file=sys.stderr)
+            return 1
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(deployment.model_dump_json(indent=2))
+        _print(deployment, args.json)
+        if args.exit or args.rpc_url:
+            return 0
+        print("running; Ctrl-C stops the chain", file=sys.stderr, flush=True)
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.Event().wait()
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="zg-devnet",
+        description=__doc__.split("\n\n")[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=__doc__.split("\n\n", 1)[1],
+    )
+    parser.add_argument("--port", type=int, default=8545, help="anvil's port (default 8545)")
+    parser.add_argument("--rpc-url", help="deploy onto this node instead of starting anvil")
+    parser.add_argument("--deployer-key", help="with --rpc-url: key that deploys")
+    parser.add_argument(
+        "--provider-key", help="with --rpc-url: key that registers the demo service"
+    )
+    parser.add_argument(
+        "--lock-time", type=int, default=DEFAULT_LOCK_TIME, help="refund lock, seconds"
+    )
+    parser.add_argument(
+        "--backend-url", default="http://127.0.0.1:8000/v1", help="demo service URL"
+    )
+    parser.add_argument(
+        "--out", type=Path, default=Path("var/deployment.json"), help="where to write"
+    )
+    parser.add_argument("--json", action="store_true", help="print the deployment as JSON")
+    parser.add_argument("--exit", action="store_true", help="stop after deploying")
+    args = parser.parse_args(argv)
+    try:
+        return asyncio.run(_run(args))
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
