@@ -4,8 +4,9 @@ pragma solidity 0.8.30;
 /// @notice Types, events and errors of the Serving contract, kept apart so that tools and other
 ///         contracts can use them without the implementation.
 interface IServing {
+    /// Packed into one storage slot: a refund request costs one new slot, not three.
     struct Refund {
-        uint256 amount;
+        uint128 amount;
         uint64 createdAt;
         bool processed;
     }

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 pragma solidity 0.8.30;
 
+import {SafeCast} from "@openzeppelin/contracts/utils/math/SafeCast.sol";
 import {IServing} from "../interfaces/IServing.sol";
 
 /// @notice Storage and bookkeeping of (user, provider) accounts. Moves no ether: the Serving
@@ -58,7 +59,13 @@ library AccountLibrary {
         uint256 available = account.balance - account.pendingRefund;
         if (amount > available) revert IServing.ServingRefundExceedsAvailable(amount, available);
         index = account.refunds.length;
-        account.refunds.push(IServing.Refund({amount: amount, createdAt: uint64(block.timestamp), processed: false}));
+        account.refunds.push(
+            IServing.Refund({
+                amount: SafeCast.toUint128(amount),
+                createdAt: SafeCast.toUint64(block.timestamp),
+                processed: false
+            })
+        );
         account.pendingRefund += amount;
     }
 
@@ -95,7 +102,8 @@ library AccountLibrary {
         for (uint256 i = account.refunds.length; i > 0 && excess > 0; --i) {
             IServing.Refund storage refund = account.refunds[i - 1];
             if (refund.processed || refund.amount == 0) continue;
-            uint256 taken = excess < refund.amount ? excess : refund.amount;
+            // Fits: taken <= refund.amount, a uint128.
+            uint128 taken = uint128(excess < refund.amount ? excess : refund.amount);
             refund.amount -= taken;
             excess -= taken;
             // An emptied refund has nothing left to pay; closing it keeps processRefund honest.

@@ -1,0 +1,2 @@
+"""Follows the Serving contract's events with confirmations and reorg handling, publishes them
+and keeps Redis current. Built in the billing-and-indexer issue."""
