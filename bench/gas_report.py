@@ -15,7 +15,15 @@ import sys
 
 from eth_account import Account as EthAccount
 
-from zg_shared.chain import AnvilNode, DevChain, ServiceParams, ServingClient, TxResult
+from zg_shared.chain import (
+    AnvilNode,
+    DevChain,
+    ServiceParams,
+    ServingClient,
+    TxResult,
+    deploy_contract,
+    load_artifact,
+)
 
 LOCK_TIME = 3600
 NO_VERIFIER = "0x000000000000000000000000000000000000dEaD"
@@ -32,11 +40,12 @@ async def measure() -> list[tuple[str, int]]:
         w3 = node.web3()
         keys = [EthAccount.from_key(a.private_key) for a in node.accounts]
         chain = DevChain(w3)
-        serving = await ServingClient.deploy(w3, keys[0], lock_time=LOCK_TIME, verifier=NO_VERIFIER)
-        receipt = await w3.eth.get_transaction_receipt(
-            (await w3.eth.get_block("latest"))["transactions"][0]
+        deployed = await deploy_contract(
+            w3, keys[0], load_artifact("Serving"), LOCK_TIME, NO_VERIFIER
         )
-        rows.append(("deploy Serving", receipt["gasUsed"]))
+        record("deploy Serving", deployed)
+        assert deployed.contract_address is not None
+        serving = ServingClient(w3, deployed.contract_address, keys[0])
 
         provider = serving.as_sender(keys[1])
         service = ServiceParams(

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from eth_account import Account as EthAccount
 from eth_account.signers.local import LocalAccount
+
 from zg_shared.chain import AnvilNode, DevChain, ServingClient, Web3Client
 
 TEST_ARTIFACTS = Path(__file__).parent / "artifacts"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 from eth_account.signers.local import LocalAccount
+
 from zg_shared.chain import (
     AccountAdded,
     BalanceUpdated,

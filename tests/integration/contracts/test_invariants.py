@@ -14,9 +14,9 @@ from eth_account.signers.local import LocalAccount
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
-from zg_shared.chain import AnvilNode, ContractRevert, DevChain, ServingClient, connect
 
 from tests.conftest import LOCK_TIME, NO_VERIFIER
+from zg_shared.chain import AnvilNode, ContractRevert, DevChain, ServingClient, connect
 
 T = TypeVar("T")
 USERS = range(3)

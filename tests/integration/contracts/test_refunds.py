@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import pytest
 from eth_account.signers.local import LocalAccount
+
+from tests.conftest import LOCK_TIME, TEST_ARTIFACTS
 from zg_shared.chain import (
     BalanceUpdated,
     ContractRevert,
@@ -17,8 +19,6 @@ from zg_shared.chain import (
     load_artifact,
 )
 from zg_shared.chain.errors import RevertDecoder
-
-from tests.conftest import LOCK_TIME, TEST_ARTIFACTS
 
 SIGNER = (11, 22)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from eth_account.signers.local import LocalAccount
 from pydantic import ValidationError
+
 from zg_shared.chain import (
     ContractRevert,
     ServiceParams,

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import pytest
 from eth_account.signers.local import LocalAccount
+
 from zg_shared.chain import ContractRevert, ServingClient, SettlementProof, Web3Client
 
 SIGNER = (31, 41)

@@ -6,6 +6,7 @@ import pytest
 from eth_abi.abi import encode
 from eth_utils.abi import event_signature_to_log_topic, function_signature_to_4byte_selector
 from pydantic import ValidationError
+
 from zg_shared.chain import FeesSettled, ServiceParams, ServiceUpdated, load_artifact
 from zg_shared.chain.errors import RevertDecoder
 from zg_shared.chain.events import EventDecoder
