@@ -9,7 +9,7 @@ import {IServing} from "../interfaces/IServing.sol";
 library AccountLibrary {
     /// BN254 scalar field: a signer coordinate at or above it can never match a proof.
     uint256 internal constant SNARK_SCALAR_FIELD =
-        21888242871839275222246405745257275088548364400416034343989734815133327360001;
+        21888242871839275222246405745257275088548364400416034343698204186575808495617;
 
     struct AccountMap {
         mapping(bytes32 key => IServing.Account) accounts;

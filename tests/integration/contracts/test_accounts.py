@@ -14,7 +14,8 @@ from zg_shared.chain import (
     Web3Client,
 )
 
-SNARK_FIELD = 21888242871839275222246405745257275088548364400416034343989734815133327360001
+# BN254 scalar field r (0x30644e72...f0000001).
+SNARK_FIELD = 0x30644E72E131A029B85045B68181585D2833E84879B9709143E1F593F0000001
 SIGNER = (123456789, 987654321)
 
 
@@ -144,3 +145,11 @@ async def test_accounts_page_through_in_creation_order(
     assert [a.balance for a in paged] == [1, 2, 3, 4, 5]
     assert [a.user for a in paged] == [k.address for k in keys[5:10]]
     assert await serving.get_all_accounts() == paged
+
+
+async def test_the_largest_field_element_is_a_valid_signer_coordinate(
+    serving: ServingClient, keys: list[LocalAccount]
+) -> None:
+    await serving.as_sender(keys[5]).add_account(keys[1].address, (SNARK_FIELD - 1, 1), value=1)
+    account = await serving.get_account(keys[5].address, keys[1].address)
+    assert account.signer == (SNARK_FIELD - 1, 1)
