@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
@@ -10,11 +10,26 @@ from eth_account import Account as EthAccount
 from eth_account.signers.local import LocalAccount
 
 from zg_shared.chain import AnvilNode, DevChain, ServingClient, Web3Client
+from zg_shared.localservers import PrivateServer
 
 TEST_ARTIFACTS = Path(__file__).parent / "artifacts"
 LOCK_TIME = 3600
 # No code at this address: settlement reverts until a verifier is deployed (issue 3).
 NO_VERIFIER = "0x000000000000000000000000000000000000dEaD"
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> Iterator[str]:
+    """A Redis server of this test session's own: tests may flush it freely."""
+    with PrivateServer("redis") as server:
+        yield server.url
+
+
+@pytest.fixture(scope="session")
+def nats_url() -> Iterator[str]:
+    """A NATS server with JetStream of this test session's own, with empty streams."""
+    with PrivateServer("nats") as server:
+        yield server.url
 
 
 @pytest.fixture(scope="session")
