@@ -1,0 +1,118 @@
+"""Each (user, provider) account's live state in Redis, shared by three services.
+
+One hash per account, with fields owned by whoever changes them:
+
+- indexer (or the gateway's loader): `balance, pending_refund, settled_nonce, signer_x,
+  signer_y`, the contract's view as of `chain_block`;
+- gateway: `unsettled` (signed fees served, not yet settled), `reserved` (output fees at
+  risk in requests being served), `output_debt` (output fees of finished responses that no
+  later request has paid yet);
+- billing: `sealed_nonce` (nonces at or below it belong to a batch; the gateway refuses them);
+
+and two sorted sets of zero-padded nonces (`zg_shared.lua`): `:nonces`, every nonce accepted
+above the sealed nonce (never accepted twice), and `:inflight`, the nonces still being
+served. All keys of one account share a Redis Cluster hash tag, so one Lua script can touch
+them atomically.
+
+Amounts are decimal strings (wei overflows Redis integers and Lua numbers). Redis is a view:
+the served-request stream and the chain can rebuild all of it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict
+from redis.asyncio import Redis
+
+from zg_shared.chain.models import Account
+
+PREFIX = "zg:acct"
+
+
+def account_key(user: str, provider: str) -> str:
+    return f"{PREFIX}:{{{provider.lower()}:{user.lower()}}}"
+
+
+def nonces_key(user: str, provider: str) -> str:
+    return account_key(user, provider) + ":nonces"
+
+
+def inflight_key(user: str, provider: str) -> str:
+    return account_key(user, provider) + ":inflight"
+
+
+class AccountState(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    balance: int = 0
+    pending_refund: int = 0
+    settled_nonce: int = 0
+    signer_x: int = 0
+    signer_y: int = 0
+    chain_block: int = -1
+    unsettled: int = 0
+    reserved: int = 0
+    output_debt: int = 0
+    sealed_nonce: int = 0
+
+    @property
+    def known_on_chain(self) -> bool:
+        return self.chain_block >= 0
+
+    @property
+    def signer(self) -> tuple[int, int]:
+        return (self.signer_x, self.signer_y)
+
+    @property
+    def exposure(self) -> int:
+        """What the provider may still collect from this balance: signed but unsettled fees,
+        unpaid output fees, and the output fees at risk in requests being served."""
+        return self.unsettled + self.output_debt + self.reserved
+
+    @property
+    def spendable(self) -> int:
+        return self.balance - self.pending_refund - self.exposure
+
+
+# Applies the chain's view unless a newer block's view is already there: the indexer and the
+# gateway's loader may race, and an older read must never overwrite a newer one.
+_APPLY_CHAIN_STATE = """
+local stored = tonumber(redis.call('HGET', KEYS[1], 'chain_block') or '-1')
+if tonumber(ARGV[1]) < stored then return 0 end
+redis.call('HSET', KEYS[1], 'chain_block', ARGV[1], 'balance', ARGV[2], 'pending_refund', ARGV[3],
+  'settled_nonce', ARGV[4], 'signer_x', ARGV[5], 'signer_y', ARGV[6])
+return 1
+"""
+
+
+class AccountStore:
+    def __init__(self, redis: Redis) -> None:
+        self.redis = redis
+        self._apply = redis.register_script(_APPLY_CHAIN_STATE)
+
+    async def read(self, user: str, provider: str) -> AccountState | None:
+        raw: dict[Any, Any] = await self.redis.hgetall(account_key(user, provider))
+        if not raw:
+            return None
+        fields = {_text(k): int(v) for k, v in raw.items() if _text(k) in AccountState.model_fields}
+        return AccountState(**fields)
+
+    async def apply_chain_account(self, account: Account, block: int) -> bool:
+        """Stores the contract's view of `account` as of `block`; False if a newer one is there."""
+        applied = await self._apply(
+            keys=[account_key(account.user, account.provider)],
+            args=[
+                block,
+                account.balance,
+                account.pending_refund,
+                account.nonce,
+                account.signer[0],
+                account.signer[1],
+            ],
+        )
+        return bool(applied)
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
