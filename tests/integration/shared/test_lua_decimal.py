@@ -29,7 +29,7 @@ async def redis(redis_url: str) -> AsyncIterator[Redis]:
 
 
 async def run(redis: Redis, a: int, b: int) -> list[str]:
-    out = await redis.eval(SCRIPT, 0, str(a), str(b))  # type: ignore[misc]
+    out = await redis.eval(SCRIPT, 0, str(a), str(b))
     return [v.decode() if isinstance(v, bytes) else str(v) for v in out]
 
 
