@@ -11,8 +11,8 @@ One hash per account, with fields owned by whoever changes them:
 
 and two sorted sets of zero-padded nonces (`zg_shared.lua`): `:nonces`, every nonce accepted
 above the sealed nonce (never accepted twice), and `:inflight`, the nonces still being
-served. All keys of one account share a Redis Cluster hash tag, so one Lua script can touch
-them atomically.
+served (with the hash `:inflightmeta` holding what each reserved). All keys of one account
+share a Redis Cluster hash tag, so one Lua script can touch them atomically.
 
 Amounts are decimal strings (wei overflows Redis integers and Lua numbers). Redis is a view:
 the served-request stream and the chain can rebuild all of it.
@@ -40,6 +40,11 @@ def nonces_key(user: str, provider: str) -> str:
 
 def inflight_key(user: str, provider: str) -> str:
     return account_key(user, provider) + ":inflight"
+
+
+def inflight_meta_key(user: str, provider: str) -> str:
+    """Hash: in-flight nonce member -> "fee prev reservation admitted_ms"."""
+    return account_key(user, provider) + ":inflightmeta"
 
 
 class AccountState(BaseModel):

@@ -1,27 +1,29 @@
-"""The gateway's side of each account, as two atomic Redis scripts.
+"""The gateway's side of each account, as atomic Redis scripts.
 
 `admit` runs every balance and nonce check and takes the reservation in one step, so two
 concurrent requests can never both spend the same balance or use the same nonce. `finish`
-settles the request's fate when its response ends: charged (its output fee becomes debt the
-next request pays) or voided (the backend never answered: nothing is charged, the nonce
-stays burned).
+books the request's fate when its response ends: charged (its output fee becomes debt that
+the next request pays) or voided (the backend never answered: nothing is charged, the nonce
+stays burned). What a request reserved is stored with it, so `finish` needs only the nonce,
+and a sweeper can void requests whose gateway died mid-flight (`stale`).
 """
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict
 from redis.asyncio import Redis
 
-from zg_shared.accounts import account_key, inflight_key, nonces_key
+from zg_shared.accounts import PREFIX, account_key, inflight_key, inflight_meta_key, nonces_key
 from zg_shared.lua import DECIMAL_LIB
 
 _ADMIT = (
     DECIMAL_LIB
     + """
--- KEYS: account, nonces, inflight
--- ARGV: nonce, fee, previous_output_fee, reservation, debt_bound
+-- KEYS: account, nonces, inflight, inflightmeta
+-- ARGV: nonce, fee, previous_output_fee, reservation, debt_bound, now_ms
 local acct = KEYS[1]
 local h = redis.call('HMGET', acct, 'chain_block', 'balance', 'pending_refund', 'settled_nonce',
   'sealed_nonce', 'unsettled', 'reserved', 'output_debt')
@@ -48,6 +50,7 @@ if dcmp(exposure, available) > 0 then return {'insufficient_balance', available,
 
 redis.call('ZADD', KEYS[2], 0, member)
 redis.call('ZADD', KEYS[3], 0, member)
+redis.call('HSET', KEYS[4], member, fee .. ' ' .. prev .. ' ' .. reservation .. ' ' .. ARGV[6])
 redis.call('HSET', acct, 'unsettled', dadd(unsettled, fee), 'output_debt', debt_after,
   'reserved', dadd(reserved, reservation))
 return {'ok', dsub(available, exposure)}
@@ -57,25 +60,25 @@ return {'ok', dsub(available, exposure)}
 _FINISH = (
     DECIMAL_LIB
     + """
--- KEYS: account, inflight
--- ARGV: nonce, reservation, charged (1|0), output_fee, fee, previous_output_fee
-local acct = KEYS[1]
-if redis.call('ZREM', KEYS[2], nonce_member(ARGV[1])) == 0 then return 'already_finished' end
-local h = redis.call('HMGET', acct, 'unsettled', 'reserved', 'output_debt')
+-- KEYS: account, inflight, inflightmeta
+-- ARGV: nonce, charged (1|0), output_fee
+local member = nonce_member(ARGV[1])
+local meta = redis.call('HGET', KEYS[3], member)
+if not meta then return 'already_finished' end
+local fee, prev, reservation = string.match(meta, '^(%d+) (%d+) (%d+)')
+redis.call('HDEL', KEYS[3], member)
+redis.call('ZREM', KEYS[2], member)
+local h = redis.call('HMGET', KEYS[1], 'unsettled', 'reserved', 'output_debt')
 local unsettled, reserved, debt = h[1] or '0', h[2] or '0', h[3] or '0'
-local reservation = ARGV[2]
-if dcmp(reserved, reservation) < 0 then reservation = reserved end
 reserved = dsub(reserved, reservation)
-if ARGV[3] == '1' then
-  debt = dadd(debt, ARGV[4])
+if ARGV[2] == '1' then
+  debt = dadd(debt, ARGV[3])
 else
   -- Voided: the signed fee is not collected, and the earlier output fees it paid are owed again.
-  local fee = ARGV[5]
-  if dcmp(unsettled, fee) < 0 then fee = unsettled end
   unsettled = dsub(unsettled, fee)
-  debt = dadd(debt, ARGV[6])
+  debt = dadd(debt, prev)
 end
-redis.call('HSET', acct, 'unsettled', unsettled, 'reserved', reserved, 'output_debt', debt)
+redis.call('HSET', KEYS[1], 'unsettled', unsettled, 'reserved', reserved, 'output_debt', debt)
 return 'finished'
 """
 )
@@ -112,19 +115,40 @@ class PaidRequest(BaseModel):
     previous_output_fee: int
 
 
+class InFlight(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    user: str
+    provider: str
+    nonce: int
+    admitted_ms: int
+
+
 class Ledger:
     def __init__(self, redis: Redis) -> None:
+        self._redis = redis
         self._admit = redis.register_script(_ADMIT)
         self._finish = redis.register_script(_FINISH)
 
-    async def admit(self, request: PaidRequest, reservation: int, debt_bound: int) -> Admission:
+    async def admit(
+        self, request: PaidRequest, reservation: int, debt_bound: int, now_ms: int
+    ) -> Admission:
         """Checks nonce, debt and balance and reserves, atomically; changes nothing if refused."""
+        user, provider = request.user, request.provider
         keys = [
-            account_key(request.user, request.provider),
-            nonces_key(request.user, request.provider),
-            inflight_key(request.user, request.provider),
+            account_key(user, provider),
+            nonces_key(user, provider),
+            inflight_key(user, provider),
+            inflight_meta_key(user, provider),
         ]
-        args = [request.nonce, request.fee, request.previous_output_fee, reservation, debt_bound]
+        args = [
+            request.nonce,
+            request.fee,
+            request.previous_output_fee,
+            reservation,
+            debt_bound,
+            now_ms,
+        ]
         reply = [_text(v) for v in await self._admit(keys=keys, args=args)]
         if reply[0] == "ok":
             return Admission(admitted=True, remaining=int(reply[1]))
@@ -133,23 +157,33 @@ class Ledger:
         )
 
     async def finish(
-        self, request: PaidRequest, reservation: int, *, charged: bool, output_fee: int
+        self, user: str, provider: str, nonce: int, *, charged: bool, output_fee: int = 0
     ) -> bool:
         """Releases the reservation and books the outcome; False if it was already booked
-        (a retried finish is harmless)."""
+        (a retried or swept finish is harmless)."""
         keys = [
-            account_key(request.user, request.provider),
-            inflight_key(request.user, request.provider),
+            account_key(user, provider),
+            inflight_key(user, provider),
+            inflight_meta_key(user, provider),
         ]
-        args = [
-            request.nonce,
-            reservation,
-            1 if charged else 0,
-            output_fee if charged else 0,
-            request.fee,
-            request.previous_output_fee,
-        ]
+        args = [nonce, 1 if charged else 0, output_fee if charged else 0]
         return _text(await self._finish(keys=keys, args=args)) == "finished"
+
+    async def stale(self, older_than_ms: int) -> AsyncIterator[InFlight]:
+        """Requests admitted before `older_than_ms` and never finished: their gateway died."""
+        async for key in self._redis.scan_iter(match=f"{PREFIX}:*:inflightmeta", count=500):
+            tag = _text(key)[len(PREFIX) + 2 : -len("}:inflightmeta")]
+            provider, user = tag.split(":")
+            entries = await self._redis.hgetall(key)
+            for member, meta in entries.items():
+                admitted_ms = int(_text(meta).split()[3])
+                if admitted_ms < older_than_ms:
+                    yield InFlight(
+                        user=user,
+                        provider=provider,
+                        nonce=int(_text(member)),
+                        admitted_ms=admitted_ms,
+                    )
 
 
 def _text(value: bytes | str | int) -> str:
