@@ -14,6 +14,7 @@ SERVICES = {
     "zg_billing": ROOT / "services" / "billing" / "zg_billing",
     "zg_prover": ROOT / "services" / "prover" / "zg_prover",
     "zg_chain_indexer": ROOT / "services" / "chain-indexer" / "zg_chain_indexer",
+    "zg_sample_backend": ROOT / "services" / "sample-backend" / "zg_sample_backend",
 }
 SHARED = ROOT / "shared" / "zg_shared"
 
