@@ -23,6 +23,7 @@ TEST_ONLY = ROOT / "tests" / "artifacts"
 # (source file, contract name, artifact folder): test-only contracts stay out of the package.
 CONTRACTS: list[tuple[str, str, Path]] = [
     ("contracts/src/Serving.sol", "Serving", SHIPPED),
+    ("contracts/src/verifiers/SettleBatchVerifier4.sol", "SettleBatchVerifier4", SHIPPED),
     ("contracts/test/ReentrantRefunder.sol", "ReentrantRefunder", TEST_ONLY),
 ]
 SETTINGS: dict[str, Any] = {

@@ -25,4 +25,7 @@ step "installing Python packages (pip install -e '.[dev]')"
 step "installing pinned npm tools (npm ci)"
 npm ci --no-audit --no-fund --ignore-scripts --loglevel=error
 
+step "compiling the settlement circuit for the committed N=4 keys (cached in .cache/zk)"
+.venv/bin/python scripts/zk_setup.py --size 4 --compile-only
+
 step "ready: $(.venv/bin/python --version), node $(node --version), anvil $(node_modules/.bin/anvil --version | head -1)"

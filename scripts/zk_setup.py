@@ -1,0 +1,623 @@
+"""Build the SettleBatch(N) circuit, its Groth16 keys and its Solidity verifier.
+
+    python scripts/zk_setup.py --size 4                 # dev keys, cached under .cache/zk/
+    python scripts/zk_setup.py --size 4 --install       # ...and copy them where they are committed
+    python scripts/zk_setup.py --size 4 --check         # committed keys still match the circuit?
+    python scripts/zk_setup.py --size 16 --ptau ceremony.ptau --zkey final.zkey --install
+                                                        # production: keys from a ceremony
+
+Steps, each cached (a rerun resumes where it stopped; a changed circuit redoes what depends
+on it): compile (circom --O2) -> powers of tau (dev: new + contribution + prepare phase 2,
+or the operator's prepared ceremony ptau) -> groth16 setup -> phase-2 contribution(s) ->
+verification key -> Solidity verifier adapted to ISettlementVerifier.
+
+A dev ptau has one contributor (this machine), so its keys are for tests and devnets only:
+production keys come from a public phase-1 ceremony ptau and a multi-party phase 2
+(docs/circuit.md). Never skip the contributions: with tau = 1 snarkjs still verifies proofs
+but the Solidity verifier rejects everything (the setup checks the key for that).
+
+Exit codes: 0 ok, 1 a tool failed, 2 bad usage, 3 --check found a mismatch.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import re
+import secrets
+import shutil
+import struct
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+NODE_BIN = ROOT / "node_modules" / ".bin"
+CIRCOM = NODE_BIN / "circom2"
+SNARKJS = ROOT / "node_modules" / "snarkjs" / "build" / "cli.cjs"
+CIRCUIT = ROOT / "circuits" / "settle_batch.circom"
+HARNESS_DIR = ROOT / "circuits" / "test"
+CIRCOMLIB = ROOT / "node_modules" / "circomlib"
+KEYS_DIR = ROOT / "circuits" / "keys"
+VERIFIERS_DIR = ROOT / "contracts" / "src" / "verifiers"
+DEFAULT_CACHE = ROOT / ".cache" / "zk"
+N_PUBLIC = 7
+PUBLIC_INPUTS = ["user", "provider", "initNonce", "finalNonce", "totalFee", "signerX", "signerY"]
+SOLIDITY_PRAGMA = "0.8.30"
+# Field generators: a verification key that contains them (or the point at infinity) came
+# from a setup without contributions (tau = 1 or delta = 1).
+G1_GENERATOR = ["1", "2", "1"]
+G2_GENERATOR_X = [
+    "10857046999023057135944570762232829481370756359578518086990519993285655852781",
+    "11559732032986387107991004021392285783925812861821192530917403151452391805634",
+]
+
+EXIT_OK, EXIT_TOOL, EXIT_USAGE, EXIT_MISMATCH = 0, 1, 2, 3
+
+
+class SetupError(Exception):
+    def __init__(self, message: str, code: int = EXIT_TOOL) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+class Progress:
+    """Step lines with the elapsed time since the start, flushed for CI logs."""
+
+    def __init__(self, quiet: bool = False) -> None:
+        self.start = time.monotonic()
+        self.quiet = quiet
+
+    def __call__(self, message: str) -> None:
+        if not self.quiet:
+            print(f"[{time.monotonic() - self.start:7.1f}s] {message}", flush=True)
+
+    def step(self, name: str, cached: bool, detail: str = "") -> None:
+        self(f"{name}: {'cached' if cached else 'done'}{f' ({detail})' if detail else ''}")
+
+
+def run(cmd: list[str | Path], log: Progress, *, cwd: Path = ROOT, label: str) -> str:
+    """Run a tool; its output goes to the error only (it is long and full of hashes)."""
+    t0 = time.monotonic()
+    log(f"{label} ...")
+    proc = subprocess.run(
+        [str(c) for c in cmd], cwd=cwd, capture_output=True, text=True, check=False
+    )
+    output = proc.stdout + proc.stderr
+    # snarkjs logs some errors and still exits 0.
+    if proc.returncode != 0 or "[ERROR]" in output:
+        raise SetupError(f"{label} failed ({proc.returncode}):\n{output[-4000:]}")
+    log(f"{label} took {time.monotonic() - t0:.1f}s")
+    return output
+
+
+def snarkjs(*args: str | Path) -> list[str | Path]:
+    return ["node", SNARKJS, *args]
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def circuit_fingerprint(n: int) -> str:
+    """What the compiled circuit depends on: our source, circomlib's version, N, flags."""
+    circomlib_version = json.loads((CIRCOMLIB / "package.json").read_text())["version"]
+    h = hashlib.sha256()
+    h.update(CIRCUIT.read_bytes())
+    harness = HARNESS_DIR / f"settle_batch_{n}.circom"
+    if harness.is_file():
+        h.update(harness.read_bytes())
+    h.update(f"|circomlib {circomlib_version}|N={n}|--O2".encode())
+    return h.hexdigest()
+
+
+@dataclass(frozen=True)
+class R1csInfo:
+    constraints: int
+    wires: int
+    public_inputs: int
+    outputs: int
+    private_inputs: int
+
+    def ptau_power(self) -> int:
+        # snarkjs needs a domain of at least constraints + public inputs + 1 (one extra
+        # constraint per public input, and one for the constant).
+        needed = self.constraints + self.public_inputs + self.outputs + 1
+        return max(8, (needed - 1).bit_length())
+
+
+def read_r1cs_header(path: Path) -> R1csInfo:
+    """Parse the header section of a circom .r1cs file (iden3 binary format, version 1)."""
+    data = path.read_bytes()
+    if data[:4] != b"r1cs":
+        raise SetupError(f"{path} is not an r1cs file")
+    (n_sections,) = struct.unpack_from("<I", data, 8)
+    pos = 12
+    for _ in range(n_sections):
+        kind, size = struct.unpack_from("<IQ", data, pos)
+        pos += 12
+        if kind == 1:
+            (field_size,) = struct.unpack_from("<I", data, pos)
+            p = pos + 4 + field_size
+            wires, outs, pub, prv, _labels, constraints = struct.unpack_from("<IIIIQI", data, p)
+            return R1csInfo(constraints, wires, pub, outs, prv)
+        pos += size
+    raise SetupError(f"{path} has no header section")
+
+
+class Setup:
+    def __init__(self, n: int, cache: Path, log: Progress) -> None:
+        self.n = n
+        self.cache = cache
+        self.log = log
+        self.name = f"settle_batch_{n}"
+        self.build = cache / self.name
+        self.r1cs = self.build / f"{self.name}.r1cs"
+        self.wasm = self.build / f"{self.name}_js" / f"{self.name}.wasm"
+        self.stamp = self.build / "stamp.json"
+
+    # ------------------------------------------------------------------ compile
+
+    def main_source(self) -> str:
+        """The test harness under circuits/test/ where there is one for this N, else the same
+        main generated: SettleBatch(N) with the public inputs in ISettlementVerifier's order."""
+        # Relative: circom2 runs under WASI and does not resolve absolute include paths.
+        include = Path(os.path.relpath(CIRCUIT, self.build)).as_posix()
+        harness = HARNESS_DIR / f"{self.name}.circom"
+        if harness.is_file():
+            return harness.read_text().replace('"../settle_batch.circom"', f'"{include}"')
+        return (
+            "pragma circom 2.1.0;\n"
+            f'include "{include}";\n'
+            f"component main {{public [{', '.join(PUBLIC_INPUTS)}]}} = SettleBatch({self.n});\n"
+        )
+
+    def load_stamp(self) -> dict[str, Any]:
+        if self.stamp.is_file():
+            stamp: dict[str, Any] = json.loads(self.stamp.read_text())
+            return stamp
+        return {}
+
+    def compile(self) -> R1csInfo:
+        fingerprint = circuit_fingerprint(self.n)
+        stamp = self.load_stamp()
+        if stamp.get("fingerprint") == fingerprint and self.r1cs.is_file() and self.wasm.is_file():
+            info = read_r1cs_header(self.r1cs)
+            self.log.step("compile", True, f"{info.constraints} constraints")
+            return info
+        self.build.mkdir(parents=True, exist_ok=True)
+        # Compile a copy in the cache so that circom names its outputs after it there.
+        main = self.build / f"{self.name}.circom"
+        main.write_text(self.main_source())
+        run(
+            [
+                CIRCOM,
+                main,
+                "--O2",
+                "--r1cs",
+                "--wasm",
+                "-l",
+                ROOT / "node_modules",
+                "-o",
+                self.build,
+            ],
+            self.log,
+            label=f"circom --O2 SettleBatch({self.n})",
+        )
+        info = read_r1cs_header(self.r1cs)
+        if info.public_inputs != N_PUBLIC or info.outputs != 0:
+            raise SetupError(f"expected {N_PUBLIC} public inputs and no outputs, got {info}")
+        r1cs_sha = sha256_file(self.r1cs)
+        if stamp.get("r1cs_sha256") != r1cs_sha:
+            # Other constraints: every key made for the old ones is stale. (A change that
+            # leaves the r1cs as it was, such as a comment, keeps them.)
+            for stale in [*self.build.glob("*.zkey"), *self.build.glob("*.json")]:
+                stale.unlink()
+            for stale in self.build.glob("*.sol"):
+                stale.unlink()
+            stamp = {}
+        stamp.update(fingerprint=fingerprint, r1cs_sha256=r1cs_sha)
+        self.stamp.write_text(json.dumps(stamp))
+        self.log.step("compile", False, f"{info.constraints} constraints, {info.wires} wires")
+        return info
+
+    # ------------------------------------------------------------------ powers of tau
+
+    def dev_ptau(self, power: int) -> Path:
+        """A prepared phase-1 file from this machine: one random contribution (never tau = 1).
+        Reuses any cached dev ptau of at least this power."""
+        ptau_dir = self.cache / "ptau"
+        ptau_dir.mkdir(parents=True, exist_ok=True)
+        for p in range(power, 28):
+            final = ptau_dir / f"pot{p}_final.ptau"
+            if final.is_file():
+                self.log.step("powers of tau", True, f"dev, 2^{p}: {final.name}")
+                return final
+        new = ptau_dir / f"pot{power}_0000.ptau"
+        contributed = ptau_dir / f"pot{power}_0001.ptau"
+        final = ptau_dir / f"pot{power}_final.ptau"
+        if not new.is_file():
+            run(
+                snarkjs("powersoftau", "new", "bn128", str(power), new),
+                self.log,
+                label=f"powersoftau new 2^{power}",
+            )
+        if not contributed.is_file():
+            tmp = contributed.with_suffix(".tmp")
+            # snarkjs mixes 64 bytes from the OS RNG into the entropy we pass, so the
+            # contribution's secret never appears on a command line.
+            run(
+                snarkjs(
+                    "powersoftau",
+                    "contribute",
+                    new,
+                    tmp,
+                    "--name=zgserve dev",
+                    f"-e={secrets.token_hex(32)}",
+                ),
+                self.log,
+                label=f"powersoftau contribute 2^{power}",
+            )
+            tmp.rename(contributed)
+        tmp = final.with_suffix(".tmp")
+        run(
+            snarkjs("powersoftau", "prepare", "phase2", contributed, tmp),
+            self.log,
+            label=f"powersoftau prepare phase2 2^{power} (slow: ~2 min at 2^13, ~40 min at 2^17)",
+        )
+        tmp.rename(final)
+        self.log.step("powers of tau", False, f"dev, 2^{power}")
+        return final
+
+    # ------------------------------------------------------------------ phase 2
+
+    def zkey(self, ptau: Path, contributions: int, beacon: str | None) -> Path:
+        """groth16 setup, then phase-2 contributions (and an optional beacon); cached per ptau."""
+        ptau_id = f"{ptau.name}:{ptau.stat().st_size}"
+        stamp = self.load_stamp()
+        final = self.build / f"{self.name}_final.zkey"
+        wanted = {"ptau": ptau_id, "contributions": contributions, "beacon": beacon}
+        if final.is_file() and stamp.get("zkey") == wanted:
+            self.log.step("groth16 setup + phase 2", True, final.name)
+            return final
+        if contributions < 1 and beacon is None:
+            raise SetupError(
+                "phase 2 needs at least one contribution or a beacon (delta = 1 otherwise)",
+                EXIT_USAGE,
+            )
+        current = self.build / f"{self.name}_0000.zkey"
+        run(snarkjs("groth16", "setup", self.r1cs, ptau, current), self.log, label="groth16 setup")
+        for i in range(1, contributions + 1):
+            nxt = self.build / f"{self.name}_{i:04d}.zkey"
+            run(
+                snarkjs(
+                    "zkey",
+                    "contribute",
+                    current,
+                    nxt,
+                    f"--name=zgserve dev {i}",
+                    f"-e={secrets.token_hex(32)}",
+                ),
+                self.log,
+                label=f"zkey contribute #{i}",
+            )
+            current.unlink()
+            current = nxt
+        if beacon is not None:
+            nxt = self.build / f"{self.name}_beacon.zkey"
+            run(
+                snarkjs("zkey", "beacon", current, nxt, beacon, "10", "-n=zgserve beacon"),
+                self.log,
+                label="zkey beacon",
+            )
+            current.unlink()
+            current = nxt
+        current.rename(final)
+        stamp["zkey"] = wanted
+        self.stamp.write_text(json.dumps(stamp))
+        self.log.step("groth16 setup + phase 2", False, f"{final.name}, {_mib(final)}")
+        return final
+
+    # ------------------------------------------------------------------ exports
+
+    def export(self, zkey: Path) -> tuple[Path, Path]:
+        vkey = self.build / "verification_key.json"
+        raw_sol = self.build / "verifier.raw.sol"
+        sol = self.build / f"SettleBatchVerifier{self.n}.sol"
+        fresh = vkey.is_file() and raw_sol.is_file()
+        fresh = fresh and min(vkey.stat().st_mtime, raw_sol.stat().st_mtime) >= zkey.stat().st_mtime
+        if not fresh:
+            run(
+                snarkjs("zkey", "export", "verificationkey", zkey, vkey),
+                self.log,
+                label="export verification key",
+            )
+            run(
+                snarkjs("zkey", "export", "solidityverifier", zkey, raw_sol),
+                self.log,
+                label="export Solidity verifier",
+            )
+        check_vkey(json.loads(vkey.read_text()))
+        sol.write_text(adapt_verifier(raw_sol.read_text(), self.n))
+        self.log.step("exports", fresh, f"{vkey.name}, {sol.name}")
+        return vkey, sol
+
+
+def _mib(path: Path) -> str:
+    return f"{path.stat().st_size / (1 << 20):.1f} MiB"
+
+
+def check_vkey(vk: dict[str, Any]) -> None:
+    """Refuse keys from a degenerate setup (the tau = 1 / delta = 1 trap)."""
+    if vk.get("protocol") != "groth16" or vk.get("nPublic") != N_PUBLIC:
+        raise SetupError(f"unexpected verification key: {vk.get('protocol')} {vk.get('nPublic')}")
+    g1_points = [vk["vk_alpha_1"], *vk["IC"]]
+    if any(p[2] == "0" for p in g1_points) or vk["vk_alpha_1"] == G1_GENERATOR:
+        raise SetupError("verification key has a point at infinity or alpha = 1: no contribution?")
+    if vk["vk_delta_2"] == vk["vk_gamma_2"] or vk["vk_delta_2"][0] == G2_GENERATOR_X:
+        raise SetupError("delta equals gamma: phase 2 had no contribution")
+
+
+def adapt_verifier(source: str, n: int) -> str:
+    """Turn snarkjs's Groth16Verifier into SettleBatchVerifier{n} implementing
+    ISettlementVerifier, pinned to the project's compiler. Fails loudly if the template
+    changed shape."""
+    replacements = [
+        (
+            r"pragma solidity >=0\.7\.0 <0\.9\.0;",
+            f"pragma solidity {SOLIDITY_PRAGMA};\n\n"
+            'import {ISettlementVerifier} from "../interfaces/ISettlementVerifier.sol";',
+        ),
+        (
+            r"contract Groth16Verifier \{",
+            f"/// @title Groth16 verifier for SettleBatch({n}), generated by scripts/zk_setup.py\n"
+            f"///        from circuits/keys/settle_batch_{n}/. Do not edit: regenerate.\n"
+            f"/// @dev Call with an explicit gas limit (or from a transaction that reverts on\n"
+            "///      false): with too little gas the pairing precompile fails and this returns\n"
+            "///      false rather than reverting, so eth_estimateGas on it alone underestimates.\n"
+            f"contract SettleBatchVerifier{n} is ISettlementVerifier {{",
+        ),
+        (
+            r"function verifyProof\(uint\[2\] calldata _pA, uint\[2\]\[2\] calldata _pB, "
+            rf"uint\[2\] calldata _pC, uint\[{N_PUBLIC}\] calldata _pubSignals\) public view",
+            "function verifyProof(uint256[2] calldata _pA, uint256[2][2] calldata _pB, "
+            f"uint256[2] calldata _pC, uint256[{N_PUBLIC}] calldata _pubSignals) external view",
+        ),
+    ]
+    for pattern, replacement in replacements:
+        # Escape backslashes so that re takes the replacement literally.
+        source, count = re.subn(pattern, replacement.replace("\\", "\\\\"), source)
+        if count != 1:
+            raise SetupError(f"snarkjs verifier template changed: {pattern!r} matched {count}x")
+    # Trailing spaces in the template would be noise in diffs.
+    return "\n".join(line.rstrip() for line in source.splitlines()) + "\n"
+
+
+# ---------------------------------------------------------------------- committed keys
+
+
+def committed_paths(n: int) -> dict[str, Path]:
+    keys = KEYS_DIR / f"settle_batch_{n}"
+    return {
+        "zkey": keys / f"settle_batch_{n}.zkey",
+        "vkey": keys / "verification_key.json",
+        "manifest": keys / "manifest.json",
+        "verifier": VERIFIERS_DIR / f"SettleBatchVerifier{n}.sol",
+    }
+
+
+def tool_version(package: str) -> str:
+    return str(
+        json.loads((ROOT / "node_modules" / package / "package.json").read_text())["version"]
+    )
+
+
+def install(
+    setup: Setup,
+    info: R1csInfo,
+    ptau: Path,
+    ptau_source: str,
+    zkey: Path,
+    vkey: Path,
+    sol: Path,
+    contributions: int | None,
+    beacon: str | None,
+) -> None:
+    paths = committed_paths(setup.n)
+    paths["zkey"].parent.mkdir(parents=True, exist_ok=True)
+    paths["verifier"].parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(zkey, paths["zkey"])
+    shutil.copyfile(vkey, paths["vkey"])
+    shutil.copyfile(sol, paths["verifier"])
+    manifest = {
+        "circuit": "SettleBatch",
+        "size": setup.n,
+        "public_inputs": PUBLIC_INPUTS,
+        "constraints": info.constraints,
+        "wires": info.wires,
+        "circuit_fingerprint": circuit_fingerprint(setup.n),
+        "r1cs_sha256": sha256_file(setup.r1cs),
+        "zkey_sha256": sha256_file(paths["zkey"]),
+        "vkey_sha256": sha256_file(paths["vkey"]),
+        "ptau": {
+            "file": ptau.name,
+            "power": info.ptau_power(),
+            "source": ptau_source,
+            "sha256": sha256_file(ptau),
+        },
+        "phase2": {"contributions": contributions, "beacon": beacon},
+        "tools": {
+            "circom2": tool_version("circom2"),
+            "snarkjs": tool_version("snarkjs"),
+            "circomlib": tool_version("circomlib"),
+        },
+    }
+    paths["manifest"].write_text(json.dumps(manifest, indent=2) + "\n")
+    setup.log(f"installed: {', '.join(str(p.relative_to(ROOT)) for p in paths.values())}")
+
+
+def check(setup: Setup, info: R1csInfo) -> list[str]:
+    """Compare the committed keys with the circuit as it is now; returns the problems."""
+    paths = committed_paths(setup.n)
+    missing = [str(p.relative_to(ROOT)) for p in paths.values() if not p.is_file()]
+    if missing:
+        return [f"missing: {', '.join(missing)}"]
+    manifest = json.loads(paths["manifest"].read_text())
+    problems = []
+    if manifest["r1cs_sha256"] != sha256_file(setup.r1cs):
+        problems.append("the circuit changed since the keys were made: rerun the setup")
+    for key in ("zkey", "vkey"):
+        if manifest[f"{key}_sha256"] != sha256_file(paths[key]):
+            problems.append(f"{paths[key].relative_to(ROOT)} differs from the manifest")
+    exported = setup.build / "verification_key.check.json"
+    run(
+        snarkjs("zkey", "export", "verificationkey", paths["zkey"], exported),
+        setup.log,
+        label="export vkey from the committed zkey",
+    )
+    if json.loads(exported.read_text()) != json.loads(paths["vkey"].read_text()):
+        problems.append("verification_key.json does not belong to the committed zkey")
+    try:
+        check_vkey(json.loads(paths["vkey"].read_text()))
+    except SetupError as exc:
+        problems.append(str(exc))
+    raw = setup.build / "verifier.check.sol"
+    run(
+        snarkjs("zkey", "export", "solidityverifier", paths["zkey"], raw),
+        setup.log,
+        label="export verifier from the committed zkey",
+    )
+    if adapt_verifier(raw.read_text(), setup.n) != paths["verifier"].read_text():
+        problems.append(f"{paths['verifier'].relative_to(ROOT)} is stale: rerun with --install")
+    return problems
+
+
+# ---------------------------------------------------------------------- CLI
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description="Compile SettleBatch(N), run its Groth16 setup, export the verification "
+        "key and the Solidity verifier (cached; a rerun resumes).",
+        epilog="Exit codes: 0 ok, 1 a tool failed, 2 bad usage, 3 --check found a mismatch.",
+    )
+    parser.add_argument("--size", "-n", type=int, default=4, help="circuit size N (default 4)")
+    parser.add_argument(
+        "--cache", type=Path, default=DEFAULT_CACHE, help="cache folder (default .cache/zk)"
+    )
+    parser.add_argument(
+        "--ptau",
+        type=Path,
+        help="a prepared phase-2 ptau from a public ceremony (e.g. the Hermez "
+        "powersOfTau28_hez_final_NN.ptau); default: a dev ptau made here",
+    )
+    parser.add_argument(
+        "--zkey",
+        type=Path,
+        help="use this final zkey (from a multi-party phase 2) instead of making "
+        "one; it is checked against the circuit and --ptau with `zkey verify`",
+    )
+    parser.add_argument(
+        "--contributions", type=int, default=1, help="local phase-2 contributions (default 1)"
+    )
+    parser.add_argument(
+        "--beacon",
+        help="finish phase 2 with this beacon (hex), e.g. a "
+        "future block hash announced before the ceremony",
+    )
+    parser.add_argument(
+        "--compile-only",
+        action="store_true",
+        help="only compile (the wasm witness generator and r1cs)",
+    )
+    parser.add_argument(
+        "--install",
+        action="store_true",
+        help="copy the keys to circuits/keys/ and the verifier to "
+        "contracts/src/verifiers/, with a manifest",
+    )
+    parser.add_argument(
+        "--check",
+        action="store_true",
+        help="check the committed keys against the circuit (compiles, makes no keys)",
+    )
+    parser.add_argument("--quiet", "-q", action="store_true", help="no progress output")
+    args = parser.parse_args(argv)
+    if args.size < 1:
+        parser.error("--size must be >= 1")
+    if args.contributions < 0:
+        parser.error("--contributions must be >= 0")
+    if args.beacon is not None and not re.fullmatch(r"(0x)?[0-9a-fA-F]{2,128}", args.beacon):
+        parser.error("--beacon must be hex")
+    if args.beacon is not None:
+        args.beacon = args.beacon.removeprefix("0x")  # snarkjs wants bare hex
+    if args.zkey is not None and args.ptau is None:
+        parser.error("--zkey needs the --ptau it was made from (to verify it)")
+    if args.check and args.install:
+        parser.error("--check and --install exclude each other")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    log = Progress(args.quiet)
+    if not CIRCOM.exists() or not SNARKJS.exists():
+        print("circom2/snarkjs missing: run `npm ci` first", file=sys.stderr)
+        return EXIT_TOOL
+    setup = Setup(args.size, args.cache.resolve(), log)
+    try:
+        info = setup.compile()
+        log(
+            f"SettleBatch({args.size}): {info.constraints} constraints, "
+            f"needs a 2^{info.ptau_power()} ptau"
+        )
+        if args.compile_only:
+            return EXIT_OK
+        if args.check:
+            problems = check(setup, info)
+            for problem in problems:
+                print(f"MISMATCH: {problem}", file=sys.stderr)
+            log("check: " + ("FAILED" if problems else "committed keys match the circuit"))
+            return EXIT_MISMATCH if problems else EXIT_OK
+        if args.ptau is not None:
+            if not args.ptau.is_file():
+                raise SetupError(f"--ptau {args.ptau} not found", EXIT_USAGE)
+            ptau, ptau_source = args.ptau.resolve(), "ceremony (operator-supplied)"
+        else:
+            ptau, ptau_source = setup.dev_ptau(info.ptau_power()), "dev (single contributor)"
+        if args.zkey is not None:
+            run(
+                snarkjs("zkey", "verify", setup.r1cs, ptau, args.zkey),
+                log,
+                label="zkey verify (circuit + ptau + contributions)",
+            )
+            zkey = setup.build / f"{setup.name}_final.zkey"
+            shutil.copyfile(args.zkey, zkey)
+            contributions, beacon = None, None  # recorded in the zkey itself
+        else:
+            zkey = setup.zkey(ptau, args.contributions, args.beacon)
+            contributions, beacon = args.contributions, args.beacon
+        vkey, sol = setup.export(zkey)
+        if args.install:
+            install(setup, info, ptau, ptau_source, zkey, vkey, sol, contributions, beacon)
+        log(f"ready: {zkey.relative_to(ROOT) if zkey.is_relative_to(ROOT) else zkey}")
+        return EXIT_OK
+    except SetupError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return exc.code
+    except KeyboardInterrupt:
+        print("interrupted: rerun to resume from the last finished step", file=sys.stderr)
+        return EXIT_TOOL
+
+
+if __name__ == "__main__":
+    sys.exit(main())
