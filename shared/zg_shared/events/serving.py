@@ -1,0 +1,37 @@
+"""Events the gateway publishes about the requests it served."""
+
+from __future__ import annotations
+
+from typing import ClassVar, Literal
+
+from pydantic import Field
+
+from zg_shared.chain.types import Address
+from zg_shared.events.base import Event
+
+
+class RequestServedV1(Event):
+    """One request the gateway admitted, with its outcome. `event_id` is the request id.
+
+    `charged` requests are owed: billing settles them with the user's signature. `voided`
+    ones (the backend never answered) are owed nothing; their nonce stays used.
+    """
+
+    SUBJECT: ClassVar[str] = "serving.request.served.v1"
+
+    service: str
+    user: Address
+    provider: Address
+    nonce: int = Field(ge=0, lt=2**64)
+    fee: int = Field(
+        ge=0, description="Input-Fee + Previous-Output-Fee: what the signature authorises"
+    )
+    input_fee: int = Field(ge=0)
+    previous_output_fee: int = Field(ge=0)
+    signature: str = Field(description="EdDSA-Poseidon signature, 96 bytes hex (R8x, R8y, S)")
+    input_units: int = Field(ge=0)
+    output_units: int = Field(ge=0)
+    output_fee: int = Field(ge=0, description="Owed by the user's next request")
+    outcome: Literal["charged", "voided"]
+    reason: str = Field("", description="Why a request was voided, or how it ended")
+    streamed: bool = False

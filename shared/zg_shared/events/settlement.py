@@ -1,0 +1,64 @@
+"""Events between billing and the prover: what to prove, and the proofs."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from zg_shared.chain.models import SettlementProof
+from zg_shared.chain.types import Address
+from zg_shared.events.base import Event
+from zg_shared.zk.models import SignedRequest
+
+
+class UserBatch(BaseModel):
+    """One user's signed requests to settle, in any order; the prover sorts and chunks them."""
+
+    model_config = ConfigDict(frozen=True)
+
+    user: Address
+    signer: tuple[int, int] = Field(description="The account's BabyJubJub key (x, y)")
+    requests: tuple[SignedRequest, ...] = Field(min_length=1)
+
+
+class ChunkProof(BaseModel):
+    """A proof for up to N consecutive requests of one user, ready for `settleFees`."""
+
+    model_config = ConfigDict(frozen=True)
+
+    user: Address
+    init_nonce: int
+    final_nonce: int
+    total_fee: int
+    request_count: int
+    calldata: SettlementProof
+
+
+class SettlementRequestedV1(Event):
+    SUBJECT: ClassVar[str] = "serving.settlement.requested.v1"
+
+    settlement_id: str = Field(description="Billing's id; proofs and failures refer to it")
+    provider: Address
+    batches: tuple[UserBatch, ...] = Field(min_length=1)
+
+
+class ProofReadyV1(Event):
+    SUBJECT: ClassVar[str] = "serving.proof.ready.v1"
+
+    settlement_id: str
+    provider: Address
+    proofs: tuple[ChunkProof, ...] = Field(description="In settlement order: users, then nonces")
+    backend: str = Field(description="Which prover made them, e.g. snarkjs-cpu")
+    circuit_size: int
+    prove_seconds: float
+
+
+class ProofFailedV1(Event):
+    SUBJECT: ClassVar[str] = "serving.proof.failed.v1"
+
+    settlement_id: str
+    provider: Address
+    reason: str
+    retryable: bool = Field(description="False when the input itself can never be proven")
+    user: Address | None = Field(None, description="The user whose requests failed, if one did")
