@@ -21,14 +21,16 @@ from eth_account.signers.local import LocalAccount
 from pydantic import BaseModel
 
 from zg_shared.chain.anvil import AnvilNode
-from zg_shared.chain.client import ServingClient, connect
+from zg_shared.chain.artifacts import load_artifact
+from zg_shared.chain.client import ServingClient, connect, deploy_contract
 from zg_shared.chain.errors import ChainError
 from zg_shared.chain.models import Service, ServiceParams
 from zg_shared.chain.types import Web3Client
 
 DEFAULT_LOCK_TIME = 24 * 3600
-# Until a verifier is deployed beside Serving, settlement calls revert: no proof is accepted.
 NO_VERIFIER = "0x0000000000000000000000000000000000000000"
+# The Groth16 verifier of the committed SettleBatch(4) keys (scripts/zk_setup.py).
+VERIFIER_ARTIFACT = "SettleBatchVerifier4"
 
 
 class Deployment(BaseModel):
@@ -67,7 +69,11 @@ async def deploy_network(
     lock_time: int = DEFAULT_LOCK_TIME,
     backend_url: str = "http://127.0.0.1:8000/v1",
 ) -> Deployment:
-    serving = await ServingClient.deploy(w3, deployer, lock_time=lock_time, verifier=NO_VERIFIER)
+    verifier = await deploy_contract(w3, deployer, load_artifact(VERIFIER_ARTIFACT))
+    assert verifier.contract_address is not None
+    serving = await ServingClient.deploy(
+        w3, deployer, lock_time=lock_time, verifier=verifier.contract_address
+    )
     block = await w3.eth.block_number
     provider_client = serving.as_sender(provider)
     await provider_client.add_or_update_service(demo_service(response_signer, backend_url))

@@ -1,0 +1,83 @@
+"""Wiring: broker, router, health server, telemetry. `create_app(settings)` builds it all."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from faststream import FastStream
+from faststream.nats import NatsBroker
+from faststream.nats.opentelemetry import NatsTelemetryMiddleware
+
+from zg_prover.backends import ProverBackend, select_backend
+from zg_prover.config import ProverSettings
+from zg_prover.handlers import create_router
+from zg_prover.metrics import ProverMetrics
+from zg_prover.service import ProverService
+from zg_shared.bus import ensure_streams
+from zg_shared.health import HealthServer
+from zg_shared.telemetry import Telemetry, setup_telemetry
+
+SERVICE_NAME = "zg-prover"
+# On SIGTERM a proof in flight gets this long to finish; after that JetStream redelivers it.
+GRACEFUL_TIMEOUT_S = 120.0
+
+
+@dataclass
+class ProverApp:
+    app: FastStream
+    broker: NatsBroker
+    health: HealthServer
+    backend: ProverBackend
+
+    async def start(self) -> None:
+        await self.app.start()
+
+    async def stop(self) -> None:
+        await self.app.stop()
+
+
+def create_app(
+    settings: ProverSettings,
+    *,
+    backend: ProverBackend | None = None,
+    telemetry: Telemetry | None = None,
+) -> ProverApp:
+    telemetry = telemetry or setup_telemetry(SERVICE_NAME)
+    backend = backend or select_backend(settings.backend, settings.circuit_size, settings.keys_root)
+    broker = NatsBroker(
+        settings.nats_url,
+        name=SERVICE_NAME,
+        graceful_timeout=GRACEFUL_TIMEOUT_S,
+        middlewares=[
+            NatsTelemetryMiddleware(
+                tracer_provider=telemetry.tracer_provider, meter_provider=telemetry.meter_provider
+            )
+        ],
+    )
+    metrics = ProverMetrics(telemetry.meter("zg_prover"), backend.name)
+    broker.include_router(
+        create_router(
+            ProverService(backend), broker, metrics, settings.durable_name, settings.heartbeat_s
+        )
+    )
+
+    async def nats_ready() -> None:
+        if not await broker.ping(timeout=1.0):
+            raise ConnectionError("NATS does not answer")
+
+    async def circuit_ready() -> None:
+        missing = backend.missing_artifacts()
+        if missing:
+            raise FileNotFoundError(f"missing {', '.join(map(str, missing))}")
+
+    health = HealthServer(
+        settings.http_host, settings.http_port, {"nats": nats_ready, "circuit": circuit_ready}
+    )
+
+    async def declare_streams() -> None:
+        await ensure_streams(settings.nats_url)
+
+    app = FastStream(
+        broker, on_startup=[declare_streams, health.start], after_shutdown=[health.stop]
+    )
+    return ProverApp(app=app, broker=broker, health=health, backend=backend)

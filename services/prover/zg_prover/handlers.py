@@ -1,0 +1,69 @@
+"""JetStream subscribers: validate -> prove -> publish. No proving logic here."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+
+from faststream.nats import NatsBroker, NatsMessage, NatsRouter, PullSub
+
+from zg_prover.metrics import ProverMetrics
+from zg_prover.service import ProverService
+from zg_shared.bus import SERVING_STREAM, publish_event
+from zg_shared.events import SettlementRequestedV1
+
+log = logging.getLogger(__name__)
+
+
+@contextlib.asynccontextmanager
+async def keep_alive(message: NatsMessage, every_s: float) -> AsyncIterator[None]:
+    """Tells JetStream the message is still being worked on, so that a long proof is not
+    redelivered to another prover while this one runs."""
+
+    async def beat() -> None:
+        while True:
+            await asyncio.sleep(every_s)
+            await message.in_progress()
+
+    task = asyncio.create_task(beat())
+    try:
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+def create_router(
+    service: ProverService,
+    broker: NatsBroker,
+    metrics: ProverMetrics,
+    durable: str,
+    heartbeat_s: float,
+) -> NatsRouter:
+    router = NatsRouter()
+
+    @router.subscriber(
+        SettlementRequestedV1.SUBJECT,
+        stream=SERVING_STREAM,
+        durable=durable,
+        pull_sub=PullSub(batch_size=1),
+    )
+    async def on_settlement_requested(request: SettlementRequestedV1, message: NatsMessage) -> None:
+        with metrics.in_flight():
+            async with keep_alive(message, heartbeat_s):
+                outcome = await service.handle(request)
+        metrics.record(outcome)
+        # Published before the ack: if we die in between, the redelivered request produces
+        # the same event id, which JetStream drops as a duplicate.
+        await publish_event(broker, outcome)
+        log.info(
+            "settlement %s: %s",
+            request.settlement_id,
+            type(outcome).__name__,
+            extra={"zg_settlement_id": request.settlement_id},
+        )
+
+    return router

@@ -1,0 +1,48 @@
+"""The prover's metrics (OpenTelemetry instruments, exported on /metrics)."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+
+from opentelemetry.metrics import Meter
+
+from zg_shared.events import ProofFailedV1, ProofReadyV1
+
+
+class ProverMetrics:
+    def __init__(self, meter: Meter, backend: str) -> None:
+        self._backend = {"backend": backend}
+        self._proofs = meter.create_counter(
+            "zg_prover_proofs", unit="{proof}", description="Chunk proofs published"
+        )
+        self._failures = meter.create_counter(
+            "zg_prover_failures",
+            unit="{settlement}",
+            description="Settlements that cannot be proven",
+        )
+        self._seconds = meter.create_histogram(
+            "zg_prover_settlement_seconds",
+            unit="s",
+            description="Time to prove one settlement request",
+        )
+        self._in_flight = meter.create_up_down_counter(
+            "zg_prover_in_flight",
+            unit="{settlement}",
+            description="Settlement requests being proven",
+        )
+
+    @contextlib.contextmanager
+    def in_flight(self) -> Iterator[None]:
+        self._in_flight.add(1, self._backend)
+        try:
+            yield
+        finally:
+            self._in_flight.add(-1, self._backend)
+
+    def record(self, outcome: ProofReadyV1 | ProofFailedV1) -> None:
+        if isinstance(outcome, ProofReadyV1):
+            self._proofs.add(len(outcome.proofs), self._backend)
+            self._seconds.record(outcome.prove_seconds, self._backend)
+        else:
+            self._failures.add(1, self._backend)

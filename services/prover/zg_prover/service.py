@@ -1,0 +1,112 @@
+"""Turns a settlement request into proofs: sort, chunk, prove each chunk, check, package."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+import time
+from collections.abc import Callable
+from typing import Protocol, TypeVar
+
+from zg_prover.backends import ProverBackend
+from zg_shared.chain.models import SettlementProof
+from zg_shared.chain.types import checksum
+from zg_shared.events import (
+    ChunkProof,
+    ProofFailedV1,
+    ProofReadyV1,
+    SettlementRequestedV1,
+    UserBatch,
+)
+from zg_shared.zk import ChunkError, WitnessError, build_chunk_input, split_into_chunks
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+
+class RunBlocking(Protocol):
+    """Runs blocking work off the event loop (a thread by default; tests may run it inline)."""
+
+    async def __call__(self, fn: Callable[[], T]) -> T: ...
+
+
+async def _in_thread(fn: Callable[[], T]) -> T:
+    return await asyncio.to_thread(fn)
+
+
+class Unprovable(Exception):
+    """The input can never be proven (a bad signature, mixed users...): retrying won't help."""
+
+    def __init__(self, reason: str, user: str | None = None) -> None:
+        super().__init__(reason)
+        self.user = user
+
+
+class ProverService:
+    def __init__(self, backend: ProverBackend, run_blocking: RunBlocking = _in_thread) -> None:
+        self.backend = backend
+        self._run_blocking = run_blocking
+
+    async def prove_batch(self, provider: str, batch: UserBatch) -> list[ChunkProof]:
+        n = self.backend.circuit_size
+        provider_int, user_int = int(provider, 16), int(batch.user, 16)
+        for request in batch.requests:
+            if request.user != user_int or request.provider != provider_int:
+                raise Unprovable("a request's user or provider differs from its batch", batch.user)
+        proofs = []
+        for requests in split_into_chunks(batch.requests, n):
+            try:
+                chunk = build_chunk_input(requests, batch.signer, n)
+            except ChunkError as exc:
+                raise Unprovable(str(exc), batch.user) from exc
+            try:
+                proof = await self._run_blocking(functools.partial(self.backend.prove, chunk))
+            except WitnessError as exc:
+                where = f" ({exc.template} line {exc.line})" if exc.template else ""
+                raise Unprovable(f"the circuit rejects the requests{where}", batch.user) from exc
+            a, b, c, public = proof.to_calldata()
+            if list(public) != chunk.public_inputs():
+                raise RuntimeError("proof public inputs differ from the chunk: refusing to publish")
+            proofs.append(
+                ChunkProof(
+                    user=batch.user,
+                    init_nonce=chunk.init_nonce,
+                    final_nonce=chunk.final_nonce,
+                    total_fee=chunk.total_fee,
+                    request_count=chunk.count,
+                    calldata=SettlementProof(a=a, b=b, c=c, public_inputs=public),
+                )
+            )
+        return proofs
+
+    async def handle(self, request: SettlementRequestedV1) -> ProofReadyV1 | ProofFailedV1:
+        """Proofs for every batch, or why the request can never be proven. Transient
+        failures (a crashed prover process, a timeout) raise, so the message is redelivered."""
+        started = time.perf_counter()
+        proofs: list[ChunkProof] = []
+        # Deterministic ids: a redelivered request yields the same event id, which
+        # JetStream and billing de-duplicate.
+        try:
+            for batch in request.batches:
+                proofs += await self.prove_batch(request.provider, batch)
+        except Unprovable as exc:
+            log.warning("settlement %s cannot be proven: %s", request.settlement_id, exc)
+            return ProofFailedV1(
+                event_id=f"proof-failed-{request.settlement_id}",
+                settlement_id=request.settlement_id,
+                provider=request.provider,
+                reason=str(exc),
+                retryable=False,
+                user=checksum(exc.user) if exc.user else None,
+            )
+        elapsed = time.perf_counter() - started
+        return ProofReadyV1(
+            event_id=f"proof-ready-{request.settlement_id}",
+            settlement_id=request.settlement_id,
+            provider=request.provider,
+            proofs=tuple(proofs),
+            backend=self.backend.name,
+            circuit_size=self.backend.circuit_size,
+            prove_seconds=elapsed,
+        )

@@ -1,0 +1,202 @@
+"""The prover service on a real NATS: settlement requests in, locally verified proofs out,
+and those proofs paying the provider through Serving.settleFees on anvil."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+
+import nats
+import pytest
+from eth_account.signers.local import LocalAccount
+from nats.js import JetStreamContext
+
+from tests.conftest import LOCK_TIME
+from zg_prover.app import ProverApp, create_app
+from zg_prover.config import ProverSettings
+from zg_shared.chain import (
+    FeesSettled,
+    ServingClient,
+    SettlementProof,
+    Web3Client,
+    deploy_contract,
+    load_artifact,
+)
+from zg_shared.crypto import generate_private_key, prv2pub, sign_request
+from zg_shared.events import ProofFailedV1, ProofReadyV1, SettlementRequestedV1, UserBatch
+from zg_shared.zk import SignedRequest
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+async def js(nats_url: str) -> AsyncIterator[JetStreamContext]:
+    client = await nats.connect(nats_url)
+    stream = client.jetstream()
+    with contextlib.suppress(nats.js.errors.NotFoundError):
+        await stream.delete_stream("ZG_SERVING")
+    yield stream
+    await client.close()
+
+
+@pytest.fixture
+async def prover(nats_url: str, js: JetStreamContext) -> AsyncIterator[ProverApp]:
+    app = create_app(ProverSettings(nats_url=nats_url, http_port=0, circuit_size=4, log_json=False))
+    await app.start()
+    yield app
+    await app.stop()
+
+
+async def publish(js: JetStreamContext, event: SettlementRequestedV1) -> None:
+    await js.publish(
+        event.SUBJECT,
+        event.model_dump_json().encode(),
+        headers={"Nats-Msg-Id": event.event_id, "content-type": "application/json"},
+    )
+
+
+async def outcomes(
+    js: JetStreamContext, count: int, within_s: float = 120.0
+) -> list[dict[str, Any]]:
+    """proof.ready / proof.failed events on the stream, once `count` are there."""
+    deadline = asyncio.get_running_loop().time() + within_s
+    found: list[dict[str, Any]] = []
+    while asyncio.get_running_loop().time() < deadline:
+        info = await js.stream_info("ZG_SERVING")
+        found = []
+        if info.state.messages:
+            for seq in range(info.state.first_seq, info.state.last_seq + 1):
+                msg = await js.get_msg("ZG_SERVING", seq)
+                if msg.subject in (ProofReadyV1.SUBJECT, ProofFailedV1.SUBJECT) and msg.data:
+                    found.append({"subject": msg.subject, **json.loads(msg.data)})
+        if len(found) >= count:
+            return found
+        await asyncio.sleep(0.2)
+    return found
+
+
+async def consumed(js: JetStreamContext, count: int, within_s: float = 120.0) -> None:
+    """Waits until the prover has acked `count` messages."""
+    deadline = asyncio.get_running_loop().time() + within_s
+    while asyncio.get_running_loop().time() < deadline:
+        info = await js.consumer_info("ZG_SERVING", "prover")
+        if info.ack_floor.consumer_seq >= count and info.num_ack_pending == 0:
+            return
+        await asyncio.sleep(0.2)
+    raise TimeoutError(f"the prover did not ack {count} messages in {within_s}s")
+
+
+def signed_batch(user: str, provider: str, prv: bytes, nonces: range, fee: int) -> UserBatch:
+    requests = [
+        SignedRequest.from_signature_hex(
+            user=user,
+            provider=provider,
+            nonce=n,
+            fee=fee,
+            signature=sign_request(prv, user, provider, n, fee).to_hex(),
+        )
+        for n in nonces
+    ]
+    return UserBatch(user=user, signer=prv2pub(prv).as_tuple(), requests=tuple(requests))
+
+
+async def test_a_settlement_is_proven_and_pays_the_provider_on_chain(
+    w3: Web3Client, keys: list[LocalAccount], js: JetStreamContext, prover: ProverApp
+) -> None:
+    verifier = await deploy_contract(w3, keys[0], load_artifact("SettleBatchVerifier4"))
+    assert verifier.contract_address is not None
+    serving = await ServingClient.deploy(
+        w3, keys[0], lock_time=LOCK_TIME, verifier=verifier.contract_address
+    )
+    provider, users = keys[1], keys[5:7]
+    prvs = [generate_private_key() for _ in users]
+    for user, prv in zip(users, prvs, strict=True):
+        await serving.as_sender(user).add_account(
+            provider.address, prv2pub(prv).as_tuple(), value=10**6
+        )
+    request = SettlementRequestedV1(
+        settlement_id="s-1",
+        provider=provider.address,
+        batches=(
+            # Six requests: two chunks of the N=4 circuit, sent in shuffled order.
+            signed_batch(users[0].address, provider.address, prvs[0], range(1, 7), fee=1000),
+            signed_batch(users[1].address, provider.address, prvs[1], range(5, 7), fee=77),
+        ),
+    )
+    shuffled = request.batches[0].model_copy(update={"requests": request.batches[0].requests[::-1]})
+    await publish(js, request.model_copy(update={"batches": (shuffled, request.batches[1])}))
+
+    [ready] = await outcomes(js, 1)
+
+    assert ready["subject"] == ProofReadyV1.SUBJECT
+    event = ProofReadyV1.model_validate(ready)
+    assert event.settlement_id == "s-1"
+    assert [
+        (p.user, p.init_nonce, p.final_nonce, p.total_fee, p.request_count) for p in event.proofs
+    ] == [
+        (users[0].address, 1, 4, 4000, 4),
+        (users[0].address, 5, 6, 2000, 2),
+        (users[1].address, 5, 6, 154, 2),
+    ]
+    before = await w3.eth.get_balance(provider.address)
+    result = await serving.as_sender(provider).settle_fees([p.calldata for p in event.proofs])
+    after = await w3.eth.get_balance(provider.address)
+    assert after - before == 4000 + 2000 + 154 - result.fee_paid
+    settled = [(e.user, e.amount, e.final_nonce) for e in result.events_of(FeesSettled)]
+    assert settled == [
+        (users[0].address, 4000, 4),
+        (users[0].address, 2000, 6),
+        (users[1].address, 154, 6),
+    ]
+    first = await serving.get_account(users[0].address, provider.address)
+    assert (first.balance, first.nonce) == (10**6 - 6000, 6)
+    # The same proofs again are a replay: nonces are not above the settled ones.
+    with pytest.raises(Exception, match="ServingNonceTooLow"):
+        await serving.as_sender(provider).settle_fees([p.calldata for p in event.proofs])
+
+
+async def test_a_forged_signature_is_reported_not_proven(
+    keys: list[LocalAccount], js: JetStreamContext, prover: ProverApp
+) -> None:
+    prv = generate_private_key()
+    batch = signed_batch(keys[5].address, keys[1].address, prv, range(1, 3), fee=10)
+    forged = batch.requests[1].model_copy(update={"s": batch.requests[1].s ^ 1})
+    request = SettlementRequestedV1(
+        settlement_id="s-forged",
+        provider=keys[1].address,
+        batches=(batch.model_copy(update={"requests": (batch.requests[0], forged)}),),
+    )
+    await publish(js, request)
+
+    [failed] = await outcomes(js, 1)
+
+    assert failed["subject"] == ProofFailedV1.SUBJECT
+    event = ProofFailedV1.model_validate(failed)
+    assert (event.settlement_id, event.retryable, event.user) == (
+        "s-forged",
+        False,
+        keys[5].address,
+    )
+
+
+async def test_a_repeated_request_yields_one_proof_event(
+    keys: list[LocalAccount], js: JetStreamContext, prover: ProverApp
+) -> None:
+    prv = generate_private_key()
+    batch = signed_batch(keys[5].address, keys[1].address, prv, range(1, 2), fee=10)
+    request = SettlementRequestedV1(
+        settlement_id="s-twice", provider=keys[1].address, batches=(batch,)
+    )
+    await publish(js, request)
+    # Billing retrying after a timeout sends the same settlement under a new message id.
+    await publish(js, request.model_copy(update={"event_id": "retry"}))
+
+    found = await outcomes(js, 2, within_s=30)
+
+    assert len(found) == 1
+    assert ProofReadyV1.model_validate(found[0]).proofs[
+        0
+    ].calldata == SettlementProof.model_validate(found[0]["proofs"][0]["calldata"])
