@@ -19,6 +19,8 @@ from redis.asyncio import Redis
 from zg_shared.accounts import PREFIX, account_key, inflight_key, inflight_meta_key, nonces_key
 from zg_shared.lua import DECIMAL_LIB
 
+OUTBOX_KEY = "zg:outbox"
+
 _ADMIT = (
     DECIMAL_LIB
     + """
@@ -60,8 +62,8 @@ return {'ok', dsub(available, exposure)}
 _FINISH = (
     DECIMAL_LIB
     + """
--- KEYS: account, inflight, inflightmeta
--- ARGV: nonce, charged (1|0), output_fee
+-- KEYS: account, inflight, inflightmeta, outbox
+-- ARGV: nonce, charged (1|0), output_fee, outbox entry ('' for none)
 local member = nonce_member(ARGV[1])
 local meta = redis.call('HGET', KEYS[3], member)
 if not meta then return 'already_finished' end
@@ -79,6 +81,7 @@ else
   debt = dadd(debt, prev)
 end
 redis.call('HSET', KEYS[1], 'unsettled', unsettled, 'reserved', reserved, 'output_debt', debt)
+if ARGV[4] ~= '' then redis.call('LPUSH', KEYS[4], ARGV[4]) end
 return 'finished'
 """
 )
@@ -157,16 +160,25 @@ class Ledger:
         )
 
     async def finish(
-        self, user: str, provider: str, nonce: int, *, charged: bool, output_fee: int = 0
+        self,
+        user: str,
+        provider: str,
+        nonce: int,
+        *,
+        charged: bool,
+        output_fee: int = 0,
+        outbox_entry: str = "",
     ) -> bool:
-        """Releases the reservation and books the outcome; False if it was already booked
-        (a retried or swept finish is harmless)."""
+        """Releases the reservation and books the outcome, queueing `outbox_entry` (the
+        served-request event) in the same atomic step; False if it was already booked (a
+        retried or swept finish is harmless, and queues nothing)."""
         keys = [
             account_key(user, provider),
             inflight_key(user, provider),
             inflight_meta_key(user, provider),
+            OUTBOX_KEY,
         ]
-        args = [nonce, 1 if charged else 0, output_fee if charged else 0]
+        args = [nonce, 1 if charged else 0, output_fee if charged else 0, outbox_entry]
         return _text(await self._finish(keys=keys, args=args)) == "finished"
 
     async def stale(self, older_than_ms: int) -> AsyncIterator[InFlight]:

@@ -1,0 +1,121 @@
+"""Wiring: `create_app(settings)` builds the aiohttp application with its resources opened and
+closed in cleanup contexts: Redis, the NATS publisher, the backend HTTP session, the chain
+client, the outbox drainer and the stale-request sweeper."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+
+import aiohttp
+import nats
+from aiohttp import web
+from eth_account import Account as EthAccount
+from nats.aio.client import Client as NatsClient
+from redis.asyncio import BlockingConnectionPool, Redis
+
+from zg_gateway.config import GatewaySettings
+from zg_gateway.keys import HTTP_SESSION, METRICS, OUTBOX, SERVICE
+from zg_gateway.metrics import GatewayMetrics
+from zg_gateway.middlewares import error_middleware, tracing_middleware
+from zg_gateway.outbox import OutboxDrainer
+from zg_gateway.routes import routes
+from zg_gateway.service import GatewayService
+from zg_shared.bus import ensure_streams
+from zg_shared.chain import ServingClient, connect
+from zg_shared.health import add_health_routes
+from zg_shared.telemetry import Telemetry, setup_telemetry
+
+SERVICE_NAME = "zg-gateway"
+SWEEP_EVERY_S = 30.0
+STOP_TIMEOUT_S = 10.0
+log = logging.getLogger(__name__)
+
+
+async def _keep_sweeping(service: GatewayService, stop: asyncio.Event) -> None:
+    while not stop.is_set():
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(SWEEP_EVERY_S):
+                await stop.wait()
+        if stop.is_set():
+            return
+        try:
+            voided = await service.sweep_stale()
+        except Exception:  # Redis away for a moment: the next sweep catches up
+            log.exception("stale-request sweep failed")
+            continue
+        if voided:
+            log.warning("voided %d requests whose gateway stopped mid-flight", voided)
+
+
+def create_app(settings: GatewaySettings, *, telemetry: Telemetry | None = None) -> web.Application:
+    telemetry = telemetry or setup_telemetry(SERVICE_NAME)
+    app = web.Application(
+        client_max_size=settings.max_body_bytes,
+        middlewares=[error_middleware, tracing_middleware(telemetry.tracer("zg_gateway"))],
+    )
+    app[METRICS] = GatewayMetrics(telemetry.meter("zg_gateway"))
+    # A blocking pool: a burst of requests waits for a connection instead of failing.
+    redis = Redis(
+        connection_pool=BlockingConnectionPool.from_url(
+            settings.redis_url, max_connections=settings.redis_max_connections, timeout=5
+        )
+    )
+    w3 = connect(settings.rpc_url) if settings.serving_address else None
+    serving = ServingClient(w3, settings.serving_address) if w3 is not None else None
+    service = GatewayService(
+        settings, redis, serving, EthAccount.from_key(settings.receipt_private_key)
+    )
+    app[SERVICE] = service
+    outbox = OutboxDrainer(redis, telemetry.tracer("zg_gateway.outbox"))
+    app[OUTBOX] = outbox
+    connection: list[NatsClient] = []
+
+    async def resources(app: web.Application) -> AsyncIterator[None]:
+        await ensure_streams(settings.nats_url)
+        client = await nats.connect(settings.nats_url, name=SERVICE_NAME)
+        connection.append(client)
+        outbox.js = client.jetstream()
+        app[HTTP_SESSION] = aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(limit=0, ttl_dns_cache=300)
+        )
+        stop = asyncio.Event()
+        background = [
+            asyncio.create_task(outbox.run(stop), name="outbox"),
+            asyncio.create_task(_keep_sweeping(service, stop), name="sweeper"),
+        ]
+        yield
+        # Stop by signal rather than cancellation, so no loop is cut off mid-publish.
+        stop.set()
+        outbox.notify()
+        _, late = await asyncio.wait(background, timeout=STOP_TIMEOUT_S)
+        for task in late:
+            task.cancel()
+        # Whatever finished during shutdown is still in the outbox: one last drain.
+        with contextlib.suppress(Exception):
+            await app[OUTBOX].drain_once()
+        await app[HTTP_SESSION].close()
+        await client.close()
+        await redis.aclose()
+        if w3 is not None:
+            await w3.provider.disconnect()
+
+    app.cleanup_ctx.append(resources)
+    app.add_routes(routes)
+
+    async def redis_ready() -> None:
+        await redis.ping()
+
+    async def nats_ready() -> None:
+        if not connection or not connection[0].is_connected:
+            raise ConnectionError("not connected to NATS")
+        await connection[0].flush(timeout=1)
+
+    async def chain_ready() -> None:
+        if w3 is not None:
+            await w3.eth.block_number
+
+    add_health_routes(app, {"redis": redis_ready, "nats": nats_ready, "chain": chain_ready})
+    return app

@@ -1,0 +1,40 @@
+"""Gateway settings, read from GATEWAY_* environment variables."""
+
+from __future__ import annotations
+
+from pydantic import Field
+from pydantic_settings import SettingsConfigDict
+
+from zg_shared.settings import ServiceSettings
+
+
+class GatewaySettings(ServiceSettings):
+    model_config = SettingsConfigDict(env_prefix="GATEWAY_", extra="ignore", frozen=True)
+
+    http_port: int = Field(3080, description="Where users reach the gateway")
+    provider_address: str = Field(
+        description="The provider's address: accounts are (user, provider)"
+    )
+    receipt_private_key: str = Field(
+        description="Signs response receipts; its address is the services' registered signerAddress"
+    )
+    backends: dict[str, str] = Field(
+        default_factory=dict,
+        description="Service name -> backend base URL (e.g. http://vllm:8000/v1); "
+        "a service not listed is proxied to the URL it registered on chain",
+    )
+    redis_max_connections: int = Field(128, description="Redis connections this process may open")
+    max_body_bytes: int = Field(1 << 20, description="Larger request bodies get 413")
+    default_max_output_units: int = Field(
+        1024, description="Output bound reserved (and sent as max_tokens) when a request sets none"
+    )
+    debt_bound_wei: int = Field(
+        10**16, description="Unpaid output fees an account may owe before requests get 402"
+    )
+    rate_limit_per_s: float = Field(50.0, description="Requests per second per user; 0 disables")
+    rate_limit_burst: int = Field(100, description="Requests a user may send at once")
+    backend_timeout_s: float = Field(300.0, description="Whole-request timeout towards the backend")
+    stale_after_s: float = Field(
+        900.0, description="An unfinished request older than this is voided (its gateway died)"
+    )
+    receipt_ttl_s: int = Field(7 * 24 * 3600, description="How long receipts stay fetchable")

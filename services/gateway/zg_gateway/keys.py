@@ -1,0 +1,15 @@
+"""Typed keys for what the app shares with its handlers (no globals, no string keys)."""
+
+from __future__ import annotations
+
+import aiohttp
+from aiohttp import web
+
+from zg_gateway.metrics import GatewayMetrics
+from zg_gateway.outbox import OutboxDrainer
+from zg_gateway.service import GatewayService
+
+SERVICE = web.AppKey("service", GatewayService)
+METRICS = web.AppKey("metrics", GatewayMetrics)
+HTTP_SESSION = web.AppKey("http_session", aiohttp.ClientSession)
+OUTBOX = web.AppKey("outbox", OutboxDrainer)

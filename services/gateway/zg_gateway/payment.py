@@ -1,0 +1,97 @@
+"""The payment headers of a request (SPEC section 4) and the checks that need no state."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from pydantic import BaseModel, ConfigDict
+
+from zg_gateway.errors import BadRequest, BadSignature
+from zg_shared.chain.types import checksum
+from zg_shared.crypto import PublicKey, Signature, request_message, verify_poseidon
+
+PAYMENT_HEADERS = ("Address", "Nonce", "Input-Fee", "Previous-Output-Fee", "Fee", "Signature")
+U64 = 1 << 64
+U128 = 1 << 128
+
+
+class Payment(BaseModel):
+    model_config = ConfigDict(frozen=True, arbitrary_types_allowed=True)
+
+    user: str
+    nonce: int
+    input_fee: int
+    previous_output_fee: int
+    fee: int
+    signature: Signature
+
+    @property
+    def signature_hex(self) -> str:
+        return self.signature.to_hex()
+
+
+def _uint(headers: Mapping[str, str], name: str, limit: int) -> int:
+    raw = headers.get(name)
+    if raw is None:
+        raise BadRequest("missing_header", f"the {name} header is required")
+    text = raw.strip()
+    if not text.isdigit():
+        raise BadRequest("invalid_header", f"{name} must be a non-negative decimal integer")
+    value = int(text)
+    if value >= limit:
+        raise BadRequest("invalid_header", f"{name} is out of range")
+    return value
+
+
+def parse_payment(headers: Mapping[str, str]) -> Payment:
+    """The payment headers, checked for shape and arithmetic; BadRequest says which is wrong."""
+    address = headers.get("Address")
+    if address is None:
+        raise BadRequest("missing_header", "the Address header is required")
+    try:
+        user = checksum(address.strip())
+    except ValueError:
+        raise BadRequest("invalid_header", "Address must be an Ethereum address") from None
+    raw_signature = headers.get("Signature")
+    if raw_signature is None:
+        raise BadRequest("missing_header", "the Signature header is required")
+    try:
+        signature = Signature.from_hex(raw_signature.strip())
+    except (ValueError, TypeError):
+        raise BadRequest("invalid_header", "Signature must be 0x and 96 bytes of hex") from None
+    payment = Payment(
+        user=user,
+        nonce=_uint(headers, "Nonce", U64),
+        input_fee=_uint(headers, "Input-Fee", U128),
+        previous_output_fee=_uint(headers, "Previous-Output-Fee", U128),
+        fee=_uint(headers, "Fee", U128),
+        signature=signature,
+    )
+    if payment.fee != payment.input_fee + payment.previous_output_fee:
+        raise BadRequest("fee_mismatch", "Fee must equal Input-Fee + Previous-Output-Fee")
+    return payment
+
+
+def check_input_fee(payment: Payment, input_units: int, input_price: int) -> None:
+    required = input_units * input_price
+    if payment.input_fee < required:
+        raise BadRequest(
+            "input_fee_too_low",
+            f"Input-Fee {payment.input_fee} is below {input_units} units x {input_price} wei",
+            required=required,
+        )
+
+
+def message_of(payment: Payment, provider: str) -> int:
+    """M = Poseidon(user, provider, nonce, fee): what the user signed, and the receipt's
+    request hash."""
+    return request_message(payment.user, provider, payment.nonce, payment.fee)
+
+
+def check_signature(payment: Payment, message: int, signer: tuple[int, int]) -> None:
+    try:
+        valid = verify_poseidon(message, payment.signature, PublicKey(*signer))
+    except (ValueError, TypeError):
+        valid = False
+    if not valid:
+        raise BadSignature("invalid_signature", "the Signature does not verify for this account")

@@ -1,0 +1,229 @@
+"""HTTP routes: the metered proxy, the receipt lookup, and the provider's service list."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+
+import aiohttp
+from aiohttp import web
+
+from zg_gateway.errors import BackendFailed, TooLarge
+from zg_gateway.keys import HTTP_SESSION, METRICS, OUTBOX, SERVICE
+from zg_gateway.proxy import (
+    DROP_REQUEST_HEADERS,
+    BackendUnavailable,
+    call_backend,
+    generated_texts,
+    relay_stream,
+)
+from zg_gateway.service import Admitted, GatewayService
+from zg_shared.metering import count_output_units
+
+log = logging.getLogger(__name__)
+routes = web.RouteTableDef()
+
+
+def _backend_headers(request: web.Request) -> dict[str, str]:
+    headers = {k: v for k, v in request.headers.items() if k.lower() not in DROP_REQUEST_HEADERS}
+    headers["Content-Type"] = "application/json"
+    return headers
+
+
+@routes.post(r"/v1/proxy/{service}/{endpoint:chat/completions|completions|embeddings}")
+async def proxy(request: web.Request) -> web.StreamResponse:
+    started = time.perf_counter()
+    gateway = request.app[SERVICE]
+    metrics = request.app[METRICS]
+    limit = gateway.settings.max_body_bytes
+    if request.content_length is not None and request.content_length > limit:
+        # Refused before reading: the client need not upload the rest.
+        raise TooLarge("body_too_large", f"the request body is over {limit} bytes")
+    raw = await request.read()
+    admitted = await gateway.admit(
+        request.match_info["service"], request.match_info["endpoint"], dict(request.headers), raw
+    )
+    labels = {"service": admitted.service.name, "endpoint": admitted.endpoint.path}
+    metrics.reserved.add(admitted.reservation, labels)
+    backend_seconds = 0.0
+    try:
+        url = f"{admitted.backend_url}/{admitted.endpoint.path}"
+        session = request.app[HTTP_SESSION]
+        backend_started = time.perf_counter()
+        if admitted.stream:
+            response = await _stream(request, gateway, admitted, url, session)
+        else:
+            response = await _plain(request, gateway, admitted, url, session)
+        backend_seconds = time.perf_counter() - backend_started
+    except BaseException:
+        # Whatever went wrong after admission, the reservation must not stay taken.
+        await gateway.finish(
+            admitted, charged=False, output_units=0, response_sha256="", reason="gateway_error"
+        )
+        metrics.voided.add(1, labels)
+        raise
+    finally:
+        request.app[OUTBOX].notify()
+    metrics.requests.add(1, {**labels, "status": str(response.status)})
+    metrics.added_latency.record(max(0.0, time.perf_counter() - started - backend_seconds), labels)
+    return response
+
+
+async def _plain(
+    request: web.Request,
+    gateway: GatewayService,
+    admitted: Admitted,
+    url: str,
+    session: aiohttp.ClientSession,
+) -> web.StreamResponse:
+    metrics = request.app[METRICS]
+    labels = {"service": admitted.service.name, "endpoint": admitted.endpoint.path}
+    try:
+        reply = await call_backend(
+            session,
+            url,
+            admitted.forward_body(),
+            _backend_headers(request),
+            gateway.settings.backend_timeout_s,
+        )
+    except BackendUnavailable as exc:
+        await gateway.finish(
+            admitted,
+            charged=False,
+            output_units=0,
+            response_sha256="",
+            reason="backend_unreachable",
+        )
+        metrics.voided.add(1, labels)
+        raise BackendFailed("backend_unavailable", f"the AI backend did not answer: {exc}") from exc
+    payload = reply.json()
+    if reply.status != 200 or payload is None:
+        # The backend refused or failed: the user gets its answer and pays nothing.
+        await gateway.finish(
+            admitted,
+            charged=False,
+            output_units=0,
+            response_sha256="",
+            reason=f"backend_status_{reply.status}",
+        )
+        metrics.voided.add(1, labels)
+        status = reply.status if reply.status >= 400 else 502
+        return web.Response(status=status, body=reply.body, content_type="application/json")
+    units = (
+        count_output_units(payload.get("usage"), generated_texts(payload))
+        if admitted.endpoint.generates
+        else 0
+    )
+    finished = await gateway.finish(
+        admitted,
+        charged=True,
+        output_units=units,
+        response_sha256=hashlib.sha256(reply.body).hexdigest(),
+        reason="completed",
+    )
+    metrics.charged.add(admitted.payment.fee + finished.output_fee, labels)
+    return web.Response(
+        status=200,
+        body=reply.body,
+        content_type="application/json",
+        headers={
+            "ZG-Res-Key": finished.request_id,
+            "ZG-Output-Fee": str(finished.output_fee),
+            "ZG-Signature": finished.signature,
+        },
+    )
+
+
+async def _stream(
+    request: web.Request,
+    gateway: GatewayService,
+    admitted: Admitted,
+    url: str,
+    session: aiohttp.ClientSession,
+) -> web.StreamResponse:
+    metrics = request.app[METRICS]
+    labels = {"service": admitted.service.name, "endpoint": admitted.endpoint.path}
+    try:
+        response, error_reply, result = await relay_stream(
+            session,
+            url,
+            admitted.forward_body(),
+            _backend_headers(request),
+            gateway.settings.backend_timeout_s,
+            request,
+            {"ZG-Res-Key": admitted.request_id},
+        )
+    except BackendUnavailable as exc:
+        await gateway.finish(
+            admitted,
+            charged=False,
+            output_units=0,
+            response_sha256="",
+            reason="backend_unreachable",
+        )
+        metrics.voided.add(1, labels)
+        raise BackendFailed("backend_unavailable", f"the AI backend did not answer: {exc}") from exc
+    if error_reply is not None:
+        await gateway.finish(
+            admitted,
+            charged=False,
+            output_units=0,
+            response_sha256="",
+            reason=f"backend_status_{error_reply.status}",
+        )
+        metrics.voided.add(1, labels)
+        status = error_reply.status if error_reply.status >= 400 else 502
+        return web.Response(status=status, body=error_reply.body, content_type="application/json")
+    assert response is not None
+    assert result is not None
+    # Charged when the backend finished, or when the user hung up (for what was delivered);
+    # voided when the backend broke off: the user did not get what the signature paid for.
+    charged = result.completed or result.client_gone
+    units = count_output_units(
+        result.reader.usage if result.completed else None, result.reader.texts
+    )
+    reason = (
+        "completed"
+        if result.completed
+        else ("client_disconnected" if result.client_gone else "backend_broke_off")
+    )
+    finished = await gateway.finish(
+        admitted,
+        charged=charged,
+        output_units=units,
+        response_sha256=result.body_sha256,
+        reason=reason,
+    )
+    if charged:
+        metrics.charged.add(admitted.payment.fee + finished.output_fee, labels)
+    else:
+        metrics.voided.add(1, labels)
+    if not result.client_gone:
+        # An SSE comment: ignored by every SSE client, read by the zgserve SDK for the receipt
+        # (which also stays available at /v1/proxy/{service}/signature/{id}).
+        receipt = (
+            f": zg-receipt id={finished.request_id} output_fee={finished.output_fee}"
+            f" signature={finished.signature}\n\n"
+        )
+        try:
+            await response.write(receipt.encode())
+            await response.write_eof()
+        except (ConnectionResetError, aiohttp.ClientConnectionResetError):
+            pass
+    return response
+
+
+@routes.get("/v1/proxy/{service}/signature/{request_id}")
+async def signature(request: web.Request) -> web.Response:
+    receipt = await request.app[SERVICE].receipt(request.match_info["request_id"])
+    return web.json_response(receipt)
+
+
+@routes.get("/v1/services")
+async def services(request: web.Request) -> web.Response:
+    gateway = request.app[SERVICE]
+    listed = await gateway.registry.of_provider(gateway.provider)
+    return web.json_response(
+        {"object": "list", "data": [s.model_dump(mode="json") for s in listed]},
+    )

@@ -1,0 +1,325 @@
+"""The gateway's domain logic: which service, which account, may this request be served, and
+what it cost. No aiohttp here: routes.py does the HTTP."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from eth_account.signers.local import LocalAccount
+from redis.asyncio import Redis
+
+from zg_gateway.config import GatewaySettings
+from zg_gateway.errors import (
+    BadRequest,
+    GatewayError,
+    NonceConflict,
+    NotFound,
+    PaymentRequired,
+    RateLimited,
+)
+from zg_gateway.ledger import Admission, Ledger, PaidRequest, Refusal
+from zg_gateway.outbox import outbox_entry
+from zg_gateway.payment import Payment, check_input_fee, check_signature, message_of, parse_payment
+from zg_gateway.ratelimit import RateLimiter
+from zg_shared.accounts import AccountState, AccountStore
+from zg_shared.chain import ContractRevert, Service, ServingClient
+from zg_shared.events import RequestServedV1
+from zg_shared.metering import MeteringError, count_input_units
+from zg_shared.receipts import Receipt, sign_receipt
+from zg_shared.registry import ServiceRegistry
+
+RECEIPT_PREFIX = "zg:receipt"
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    path: str
+    streams: bool  # may be asked for `stream: true`
+    generates: bool  # produces output units (and so reserves for them)
+
+
+ENDPOINTS = {
+    e.path: e
+    for e in (
+        Endpoint("chat/completions", streams=True, generates=True),
+        Endpoint("completions", streams=True, generates=True),
+        Endpoint("embeddings", streams=False, generates=False),
+    )
+}
+
+
+@dataclass(frozen=True)
+class Admitted:
+    """A request that passed every check and holds its reservation."""
+
+    request_id: str
+    service: Service
+    backend_url: str
+    endpoint: Endpoint
+    payment: Payment
+    message: int
+    raw_body: bytes
+    body: dict[str, Any]
+    input_units: int
+    max_output_units: int
+    reservation: int
+    stream: bool
+
+    @property
+    def paid(self) -> PaidRequest:
+        return PaidRequest(
+            user=self.payment.user,
+            provider=self.service.provider,
+            nonce=self.payment.nonce,
+            fee=self.payment.fee,
+            input_fee=self.payment.input_fee,
+            previous_output_fee=self.payment.previous_output_fee,
+        )
+
+    def forward_body(self) -> bytes:
+        """The body for the backend: the user's, bounded to the reserved output (max_tokens) and,
+        for streams, asking for the usage chunk that output is metered from."""
+        body = dict(self.body)
+        if (
+            self.endpoint.generates
+            and "max_tokens" not in body
+            and "max_completion_tokens" not in body
+        ):
+            body["max_tokens"] = self.max_output_units
+        if self.stream:
+            body["stream_options"] = {**(body.get("stream_options") or {}), "include_usage": True}
+        return json.dumps(body).encode()
+
+
+@dataclass(frozen=True)
+class Finished:
+    request_id: str
+    output_units: int
+    output_fee: int
+    signature: str
+
+
+REFUSALS: dict[Refusal, tuple[type[GatewayError], str]] = {
+    Refusal.NO_ACCOUNT: (PaymentRequired, "no account with this provider: deposit first"),
+    Refusal.NONCE_TOO_LOW: (NonceConflict, "the nonce is at or below the account's sealed nonce"),
+    Refusal.NONCE_REUSED: (NonceConflict, "the nonce was already used"),
+    Refusal.OVERPAID: (BadRequest, "Previous-Output-Fee exceeds the output fees owed"),
+    Refusal.DEBT_TOO_HIGH: (PaymentRequired, "unpaid output fees are above the bound"),
+    Refusal.INSUFFICIENT_BALANCE: (PaymentRequired, "the balance does not cover this request"),
+}
+
+
+class GatewayService:
+    def __init__(
+        self,
+        settings: GatewaySettings,
+        redis: Redis,
+        serving: ServingClient | None,
+        receipt_key: LocalAccount,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.settings = settings
+        self.provider = settings.provider_address
+        self.redis = redis
+        self.serving = serving
+        self.ledger = Ledger(redis)
+        self.accounts = AccountStore(redis)
+        self.registry = ServiceRegistry(redis)
+        self.receipt_key = receipt_key
+        self.rate_limiter = RateLimiter(settings.rate_limit_per_s, settings.rate_limit_burst, clock)
+        self._clock = clock
+
+    async def service(self, name: str) -> tuple[Service, str]:
+        """The registered service and the backend URL it is served from."""
+        service = await self.registry.get(self.provider, name)
+        if service is None and self.serving is not None:
+            await self.registry.sync_from_chain(self.serving, self.provider)
+            service = await self.registry.get(self.provider, name)
+        if service is None:
+            raise NotFound("unknown_service", f"this provider has no service named {name!r}")
+        backend = self.settings.backends.get(name, service.url)
+        return service, backend.rstrip("/")
+
+    async def load_account(self, user: str) -> AccountState | None:
+        """Reads the account from the chain into Redis (until the indexer does it)."""
+        if self.serving is None:
+            return await self.accounts.read(user, self.provider)
+        block = await self.serving.w3.eth.block_number
+        try:
+            account = await self.serving.get_account(user, self.provider)
+        except ContractRevert as exc:
+            if exc.name == "ServingAccountNotFound":
+                return None
+            raise
+        await self.accounts.apply_chain_account(account, block)
+        return await self.accounts.read(user, self.provider)
+
+    async def admit(
+        self, name: str, path: str, headers: dict[str, str], raw_body: bytes
+    ) -> Admitted:
+        """Every check of SPEC section 4, in order, ending in the atomic reservation."""
+        endpoint = ENDPOINTS.get(path)
+        if endpoint is None:
+            raise NotFound("unknown_endpoint", f"no endpoint {path!r}")
+        service, backend = await self.service(name)
+        payment = parse_payment(headers)
+        body = _json_object(raw_body)
+        stream = body.get("stream") is True
+        if stream and not endpoint.streams:
+            raise BadRequest("stream_unsupported", f"{path} cannot stream")
+        try:
+            input_units = count_input_units(path, body)
+        except MeteringError as exc:
+            raise BadRequest("invalid_body", str(exc)) from exc
+        check_input_fee(payment, input_units, service.input_price)
+        max_units = (
+            _max_output_units(body, self.settings.default_max_output_units)
+            if endpoint.generates
+            else 0
+        )
+
+        account = await self.accounts.read(payment.user, self.provider)
+        if account is None or not account.known_on_chain:
+            account = await self.load_account(payment.user)
+        if account is None:
+            raise PaymentRequired("no_account", "no account with this provider: deposit first")
+        message = message_of(payment, self.provider)
+        check_signature(payment, message, account.signer)
+        if not self.rate_limiter.allow(payment.user):
+            raise RateLimited("rate_limited", "too many requests from this address; slow down")
+
+        admitted = Admitted(
+            request_id=uuid.uuid4().hex,
+            service=service,
+            backend_url=backend,
+            endpoint=endpoint,
+            payment=payment,
+            message=message,
+            raw_body=raw_body,
+            body=body,
+            input_units=input_units,
+            max_output_units=max_units,
+            reservation=max_units * service.output_price,
+            stream=stream,
+        )
+        result = await self._admit(admitted)
+        if not result.admitted and result.refusal is Refusal.INSUFFICIENT_BALANCE and self.serving:
+            # The indexer may lag a fresh deposit: read the chain once before refusing, as 0G does.
+            await self.load_account(payment.user)
+            result = await self._admit(admitted)
+        if not result.admitted:
+            assert result.refusal is not None
+            error, message_text = REFUSALS[result.refusal]
+            raise error(result.refusal.value, message_text, detail=list(result.detail))
+        return admitted
+
+    async def _admit(self, admitted: Admitted) -> Admission:
+        now_ms = int(self._clock() * 1000)
+        return await self.ledger.admit(
+            admitted.paid, admitted.reservation, self.settings.debt_bound_wei, now_ms
+        )
+
+    async def finish(
+        self,
+        admitted: Admitted,
+        *,
+        charged: bool,
+        output_units: int,
+        response_sha256: str,
+        reason: str,
+    ) -> Finished:
+        """Books the outcome, signs and stores the receipt, and queues the served event."""
+        units = min(output_units, admitted.max_output_units) if charged else 0
+        output_fee = units * admitted.service.output_price
+        receipt = Receipt(
+            request_hash=admitted.message,
+            request_body_sha256=_sha256(admitted.raw_body),
+            response_body_sha256=response_sha256,
+            output_fee=output_fee,
+        )
+        signature = sign_receipt(receipt, self.receipt_key) if charged else ""
+        if charged:
+            stored = {
+                "id": admitted.request_id,
+                "signature": signature,
+                **receipt.model_dump(mode="json"),
+            }
+            await self.redis.set(
+                f"{RECEIPT_PREFIX}:{admitted.request_id}",
+                json.dumps(stored),
+                ex=self.settings.receipt_ttl_s,
+            )
+        event = RequestServedV1(
+            event_id=admitted.request_id,
+            service=admitted.service.name,
+            user=admitted.payment.user,
+            provider=self.provider,
+            nonce=admitted.payment.nonce,
+            fee=admitted.payment.fee,
+            input_fee=admitted.payment.input_fee,
+            previous_output_fee=admitted.payment.previous_output_fee,
+            signature=admitted.payment.signature_hex,
+            input_units=admitted.input_units,
+            output_units=units,
+            output_fee=output_fee,
+            outcome="charged" if charged else "voided",
+            reason=reason,
+            streamed=admitted.stream,
+        )
+        await self.ledger.finish(
+            admitted.payment.user,
+            self.provider,
+            admitted.payment.nonce,
+            charged=charged,
+            output_fee=output_fee,
+            outbox_entry=outbox_entry(event),
+        )
+        return Finished(admitted.request_id, units, output_fee, signature)
+
+    async def receipt(self, request_id: str) -> dict[str, Any]:
+        raw = await self.redis.get(f"{RECEIPT_PREFIX}:{request_id}")
+        if raw is None:
+            raise NotFound("unknown_receipt", f"no receipt {request_id!r} (unknown or expired)")
+        found: dict[str, Any] = json.loads(raw)
+        return found
+
+    async def sweep_stale(self) -> int:
+        """Voids requests admitted longer ago than `stale_after_s` and never finished."""
+        cutoff = int((self._clock() - self.settings.stale_after_s) * 1000)
+        voided = 0
+        async for entry in self.ledger.stale(cutoff):
+            voided += await self.ledger.finish(
+                entry.user, entry.provider, entry.nonce, charged=False
+            )
+        return voided
+
+
+def _json_object(raw: bytes) -> dict[str, Any]:
+    try:
+        body = json.loads(raw)
+    except ValueError:
+        raise BadRequest("invalid_json", "the request body is not valid JSON") from None
+    if not isinstance(body, dict):
+        raise BadRequest("invalid_json", "the request body must be a JSON object")
+    return body
+
+
+def _max_output_units(body: dict[str, Any], default: int) -> int:
+    for name in ("max_completion_tokens", "max_tokens"):
+        value = body.get(name)
+        if value is None:
+            continue
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise BadRequest("invalid_body", f"{name} must be a positive integer")
+        return value
+    return default
+
+
+def _sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()

@@ -1,0 +1,192 @@
+"""A provider's gateway on real servers: anvil with the Serving contract, a private Redis and
+NATS, the sample backend over HTTP, and the gateway itself on a local port."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import aiohttp
+import nats
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestServer
+from eth_account.signers.local import LocalAccount
+from nats.js import JetStreamContext
+from redis.asyncio import Redis
+
+from tests.conftest import LOCK_TIME, NO_VERIFIER
+from zg_gateway.app import create_app
+from zg_gateway.config import GatewaySettings
+from zg_sample_backend import BackendSettings
+from zg_sample_backend import create_app as create_backend
+from zg_shared.accounts import AccountState, AccountStore
+from zg_shared.chain import ServiceParams, ServingClient, Web3Client
+from zg_shared.crypto import generate_private_key, prv2pub, sign_request
+from zg_shared.localservers import free_port
+
+INPUT_PRICE = 10
+OUTPUT_PRICE = 20
+DEPOSIT = 10**15
+
+
+@dataclass
+class User:
+    key: LocalAccount
+    signing_key: bytes
+    next_nonce: int = 1
+
+    @property
+    def address(self) -> str:
+        return str(self.key.address)
+
+    def headers(
+        self, provider: str, input_fee: int, previous_output_fee: int = 0, nonce: int | None = None
+    ) -> dict[str, str]:
+        if nonce is None:
+            nonce, self.next_nonce = self.next_nonce, self.next_nonce + 1
+        fee = input_fee + previous_output_fee
+        signature = sign_request(self.signing_key, self.address, provider, nonce, fee)
+        return {
+            "Address": self.address,
+            "Nonce": str(nonce),
+            "Input-Fee": str(input_fee),
+            "Previous-Output-Fee": str(previous_output_fee),
+            "Fee": str(fee),
+            "Signature": signature.to_hex(),
+        }
+
+
+@dataclass
+class Provider:
+    """Everything a gateway test touches."""
+
+    url: str
+    address: str
+    serving: ServingClient
+    redis: Redis
+    js: JetStreamContext
+    http: aiohttp.ClientSession
+    backend_url: str
+    users: list[User] = field(default_factory=list)
+
+    async def state(self, user: User) -> AccountState | None:
+        return await AccountStore(self.redis).read(user.address, self.address)
+
+    async def served_events(self) -> list[dict[str, Any]]:
+        """Every request.served event on the stream, in order."""
+        try:
+            info = await self.js.stream_info("ZG_SERVING")
+        except nats.js.errors.NotFoundError:
+            return []
+        events: list[dict[str, Any]] = []
+        if info.state.messages == 0:
+            return events
+        for seq in range(info.state.first_seq, info.state.last_seq + 1):
+            with_msg = await self.js.get_msg("ZG_SERVING", seq)
+            if with_msg.subject == "serving.request.served.v1" and with_msg.data:
+                events.append(json.loads(with_msg.data))
+        return events
+
+    async def post(
+        self, path: str, body: dict[str, Any], headers: dict[str, str]
+    ) -> tuple[int, dict[str, str], bytes]:
+        async with self.http.post(f"{self.url}{path}", json=body, headers=headers) as resp:
+            return resp.status, dict(resp.headers), await resp.read()
+
+
+def chat(words: str = "hello there gateway", **extra: Any) -> dict[str, Any]:
+    return {"model": "zg-demo-1", "messages": [{"role": "user", "content": words}], **extra}
+
+
+async def start_backend(settings: BackendSettings) -> web.AppRunner:
+    runner = web.AppRunner(create_backend(settings))
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", settings.port).start()
+    return runner
+
+
+BackendFactory = Callable[..., BackendSettings]
+
+
+@pytest.fixture
+def backend_settings() -> BackendSettings:
+    """Tests override knobs (failures, latency) through this fixture."""
+    return BackendSettings(port=free_port(), created=1_700_000_000)
+
+
+@pytest.fixture
+async def provider(
+    w3: Web3Client,
+    keys: list[LocalAccount],
+    redis_url: str,
+    nats_url: str,
+    backend_settings: BackendSettings,
+) -> AsyncIterator[Provider]:
+    redis = Redis.from_url(redis_url)
+    await redis.flushdb()
+    nc = await nats.connect(nats_url)
+    js = nc.jetstream()
+    with contextlib.suppress(nats.js.errors.NotFoundError):
+        await js.delete_stream("ZG_SERVING")
+    backend = await start_backend(backend_settings)
+    backend_url = f"http://127.0.0.1:{backend_settings.port}/v1"
+
+    serving = await ServingClient.deploy(w3, keys[0], lock_time=LOCK_TIME, verifier=NO_VERIFIER)
+    provider_key, receipt_key = keys[1], keys[2]
+    await serving.as_sender(provider_key).add_or_update_service(
+        ServiceParams(
+            name="chat",
+            url=backend_url,
+            model="zg-demo-1",
+            input_price=INPUT_PRICE,
+            output_price=OUTPUT_PRICE,
+            signer_address=receipt_key.address,
+        )
+    )
+    users = []
+    for key in keys[5:8]:
+        signing_key = generate_private_key()
+        pub = prv2pub(signing_key)
+        await serving.as_sender(key).add_account(
+            provider_key.address, pub.as_tuple(), value=DEPOSIT
+        )
+        users.append(User(key, signing_key))
+
+    settings = GatewaySettings(
+        environment="test",
+        provider_address=provider_key.address,
+        receipt_private_key=receipt_key.key.hex(),
+        redis_url=redis_url,
+        nats_url=nats_url,
+        rpc_url=str(w3.provider.endpoint_uri),
+        serving_address=serving.address,
+        default_max_output_units=100,
+        # Small enough that an oversized test body still fits the socket buffers.
+        max_body_bytes=64 * 1024,
+        rate_limit_per_s=0,
+        log_json=False,
+    )
+    server = TestServer(create_app(settings), port=free_port())
+    await server.start_server()
+    http = aiohttp.ClientSession()
+    try:
+        yield Provider(
+            url=str(server.make_url("")).rstrip("/"),
+            address=provider_key.address,
+            serving=serving,
+            redis=redis,
+            js=js,
+            http=http,
+            backend_url=backend_url,
+            users=users,
+        )
+    finally:
+        await http.close()
+        await server.close()
+        await backend.cleanup()
+        await nc.close()
+        await redis.aclose()
