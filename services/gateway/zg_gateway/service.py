@@ -35,6 +35,8 @@ from zg_shared.receipts import Receipt, sign_receipt
 from zg_shared.registry import ServiceRegistry
 
 RECEIPT_PREFIX = "zg:receipt"
+SIGNER_CACHE_SIZE = 100_000
+SERVICE_CACHE_S = 5.0
 
 
 @dataclass(frozen=True)
@@ -134,17 +136,41 @@ class GatewayService:
         self.receipt_key = receipt_key
         self.rate_limiter = RateLimiter(settings.rate_limit_per_s, settings.rate_limit_burst, clock)
         self._clock = clock
+        self._signers: dict[str, tuple[int, int]] = {}
+        self._services: dict[str, tuple[float, Service, str]] = {}
 
     async def service(self, name: str) -> tuple[Service, str]:
-        """The registered service and the backend URL it is served from."""
+        """The registered service and the backend URL it is served from, cached for
+        `SERVICE_CACHE_S` (a price change reaches this gateway within that time)."""
+        now = self._clock()
+        cached = self._services.get(name)
+        if cached is not None and now - cached[0] < SERVICE_CACHE_S:
+            return cached[1], cached[2]
         service = await self.registry.get(self.provider, name)
         if service is None and self.serving is not None:
             await self.registry.sync_from_chain(self.serving, self.provider)
             service = await self.registry.get(self.provider, name)
         if service is None:
             raise NotFound("unknown_service", f"this provider has no service named {name!r}")
-        backend = self.settings.backends.get(name, service.url)
-        return service, backend.rstrip("/")
+        backend = self.settings.backends.get(name, service.url).rstrip("/")
+        self._services[name] = (now, service, backend)
+        return service, backend
+
+    async def signer_of(self, user: str) -> tuple[int, int]:
+        """The account's request-signing key. Cached in process: the contract has no way to
+        change it, so a cached key is never stale."""
+        cached = self._signers.get(user)
+        if cached is not None:
+            return cached
+        account = await self.accounts.read(user, self.provider)
+        if account is None or not account.known_on_chain:
+            account = await self.load_account(user)
+        if account is None:
+            raise PaymentRequired("no_account", "no account with this provider: deposit first")
+        if len(self._signers) >= SIGNER_CACHE_SIZE:
+            self._signers.clear()
+        self._signers[user] = account.signer
+        return account.signer
 
     async def load_account(self, user: str) -> AccountState | None:
         """Reads the account from the chain into Redis (until the indexer does it)."""
@@ -184,13 +210,9 @@ class GatewayService:
             else 0
         )
 
-        account = await self.accounts.read(payment.user, self.provider)
-        if account is None or not account.known_on_chain:
-            account = await self.load_account(payment.user)
-        if account is None:
-            raise PaymentRequired("no_account", "no account with this provider: deposit first")
+        signer = await self.signer_of(payment.user)
         message = message_of(payment, self.provider)
-        check_signature(payment, message, account.signer)
+        check_signature(payment, message, signer)
         if not self.rate_limiter.allow(payment.user):
             raise RateLimited("rate_limited", "too many requests from this address; slow down")
 
@@ -209,6 +231,10 @@ class GatewayService:
             stream=stream,
         )
         result = await self._admit(admitted)
+        if not result.admitted and result.refusal is Refusal.NO_ACCOUNT and self.serving:
+            # Redis lost the account (flushed or restarted) since its signer was cached.
+            await self.load_account(payment.user)
+            result = await self._admit(admitted)
         if not result.admitted and result.refusal is Refusal.INSUFFICIENT_BALANCE and self.serving:
             # The indexer may lag a fresh deposit: read the chain once before refusing, as 0G does.
             await self.load_account(payment.user)

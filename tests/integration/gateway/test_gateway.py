@@ -395,3 +395,16 @@ async def test_health_and_readiness(provider: Provider) -> None:
         assert set(body["checks"]) == {"redis", "nats", "chain"}
     async with provider.http.get(f"{provider.url}/metrics") as resp:
         assert resp.status == 200
+
+
+async def test_a_flushed_redis_is_refilled_from_the_chain(provider: Provider) -> None:
+    user = provider.users[0]
+    assert (await provider.post(CHAT, chat(WORDS), user.headers(provider.address, 30)))[0] == 200
+    await provider.redis.flushdb()
+
+    status, _, raw = await provider.post(CHAT, chat(WORDS), user.headers(provider.address, 30))
+
+    assert status == 200, raw
+    state = await provider.state(user)
+    assert state is not None
+    assert state.balance == DEPOSIT
