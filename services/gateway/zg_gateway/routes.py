@@ -13,6 +13,7 @@ from zg_gateway.errors import BackendFailed, TooLarge
 from zg_gateway.keys import HTTP_SESSION, METRICS, OUTBOX, SERVICE
 from zg_gateway.proxy import (
     DROP_REQUEST_HEADERS,
+    BackendReply,
     BackendUnavailable,
     call_backend,
     generated_texts,
@@ -29,6 +30,24 @@ def _backend_headers(request: web.Request) -> dict[str, str]:
     headers = {k: v for k, v in request.headers.items() if k.lower() not in DROP_REQUEST_HEADERS}
     headers["Content-Type"] = "application/json"
     return headers
+
+
+def _labels(admitted: Admitted) -> dict[str, str]:
+    return {"service": admitted.service.name, "endpoint": admitted.endpoint.path}
+
+
+async def _void(request: web.Request, admitted: Admitted, reason: str) -> None:
+    """Books an admitted request as costing nothing and releases its reservation."""
+    await request.app[SERVICE].finish(
+        admitted, charged=False, output_units=0, response_sha256="", reason=reason
+    )
+    request.app[METRICS].voided.add(1, _labels(admitted))
+
+
+def _backend_error(reply: BackendReply) -> web.Response:
+    """The backend's own error, passed on (a non-error status that is not 200 becomes 502)."""
+    status = reply.status if reply.status >= 400 else 502
+    return web.Response(status=status, body=reply.body, content_type="application/json")
 
 
 @routes.post(r"/v1/proxy/{service}/{endpoint:chat/completions|completions|embeddings}")
@@ -58,10 +77,7 @@ async def proxy(request: web.Request) -> web.StreamResponse:
         backend_seconds = time.perf_counter() - backend_started
     except BaseException:
         # Whatever went wrong after admission, the reservation must not stay taken.
-        await gateway.finish(
-            admitted, charged=False, output_units=0, response_sha256="", reason="gateway_error"
-        )
-        metrics.voided.add(1, labels)
+        await _void(request, admitted, "gateway_error")
         raise
     finally:
         request.app[OUTBOX].notify()
@@ -88,28 +104,13 @@ async def _plain(
             gateway.settings.backend_timeout_s,
         )
     except BackendUnavailable as exc:
-        await gateway.finish(
-            admitted,
-            charged=False,
-            output_units=0,
-            response_sha256="",
-            reason="backend_unreachable",
-        )
-        metrics.voided.add(1, labels)
+        await _void(request, admitted, "backend_unreachable")
         raise BackendFailed("backend_unavailable", f"the AI backend did not answer: {exc}") from exc
     payload = reply.json()
     if reply.status != 200 or payload is None:
         # The backend refused or failed: the user gets its answer and pays nothing.
-        await gateway.finish(
-            admitted,
-            charged=False,
-            output_units=0,
-            response_sha256="",
-            reason=f"backend_status_{reply.status}",
-        )
-        metrics.voided.add(1, labels)
-        status = reply.status if reply.status >= 400 else 502
-        return web.Response(status=status, body=reply.body, content_type="application/json")
+        await _void(request, admitted, f"backend_status_{reply.status}")
+        return _backend_error(reply)
     units = (
         count_output_units(payload.get("usage"), generated_texts(payload))
         if admitted.endpoint.generates
@@ -155,26 +156,11 @@ async def _stream(
             {"ZG-Res-Key": admitted.request_id},
         )
     except BackendUnavailable as exc:
-        await gateway.finish(
-            admitted,
-            charged=False,
-            output_units=0,
-            response_sha256="",
-            reason="backend_unreachable",
-        )
-        metrics.voided.add(1, labels)
+        await _void(request, admitted, "backend_unreachable")
         raise BackendFailed("backend_unavailable", f"the AI backend did not answer: {exc}") from exc
     if error_reply is not None:
-        await gateway.finish(
-            admitted,
-            charged=False,
-            output_units=0,
-            response_sha256="",
-            reason=f"backend_status_{error_reply.status}",
-        )
-        metrics.voided.add(1, labels)
-        status = error_reply.status if error_reply.status >= 400 else 502
-        return web.Response(status=status, body=error_reply.body, content_type="application/json")
+        await _void(request, admitted, f"backend_status_{error_reply.status}")
+        return _backend_error(error_reply)
     assert response is not None
     assert result is not None
     # Charged when the backend finished, or when the user hung up (for what was delivered);
