@@ -35,7 +35,7 @@ def _uint(headers: Mapping[str, str], name: str, limit: int) -> int:
     if raw is None:
         raise BadRequest("missing_header", f"the {name} header is required")
     text = raw.strip()
-    if not text.isdigit():
+    if not (text.isascii() and text.isdigit()):
         raise BadRequest("invalid_header", f"{name} must be a non-negative decimal integer")
     value = int(text)
     if value >= limit:
