@@ -4,7 +4,6 @@ NATS, the sample backend over HTTP, and the gateway itself on a local port."""
 from __future__ import annotations
 
 import contextlib
-import json
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -19,6 +18,7 @@ from nats.js import JetStreamContext
 from redis.asyncio import Redis
 
 from tests.conftest import LOCK_TIME, NO_VERIFIER
+from tests.integration.jetstream import stream_events
 from zg_gateway.app import create_app
 from zg_gateway.config import GatewaySettings
 from zg_sample_backend import BackendSettings
@@ -78,18 +78,8 @@ class Provider:
 
     async def served_events(self) -> list[dict[str, Any]]:
         """Every request.served event on the stream, in order."""
-        try:
-            info = await self.js.stream_info("ZG_SERVING")
-        except nats.js.errors.NotFoundError:
-            return []
-        events: list[dict[str, Any]] = []
-        if info.state.messages == 0:
-            return events
-        for seq in range(info.state.first_seq, info.state.last_seq + 1):
-            with_msg = await self.js.get_msg("ZG_SERVING", seq)
-            if with_msg.subject == "serving.request.served.v1" and with_msg.data:
-                events.append(json.loads(with_msg.data))
-        return events
+        found = await stream_events(self.js, {"serving.request.served.v1"})
+        return [payload for _, payload in found]
 
     async def post(
         self, path: str, body: dict[str, Any], headers: dict[str, str]

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -15,6 +14,7 @@ from eth_account.signers.local import LocalAccount
 from nats.js import JetStreamContext
 
 from tests.conftest import LOCK_TIME
+from tests.integration.jetstream import stream_events
 from zg_prover.app import ProverApp, create_app
 from zg_prover.config import ProverSettings
 from zg_shared.chain import (
@@ -65,13 +65,8 @@ async def outcomes(
     deadline = asyncio.get_running_loop().time() + within_s
     found: list[dict[str, Any]] = []
     while asyncio.get_running_loop().time() < deadline:
-        info = await js.stream_info("ZG_SERVING")
-        found = []
-        if info.state.messages:
-            for seq in range(info.state.first_seq, info.state.last_seq + 1):
-                msg = await js.get_msg("ZG_SERVING", seq)
-                if msg.subject in (ProofReadyV1.SUBJECT, ProofFailedV1.SUBJECT) and msg.data:
-                    found.append({"subject": msg.subject, **json.loads(msg.data)})
+        published = await stream_events(js, {ProofReadyV1.SUBJECT, ProofFailedV1.SUBJECT})
+        found = [{"subject": subject, **payload} for subject, payload in published]
         if len(found) >= count:
             return found
         await asyncio.sleep(0.2)
