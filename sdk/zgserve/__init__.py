@@ -1,0 +1,1 @@
+"""zgserve: the user broker (SDK) for the 0G Serving Network."""
