@@ -16,7 +16,11 @@ from zg_shared.events.settlement import (
     ChunkProof,
     ProofFailedV1,
     ProofReadyV1,
+    SettledChunk,
+    SettlementConfirmedV1,
+    SettlementFailedV1,
     SettlementRequestedV1,
+    UnsettledRequest,
     UserBatch,
 )
 
@@ -33,7 +37,11 @@ __all__ = [
     "RequestServedV1",
     "ServiceRemovedV1",
     "ServiceUpdatedV1",
+    "SettledChunk",
+    "SettlementConfirmedV1",
+    "SettlementFailedV1",
     "SettlementRequestedV1",
+    "UnsettledRequest",
     "UserBatch",
     "chain_event_id",
     "new_event_id",

@@ -62,3 +62,50 @@ class ProofFailedV1(Event):
     reason: str
     retryable: bool = Field(description="False when the input itself can never be proven")
     user: Address | None = Field(None, description="The user whose requests failed, if one did")
+
+
+class SettledChunk(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    user: Address
+    init_nonce: int
+    final_nonce: int
+    total_fee: int
+    request_count: int
+
+
+class SettlementConfirmedV1(Event):
+    """Every chunk of a settlement is confirmed on chain: the provider holds the fees."""
+
+    SUBJECT: ClassVar[str] = "serving.settlement.confirmed.v1"
+
+    settlement_id: str
+    provider: Address
+    tx_hash: str
+    chunks: tuple[SettledChunk, ...]
+    total_fee: int
+    gas_used: int
+    lag_seconds: float = Field(description="From the oldest request served to confirmation")
+
+
+class UnsettledRequest(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    user: Address
+    nonce: int
+    fee: int
+    request_id: str
+
+
+class SettlementFailedV1(Event):
+    """A settlement attempt failed. Requests in `written_off` can never be collected (the
+    chain passed their nonce without them, or no proof can be made); the others are
+    settled again by a later attempt."""
+
+    SUBJECT: ClassVar[str] = "serving.settlement.failed.v1"
+
+    settlement_id: str
+    provider: Address
+    reason: str
+    attempt: int
+    written_off: tuple[UnsettledRequest, ...] = ()
