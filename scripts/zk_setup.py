@@ -5,6 +5,7 @@
     python scripts/zk_setup.py --size 4 --check         # committed keys still match the circuit?
     python scripts/zk_setup.py --size 16 --ptau ceremony.ptau --zkey final.zkey --install
                                                         # production: keys from a ceremony
+    python scripts/zk_setup.py --size 64 --arkworks-dev # fast DEV keys (groth16py), no ptau
 
 Steps, each cached (a rerun resumes where it stopped; a changed circuit redoes what depends
 on it): compile (circom --O2) -> powers of tau (dev: new + contribution + prepare phase 2,
@@ -16,6 +17,12 @@ production keys come from a public phase-1 ceremony ptau and a multi-party phase
 (docs/circuit.md). Never skip the contributions: with tau = 1 snarkjs still verifies proofs
 but the Solidity verifier rejects everything (the setup checks the key for that).
 
+`--arkworks-dev` is the fast route to dev keys for large N (benchmarks, devnets): groth16py's
+circuit-specific setup straight from the r1cs, no powers of tau (~20 s at N=16, ~80 s at N=64,
+where a dev 2^19 ptau takes hours here). Its proving key is groth16py's own format (snarkjs cannot
+prove with it); the verification key is snarkjs JSON and the verifier is snarkjs's template
+rendered with it. Single party, in .cache/zk/settle_batch_N/arkworks/ only: NEVER for real funds.
+
 Exit codes: 0 ok, 1 a tool failed, 2 bad usage, 3 --check found a mismatch.
 """
 
@@ -23,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import importlib.util
 import json
 import os
 import re
@@ -45,6 +53,8 @@ HARNESS_DIR = ROOT / "circuits" / "test"
 CIRCOMLIB = ROOT / "node_modules" / "circomlib"
 KEYS_DIR = ROOT / "circuits" / "keys"
 VERIFIERS_DIR = ROOT / "contracts" / "src" / "verifiers"
+GROTH16_TEMPLATE = ROOT / "node_modules" / "snarkjs" / "templates" / "verifier_groth16.sol.ejs"
+COMPILE_CONTRACTS = ROOT / "scripts" / "compile_contracts.py"
 DEFAULT_CACHE = ROOT / ".cache" / "zk"
 N_PUBLIC = 7
 PUBLIC_INPUTS = ["user", "provider", "initNonce", "finalNonce", "totalFee", "signerX", "signerY"]
@@ -351,6 +361,61 @@ class Setup:
         self.log.step("exports", fresh, f"{vkey.name}, {sol.name}")
         return vkey, sol
 
+    # ------------------------------------------------------------------ fast dev keys
+
+    def arkworks_dev(self, info: R1csInfo) -> tuple[Path, Path, Path]:
+        """Single-party DEV keys from groth16py's circuit-specific setup (no ptau), cached in
+        `<build>/arkworks/`: (proving key in groth16py's format, verification_key.json, the
+        Solidity verifier). Redone only when the r1cs changes."""
+        g16 = _groth16py()
+        out = self.build / "arkworks"
+        pk, vkey = out / "proving_key.g16", out / "verification_key.json"
+        sol, manifest = out / f"SettleBatchVerifier{self.n}.sol", out / "manifest.json"
+        r1cs_sha = sha256_file(self.r1cs)
+        recorded = json.loads(manifest.read_text()) if manifest.is_file() else {}
+        if recorded.get("r1cs_sha256") == r1cs_sha and pk.is_file() and vkey.is_file():
+            self.log.step("groth16py dev setup", True, f"{pk.name}, {_mib(pk)}")
+        else:
+            if out.is_dir():
+                shutil.rmtree(out)  # keys of another r1cs, or a setup that did not finish
+            out.mkdir(parents=True)
+            self.log(
+                f"groth16py setup SettleBatch({self.n}) ({info.constraints} constraints; "
+                "~20 s at N=16, ~80 s and ~1.2 GB at N=64 on 2 cores) ..."
+            )
+            t0 = time.monotonic()
+            proving, verifying = g16.setup(str(self.r1cs))
+            self.log(f"groth16py setup took {time.monotonic() - t0:.1f}s")
+            vk = json.loads(verifying.to_json())
+            check_vkey(vk)
+            tmp = pk.with_suffix(".tmp")
+            proving.save(str(tmp))
+            tmp.rename(pk)
+            vkey.write_text(json.dumps(vk, indent=1) + "\n")
+            manifest.write_text(
+                json.dumps(
+                    {
+                        "WARNING": "DEV KEYS from a single-party setup on this machine: whoever "
+                        "ran it can forge proofs. Never use them for real funds.",
+                        "circuit": "SettleBatch",
+                        "size": self.n,
+                        "constraints": info.constraints,
+                        "r1cs_sha256": r1cs_sha,
+                        "setup": f"groth16py {g16.__version__} setup(r1cs)",
+                        "proving_key_sha256": sha256_file(pk),
+                        "vkey_sha256": sha256_file(vkey),
+                    },
+                    indent=2,
+                )
+                + "\n"
+            )
+            self.log.step("groth16py dev setup", False, f"{pk.name}, {_mib(pk)}")
+        if not sol.is_file() or sol.stat().st_mtime < vkey.stat().st_mtime:
+            raw = render_snarkjs_verifier(vkey)
+            origin = f"DEV keys in .cache/zk/{self.name}/arkworks/ (single party, NOT for funds)"
+            sol.write_text(adapt_verifier(raw, self.n, origin))
+        return pk, vkey, sol
+
 
 def _mib(path: Path) -> str:
     return f"{path.stat().st_size / (1 << 20):.1f} MiB"
@@ -367,10 +432,11 @@ def check_vkey(vk: dict[str, Any]) -> None:
         raise SetupError("delta equals gamma: phase 2 had no contribution")
 
 
-def adapt_verifier(source: str, n: int) -> str:
+def adapt_verifier(source: str, n: int, origin: str | None = None) -> str:
     """Turn snarkjs's Groth16Verifier into SettleBatchVerifier{n} implementing
     ISettlementVerifier, pinned to the project's compiler. Fails loudly if the template
-    changed shape."""
+    changed shape. `origin` names where the key came from (default: the committed keys)."""
+    origin = origin or f"circuits/keys/settle_batch_{n}/"
     replacements = [
         (
             r"pragma solidity >=0\.7\.0 <0\.9\.0;",
@@ -380,7 +446,7 @@ def adapt_verifier(source: str, n: int) -> str:
         (
             r"contract Groth16Verifier \{",
             f"/// @title Groth16 verifier for SettleBatch({n}), generated by scripts/zk_setup.py\n"
-            f"///        from circuits/keys/settle_batch_{n}/. Do not edit: regenerate.\n"
+            f"///        from {origin}. Do not edit: regenerate.\n"
             f"/// @dev Call with an explicit gas limit (or from a transaction that reverts on\n"
             "///      false): with too little gas the pairing precompile fails and this returns\n"
             "///      false rather than reverting, so eth_estimateGas on it alone underestimates.\n"
@@ -400,6 +466,93 @@ def adapt_verifier(source: str, n: int) -> str:
             raise SetupError(f"snarkjs verifier template changed: {pattern!r} matched {count}x")
     # Trailing spaces in the template would be noise in diffs.
     return "\n".join(line.rstrip() for line in source.splitlines()) + "\n"
+
+
+def _groth16py() -> Any:
+    try:
+        import groth16py  # type: ignore[import-not-found, unused-ignore]
+    except ImportError as exc:
+        raise SetupError("--arkworks-dev needs `pip install groth16py==0.2.0`", EXIT_USAGE) from exc
+    return groth16py
+
+
+def render_snarkjs_verifier(vkey: Path) -> str:
+    """snarkjs's Groth16 Solidity template rendered with a verification_key.json: what
+    `snarkjs zkey export solidityverifier` writes, for a key that has no zkey."""
+    script = (
+        "const fs = require('fs'); const ejs = require(process.argv[1]);"
+        "const vk = JSON.parse(fs.readFileSync(process.argv[3], 'utf8'));"
+        "process.stdout.write(ejs.render(fs.readFileSync(process.argv[2], 'utf8'), vk));"
+    )
+    proc = subprocess.run(
+        [
+            "node",
+            "-e",
+            script,
+            str(ROOT / "node_modules" / "ejs"),
+            str(GROTH16_TEMPLATE),
+            str(vkey),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if proc.returncode != 0 or "contract Groth16Verifier" not in proc.stdout:
+        raise SetupError(f"rendering the snarkjs verifier template failed:\n{proc.stderr[-2000:]}")
+    return proc.stdout
+
+
+def compile_verifier(sol: Path, n: int, out: Path | None = None) -> Path:
+    """Compile a SettleBatchVerifier{n}.sol (with ISettlementVerifier, the committed contracts'
+    solc settings) into an artifact JSON beside it, for `zg_shared.chain.load_artifact(name,
+    folder)`. Cached by the source's hash. For benches and devnets: the committed artifacts
+    come from scripts/compile_contracts.py."""
+    name = f"SettleBatchVerifier{n}"
+    out = out or sol.with_name(f"{name}.json")
+    source = sol.read_text()
+    source_sha = hashlib.sha256(source.encode()).hexdigest()
+    if out.is_file() and json.loads(out.read_text()).get("sourceSha256") == source_sha:
+        return out
+    spec = importlib.util.spec_from_file_location("compile_contracts", COMPILE_CONTRACTS)
+    if spec is None or spec.loader is None:
+        raise SetupError(f"cannot load {COMPILE_CONTRACTS}")
+    compile_contracts = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(compile_contracts)
+    unit = f"contracts/src/verifiers/{name}.sol"
+    interface = "contracts/src/interfaces/ISettlementVerifier.sol"
+    request = {
+        "language": "Solidity",
+        "sources": {
+            unit: {"content": source},
+            interface: {"content": (ROOT / interface).read_text()},
+        },
+        "settings": compile_contracts.SETTINGS,
+    }
+    proc = subprocess.run(
+        [str(compile_contracts.SOLCJS), "--standard-json"],
+        input=json.dumps(request),
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        check=False,
+    )
+    start = proc.stdout.find("{")
+    if proc.returncode != 0 or start < 0:
+        raise SetupError(f"solcjs failed ({proc.returncode}):\n{proc.stderr}\n{proc.stdout}")
+    output = json.loads(proc.stdout[start:])
+    errors = [e["formattedMessage"] for e in output.get("errors", []) if e["severity"] == "error"]
+    if errors:
+        raise SetupError("verifier does not compile:\n" + "\n".join(errors))
+    compiled = output["contracts"][unit][name]
+    artifact = {
+        "contractName": name,
+        "sourceName": str(sol),
+        "sourceSha256": source_sha,
+        "abi": compiled["abi"],
+        "bytecode": "0x" + compiled["evm"]["bytecode"]["object"],
+    }
+    out.write_text(json.dumps(artifact) + "\n")
+    return out
 
 
 # ---------------------------------------------------------------------- committed keys
@@ -550,6 +703,18 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         action="store_true",
         help="check the committed keys against the circuit (compiles, makes no keys)",
     )
+    parser.add_argument(
+        "--arkworks-dev",
+        action="store_true",
+        help="fast single-party DEV keys from groth16py's setup (no ptau; minutes at N=64 "
+        "instead of hours) into .cache/zk/settle_batch_N/arkworks/, with the Solidity verifier; "
+        "proving with groth16py only. Never for real funds",
+    )
+    parser.add_argument(
+        "--verifier-artifact",
+        action="store_true",
+        help="also compile the (cached) Solidity verifier into an ABI + bytecode JSON beside it",
+    )
     parser.add_argument("--quiet", "-q", action="store_true", help="no progress output")
     args = parser.parse_args(argv)
     if args.size < 1:
@@ -564,6 +729,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         parser.error("--zkey needs the --ptau it was made from (to verify it)")
     if args.check and args.install:
         parser.error("--check and --install exclude each other")
+    if args.arkworks_dev and (args.install or args.check or args.ptau or args.zkey):
+        parser.error(
+            "--arkworks-dev makes cached dev keys only: no --install/--check/--ptau/--zkey"
+        )
     return args
 
 
@@ -581,6 +750,12 @@ def main(argv: list[str] | None = None) -> int:
             f"needs a 2^{info.ptau_power()} ptau"
         )
         if args.compile_only:
+            return EXIT_OK
+        if args.arkworks_dev:
+            pk, _, sol = setup.arkworks_dev(info)
+            if args.verifier_artifact:
+                log(f"verifier artifact: {compile_verifier(sol, args.size)}")
+            log(f"ready (DEV keys, single party, not for production): {pk}")
             return EXIT_OK
         if args.check:
             problems = check(setup, info)
@@ -607,6 +782,8 @@ def main(argv: list[str] | None = None) -> int:
             zkey = setup.zkey(ptau, args.contributions, args.beacon)
             contributions, beacon = args.contributions, args.beacon
         vkey, sol = setup.export(zkey)
+        if args.verifier_artifact:
+            log(f"verifier artifact: {compile_verifier(sol, args.size)}")
         if args.install:
             install(setup, info, ptau, ptau_source, zkey, vkey, sol, contributions, beacon)
         log(f"ready: {zkey.relative_to(ROOT) if zkey.is_relative_to(ROOT) else zkey}")

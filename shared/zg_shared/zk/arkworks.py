@@ -13,7 +13,7 @@ from __future__ import annotations
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from zg_shared.zk.models import ChunkInput, Groth16Proof
 from zg_shared.zk.snarkjs import CircuitArtifacts, Snarkjs, SnarkjsError, Timings
@@ -30,7 +30,16 @@ def _groth16py() -> Any:
 class ArkworksProver:
     """Loads the proving key once (import_zkey takes ~40 ms for N=4), then proves chunks."""
 
-    def __init__(self, artifacts: CircuitArtifacts, snarkjs: Snarkjs | None = None) -> None:
+    def __init__(
+        self,
+        artifacts: CircuitArtifacts,
+        snarkjs: Snarkjs | None = None,
+        *,
+        key_format: Literal["zkey", "groth16py"] = "zkey",
+    ) -> None:
+        """`key_format="groth16py"`: `artifacts.zkey` is a key saved by groth16py's
+        `ProvingKey.save` (the DEV keys of `scripts/zk_setup.py --arkworks-dev`), not a
+        snarkjs zkey."""
         missing = artifacts.missing()
         if missing:
             raise FileNotFoundError(
@@ -40,7 +49,10 @@ class ArkworksProver:
         self.artifacts = artifacts
         self.snarkjs = snarkjs or Snarkjs()
         self._g16 = g16
-        self._pk, _ = g16.import_zkey(str(artifacts.zkey))
+        if key_format == "groth16py":
+            self._pk = g16.ProvingKey.load(str(artifacts.zkey))
+        else:
+            self._pk, _ = g16.import_zkey(str(artifacts.zkey))
         # Verify against the committed verification key (what the Solidity verifier holds),
         # not the one derived from the proving key.
         self._verifier = g16.Verifier(g16.VerifyingKey.from_snarkjs_file(str(artifacts.vkey)))

@@ -1,0 +1,347 @@
+"""Proof time and peak memory of SettleBatch(N), per prover backend, with the constraint count.
+
+    .venv/bin/python bench/bench_proofs.py                       # N = 4, 16, 64; both backends
+    .venv/bin/python bench/bench_proofs.py --sizes 4 16 --backends snarkjs --reps 3 --json
+
+Each (N, backend) runs in a fresh Python subprocess that signs one full chunk (N requests, not
+timed), then `--reps` times: witness (circom's wasm under node, `snarkjs wtns calculate`),
+proof, local verification, through `zg_shared.zk.snarkjs.Snarkjs.prove_chunk` or
+`zg_shared.zk.arkworks.ArkworksProver.prove_chunk`. Times are medians over the repetitions.
+Memory is the peak resident set size from getrusage: for snarkjs the largest node process
+(RUSAGE_CHILDREN: `groth16 prove`, or the witness generator if larger); for arkworks the worker
+process itself (RUSAGE_SELF: the Python interpreter, the loaded proving key and the prover).
+The node witness generator is measured apart, once, before any key is loaded (a child's peak
+counts its parent's pages at fork time, so no child figure is below the worker's ~50 MiB).
+Progress goes to stderr, the table (or JSON) to stdout.
+
+Keys, for each N: the committed zkey (N=4), else a snarkjs zkey cached by
+`scripts/zk_setup.py --size N` in .cache/zk/; arkworks proves with the same zkey where there is
+one, else with DEV keys of `scripts/zk_setup.py --size N --arkworks-dev` (single-party groth16py
+setup, made here when missing: ~20 s at N=16, ~80 s at N=64). snarkjs needs a zkey, and so a
+powers-of-tau file (2^17 at N=16: ~45 min here; 2^19 at N=64: hours): it is made only with
+`--make-keys all`, otherwise the row says what is missing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+CACHE = ROOT / ".cache" / "zk"
+BACKENDS = ("snarkjs", "arkworks")
+
+
+def log(message: str) -> None:
+    print(f"[bench_proofs] {message}", file=sys.stderr, flush=True)
+
+
+def zk_setup_module() -> ModuleType:
+    """scripts/zk_setup.py as a module (scripts/ is not a package)."""
+    if "zk_setup" in sys.modules:
+        return sys.modules["zk_setup"]
+    spec = importlib.util.spec_from_file_location("zk_setup", ROOT / "scripts" / "zk_setup.py")
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["zk_setup"] = module  # its dataclasses look their module up by name
+    spec.loader.exec_module(module)
+    return module
+
+
+def run_setup(*args: str) -> None:
+    """scripts/zk_setup.py with its progress lines passed on to our stderr."""
+    cmd = [sys.executable, str(ROOT / "scripts" / "zk_setup.py"), *args]
+    log(f"running {' '.join(cmd[1:])}")
+    proc = subprocess.run(cmd, cwd=ROOT, stdout=sys.stderr, stderr=sys.stderr, check=False)
+    if proc.returncode != 0:
+        raise RuntimeError(f"zk_setup.py {' '.join(args)} failed ({proc.returncode})")
+
+
+@dataclass(frozen=True)
+class Keys:
+    """Where the keys of one (N, backend) come from."""
+
+    size: int
+    wasm: Path
+    key: Path  # snarkjs zkey, or groth16py's saved proving key
+    vkey: Path
+    key_format: str  # "zkey" or "groth16py"
+    source: str  # for the table
+
+    @staticmethod
+    def build_dir(n: int) -> Path:
+        return CACHE / f"settle_batch_{n}"
+
+    @classmethod
+    def wasm_for(cls, n: int) -> Path:
+        return cls.build_dir(n) / f"settle_batch_{n}_js" / f"settle_batch_{n}.wasm"
+
+
+def snarkjs_keys(n: int) -> Keys | None:
+    """The committed zkey, else one cached by `zk_setup.py --size N`; None if neither."""
+    committed = ROOT / "circuits" / "keys" / f"settle_batch_{n}"
+    build = Keys.build_dir(n)
+    candidates = [
+        (committed / f"settle_batch_{n}.zkey", committed / "verification_key.json", "committed"),
+        (build / f"settle_batch_{n}_final.zkey", build / "verification_key.json", "dev, .cache"),
+    ]
+    for zkey, vkey, where in candidates:
+        if zkey.is_file() and vkey.is_file():
+            return Keys(n, Keys.wasm_for(n), zkey, vkey, "zkey", f"snarkjs zkey ({where})")
+    return None
+
+
+def arkworks_dev_keys(n: int) -> Keys | None:
+    folder = Keys.build_dir(n) / "arkworks"
+    pk, vkey = folder / "proving_key.g16", folder / "verification_key.json"
+    if pk.is_file() and vkey.is_file():
+        return Keys(n, Keys.wasm_for(n), pk, vkey, "groth16py", "groth16py dev setup")
+    return None
+
+
+def find_keys(n: int, backend: str, make: str) -> Keys | str:
+    """Keys for (n, backend), made when `make` allows; else a note saying what is missing."""
+    keys = snarkjs_keys(n)
+    if keys is None and backend == "snarkjs" and make == "all":
+        run_setup("--size", str(n))  # slow: powers of tau (resumable)
+        keys = snarkjs_keys(n)
+    if keys is None and backend == "arkworks":
+        keys = arkworks_dev_keys(n)
+        if keys is None and make != "none":
+            run_setup("--size", str(n), "--arkworks-dev")
+            keys = arkworks_dev_keys(n)
+    if keys is None:
+        if backend == "snarkjs":
+            return f"no zkey: `scripts/zk_setup.py --size {n}` (or --make-keys all)"
+        return f"no keys: `scripts/zk_setup.py --size {n} --arkworks-dev`"
+    if not keys.wasm.is_file():
+        run_setup("--size", str(n), "--compile-only")
+    return keys
+
+
+# ---------------------------------------------------------------------- worker (subprocess)
+
+
+def _kib_peak(who: int) -> int:
+    return resource.getrusage(who).ru_maxrss  # KiB on Linux
+
+
+def worker(spec: dict[str, Any]) -> dict[str, Any]:
+    """One measurement, in a fresh process so that the rusage peaks are its own."""
+    from zg_shared.crypto import generate_private_key, prv2pub, sign_request
+    from zg_shared.zk import CircuitArtifacts, SignedRequest, Snarkjs, build_chunk_input
+    from zg_shared.zk.arkworks import ArkworksProver
+
+    n, reps = int(spec["size"]), int(spec["reps"])
+    artifacts = CircuitArtifacts(
+        size=n, wasm=Path(spec["wasm"]), zkey=Path(spec["key"]), vkey=Path(spec["vkey"])
+    )
+    prv = generate_private_key()
+    user, provider = "0x" + "11" * 20, "0x" + "22" * 20
+    requests = [
+        SignedRequest.from_signature_hex(
+            user=user,
+            provider=provider,
+            nonce=nonce,
+            fee=1000 + nonce,
+            signature=sign_request(prv, user, provider, nonce, 1000 + nonce).to_hex(),
+        )
+        for nonce in range(1, n + 1)
+    ]
+    chunk = build_chunk_input(requests, prv2pub(prv).as_tuple(), n)
+    snarkjs = Snarkjs()
+    base_kib = _kib_peak(resource.RUSAGE_SELF)
+    # The witness generator alone, before the key is loaded: a child's peak RSS counts the
+    # parent's pages at fork time, so it is measured while this process is still small.
+    with tempfile.TemporaryDirectory(prefix="zg-bench-") as tmp:
+        snarkjs.calculate_witness(artifacts.wasm, chunk, Path(tmp) / "witness.wtns")
+    witness_kib = _kib_peak(resource.RUSAGE_CHILDREN)
+    load_s = 0.0
+    prover: Snarkjs | ArkworksProver
+    if spec["backend"] == "arkworks":
+        t0 = time.perf_counter()
+        prover = ArkworksProver(artifacts, snarkjs, key_format=spec["key_format"])
+        load_s = time.perf_counter() - t0
+    else:
+        prover = snarkjs
+    witness, prove, verify = [], [], []
+    for rep in range(reps):
+        if isinstance(prover, ArkworksProver):
+            prover.prove_chunk(chunk)
+        else:
+            prover.prove_chunk(artifacts, chunk)
+        timings = prover.last_timings
+        assert timings is not None
+        assert timings.verify_s is not None
+        witness.append(timings.witness_s)
+        prove.append(timings.prove_s)
+        verify.append(timings.verify_s)
+        print(
+            f"[bench_proofs]   rep {rep + 1}/{reps}: witness {timings.witness_s:.2f}s "
+            f"prove {timings.prove_s:.2f}s verify {timings.verify_s:.3f}s",
+            file=sys.stderr,
+            flush=True,
+        )
+    return {
+        "load_s": load_s,
+        "witness_s": witness,
+        "prove_s": prove,
+        "verify_s": verify,
+        "base_kib": base_kib,
+        "self_peak_kib": _kib_peak(resource.RUSAGE_SELF),
+        "children_peak_kib": _kib_peak(resource.RUSAGE_CHILDREN),
+        "witness_kib": witness_kib,
+    }
+
+
+# ---------------------------------------------------------------------- driver
+
+
+@dataclass(frozen=True)
+class Row:
+    n: int
+    constraints: int
+    backend: str
+    keys: str
+    reps: int
+    key_load_s: float | None
+    witness_s: float | None
+    prove_s: float | None
+    verify_s: float | None
+    prove_peak_rss_mib: float | None
+    witness_peak_rss_mib: float | None
+    note: str = ""
+
+
+def constraints_of(n: int) -> int:
+    r1cs = Keys.build_dir(n) / f"settle_batch_{n}.r1cs"
+    if not r1cs.is_file():
+        run_setup("--size", str(n), "--compile-only")
+    return int(zk_setup_module().read_r1cs_header(r1cs).constraints)
+
+
+def measure(n: int, backend: str, reps: int, make: str) -> Row:
+    constraints = constraints_of(n)
+    keys = find_keys(n, backend, make)
+    if isinstance(keys, str):
+        log(f"N={n} {backend}: skipped ({keys})")
+        return Row(n, constraints, backend, "-", 0, None, None, None, None, None, None, keys)
+    spec = {
+        "size": n,
+        "reps": reps,
+        "backend": backend,
+        "wasm": str(keys.wasm),
+        "key": str(keys.key),
+        "vkey": str(keys.vkey),
+        "key_format": keys.key_format,
+    }
+    log(f"N={n} {backend} ({keys.source}): {reps} proof(s) in a fresh process ...")
+    proc = subprocess.run(
+        [sys.executable, str(Path(__file__).resolve()), "--worker", json.dumps(spec)],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=sys.stderr,
+        text=True,
+        check=False,
+    )
+    if proc.returncode != 0:
+        raise RuntimeError(f"worker for N={n} {backend} failed ({proc.returncode})")
+    got = json.loads(proc.stdout.strip().splitlines()[-1])
+    mib = 1024.0
+    witness_peak = got["witness_kib"] / mib
+    if backend == "snarkjs":
+        prove_peak = got["children_peak_kib"] / mib
+    else:
+        prove_peak = got["self_peak_kib"] / mib
+    return Row(
+        n=n,
+        constraints=constraints,
+        backend=backend,
+        keys=keys.source,
+        reps=reps,
+        key_load_s=got["load_s"] if backend == "arkworks" else None,
+        witness_s=statistics.median(got["witness_s"]),
+        prove_s=statistics.median(got["prove_s"]),
+        verify_s=statistics.median(got["verify_s"]),
+        prove_peak_rss_mib=round(prove_peak, 1),
+        witness_peak_rss_mib=round(witness_peak, 1),
+        note=f"worker process before the key: {got['base_kib'] / mib:.0f} MiB",
+    )
+
+
+def render(rows: list[Row]) -> str:
+    def f(value: float | None, fmt: str) -> str:
+        return "-" if value is None else format(value, fmt)
+
+    head = (
+        f"{'N':>3} {'constraints':>11} {'backend':<9} {'keys':<27} {'witness s':>9} "
+        f"{'prove s':>8} {'verify s':>8} {'peak RSS MiB':>12} {'witness MiB':>11}"
+    )
+    lines = [head, "-" * len(head)]
+    for r in rows:
+        lines.append(
+            f"{r.n:>3} {r.constraints:>11,} {r.backend:<9} {r.keys:<27} {f(r.witness_s, '.2f'):>9} "
+            f"{f(r.prove_s, '.2f'):>8} {f(r.verify_s, '.3f'):>8} "
+            f"{f(r.prove_peak_rss_mib, '.0f'):>12} {f(r.witness_peak_rss_mib, '.0f'):>11}"
+            + (f"  {r.note}" if r.note and r.prove_s is None else "")
+        )
+    return "\n".join(lines)
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description="Proof time and peak memory of SettleBatch(N) per prover backend.",
+        epilog="Peak RSS: snarkjs = its largest node process; arkworks = the proving Python "
+        "process (interpreter + key + prover), its node witness process apart.",
+    )
+    parser.add_argument("--sizes", type=int, nargs="+", default=[4, 16, 64], metavar="N")
+    parser.add_argument(
+        "--backends", nargs="+", choices=BACKENDS, default=list(BACKENDS), metavar="BACKEND"
+    )
+    parser.add_argument("--reps", type=int, default=2, help="proofs per measurement (default 2)")
+    parser.add_argument(
+        "--make-keys",
+        choices=["none", "dev", "all"],
+        default="dev",
+        help="missing keys: none = skip the row; dev (default) = make groth16py DEV keys for "
+        "arkworks (minutes); all = also run the snarkjs dev setup (powers of tau: hours at N=64)",
+    )
+    parser.add_argument("--json", action="store_true", help="JSON rows instead of a table")
+    parser.add_argument("--worker", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.reps < 1:
+        parser.error("--reps must be >= 1")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    if args.worker:
+        print(json.dumps(worker(json.loads(args.worker))))
+        return 0
+    rows = [
+        measure(n, backend, args.reps, args.make_keys)
+        for n in args.sizes
+        for backend in args.backends
+    ]
+    if args.json:
+        print(json.dumps([asdict(r) for r in rows], indent=1))
+    else:
+        print(render(rows))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
