@@ -1,0 +1,177 @@
+"""Wiring: broker, router, settler loop, health server, telemetry. `create_app(settings)`
+builds it all; `BillingApp.start/stop` run it in-process (tests), `__main__` runs it until a
+signal."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from dataclasses import dataclass, field
+
+from eth_account import Account as EthAccount
+from faststream import FastStream
+from faststream.nats import NatsBroker
+from faststream.nats.opentelemetry import NatsTelemetryMiddleware
+from redis.asyncio import Redis
+
+from zg_billing.book import Book
+from zg_billing.config import BillingSettings
+from zg_billing.handlers import create_router
+from zg_billing.intake import Intake
+from zg_billing.metrics import BillingMetrics
+from zg_billing.policy import Policy
+from zg_billing.rebuild import Rebuilder
+from zg_billing.records import AttemptTracker, SettlementStore
+from zg_billing.settler import Settler, SettlerConfig
+from zg_shared.accounts import AccountStore
+from zg_shared.bus import ensure_streams, publish_event
+from zg_shared.chain import ServingClient, connect
+from zg_shared.events import Event
+from zg_shared.health import HealthServer
+from zg_shared.telemetry import Telemetry, setup_telemetry
+
+SERVICE_NAME = "zg-billing"
+# On SIGTERM a settlement being submitted gets this long; after that JetStream redelivers it.
+GRACEFUL_TIMEOUT_S = 60.0
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class BillingApp:
+    app: FastStream
+    broker: NatsBroker
+    health: HealthServer
+    settler: Settler
+    rebuilder: Rebuilder
+    redis: Redis
+    settings: BillingSettings
+    _stop: asyncio.Event = field(default_factory=asyncio.Event)
+    _loop: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        await self.app.start()
+
+    async def stop(self) -> None:
+        await self.app.stop()
+
+    async def run_policy(self) -> None:
+        """The settler's loop: rebuild the view if Redis lost it, then settle what is due."""
+        next_rebuild_check = 0.0
+        loop = asyncio.get_running_loop()
+        while not self._stop.is_set():
+            try:
+                if loop.time() >= next_rebuild_check:
+                    next_rebuild_check = loop.time() + self.settings.rebuild_check_s
+                    if await self.rebuilder.needed():
+                        await self.rebuilder.run()
+                await self.settler.tick()
+            except Exception:  # Redis, NATS or the chain away for a moment: try again
+                log.exception("settlement pass failed")
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self.settings.tick_s):
+                    await self._stop.wait()
+
+
+def create_app(settings: BillingSettings, *, telemetry: Telemetry | None = None) -> BillingApp:
+    telemetry = telemetry or setup_telemetry(SERVICE_NAME)
+    broker = NatsBroker(
+        settings.nats_url,
+        name=SERVICE_NAME,
+        graceful_timeout=GRACEFUL_TIMEOUT_S,
+        middlewares=[
+            NatsTelemetryMiddleware(
+                tracer_provider=telemetry.tracer_provider, meter_provider=telemetry.meter_provider
+            )
+        ],
+    )
+    redis = Redis.from_url(settings.redis_url)
+    w3 = connect(settings.rpc_url)
+    chain = ServingClient(
+        w3, settings.serving_address, EthAccount.from_key(settings.provider_private_key)
+    )
+    metrics = BillingMetrics(telemetry.meter("zg_billing"))
+    book = Book(redis)
+    accounts = AccountStore(redis)
+    intake = Intake(book, accounts, chain, metrics)
+
+    async def publish(event: Event) -> object:
+        return await publish_event(broker, event)
+
+    settler = Settler(
+        book=book,
+        records=SettlementStore(redis),
+        accounts=accounts,
+        attempts=AttemptTracker(redis, settings.max_attempts, settings.retry_backoff_s),
+        chain=chain,
+        publish=publish,
+        # Replaced at start, once the contract's lock time is read.
+        policy=Policy(
+            threshold_fee_wei=settings.threshold_fee_wei, max_age_s=0, sweep_interval_s=1
+        ),
+        config=SettlerConfig(
+            circuit_size=settings.circuit_size,
+            max_chunks_per_user=settings.max_chunks_per_user,
+            max_chunks_per_tx=settings.max_chunks_per_tx,
+            proof_timeout_s=settings.proof_timeout_s,
+            confirm_timeout_s=settings.confirm_timeout_s,
+        ),
+        metrics=metrics,
+    )
+    broker.include_router(create_router(intake, settler, settings.durable_prefix))
+
+    async def redis_ready() -> None:
+        await redis.ping()
+
+    async def nats_ready() -> None:
+        if not await broker.ping(timeout=1.0):
+            raise ConnectionError("NATS does not answer")
+
+    async def chain_ready() -> None:
+        await w3.eth.block_number
+
+    health = HealthServer(
+        settings.http_host,
+        settings.http_port,
+        {"redis": redis_ready, "nats": nats_ready, "chain": chain_ready},
+    )
+    rebuilder = Rebuilder(redis, intake, settings.nats_url)
+    billing = BillingApp(
+        app=FastStream(broker),
+        broker=broker,
+        health=health,
+        settler=settler,
+        rebuilder=rebuilder,
+        redis=redis,
+        settings=settings,
+    )
+
+    async def on_startup() -> None:
+        await ensure_streams(settings.nats_url)
+        settler.policy = Policy.from_lock_time(
+            await chain.lock_time(),
+            threshold_fee_wei=settings.threshold_fee_wei,
+            max_age_lock_fraction=settings.max_age_lock_fraction,
+            sweep_interval_s=settings.sweep_interval_s,
+        )
+        await health.start()
+
+    async def after_startup() -> None:
+        billing._stop.clear()
+        billing._loop = asyncio.create_task(billing.run_policy(), name="settler")
+
+    async def on_shutdown() -> None:
+        billing._stop.set()
+        if billing._loop is not None:
+            await billing._loop
+
+    async def after_shutdown() -> None:
+        await health.stop()
+        await redis.aclose()
+        await w3.provider.disconnect()
+
+    billing.app.on_startup(on_startup)
+    billing.app.after_startup(after_startup)
+    billing.app.on_shutdown(on_shutdown)
+    billing.app.after_shutdown(after_shutdown)
+    return billing

@@ -1,0 +1,46 @@
+"""Billing settings, read from BILLING_* environment variables."""
+
+from __future__ import annotations
+
+from pydantic import Field
+from pydantic_settings import SettingsConfigDict
+
+from zg_shared.settings import ServiceSettings
+
+
+class BillingSettings(ServiceSettings):
+    model_config = SettingsConfigDict(env_prefix="BILLING_", extra="ignore", frozen=True)
+
+    provider_private_key: str = Field(
+        description="The provider's wallet: settleFees pays whoever sends it"
+    )
+    circuit_size: int = Field(4, ge=1, description="N of the prover's circuit: requests per chunk")
+    # Policy (docs/billing.md): settle an account when any of these holds.
+    threshold_fee_wei: int = Field(
+        10**15, ge=0, description="Settle once an account's unsettled fee reaches this"
+    )
+    max_age_lock_fraction: float = Field(
+        0.5,
+        gt=0,
+        le=1,
+        description="Settle once the oldest unsettled request is this part of the lock time old",
+    )
+    sweep_interval_s: float = Field(
+        3600.0, gt=0, description="Settle every account with anything unsettled this often"
+    )
+    # Batching: several chunks of several users in one transaction keep gas per request low.
+    max_chunks_per_user: int = Field(16, ge=1, description="Chunks one account may fill per batch")
+    max_chunks_per_tx: int = Field(16, ge=1, description="Chunks one settleFees call carries")
+    tick_s: float = Field(1.0, gt=0, description="How often the policy runs")
+    # Retries and timeouts.
+    proof_timeout_s: float = Field(600.0, gt=0, description="Re-prove if no proof comes by then")
+    confirm_timeout_s: float = Field(
+        300.0, gt=0, description="Re-check the chain if the indexer confirms nothing by then"
+    )
+    max_attempts: int = Field(5, ge=1, description="Settlement attempts before backing off")
+    retry_backoff_s: float = Field(30.0, gt=0, description="Wait after max_attempts failures")
+    tx_timeout_s: float = Field(120.0, gt=0, description="How long to wait for a receipt")
+    durable_prefix: str = Field("billing", description="JetStream durable consumer names start so")
+    rebuild_check_s: float = Field(
+        10.0, gt=0, description="How often to check whether Redis lost billing's state"
+    )

@@ -1,0 +1,49 @@
+"""Served-request events into the book, with the account loaded from the chain when Redis
+lacks it (a new account, or a Redis that was flushed)."""
+
+from __future__ import annotations
+
+import logging
+
+from zg_billing.book import Book, Recorded
+from zg_billing.metrics import BillingMetrics
+from zg_shared.accounts import AccountStore
+from zg_shared.chain import ServingClient
+from zg_shared.events import RequestServedV1
+
+log = logging.getLogger(__name__)
+
+
+class Intake:
+    def __init__(
+        self, book: Book, accounts: AccountStore, chain: ServingClient, metrics: BillingMetrics
+    ) -> None:
+        self.book = book
+        self.accounts = accounts
+        self.chain = chain
+        self.metrics = metrics
+
+    async def record(self, event: RequestServedV1) -> Recorded | None:
+        """Books the event (idempotent by nonce); None if it is another provider's."""
+        if event.provider.lower() != self.chain.sender.lower():
+            return None
+        served_ms = int(event.occurred_at.timestamp() * 1000)
+        result = await self.book.record(event, served_ms)
+        if result.outcome is Recorded.NO_ACCOUNT:
+            await self._load_account(event.user)
+            result = await self.book.record(event, served_ms)
+        if result.outcome is Recorded.BEHIND_SEAL:
+            # Only possible if Redis lost the seal's inputs; the request stays in the book and
+            # is settled if no later batch passed its nonce first.
+            log.error("request %s (nonce %d) arrived behind the seal", event.event_id, event.nonce)
+        if result.restored:
+            log.info("restored request %s into the gateway's view", event.event_id)
+        self.metrics.recorded(result.outcome.value)
+        return result.outcome
+
+    async def _load_account(self, user: str) -> None:
+        # The block first: the account read after it is at least that new, so a newer view
+        # the indexer writes is never refused as older.
+        block = await self.chain.w3.eth.block_number
+        account = await self.chain.get_account(user, self.chain.sender)
+        await self.accounts.apply_chain_account(account, block)

@@ -1,0 +1,76 @@
+"""Billing's metrics (OpenTelemetry instruments, exported on /metrics)."""
+
+from __future__ import annotations
+
+from opentelemetry.metrics import Meter
+
+
+class BillingMetrics:
+    def __init__(self, meter: Meter) -> None:
+        self._recorded = meter.create_counter(
+            "zg_billing_requests_recorded",
+            unit="{request}",
+            description="Served-request events taken into the book, by outcome",
+        )
+        self._unsettled_fee = meter.create_gauge(
+            "zg_billing_unsettled_fee",
+            unit="wei",
+            description="Fees served and not yet settled, over all accounts",
+        )
+        self._unsettled_requests = meter.create_gauge(
+            "zg_billing_unsettled_requests",
+            unit="{request}",
+            description="Charged requests not yet settled, over all accounts",
+        )
+        self._settlements = meter.create_counter(
+            "zg_billing_settlements",
+            unit="{settlement}",
+            description="Settlements by outcome: requested, submitted, confirmed, failed",
+        )
+        self._lag = meter.create_histogram(
+            "zg_billing_settlement_lag_seconds",
+            unit="s",
+            description="From the oldest request served to its settlement confirmed",
+        )
+        self._batch = meter.create_histogram(
+            "zg_billing_batch_requests",
+            unit="{request}",
+            description="Requests per settlement transaction",
+        )
+        self._gas = meter.create_histogram(
+            "zg_billing_gas_per_request",
+            unit="{gas}",
+            description="settleFees gas divided by the requests it settled",
+        )
+        self._retries = meter.create_counter(
+            "zg_billing_retries",
+            unit="{retry}",
+            description="Settlement retries, by reason",
+        )
+        self._written_off = meter.create_counter(
+            "zg_billing_written_off_requests",
+            unit="{request}",
+            description="Requests that can never be settled (reported in settlement.failed)",
+        )
+
+    def recorded(self, outcome: str) -> None:
+        self._recorded.add(1, {"outcome": outcome})
+
+    def unsettled(self, fee: int, requests: int) -> None:
+        self._unsettled_fee.set(fee)
+        self._unsettled_requests.set(requests)
+
+    def settlement(self, outcome: str) -> None:
+        self._settlements.add(1, {"outcome": outcome})
+
+    def confirmed(self, lag_s: float, requests: int, gas_used: int) -> None:
+        self._lag.record(lag_s)
+        self._batch.record(requests)
+        if requests:
+            self._gas.record(gas_used / requests)
+
+    def retry(self, reason: str) -> None:
+        self._retries.add(1, {"reason": reason})
+
+    def written_off(self, count: int) -> None:
+        self._written_off.add(count)

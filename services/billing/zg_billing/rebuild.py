@@ -1,0 +1,71 @@
+"""Rebuilding billing's view after Redis lost it.
+
+Redis is a view; the durable record of what users owe is the `ZG_SERVING` stream. A marker key
+says the view is whole. When it is missing (a first start, or a flushed or replaced Redis), the
+whole served-request history is replayed through the same idempotent intake the live
+consumer uses: requests the chain already settled are skipped, the rest return to the book and
+to the gateway's view (nonces, unsettled fees, output debt), and the policy settles them.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import nats
+from nats.errors import TimeoutError as NatsTimeout
+from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
+from redis.asyncio import Redis
+
+from zg_billing.intake import Intake
+from zg_shared.bus import stream_for
+from zg_shared.events import RequestServedV1
+
+log = logging.getLogger(__name__)
+MARKER_KEY = "zg:billing:view"
+FETCH_BATCH = 500
+
+
+class Rebuilder:
+    def __init__(self, redis: Redis, intake: Intake, nats_url: str) -> None:
+        self.redis = redis
+        self.intake = intake
+        self.nats_url = nats_url
+
+    async def needed(self) -> bool:
+        return not await self.redis.exists(MARKER_KEY)
+
+    async def run(self) -> int:
+        """Replays every served request on the stream; returns how many it read."""
+        client = await nats.connect(self.nats_url)
+        read = 0
+        try:
+            js = client.jetstream()
+            subject = RequestServedV1.SUBJECT
+            sub = await js.pull_subscribe(
+                subject,
+                stream=stream_for(subject),
+                config=ConsumerConfig(
+                    deliver_policy=DeliverPolicy.ALL,
+                    ack_policy=AckPolicy.NONE,
+                    inactive_threshold=60.0,
+                ),
+            )
+            while True:
+                try:
+                    messages = await sub.fetch(FETCH_BATCH, timeout=1.0)
+                except NatsTimeout:
+                    break
+                for message in messages:
+                    await self.intake.record(RequestServedV1.model_validate_json(message.data))
+                    read += 1
+                if read % 10_000 < FETCH_BATCH:
+                    log.info("rebuild: %d served requests replayed", read)
+                pending = (await sub.consumer_info()).num_pending
+                if not pending:
+                    break
+            await sub.unsubscribe()
+        finally:
+            await client.close()
+        await self.redis.set(MARKER_KEY, "1")
+        log.info("rebuild done: %d served requests replayed", read)
+        return read

@@ -1,0 +1,510 @@
+"""From unsettled requests to confirmed settlements.
+
+`tick` runs the policy: it seals the due accounts' requests into settlements (several users and
+chunks per transaction) and asks the prover for proofs. `on_proof_ready` submits `settleFees`;
+a chunk the contract refuses is dropped (with the same user's later chunks, which would skip
+its nonces) and the rest is sent again at once, since their proofs stay valid. Requests are
+settled only when the chain indexer reports `FeesSettled` (`on_fees_settled`). A settlement
+whose proof or confirmation is late is re-checked against the chain and given up if the chain
+does not have it; its requests go back to the book and a later attempt re-proves what is still
+valid. The contract's nonce check makes every retry safe: a request can never be paid twice.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+
+from opentelemetry import trace
+
+from zg_billing.book import Book, Sealed, account_tag
+from zg_billing.metrics import BillingMetrics
+from zg_billing.policy import Policy
+from zg_billing.records import (
+    AttemptTracker,
+    ChunkState,
+    PartRequest,
+    SettlementRecord,
+    SettlementStore,
+    Status,
+    UserPart,
+)
+from zg_shared.accounts import AccountStore
+from zg_shared.chain import ChainUnavailable, ContractRevert, ServingClient
+from zg_shared.chain.types import Address
+from zg_shared.events import (
+    ChunkProof,
+    Event,
+    FeesSettledV1,
+    ProofFailedV1,
+    ProofReadyV1,
+    SettledChunk,
+    SettlementConfirmedV1,
+    SettlementFailedV1,
+    SettlementRequestedV1,
+    UnsettledRequest,
+    UserBatch,
+)
+from zg_shared.zk import SignedRequest
+
+log = logging.getLogger(__name__)
+_tracer = trace.get_tracer("zg_billing")
+
+Publish = Callable[[Event], Awaitable[object]]
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+class SettlerConfig:
+    def __init__(
+        self,
+        *,
+        circuit_size: int,
+        max_chunks_per_user: int,
+        max_chunks_per_tx: int,
+        proof_timeout_s: float,
+        confirm_timeout_s: float,
+    ) -> None:
+        self.circuit_size = circuit_size
+        self.max_chunks_per_user = max_chunks_per_user
+        self.max_chunks_per_tx = max_chunks_per_tx
+        self.proof_timeout_ms = int(proof_timeout_s * 1000)
+        self.confirm_timeout_ms = int(confirm_timeout_s * 1000)
+
+
+class Settler:
+    def __init__(
+        self,
+        *,
+        book: Book,
+        records: SettlementStore,
+        accounts: AccountStore,
+        attempts: AttemptTracker,
+        chain: ServingClient,
+        publish: Publish,
+        policy: Policy,
+        config: SettlerConfig,
+        metrics: BillingMetrics,
+        clock: Callable[[], int] = _now_ms,
+    ) -> None:
+        self.book = book
+        self.records = records
+        self.accounts = accounts
+        self.attempts = attempts
+        self.chain = chain
+        self.provider: Address = chain.sender
+        self.publish = publish
+        self.policy = policy
+        self.config = config
+        self.metrics = metrics
+        self._clock = clock
+        self._last_sweep_ms = clock()
+
+    # ------------------------------------------------------------ the policy
+
+    async def tick(self) -> list[SettlementRecord]:
+        """One pass: re-check late settlements, then settle the accounts that are due."""
+        now = self._clock()
+        await self._check_late(now)
+        summaries = [
+            s for s in await self.book.due_accounts() if s.provider.lower() == self.provider.lower()
+        ]
+        self.metrics.unsettled(
+            sum(s.unsettled_fee for s in summaries), sum(s.unsettled_count for s in summaries)
+        )
+        open_ids = {r.id for r in await self.records.open_records()}
+        backing_off = await self.attempts.waiting(now)
+        sweep = now - self._last_sweep_ms >= self.policy.sweep_interval_s * 1000
+        if sweep:
+            self._last_sweep_ms = now
+        due: list[tuple[Address, str]] = []
+        for summary in summaries:
+            if summary.settling:
+                if summary.settling not in open_ids:  # its settler died between seal and record
+                    await self.book.release(summary.user, self.provider, summary.settling)
+                continue
+            if account_tag(summary.user, self.provider) in backing_off:
+                continue
+            reason = self.policy.due(
+                unsettled_fee=summary.unsettled_fee,
+                oldest_ms=summary.oldest_ms,
+                refund_due=summary.refund_due,
+                now_ms=now,
+                sweeping=sweep,
+            )
+            if reason is not None:
+                due.append((summary.user, reason.value))
+        return await self._settle(due, now)
+
+    async def _settle(self, due: list[tuple[Address, str]], now: int) -> list[SettlementRecord]:
+        n = self.config.circuit_size
+        created: list[SettlementRecord] = []
+        settlement_id = _new_id()
+        parts: list[UserPart] = []
+        batches: list[UserBatch] = []
+        reasons: set[str] = set()
+        oldest = now
+        chunks = 0
+        for user, reason in due:
+            room = min(self.config.max_chunks_per_user, self.config.max_chunks_per_tx - chunks)
+            sealed = await self.book.seal(user, self.provider, settlement_id, room * n)
+            if sealed.status != "ok":
+                continue
+            parts.append(_part(user, sealed))
+            batches.append(_batch(user, self.provider, sealed))
+            reasons.add(reason)
+            oldest = min(oldest, *(r.entry.t for r in sealed.requests))
+            chunks += math.ceil(len(sealed.requests) / n)
+            if chunks >= self.config.max_chunks_per_tx:
+                created.append(await self._request(settlement_id, parts, batches, reasons, oldest))
+                settlement_id, parts, batches, reasons, oldest, chunks = (
+                    _new_id(),
+                    [],
+                    [],
+                    set(),
+                    now,
+                    0,
+                )
+        if parts:
+            created.append(await self._request(settlement_id, parts, batches, reasons, oldest))
+        return created
+
+    async def _request(
+        self,
+        settlement_id: str,
+        parts: list[UserPart],
+        batches: list[UserBatch],
+        reasons: set[str],
+        oldest_ms: int,
+    ) -> SettlementRecord:
+        record = SettlementRecord(
+            id=settlement_id,
+            provider=self.provider,
+            reasons=tuple(sorted(reasons)),
+            created_ms=self._clock(),
+            oldest_served_ms=oldest_ms,
+            parts=tuple(parts),
+        )
+        await self.records.save(record)
+        await self.publish(
+            SettlementRequestedV1(
+                event_id=f"settle-{settlement_id}",
+                settlement_id=settlement_id,
+                provider=self.provider,
+                batches=tuple(batches),
+            )
+        )
+        self.metrics.settlement("requested")
+        log.info(
+            "settlement %s requested: %d users, %d requests (%s)",
+            settlement_id,
+            len(parts),
+            record.request_count,
+            ", ".join(record.reasons),
+        )
+        return record
+
+    # ------------------------------------------------------------ proofs in, transaction out
+
+    async def on_proof_ready(self, event: ProofReadyV1) -> None:
+        record = await self.records.get(event.settlement_id)
+        if record is None or record.status is not Status.PROVING:
+            return  # a redelivery, or an attempt already given up
+        original = record
+        proofs = list(event.proofs)
+        refused: dict[str, str] = {}
+        while True:
+            sending = [p for p in proofs if p.user.lower() not in refused]
+            if not sending:
+                break
+            try:
+                with _tracer.start_as_current_span("settleFees") as span:
+                    span.set_attribute("zg.settlement_id", record.id)
+                    span.set_attribute("zg.chunks", len(sending))
+                    result = await self.chain.settle_fees([p.calldata for p in sending])
+                    span.set_attribute("zg.tx_hash", result.tx_hash)
+                    span.set_attribute("zg.gas_used", result.gas_used)
+            except ChainUnavailable:
+                raise  # the message is redelivered and this runs again
+            except ContractRevert as revert:
+                index = revert.args_by_name.get("proofIndex")
+                if not isinstance(index, int) or not 0 <= index < len(sending):
+                    for proof in sending:
+                        refused[proof.user.lower()] = revert.name or "reverted"
+                    break
+                refused[sending[index].user.lower()] = revert.name
+                self.metrics.retry(revert.name)
+                log.warning(
+                    "settlement %s: chunk of %s refused (%s); sending the rest",
+                    record.id,
+                    sending[index].user,
+                    revert.name,
+                )
+                continue
+            record = original.model_copy(
+                update={
+                    "status": Status.SUBMITTED,
+                    "chunks": tuple(_chunk_state(p) for p in sending),
+                    "tx_hash": result.tx_hash,
+                    "gas_used": result.gas_used,
+                    "submitted_ms": self._clock(),
+                    "parts": tuple(p for p in record.parts if p.user.lower() not in refused),
+                }
+            )
+            await self.records.save(record)
+            self.metrics.settlement("submitted")
+            break
+        if refused:
+            await self._give_back(original, refused, "; ".join(sorted(set(refused.values()))))
+        if not any(p.user.lower() not in refused for p in proofs):
+            await self._close(record, Status.FAILED, "every chunk was refused")
+
+    async def on_proof_failed(self, event: ProofFailedV1) -> None:
+        record = await self.records.get(event.settlement_id)
+        if record is None or record.status is not Status.PROVING:
+            return
+        if event.retryable or event.user is None:
+            await self._give_back(record, {u.lower(): event.reason for u in record.users}, "")
+            await self._close(record, Status.FAILED, event.reason)
+            return
+        # The prover can never prove this user's requests (a signature the circuit rejects):
+        # report them and settle the others in a new attempt.
+        bad = event.user.lower()
+        for part in record.parts:
+            if part.user.lower() == bad:
+                await self.book.write_off(
+                    part.user, self.provider, [r.nonce for r in part.requests]
+                )
+                self.metrics.written_off(len(part.requests))
+                await self._report(record, event.reason, part.requests, part.user)
+        await self._give_back(record, {u.lower(): event.reason for u in record.users}, "")
+        await self._close(record, Status.FAILED, event.reason)
+
+    # ------------------------------------------------------------ confirmations
+
+    async def on_fees_settled(self, event: FeesSettledV1) -> None:
+        if event.provider.lower() != self.provider.lower():
+            return
+        count, fee = await self.book.confirm(event.user, event.provider, event.final_nonce)
+        if count and fee != event.amount:
+            log.error(
+                "FeesSettled for %s up to nonce %d paid %d wei; the book had %d wei",
+                event.user,
+                event.final_nonce,
+                event.amount,
+                fee,
+            )
+        for record in await self.records.open_records():
+            updated = record.with_chunk_confirmed(event.user, event.final_nonce)
+            if updated is None:
+                continue
+            await self.records.save(updated)
+            if updated.all_confirmed:
+                await self._confirmed(updated)
+            return
+
+    async def _confirmed(self, record: SettlementRecord) -> None:
+        now = self._clock()
+        for user in record.users:
+            await self.book.release(user, self.provider, record.id)
+            await self.attempts.reset(account_tag(user, self.provider))
+        await self.records.save(record.model_copy(update={"status": Status.CONFIRMED}))
+        lag_s = max(0.0, (now - record.oldest_served_ms) / 1000)
+        self.metrics.settlement("confirmed")
+        self.metrics.confirmed(lag_s, record.settled_requests, record.gas_used)
+        await self.publish(
+            SettlementConfirmedV1(
+                event_id=f"settled-{record.id}",
+                settlement_id=record.id,
+                provider=self.provider,
+                tx_hash=record.tx_hash,
+                chunks=tuple(
+                    SettledChunk(
+                        user=c.user,
+                        init_nonce=c.init_nonce,
+                        final_nonce=c.final_nonce,
+                        total_fee=c.total_fee,
+                        request_count=c.request_count,
+                    )
+                    for c in record.chunks
+                ),
+                total_fee=sum(c.total_fee for c in record.chunks),
+                gas_used=record.gas_used,
+                lag_seconds=lag_s,
+            )
+        )
+        log.info(
+            "settlement %s confirmed: %d requests, %d gas (tx %s)",
+            record.id,
+            record.settled_requests,
+            record.gas_used,
+            record.tx_hash,
+        )
+
+    async def on_refund_requested(self, user: str, provider: str) -> None:
+        if provider.lower() == self.provider.lower():
+            await self.book.flag_refund(user, provider)
+
+    async def on_reorg(self) -> None:
+        """Blocks were dropped: every submitted settlement is re-checked on the next tick."""
+        for record in await self.records.open_records():
+            if record.status is Status.SUBMITTED:
+                await self.records.save(record.model_copy(update={"submitted_ms": 0}))
+
+    # ------------------------------------------------------------ late work
+
+    async def _check_late(self, now: int) -> None:
+        for record in await self.records.open_records():
+            if record.status is Status.PROVING and now - record.created_ms > (
+                self.config.proof_timeout_ms
+            ):
+                self.metrics.retry("proof_timeout")
+                await self._give_back(record, {u.lower(): "no proof" for u in record.users}, "")
+                await self._close(record, Status.FAILED, "no proof in time")
+            elif record.status is Status.SUBMITTED and now - record.submitted_ms > (
+                self.config.confirm_timeout_ms
+            ):
+                await self._recheck(record, now)
+
+    async def _recheck(self, record: SettlementRecord, now: int) -> None:
+        """No confirmation in time: if the chain has the settlement, keep waiting for the
+        indexer; if not (dropped, reorged away), give the requests back to be settled again."""
+        missing = []
+        for chunk in record.chunks:
+            if chunk.confirmed:
+                continue
+            account = await self.chain.get_account(chunk.user, self.provider)
+            if account.nonce < chunk.final_nonce:
+                missing.append(chunk)
+        if not missing:
+            await self.records.save(record.model_copy(update={"submitted_ms": now}))
+            return
+        self.metrics.retry("not_on_chain")
+        await self._give_back(
+            record, {c.user.lower(): "transaction not on chain" for c in missing}, ""
+        )
+        confirmed_users = {c.user.lower() for c in record.chunks if c.confirmed}
+        pending = [c for c in record.chunks if not c.confirmed and c not in missing]
+        if pending:  # wait for the rest, without the chunks that will be settled again
+            await self.records.save(
+                record.model_copy(
+                    update={
+                        "chunks": tuple(c for c in record.chunks if c not in missing),
+                        "submitted_ms": now,
+                    }
+                )
+            )
+        elif confirmed_users:
+            await self._confirmed(
+                record.model_copy(
+                    update={"chunks": tuple(c for c in record.chunks if c not in missing)}
+                )
+            )
+        else:
+            await self._close(record, Status.FAILED, "transaction not on chain")
+
+    # ------------------------------------------------------------ giving requests back
+
+    async def _give_back(
+        self, record: SettlementRecord, users: dict[str, str], reason: str
+    ) -> None:
+        """Frees these users' requests for a later attempt, with their account re-read from the
+        chain (a stale balance or nonce may be why the attempt failed)."""
+        now = self._clock()
+        block = await self.chain.w3.eth.block_number
+        for part in record.parts:
+            if part.user.lower() not in users:
+                continue
+            account = await self.chain.get_account(part.user, self.provider)
+            await self.accounts.apply_chain_account(account, block)
+            passed = [r for r in part.requests if r.nonce <= account.nonce]
+            if passed:
+                # The chain is past these nonces. If our own earlier transaction settled them,
+                # the indexer's FeesSettled confirms them; the book drops them either way.
+                await self.book.confirm(part.user, self.provider, account.nonce)
+            await self.book.release(part.user, self.provider, record.id)
+            tries = await self.attempts.failed(account_tag(part.user, self.provider), now)
+            why = users[part.user.lower()] or reason
+            log.warning(
+                "settlement %s: %s's requests go back to the book (%s, attempt %d)",
+                record.id,
+                part.user,
+                why,
+                tries,
+            )
+            await self.publish(
+                SettlementFailedV1(
+                    event_id=f"failed-{record.id}-{part.user.lower()}",
+                    settlement_id=record.id,
+                    provider=self.provider,
+                    reason=why,
+                    attempt=tries,
+                )
+            )
+
+    async def _report(
+        self,
+        record: SettlementRecord,
+        reason: str,
+        requests: tuple[PartRequest, ...],
+        user: Address,
+    ) -> None:
+        await self.publish(
+            SettlementFailedV1(
+                event_id=f"written-off-{record.id}-{user.lower()}",
+                settlement_id=record.id,
+                provider=self.provider,
+                reason=reason,
+                attempt=0,
+                written_off=tuple(
+                    UnsettledRequest(user=user, nonce=r.nonce, fee=r.fee, request_id=r.request_id)
+                    for r in requests
+                ),
+            )
+        )
+
+    async def _close(self, record: SettlementRecord, status: Status, failure: str) -> None:
+        latest = await self.records.get(record.id) or record
+        await self.records.save(latest.model_copy(update={"status": status, "failure": failure}))
+        self.metrics.settlement(status.value)
+
+
+def _new_id() -> str:
+    return uuid.uuid4().hex[:16]
+
+
+def _part(user: Address, sealed: Sealed) -> UserPart:
+    return UserPart(
+        user=user,
+        requests=tuple(
+            PartRequest(nonce=r.nonce, fee=r.fee, request_id=r.entry.id) for r in sealed.requests
+        ),
+    )
+
+
+def _batch(user: Address, provider: Address, sealed: Sealed) -> UserBatch:
+    return UserBatch(
+        user=user,
+        signer=sealed.signer,
+        requests=tuple(
+            SignedRequest.from_signature_hex(
+                user=user, provider=provider, nonce=r.nonce, fee=r.fee, signature=r.entry.sig
+            )
+            for r in sealed.requests
+        ),
+    )
+
+
+def _chunk_state(proof: ChunkProof) -> ChunkState:
+    return ChunkState(
+        user=proof.user,
+        init_nonce=proof.init_nonce,
+        final_nonce=proof.final_nonce,
+        total_fee=proof.total_fee,
+        request_count=proof.request_count,
+    )
