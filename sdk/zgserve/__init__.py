@@ -1,1 +1,33 @@
-"""zgserve: the user broker (SDK) for the 0G Serving Network."""
+"""zgserve: the user broker (SDK) for the 0G Serving Network.
+
+Async first (`ZgClient`), with a thin blocking wrapper (`SyncZgClient`). Errors are drawn
+in `zgserve.errors`; evidence files and their offline check are in `zgserve.evidence`.
+"""
+
+from zgserve.client import ServiceSession, ZgClient
+from zgserve.config import ZgConfig, load_config
+from zgserve.errors import (
+    AccountError,
+    ConfigError,
+    GatewayRefused,
+    ProviderStopped,
+    VerificationError,
+    ZgError,
+)
+from zgserve.evidence import Evidence, Finding, verify_evidence
+
+__all__ = [
+    "AccountError",
+    "ConfigError",
+    "Evidence",
+    "Finding",
+    "GatewayRefused",
+    "ProviderStopped",
+    "ServiceSession",
+    "VerificationError",
+    "ZgClient",
+    "ZgConfig",
+    "ZgError",
+    "load_config",
+    "verify_evidence",
+]

@@ -1,0 +1,315 @@
+"""ZgClient: the user's side of the 0G Serving Network, async.
+
+async with ZgClient.from_config(load_config()) as zg:
+    await zg.create_account(provider, deposit=10**17)
+    session = await zg.session(provider, "demo-chat", "http://127.0.0.1:3080")
+    ai = openai.AsyncOpenAI(base_url=session.base_url, api_key="zg", http_client=session.http)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+from typing import Self
+
+import httpx2
+from eth_account import Account as EthAccount
+from eth_account.signers.local import LocalAccount
+
+from zg_shared.chain import (
+    Account,
+    ContractRevert,
+    Service,
+    ServiceParams,
+    ServingClient,
+    TxResult,
+    Web3Client,
+    checksum,
+    connect,
+)
+from zg_shared.crypto import (
+    CustodyContext,
+    CustodyError,
+    PublicKey,
+    decrypt_signing_key,
+    encrypt_signing_key,
+    generate_private_key,
+    prv2pub,
+)
+from zgserve._nonces import NonceAllocator
+from zgserve._provider import ProviderState
+from zgserve._transport import PaidTransport
+from zgserve.config import ZgConfig
+from zgserve.errors import AccountError, ConfigError, GatewayRefused, ZgError
+from zgserve.evidence import ServiceTerms
+
+DEFAULT_TIMEOUT_S = 300.0
+
+
+@dataclass(frozen=True)
+class ServiceSession:
+    """One service of one provider: point an OpenAI client at `base_url` with `http`."""
+
+    provider: str
+    service: Service
+    base_url: str
+    http: httpx2.AsyncClient
+
+
+class ZgClient:
+    """Accounts, the marketplace and paid sessions for one wallet on one Serving contract."""
+
+    def __init__(
+        self,
+        rpc_url: str,
+        contract: str,
+        wallet_key: str | None = None,
+        *,
+        state_dir: Path | None = None,
+        evidence_dir: Path | None = None,
+        timeout_s: float = DEFAULT_TIMEOUT_S,
+    ) -> None:
+        self.w3: Web3Client = connect(rpc_url)
+        self._wallet: LocalAccount | None = EthAccount.from_key(wallet_key) if wallet_key else None
+        self.chain = ServingClient(self.w3, contract, self._wallet)
+        self.state_dir = state_dir
+        self.evidence_dir = evidence_dir or (state_dir / "evidence" if state_dir else None)
+        self.timeout_s = timeout_s
+        self._chain_id: int | None = None
+        self._providers: dict[str, ProviderState] = {}
+        self._sessions: list[ServiceSession] = []
+
+    @classmethod
+    def from_config(cls, config: ZgConfig, **kwargs: object) -> ZgClient:
+        return cls(
+            config.rpc_url,
+            config.contract,
+            config.wallet_key,
+            state_dir=config.state_dir,
+            **kwargs,  # type: ignore[arg-type]
+        )
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.close(settle=kind is None)
+
+    # ------------------------------------------------------------ identity
+
+    @property
+    def address(self) -> str:
+        return str(self._require_wallet().address)
+
+    def _require_wallet(self) -> LocalAccount:
+        if self._wallet is None:
+            raise ConfigError("no wallet key: set ZG_PRIVATE_KEY (never pass it on a command line)")
+        return self._wallet
+
+    async def chain_id(self) -> int:
+        if self._chain_id is None:
+            self._chain_id = int(await self.w3.eth.chain_id)
+        return self._chain_id
+
+    async def _custody(self, provider: str) -> CustodyContext:
+        return CustodyContext(await self.chain_id(), self.chain.address, provider, self.address)
+
+    # ------------------------------------------------------------ marketplace
+
+    async def services(self) -> list[Service]:
+        return await self.chain.get_all_services()
+
+    async def service(self, provider: str, name: str) -> Service:
+        try:
+            return await self.chain.get_service(provider, name)
+        except ContractRevert as exc:
+            raise ZgError(f"provider {provider} has no service {name!r} ({exc.name})") from None
+
+    # ------------------------------------------------------------ accounts
+
+    async def account(self, provider: str) -> Account:
+        try:
+            return await self.chain.get_account(self.address, provider)
+        except ContractRevert as exc:
+            if exc.name == "ServingAccountNotFound":
+                raise AccountError(
+                    f"no account with provider {provider}: create one first"
+                ) from None
+            raise
+
+    async def has_account(self, provider: str) -> bool:
+        try:
+            await self.account(provider)
+        except AccountError:
+            return False
+        return True
+
+    async def create_account(self, provider: str, deposit: int = 0) -> Account:
+        """Generates the request-signing key, registers its public key, stores it encrypted in
+        `additionalInfo` (recoverable with the wallet key alone), and deposits `deposit` wei."""
+        provider = checksum(provider)
+        if await self.has_account(provider):
+            raise AccountError(f"an account with provider {provider} already exists")
+        prv = generate_private_key()
+        pub = prv2pub(prv)
+        blob = encrypt_signing_key(self._require_wallet().key, await self._custody(provider), prv)
+        await self.chain.add_account(provider, pub.as_tuple(), blob, value=deposit)
+        return await self.account(provider)
+
+    async def recover_signing_key(self, provider: str) -> bytes:
+        """The account's signing key, decrypted from the chain with the wallet key."""
+        account = await self.account(provider)
+        try:
+            return decrypt_signing_key(
+                self._require_wallet().key,
+                await self._custody(account.provider),
+                account.additional_info,
+                PublicKey(*account.signer),
+            )
+        except CustodyError as exc:
+            raise AccountError(f"cannot recover the signing key from the chain: {exc}") from exc
+
+    async def deposit(self, provider: str, amount: int) -> TxResult:
+        return await self.chain.deposit_fund(provider, value=amount)
+
+    async def request_refund(self, provider: str, amount: int | None = None) -> TxResult:
+        """Asks for `amount` wei back (all that is available when None); it can be processed
+        after the contract's lock time, which leaves the provider time to settle."""
+        if amount is None:
+            amount = (await self.account(provider)).available
+        return await self.chain.request_refund(provider, amount)
+
+    async def refundable(self, provider: str) -> list[int]:
+        """Indices of refunds whose lock time has passed and that are not processed yet."""
+        account = await self.account(provider)
+        lock = await self.chain.lock_time()
+        now = int((await self.w3.eth.get_block("latest"))["timestamp"])
+        return [
+            i
+            for i, r in enumerate(account.refunds)
+            if not r.processed and r.created_at + lock <= now
+        ]
+
+    async def process_refunds(self, provider: str, indices: list[int] | None = None) -> TxResult:
+        if indices is None:
+            indices = await self.refundable(provider)
+        if not indices:
+            raise AccountError("no refund has passed its lock time yet")
+        return await self.chain.process_refund(provider, indices)
+
+    # ------------------------------------------------------------ provider side
+
+    async def register_service(self, params: ServiceParams) -> TxResult:
+        return await self.chain.add_or_update_service(params)
+
+    async def remove_service(self, name: str) -> TxResult:
+        return await self.chain.remove_service(name)
+
+    # ------------------------------------------------------------ paid requests
+
+    async def provider_state(self, provider: str) -> ProviderState:
+        provider = checksum(provider)
+        state = self._providers.get(provider)
+        if state is None:
+            prv = await self.recover_signing_key(provider)
+            chain_id = await self.chain_id()
+            nonce_file = (
+                self.state_dir
+                / "nonces"
+                / f"{chain_id}-{self.chain.address}-{self.address}-{provider}"
+                if self.state_dir is not None
+                else None
+            )
+            state = ProviderState(
+                chain_id=chain_id,
+                contract=self.chain.address,
+                user=self.address,
+                provider=provider,
+                signing_key=prv,
+                signer=prv2pub(prv),
+                nonces=NonceAllocator(nonce_file),
+                evidence_dir=self.evidence_dir,
+            )
+            self._providers[provider] = state
+        return state
+
+    async def session(
+        self,
+        provider: str,
+        service: str,
+        gateway_url: str,
+        *,
+        transport: httpx2.AsyncBaseTransport | None = None,
+    ) -> ServiceSession:
+        """An httpx2 client that pays for and verifies every call to `service` through the
+        provider's gateway. Closed by `close()`."""
+        state = await self.provider_state(provider)
+        registered = await self.service(state.provider, service)
+        state.services[service] = ServiceTerms(
+            name=service,
+            input_price=registered.input_price,
+            output_price=registered.output_price,
+            signer_address=registered.signer_address,
+        )
+        http = httpx2.AsyncClient(transport=PaidTransport(state, transport), timeout=self.timeout_s)
+        session = ServiceSession(
+            provider=state.provider,
+            service=registered,
+            base_url=f"{gateway_url.rstrip('/')}/v1/proxy/{service}",
+            http=http,
+        )
+        self._sessions.append(session)
+        return session
+
+    def unpaid(self, provider: str) -> int:
+        """Output fees received and not yet paid to `provider`."""
+        state = self._providers.get(checksum(provider))
+        return state.unpaid if state else 0
+
+    async def settle(self, provider: str) -> int:
+        """Pays the output fees still owed to `provider` with one request that carries only
+        them: an embeddings call on a single blank (zero input units, so no input fee), as
+        the gateway has no fee-only endpoint yet. Returns what was paid."""
+        state = self._providers.get(checksum(provider))
+        if state is None or state.unpaid == 0 or state.failure is not None:
+            return 0
+        session = next((s for s in self._sessions if s.provider == state.provider), None)
+        if session is None:
+            return 0
+        owed = state.unpaid
+        response = await session.http.post(
+            f"{session.base_url}/embeddings", json={"model": session.service.model, "input": " "}
+        )
+        if response.status_code != 200:
+            raise GatewayRefused(response.status_code, _code(response), response.text[:200])
+        return owed
+
+    def export_evidence(self, provider: str, path: Path) -> Path:
+        """Writes what was exchanged with `provider` (requests, bodies, receipts) to `path`."""
+        state = self._providers.get(checksum(provider))
+        if state is None:
+            raise ZgError(f"nothing was exchanged with provider {provider}")
+        return state.export(path)
+
+    async def close(self, *, settle: bool = True) -> None:
+        """Pays the last output fees (unless `settle` is False) and closes every connection."""
+        try:
+            if settle:
+                for provider in list(self._providers):
+                    await self.settle(provider)
+        finally:
+            for session in self._sessions:
+                await session.http.aclose()
+            self._sessions.clear()
+            await self.w3.provider.disconnect()
+
+
+def _code(response: httpx2.Response) -> str:
+    try:
+        error = response.json().get("error", {})
+    except ValueError:
+        return ""
+    return str(error.get("code", "")) if isinstance(error, dict) else ""

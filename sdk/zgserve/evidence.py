@@ -1,0 +1,163 @@
+"""Evidence: the signed requests, response bodies and receipts exchanged with one provider,
+in a file that any machine can check offline (`zg verify FILE`, or `verify_evidence`).
+
+What is checked for every record (and, by the SDK, for every response as it arrives):
+
+1. `Fee == Input-Fee + Previous-Output-Fee`, and the user's EdDSA-Poseidon signature over
+   `M = Poseidon(user, provider, nonce, fee)` verifies for the account's registered signer
+   (the evidence is what the user really sent);
+2. the receipt is an EIP-191 signature by the service's registered `signerAddress` over
+   `keccak(M || sha256(request body) || sha256(response body) || outputFee)`;
+3. the output fee is at most the output units of the response (the backend's
+   `usage.completion_tokens`, else words of the generated text, bounded by the request's
+   `max_tokens`) times the service's output price. Charging less is the provider's loss and
+   is accepted.
+"""
+
+from __future__ import annotations
+
+import base64
+import time
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from zg_shared.crypto import PublicKey, Signature, request_message, verify_request
+from zg_shared.receipts import Receipt, receipt_signer
+from zgserve._sse import output_bound, output_units
+
+
+class ServiceTerms(BaseModel):
+    """A service as registered on chain when the requests were made."""
+
+    model_config = ConfigDict(frozen=True)
+
+    name: str
+    input_price: int
+    output_price: int
+    signer_address: str
+
+
+class EvidenceRecord(BaseModel):
+    """One request and what came back."""
+
+    model_config = ConfigDict(frozen=True)
+
+    service: str
+    endpoint: str = Field(description="chat/completions, completions or embeddings")
+    nonce: int
+    input_fee: int
+    previous_output_fee: int
+    fee: int
+    request_signature: str = Field(description="0x + 96 bytes: R8x || R8y || S")
+    request_body_b64: str
+    response_body_b64: str = Field(description="what the receipt's response hash covers")
+    streamed: bool
+    receipt_id: str
+    output_fee: int
+    receipt_signature: str
+
+    @property
+    def request_body(self) -> bytes:
+        return base64.b64decode(self.request_body_b64)
+
+    @property
+    def response_body(self) -> bytes:
+        return base64.b64decode(self.response_body_b64)
+
+
+class Evidence(BaseModel):
+    format: Literal["zgserve-evidence-v1"] = "zgserve-evidence-v1"
+    chain_id: int
+    contract: str
+    user: str
+    provider: str
+    signer: str = Field(description="the user's registered BabyJubJub key, 0x + 64 bytes")
+    services: dict[str, ServiceTerms]
+    records: list[EvidenceRecord]
+    failure: str | None = Field(None, description="the SDK's verdict when it stopped")
+    exported_at: float = Field(default_factory=time.time)
+
+    def write(self, path: Path) -> Path:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(path.suffix + ".tmp")
+        tmp.write_text(self.model_dump_json(indent=2))
+        tmp.replace(path)
+        return path
+
+    @classmethod
+    def read(cls, path: Path) -> Evidence:
+        return cls.model_validate_json(path.read_bytes())
+
+
+class Finding(BaseModel):
+    nonce: int
+    service: str
+    ok: bool
+    reason: str = ""
+
+
+def check_record(
+    record: EvidenceRecord, terms: ServiceTerms, user: str, provider: str, signer: PublicKey
+) -> str | None:
+    """None when the record verifies, else why not (the first failed check)."""
+    if record.fee != record.input_fee + record.previous_output_fee:
+        return "the request's Fee is not Input-Fee + Previous-Output-Fee"
+    try:
+        signature = Signature.from_hex(record.request_signature)
+        if not verify_request(user, provider, record.nonce, record.fee, signature, signer):
+            return "the user's request signature does not verify (evidence tampered?)"
+    except (ValueError, TypeError) as exc:
+        return f"the request signature is malformed: {exc}"
+    if not record.receipt_signature:
+        return "the response carries no receipt signature"
+    receipt = Receipt.for_bodies(
+        request_message(user, provider, record.nonce, record.fee),
+        record.request_body,
+        record.response_body,
+        record.output_fee,
+    )
+    try:
+        signed_by = receipt_signer(receipt, record.receipt_signature)
+    except ValueError as exc:
+        return f"the receipt signature is malformed: {exc}"
+    if signed_by.lower() != terms.signer_address.lower():
+        return (
+            f"the receipt is signed by {signed_by}, not by the service's registered "
+            f"signer {terms.signer_address}"
+        )
+    units = (
+        output_units(record.response_body, record.streamed)
+        if record.endpoint != "embeddings"
+        else 0
+    )
+    bound = output_bound(record.request_body)
+    if bound is not None:
+        units = min(units, bound)
+    allowed = units * terms.output_price
+    if record.output_fee > allowed:
+        return (
+            f"the output fee {record.output_fee} is above {units} output units x "
+            f"{terms.output_price} wei = {allowed}"
+        )
+    return None
+
+
+def verify_evidence(evidence: Evidence) -> list[Finding]:
+    """Every record checked offline; a record whose service terms are missing fails."""
+    signer = PublicKey.from_hex(evidence.signer)
+    findings = []
+    for record in evidence.records:
+        terms = evidence.services.get(record.service)
+        reason = (
+            f"no terms for service {record.service!r} in the evidence"
+            if terms is None
+            else check_record(record, terms, evidence.user, evidence.provider, signer)
+        )
+        findings.append(
+            Finding(
+                nonce=record.nonce, service=record.service, ok=reason is None, reason=reason or ""
+            )
+        )
+    return findings

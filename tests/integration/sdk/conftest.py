@@ -1,0 +1,138 @@
+"""A provider on real servers for the SDK to use: anvil with the Serving contract and one
+registered service, a private Redis and NATS, the sample backend over HTTP, and a real
+gateway on a local port. The user's account is left for the SDK to create."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import nats
+import pytest
+from aiohttp.test_utils import TestServer
+from eth_account.signers.local import LocalAccount
+from redis.asyncio import Redis
+
+from tests.conftest import LOCK_TIME, NO_VERIFIER
+from tests.integration.gateway.conftest import start_backend
+from zg_gateway.app import create_app
+from zg_gateway.config import GatewaySettings
+from zg_sample_backend import BackendSettings
+from zg_shared.accounts import AccountState, AccountStore
+from zg_shared.chain import ServiceParams, ServingClient, Web3Client
+from zg_shared.localservers import free_port
+from zgserve import ZgClient
+
+SERVICE = "chat"
+INPUT_PRICE = 10
+OUTPUT_PRICE = 20
+DEPOSIT = 10**15
+
+
+@dataclass
+class Network:
+    rpc_url: str
+    contract: str
+    provider: str
+    provider_key: LocalAccount
+    registered_signer: str
+    gateway_url: str
+    redis: Redis
+    serving: ServingClient
+    user_key: LocalAccount
+    state_dir: Path
+
+    def client(self, key: LocalAccount | None = None, **kwargs: object) -> ZgClient:
+        wallet = key or self.user_key
+        options: dict[str, object] = {"state_dir": self.state_dir, **kwargs}
+        return ZgClient(
+            self.rpc_url,
+            self.contract,
+            wallet.key.hex(),
+            **options,  # type: ignore[arg-type]
+        )
+
+    async def state(self, user: str) -> AccountState | None:
+        return await AccountStore(self.redis).read(user, self.provider)
+
+
+@pytest.fixture
+def gateway_receipt_key(keys: list[LocalAccount]) -> LocalAccount:
+    """The key the gateway signs receipts with: the registered signer (override to forge)."""
+    return keys[2]
+
+
+@pytest.fixture
+async def deployed(
+    w3: Web3Client, keys: list[LocalAccount], redis_url: str, tmp_path: Path
+) -> AsyncIterator[Network]:
+    """The contract with the provider's service registered; no gateway (account tests)."""
+    redis = Redis.from_url(redis_url)
+    await redis.flushdb()
+    serving = await ServingClient.deploy(w3, keys[0], lock_time=LOCK_TIME, verifier=NO_VERIFIER)
+    provider_key, registered_signer = keys[1], keys[2]
+    await serving.as_sender(provider_key).add_or_update_service(
+        ServiceParams(
+            name=SERVICE,
+            url="http://127.0.0.1:1/v1",
+            model="zg-demo-1",
+            input_price=INPUT_PRICE,
+            output_price=OUTPUT_PRICE,
+            signer_address=registered_signer.address,
+        )
+    )
+    try:
+        yield Network(
+            rpc_url=str(w3.provider.endpoint_uri),
+            contract=serving.address,
+            provider=provider_key.address,
+            provider_key=provider_key,
+            registered_signer=registered_signer.address,
+            gateway_url="",
+            redis=redis,
+            serving=serving,
+            user_key=keys[8],
+            state_dir=tmp_path / "zg-home",
+        )
+    finally:
+        await redis.aclose()
+
+
+@pytest.fixture
+async def network(
+    deployed: Network,
+    keys: list[LocalAccount],
+    redis_url: str,
+    nats_url: str,
+    gateway_receipt_key: LocalAccount,
+) -> AsyncIterator[Network]:
+    """`deployed` plus the sample backend and a real gateway in front of it."""
+    nc = await nats.connect(nats_url)
+    with contextlib.suppress(nats.js.errors.NotFoundError):
+        await nc.jetstream().delete_stream("ZG_SERVING")
+    await nc.close()
+    backend_settings = BackendSettings(port=free_port(), created=1_700_000_000)
+    backend = await start_backend(backend_settings)
+    settings = GatewaySettings(
+        environment="test",
+        provider_address=deployed.provider,
+        receipt_private_key=gateway_receipt_key.key.hex(),
+        redis_url=redis_url,
+        nats_url=nats_url,
+        rpc_url=deployed.rpc_url,
+        serving_address=deployed.contract,
+        backends={SERVICE: f"http://127.0.0.1:{backend_settings.port}/v1"},
+        default_max_output_units=100,
+        rate_limit_per_s=0,
+        log_json=False,
+    )
+    server = TestServer(create_app(settings), port=free_port())
+    await server.start_server()
+    try:
+        deployed.gateway_url = str(server.make_url("")).rstrip("/")
+        yield deployed
+    finally:
+        await server.close()
+        await backend.cleanup()
