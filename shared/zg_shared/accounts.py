@@ -47,6 +47,17 @@ def inflight_meta_key(user: str, provider: str) -> str:
     return account_key(user, provider) + ":inflightmeta"
 
 
+def refunds_key(user: str, provider: str) -> str:
+    """Hash kept by the chain indexer: refund index -> the contract's `Refund` as JSON."""
+    return account_key(user, provider) + ":refunds"
+
+
+def settlements_key(user: str, provider: str) -> str:
+    """Sorted set kept by the chain indexer: confirmed settlements (JSON), scored by block,
+    capped to the newest few."""
+    return account_key(user, provider) + ":settlements"
+
+
 class AccountState(BaseModel):
     model_config = ConfigDict(frozen=True)
 
@@ -81,10 +92,11 @@ class AccountState(BaseModel):
 
 
 # Applies the chain's view unless a newer block's view is already there: the indexer and the
-# gateway's loader may race, and an older read must never overwrite a newer one.
+# gateway's loader may race, and an older read must never overwrite a newer one. ARGV[7] = "1"
+# forces it: the indexer rolling back blocks a reorg dropped.
 _APPLY_CHAIN_STATE = """
 local stored = tonumber(redis.call('HGET', KEYS[1], 'chain_block') or '-1')
-if tonumber(ARGV[1]) < stored then return 0 end
+if ARGV[7] ~= '1' and tonumber(ARGV[1]) < stored then return 0 end
 redis.call('HSET', KEYS[1], 'chain_block', ARGV[1], 'balance', ARGV[2], 'pending_refund', ARGV[3],
   'settled_nonce', ARGV[4], 'signer_x', ARGV[5], 'signer_y', ARGV[6])
 return 1
@@ -103,8 +115,13 @@ class AccountStore:
         fields = {_text(k): int(v) for k, v in raw.items() if _text(k) in AccountState.model_fields}
         return AccountState(**fields)
 
-    async def apply_chain_account(self, account: Account, block: int) -> bool:
-        """Stores the contract's view of `account` as of `block`; False if a newer one is there."""
+    async def apply_chain_account(
+        self, account: Account, block: int, *, force: bool = False
+    ) -> bool:
+        """Stores the contract's view of `account` as of `block`; False if a newer one is there.
+
+        `force` stores it even over a newer block's view: for a reorg that dropped that block.
+        """
         applied = await self._apply(
             keys=[account_key(account.user, account.provider)],
             args=[
@@ -114,6 +131,7 @@ class AccountStore:
                 account.nonce,
                 account.signer[0],
                 account.signer[1],
+                "1" if force else "0",
             ],
         )
         return bool(applied)

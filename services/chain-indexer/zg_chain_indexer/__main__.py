@@ -1,0 +1,19 @@
+"""`python -m zg_chain_indexer`: reads INDEXER_* settings and runs until SIGTERM/SIGINT."""
+
+from __future__ import annotations
+
+import asyncio
+
+from zg_chain_indexer.app import create_app
+from zg_chain_indexer.config import IndexerSettings
+from zg_shared.telemetry import setup_logging
+
+
+def main() -> None:
+    settings = IndexerSettings()
+    setup_logging(settings.log_level, settings.log_json)
+    asyncio.run(create_app(settings).app.run())
+
+
+if __name__ == "__main__":
+    main()
