@@ -38,8 +38,17 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+from zg_shared.zk.dev_keys import (
+    KeySet,
+    arkworks_dev_keys,
+    ensure_arkworks_dev_keys,
+    ensure_compiled,
+    r1cs_path,
+    run_setup,
+    snarkjs_keys,
+)
+
 ROOT = Path(__file__).resolve().parent.parent
-CACHE = ROOT / ".cache" / "zk"
 BACKENDS = ("snarkjs", "arkworks")
 
 
@@ -60,58 +69,7 @@ def zk_setup_module() -> ModuleType:
     return module
 
 
-def run_setup(*args: str) -> None:
-    """scripts/zk_setup.py with its progress lines passed on to our stderr."""
-    cmd = [sys.executable, str(ROOT / "scripts" / "zk_setup.py"), *args]
-    log(f"running {' '.join(cmd[1:])}")
-    proc = subprocess.run(cmd, cwd=ROOT, stdout=sys.stderr, stderr=sys.stderr, check=False)
-    if proc.returncode != 0:
-        raise RuntimeError(f"zk_setup.py {' '.join(args)} failed ({proc.returncode})")
-
-
-@dataclass(frozen=True)
-class Keys:
-    """Where the keys of one (N, backend) come from."""
-
-    size: int
-    wasm: Path
-    key: Path  # snarkjs zkey, or groth16py's saved proving key
-    vkey: Path
-    key_format: str  # "zkey" or "groth16py"
-    source: str  # for the table
-
-    @staticmethod
-    def build_dir(n: int) -> Path:
-        return CACHE / f"settle_batch_{n}"
-
-    @classmethod
-    def wasm_for(cls, n: int) -> Path:
-        return cls.build_dir(n) / f"settle_batch_{n}_js" / f"settle_batch_{n}.wasm"
-
-
-def snarkjs_keys(n: int) -> Keys | None:
-    """The committed zkey, else one cached by `zk_setup.py --size N`; None if neither."""
-    committed = ROOT / "circuits" / "keys" / f"settle_batch_{n}"
-    build = Keys.build_dir(n)
-    candidates = [
-        (committed / f"settle_batch_{n}.zkey", committed / "verification_key.json", "committed"),
-        (build / f"settle_batch_{n}_final.zkey", build / "verification_key.json", "dev, .cache"),
-    ]
-    for zkey, vkey, where in candidates:
-        if zkey.is_file() and vkey.is_file():
-            return Keys(n, Keys.wasm_for(n), zkey, vkey, "zkey", f"snarkjs zkey ({where})")
-    return None
-
-
-def arkworks_dev_keys(n: int) -> Keys | None:
-    folder = Keys.build_dir(n) / "arkworks"
-    pk, vkey = folder / "proving_key.g16", folder / "verification_key.json"
-    if pk.is_file() and vkey.is_file():
-        return Keys(n, Keys.wasm_for(n), pk, vkey, "groth16py", "groth16py dev setup")
-    return None
-
-
-def find_keys(n: int, backend: str, make: str) -> Keys | str:
+def find_keys(n: int, backend: str, make: str) -> KeySet | str:
     """Keys for (n, backend), made when `make` allows; else a note saying what is missing."""
     keys = snarkjs_keys(n)
     if keys is None and backend == "snarkjs" and make == "all":
@@ -120,14 +78,12 @@ def find_keys(n: int, backend: str, make: str) -> Keys | str:
     if keys is None and backend == "arkworks":
         keys = arkworks_dev_keys(n)
         if keys is None and make != "none":
-            run_setup("--size", str(n), "--arkworks-dev")
-            keys = arkworks_dev_keys(n)
+            keys = ensure_arkworks_dev_keys(n)
     if keys is None:
         if backend == "snarkjs":
             return f"no zkey: `scripts/zk_setup.py --size {n}` (or --make-keys all)"
         return f"no keys: `scripts/zk_setup.py --size {n} --arkworks-dev`"
-    if not keys.wasm.is_file():
-        run_setup("--size", str(n), "--compile-only")
+    ensure_compiled(n)
     return keys
 
 
@@ -226,10 +182,8 @@ class Row:
 
 
 def constraints_of(n: int) -> int:
-    r1cs = Keys.build_dir(n) / f"settle_batch_{n}.r1cs"
-    if not r1cs.is_file():
-        run_setup("--size", str(n), "--compile-only")
-    return int(zk_setup_module().read_r1cs_header(r1cs).constraints)
+    ensure_compiled(n)
+    return int(zk_setup_module().read_r1cs_header(r1cs_path(n)).constraints)
 
 
 def measure(n: int, backend: str, reps: int, make: str) -> Row:

@@ -1,27 +1,41 @@
-"""Gas per settled request: real proofs of the committed SettleBatch(4) circuit, settled on a
-local anvil node, one chunk per call and several chunks (and users) per call.
+"""Gas per settled request, measured: real SettleBatch(N) proofs settled by `Serving.settleFees`
+on a local anvil node, for each N, one chunk per call and several chunks (and users) per call.
 
-    .venv/bin/python bench/settlement_gas.py [--json]
+    .venv/bin/python bench/settlement_gas.py                 # N = 4, 16, 64
+    .venv/bin/python bench/settlement_gas.py --sizes 4 --json
 
-The Groth16 verifier's cost does not depend on N (the public inputs are always seven), so the
-per-chunk cost measured at N=4 also gives the cost at larger N: the rows marked "projected"
-divide it by N. Keys for N >= 16 come from a ceremony (docs/circuit.md), not from this bench.
+For each N: a fresh anvil, the N's own Solidity verifier (snarkjs's template with that N's key)
+deployed beside a fresh `Serving`, four users with accounts at one provider, then four
+`settleFees` calls: 1 chunk of 1 user, 4 chunks of 1 user, 4 chunks of 4 users, 8 chunks of 4
+users; every chunk full (N requests). A row's gas is the transaction's `gasUsed` (21,000 base
+and calldata included) divided by the requests it settled. "marginal" is the cost of one more
+chunk in a call (8-chunk call minus 4-chunk call, over 4) divided by N; "projected" rows apply
+it to sizes not measured (the verifier's cost does not depend on N: 7 public inputs always).
+
+Keys: N=4 the committed ones (and the committed verifier artifact); larger N a snarkjs zkey
+cached by `scripts/zk_setup.py --size N` if there is one, else DEV keys from
+`scripts/zk_setup.py --size N --arkworks-dev` (made when missing, a minute or two). The verifier
+is compiled into the key's .cache/zk folder, never into the committed artifacts. Proofs come
+from groth16py (arkworks) when installed, else snarkjs. Progress goes to stderr.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib.util
 import json
 import sys
 from dataclasses import asdict, dataclass
+from pathlib import Path
 
 from eth_account import Account as EthAccount
 
-from zg_prover.backends import select_backend
+from zg_prover.backends import arkworks_available
 from zg_prover.service import ProverService
 from zg_shared.chain import (
     AnvilNode,
+    ContractArtifact,
     ServingClient,
     SettlementProof,
     deploy_contract,
@@ -29,9 +43,35 @@ from zg_shared.chain import (
 )
 from zg_shared.crypto import generate_private_key, prv2pub, sign_request
 from zg_shared.events import UserBatch
-from zg_shared.zk import SignedRequest
+from zg_shared.zk import ChunkInput, Groth16Proof, SignedRequest, Snarkjs
+from zg_shared.zk.arkworks import ArkworksProver
+from zg_shared.zk.dev_keys import KeySet, ensure_arkworks_dev_keys, ensure_compiled, snarkjs_keys
 
-N = 4
+ROOT = Path(__file__).resolve().parent.parent
+
+PROJECTED = (256,)
+CASES: list[tuple[str, list[tuple[int, int]]]] = [
+    # (label, [(user index, chunks of that user)])
+    ("1 chunk, 1 user", [(0, 1)]),
+    ("4 chunks, 1 user", [(1, 4)]),
+    ("4 chunks, 4 users", [(0, 1), (1, 1), (2, 1), (3, 1)]),
+    ("8 chunks, 4 users", [(0, 2), (1, 2), (2, 2), (3, 2)]),
+]
+
+
+def log(message: str) -> None:
+    print(f"[settlement_gas] {message}", file=sys.stderr, flush=True)
+
+
+def compile_verifier(sol: Path, n: int) -> Path:
+    """scripts/zk_setup.py's compile_verifier (scripts/ is not a package): cached artifact JSON."""
+    spec = importlib.util.spec_from_file_location("zk_setup", ROOT / "scripts" / "zk_setup.py")
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules.setdefault("zk_setup", module)  # its dataclasses look their module up by name
+    spec.loader.exec_module(module)
+    return Path(module.compile_verifier(sol, n))
 
 
 def batch(user: str, provider: str, prv: bytes, first: int, count: int) -> UserBatch:
@@ -48,29 +88,68 @@ def batch(user: str, provider: str, prv: bytes, first: int, count: int) -> UserB
     return UserBatch(user=user, signer=prv2pub(prv).as_tuple(), requests=requests)
 
 
+class BenchBackend:
+    """A prover backend over any keys (the service's backends take only committed ones)."""
+
+    def __init__(self, keys: KeySet) -> None:
+        self.circuit_size = keys.size
+        self.artifacts = keys.artifacts
+        self._arkworks: ArkworksProver | None = None
+        if arkworks_available() or keys.key_format == "groth16py":
+            self._arkworks = ArkworksProver(self.artifacts, key_format=keys.key_format)
+        self.name = "arkworks-cpu" if self._arkworks else "snarkjs-cpu"
+        self._snarkjs = Snarkjs()
+
+    def prove(self, chunk: ChunkInput) -> Groth16Proof:
+        if self._arkworks is not None:
+            return self._arkworks.prove_chunk(chunk)
+        return self._snarkjs.prove_chunk(self.artifacts, chunk)
+
+    def missing_artifacts(self) -> list[Path]:
+        return self.artifacts.missing()
+
+
+def keys_and_verifier(n: int) -> tuple[KeySet, ContractArtifact]:
+    """The keys to prove with and the verifier artifact made from the same key."""
+    keys = snarkjs_keys(n) or ensure_arkworks_dev_keys(n)
+    ensure_compiled(n)
+    if keys.verifier_sol is None:  # the committed keys: the committed verifier artifact
+        return keys, load_artifact(f"SettleBatchVerifier{n}")
+    artifact = compile_verifier(keys.verifier_sol, n)
+    return keys, load_artifact(f"SettleBatchVerifier{n}", artifact.parent)
+
+
 @dataclass(frozen=True)
 class Row:
-    case: str
     n: int
-    chunks: int | None  # None: projected
+    case: str
+    kind: str  # "measured", "marginal" or "projected"
+    chunks: int | None
+    users: int | None
     requests: int | None
-    gas: int  # the call's gas, or per chunk when projected
+    gas: int  # the call's gasUsed; per chunk for marginal/projected rows
     gas_per_request: int
+    keys: str = ""
 
 
-async def measure() -> list[Row]:
-    prover = ProverService(select_backend("auto", N))
+async def measure_size(n: int) -> tuple[list[Row], int]:
+    """Rows for one N, and the verifier's deployment gas."""
+    keys, verifier_artifact = keys_and_verifier(n)
+    source = keys.source
+    backend = BenchBackend(keys)
+    prover = ProverService(backend)
+    log(f"N={n}: keys {source}, proving with {backend.name}")
     rows: list[Row] = []
     async with AnvilNode(accounts=12) as node:
         w3 = node.web3()
-        keys = [EthAccount.from_key(a.private_key) for a in node.accounts]
-        verifier = await deploy_contract(w3, keys[0], load_artifact(f"SettleBatchVerifier{N}"))
+        accounts = [EthAccount.from_key(a.private_key) for a in node.accounts]
+        verifier = await deploy_contract(w3, accounts[0], verifier_artifact)
         assert verifier.contract_address is not None
         serving = await ServingClient.deploy(
-            w3, keys[0], lock_time=3600, verifier=verifier.contract_address
+            w3, accounts[0], lock_time=3600, verifier=verifier.contract_address
         )
-        provider = keys[1]
-        users = keys[4:8]
+        provider = accounts[1]
+        users = accounts[4:8]
         prvs = [generate_private_key() for _ in users]
         for user, prv in zip(users, prvs, strict=True):
             signer = prv2pub(prv).as_tuple()
@@ -80,55 +159,103 @@ async def measure() -> list[Row]:
 
         async def proofs_for(index: int, chunks: int) -> list[SettlementProof]:
             start = next_nonce[index]
-            next_nonce[index] += chunks * N
+            next_nonce[index] += chunks * n
             user = users[index].address
             made = await prover.prove_batch(
-                provider.address, batch(user, provider.address, prvs[index], start, chunks * N)
+                provider.address, batch(user, provider.address, prvs[index], start, chunks * n)
             )
             return [p.calldata for p in made]
 
-        cases = [
-            ("1 chunk, 1 user", [(0, 1)]),
-            ("4 chunks, 1 user", [(1, 4)]),
-            ("4 chunks, 4 users", [(0, 1), (1, 1), (2, 1), (3, 1)]),
-            ("8 chunks, 4 users", [(0, 2), (1, 2), (2, 2), (3, 2)]),
-        ]
-        for label, plan in cases:
+        for label, plan in CASES:
+            log(f"N={n}: {label}: proving {sum(c for _, c in plan)} chunk(s) ...")
             proofs: list[SettlementProof] = []
             for index, chunks in plan:
                 proofs += await proofs_for(index, chunks)
             result = await settle.settle_fees(proofs)
-            requests = len(proofs) * N
-            rows.append(
-                Row(label, N, len(proofs), requests, result.gas_used, result.gas_used // requests)
+            requests = len(proofs) * n
+            for index, _ in plan:  # the call really settled: nonces moved on chain
+                account = await serving.get_account(users[index].address, provider.address)
+                assert account.nonce == next_nonce[index] - 1, (account.nonce, next_nonce[index])
+            row = Row(
+                n,
+                label,
+                "measured",
+                len(proofs),
+                len(plan),
+                requests,
+                result.gas_used,
+                result.gas_used // requests,
+                source,
             )
+            log(f"N={n}: {label}: {row.gas:,} gas, {row.gas_per_request:,} per request")
+            rows.append(row)
         await w3.provider.disconnect()
-    # The marginal cost of one more chunk (8-chunk call minus 4-chunk call), spread over N.
     four, eight = rows[-2], rows[-1]
     assert four.chunks is not None
     assert eight.chunks is not None
     per_chunk = (eight.gas - four.gas) // (eight.chunks - four.chunks)
+    rows.append(
+        Row(n, "marginal chunk in a call", "marginal", None, None, None, per_chunk, per_chunk // n)
+    )
+    return rows, verifier.gas_used
+
+
+async def measure(sizes: list[int]) -> tuple[list[Row], dict[int, int]]:
+    rows: list[Row] = []
+    deploy: dict[int, int] = {}
+    for n in sizes:
+        size_rows, deploy[n] = await measure_size(n)
+        rows += size_rows
+    marginal = [r for r in rows if r.kind == "marginal"]
+    per_chunk = max(r.gas for r in marginal)  # the most conservative of the measured sizes
     rows += [
-        Row("projected, many chunks per call", n, None, None, per_chunk, per_chunk // n)
-        for n in (16, 64, 256)
+        Row(
+            n,
+            "projected from the largest marginal",
+            "projected",
+            None,
+            None,
+            None,
+            per_chunk,
+            per_chunk // n,
+        )
+        for n in PROJECTED
+        if n not in sizes
     ]
-    return rows
+    return rows, deploy
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--json", action="store_true")
-    args = parser.parse_args()
-    rows = asyncio.run(measure())
-    if args.json:
-        print(json.dumps([asdict(r) for r in rows]))
-        return 0
-    print(f"{'case':<33} {'N':>4} {'chunks':>7} {'requests':>9} {'gas':>14} {'gas/request':>12}")
+def render(rows: list[Row], deploy: dict[int, int]) -> str:
+    head = (
+        f"{'N':>4} {'case':<36} {'chunks':>6} {'users':>5} {'requests':>8} {'gas':>16} "
+        f"{'gas/req':>8}"
+    )
+    lines = [head, "-" * len(head)]
     for r in rows:
-        chunks = "-" if r.chunks is None else str(r.chunks)
-        requests = "-" if r.requests is None else str(r.requests)
-        gas = f"{r.gas:,}/chunk" if r.chunks is None else f"{r.gas:,}"
-        print(f"{r.case:<33} {r.n:>4} {chunks:>7} {requests:>9} {gas:>14} {r.gas_per_request:>12,}")
+        gas = f"{r.gas:,}" if r.kind == "measured" else f"{r.gas:,}/chunk"
+        lines.append(
+            f"{r.n:>4} {r.case:<36} {r.chunks or '-':>6} {r.users or '-':>5} "
+            f"{r.requests or '-':>8} {gas:>16} {r.gas_per_request:>8,}"
+        )
+    lines.append("")
+    lines += [f"N={n}: verifier deployment {gas:,} gas" for n, gas in deploy.items()]
+    sources = {r.n: r.keys for r in rows if r.keys}
+    lines += [f"N={n}: keys {source}" for n, source in sources.items()]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description="Gas per settled request, measured on anvil with real proofs, per N."
+    )
+    parser.add_argument("--sizes", type=int, nargs="+", default=[4, 16, 64], metavar="N")
+    parser.add_argument("--json", action="store_true", help="JSON instead of a table")
+    args = parser.parse_args(argv)
+    rows, deploy = asyncio.run(measure(args.sizes))
+    if args.json:
+        print(json.dumps({"rows": [asdict(r) for r in rows], "verifier_deploy_gas": deploy}))
+    else:
+        print(render(rows, deploy))
     return 0
 
 
