@@ -24,7 +24,14 @@ async def _call(serving: ServingClient, block: int, fn: str, *args: Any) -> Any:
         raise serving.reverts.decode(revert_data(exc)) from None
 
 
+async def deployed_at(serving: ServingClient, block: int) -> bool:
+    """Whether the contract has code at `block` (a backfill may predate its deployment)."""
+    return len(await serving.w3.eth.get_code(serving.address, block_identifier=block)) > 0
+
+
 async def accounts_at(serving: ServingClient, block: int) -> list[Account]:
+    if not await deployed_at(serving, block):
+        return []
     accounts: list[Account] = []
     offset = 0
     while True:
@@ -36,6 +43,8 @@ async def accounts_at(serving: ServingClient, block: int) -> list[Account]:
 
 
 async def services_at(serving: ServingClient, block: int) -> list[Service]:
+    if not await deployed_at(serving, block):
+        return []
     services: list[Service] = []
     offset = 0
     while True:

@@ -86,6 +86,12 @@ async def start_indexer(
         app = create_app(settings)
         await app.start()
         started.append(app)
+
+        async def has_cursor() -> bool:
+            return await app.follower.checkpoint.load() is not None
+
+        # Logs of blocks before its first cursor are in the backfilled view, not published.
+        await wait_for(has_cursor)
         return app
 
     yield start

@@ -1,0 +1,237 @@
+"""Faults on a private anvil (the session's is shared and must not be rewound): a reorg that
+drops indexed blocks, and the RPC endpoint going away for a while."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+
+import aiohttp
+import pytest
+from eth_account import Account as EthAccount
+from eth_account.signers.local import LocalAccount
+from nats.js import JetStreamContext
+from redis.asyncio import Redis
+
+from tests.conftest import LOCK_TIME, NO_VERIFIER
+from tests.integration.chain_indexer.conftest import (
+    StartIndexer,
+    assert_redis_matches_chain,
+    chain_events,
+    wait_for,
+    wait_indexed,
+)
+from tests.integration.chain_indexer.test_follow import expected, published, service
+from zg_shared.chain import AnvilNode, DevChain, ServingClient, Web3Client
+from zg_shared.events.chain import ReorgDetectedV1
+from zg_shared.localservers import free_port
+from zg_shared.registry import ServiceRegistry
+
+
+@pytest.fixture
+async def node() -> AsyncIterator[AnvilNode]:
+    async with AnvilNode(accounts=4) as anvil:
+        yield anvil
+
+
+@pytest.fixture
+async def private_w3(node: AnvilNode) -> AsyncIterator[Web3Client]:
+    w3 = node.web3()
+    yield w3
+    await w3.provider.disconnect()
+
+
+def key(node: AnvilNode, index: int) -> LocalAccount:
+    account: LocalAccount = EthAccount.from_key(node.accounts[index].private_key)
+    return account
+
+
+async def deploy(w3: Web3Client, node: AnvilNode) -> ServingClient:
+    return await ServingClient.deploy(w3, key(node, 0), lock_time=LOCK_TIME, verifier=NO_VERIFIER)
+
+
+async def test_a_reorg_rolls_redis_back_and_publishes_the_new_canonical_events(
+    node: AnvilNode,
+    private_w3: Web3Client,
+    js: JetStreamContext,
+    redis: Redis,
+    start_indexer: StartIndexer,
+) -> None:
+    chain = DevChain(private_w3)
+    serving = await deploy(private_w3, node)
+    provider, user = key(node, 1), key(node, 2)
+    indexer = await start_indexer(node.rpc_url, serving.address)
+    kept = [
+        await serving.as_sender(provider).add_or_update_service(service("a", provider.address)),
+        await serving.as_sender(user).add_account(provider.address, (1, 2), value=1_000),
+    ]
+    ancestor = kept[-1].block_number
+    await wait_indexed(indexer, ancestor)
+    snapshot = await chain.snapshot()
+    # Fresh senders on each side of the fork: each keeps its own nonce.
+    dropped = [
+        await serving.as_sender(user).deposit_fund(provider.address, value=500),
+        await serving.as_sender(user).request_refund(provider.address, 200),
+        await serving.as_sender(provider).add_or_update_service(service("a", provider.address, 99)),
+        await serving.as_sender(provider).add_or_update_service(service("b", provider.address)),
+    ]
+    await wait_indexed(indexer, dropped[-1].block_number)
+    assert await ServiceRegistry(redis).get(provider.address, "b") is not None
+
+    await chain.revert(snapshot)
+    canonical = [await serving.as_sender(user).deposit_fund(provider.address, value=70)]
+    await chain.mine(5)  # the new branch outgrows the old one
+    head = int(await private_w3.eth.block_number)
+    await wait_indexed(indexer, head)
+
+    events = await chain_events(js)
+    reorgs = [ReorgDetectedV1.model_validate(p) for s, p in events if s == ReorgDetectedV1.SUBJECT]
+    assert [(r.common_ancestor, r.dropped_from) for r in reorgs] == [(ancestor, ancestor + 1)]
+    assert published([(s, p) for s, p in events if s != ReorgDetectedV1.SUBJECT]) == expected(
+        kept + dropped + canonical
+    )
+    assert indexer.follower.reorgs == 1
+    assert indexer.follower.duplicates == 0
+    await assert_redis_matches_chain(redis, serving)
+    assert await ServiceRegistry(redis).get(provider.address, "b") is None
+    account = await serving.get_account(user.address, provider.address)
+    assert (account.balance, account.refunds) == (1_070, ())
+
+
+async def test_a_shallow_reorg_inside_the_confirmations_is_never_seen(
+    node: AnvilNode,
+    private_w3: Web3Client,
+    js: JetStreamContext,
+    redis: Redis,
+    start_indexer: StartIndexer,
+) -> None:
+    chain = DevChain(private_w3)
+    serving = await deploy(private_w3, node)
+    provider, user = key(node, 1), key(node, 2)
+    await chain.mine(3)
+    indexer = await start_indexer(node.rpc_url, serving.address, confirmations=3)
+    kept = [await serving.as_sender(user).add_account(provider.address, (1, 2), value=10)]
+    await chain.mine(3)
+    await wait_indexed(indexer, kept[-1].block_number)
+    snapshot = await chain.snapshot()
+    await serving.as_sender(user).deposit_fund(provider.address, value=5)  # to be dropped
+    await asyncio.sleep(0.3)
+    await chain.revert(snapshot)
+    kept.append(await serving.as_sender(user).deposit_fund(provider.address, value=6))
+    await chain.mine(3)
+    await wait_indexed(indexer, kept[-1].block_number)
+
+    assert published(await chain_events(js)) == expected(kept)
+    assert indexer.follower.reorgs == 0
+    await assert_redis_matches_chain(redis, serving)
+
+
+class TcpProxy:
+    """Forwards a local port to anvil's; `stop` takes the endpoint down (connections refused,
+    open ones cut), `start` brings it back on the same port. A real outage, not a mock."""
+
+    def __init__(self, target_port: int) -> None:
+        self.target_port = target_port
+        self.port = free_port()
+        self._server: asyncio.Server | None = None
+        self._pipes: set[asyncio.Task[None]] = set()
+        self._writers: set[asyncio.StreamWriter] = set()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    async def start(self) -> None:
+        self._server = await asyncio.start_server(self._accept, "127.0.0.1", self.port)
+
+    async def stop(self) -> None:
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
+            self._server = None
+        for task in list(self._pipes):
+            task.cancel()
+        for writer in list(self._writers):
+            writer.close()
+            with contextlib.suppress(OSError):
+                await writer.wait_closed()
+        self._writers.clear()
+
+    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.target_port)
+        except OSError:
+            writer.close()
+            return
+        self._writers |= {writer, up_writer}
+        for source, sink in ((reader, up_writer), (up_reader, writer)):
+            task = asyncio.create_task(self._pipe(source, sink))
+            self._pipes.add(task)
+            task.add_done_callback(self._pipes.discard)
+
+    async def _pipe(self, source: asyncio.StreamReader, sink: asyncio.StreamWriter) -> None:
+        with contextlib.suppress(OSError, asyncio.CancelledError):
+            while data := await source.read(65536):
+                sink.write(data)
+                await sink.drain()
+        sink.close()
+        self._writers.discard(sink)
+
+
+@pytest.fixture
+async def proxy(node: AnvilNode) -> AsyncIterator[TcpProxy]:
+    forwarder = TcpProxy(node.port)
+    await forwarder.start()
+    yield forwarder
+    await forwarder.stop()
+
+
+async def readyz(port: int | None) -> tuple[int, dict[str, object]]:
+    async with (
+        aiohttp.ClientSession() as session,
+        session.get(f"http://127.0.0.1:{port}/readyz") as response,
+    ):
+        return response.status, await response.json()
+
+
+async def test_rpc_down_then_up_resumes_without_missing_an_event(
+    node: AnvilNode,
+    private_w3: Web3Client,
+    proxy: TcpProxy,
+    js: JetStreamContext,
+    redis: Redis,
+    start_indexer: StartIndexer,
+) -> None:
+    serving = await deploy(private_w3, node)
+    provider, user = key(node, 1), key(node, 2)
+    indexer = await start_indexer(proxy.url, serving.address)
+    results = [await serving.as_sender(user).add_account(provider.address, (1, 2), value=10)]
+    await wait_indexed(indexer, results[-1].block_number)
+    assert (await readyz(indexer.health.port))[0] == 200
+
+    await proxy.stop()
+    results.append(await serving.as_sender(user).deposit_fund(provider.address, value=5))
+    results.append(await serving.as_sender(user).request_refund(provider.address, 3))
+
+    async def failing() -> bool:
+        return indexer.follower.last_error is not None
+
+    await wait_for(failing)
+    status, body = await readyz(indexer.health.port)
+    assert status == 503
+    failed = body["failed"]
+    assert isinstance(failed, dict)
+    assert {"rpc", "follower"} <= failed.keys()
+
+    await proxy.start()
+    await wait_indexed(indexer, results[-1].block_number)
+
+    async def recovered() -> bool:
+        return indexer.follower.last_error is None
+
+    await wait_for(recovered)
+    assert (await readyz(indexer.health.port))[0] == 200
+    assert published(await chain_events(js)) == expected(results)
+    assert indexer.follower.duplicates == 0
+    await assert_redis_matches_chain(redis, serving)
