@@ -41,7 +41,14 @@ from zgserve._nonces import NonceAllocator
 from zgserve._provider import ProviderState
 from zgserve._transport import PaidTransport
 from zgserve.config import ZgConfig
-from zgserve.errors import AccountError, ConfigError, GatewayRefused, ZgError
+from zgserve.errors import (
+    AccountError,
+    ConfigError,
+    GatewayRefused,
+    NoAccount,
+    NoService,
+    ZgError,
+)
 from zgserve.evidence import ServiceTerms
 
 DEFAULT_TIMEOUT_S = 300.0
@@ -126,7 +133,7 @@ class ZgClient:
         try:
             return await self.chain.get_service(provider, name)
         except ContractRevert as exc:
-            raise ZgError(f"provider {provider} has no service {name!r} ({exc.name})") from None
+            raise NoService(f"provider {provider} has no service {name!r} ({exc.name})") from None
 
     # ------------------------------------------------------------ accounts
 
@@ -135,15 +142,13 @@ class ZgClient:
             return await self.chain.get_account(self.address, provider)
         except ContractRevert as exc:
             if exc.name == "ServingAccountNotFound":
-                raise AccountError(
-                    f"no account with provider {provider}: create one first"
-                ) from None
+                raise NoAccount(f"no account with provider {provider}: create one first") from None
             raise
 
     async def has_account(self, provider: str) -> bool:
         try:
             await self.account(provider)
-        except AccountError:
+        except NoAccount:
             return False
         return True
 
@@ -263,6 +268,10 @@ class ZgClient:
         )
         self._sessions.append(session)
         return session
+
+    def has_state(self, provider: str) -> bool:
+        """Whether this client has sent requests to (or opened a session with) `provider`."""
+        return checksum(provider) in self._providers
 
     def unpaid(self, provider: str) -> int:
         """Output fees received and not yet paid to `provider`."""

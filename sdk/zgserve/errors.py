@@ -2,7 +2,10 @@
 
 ZgError
  ├── ConfigError          missing or inconsistent settings (RPC URL, contract, wallet key)
- ├── AccountError         no account with the provider, or its signing key cannot be recovered
+ ├── AccountError         the account exists already, or its signing key cannot be recovered
+ ├── NotFound             no such account or service on chain
+ │    ├── NoAccount       (also an AccountError)
+ │    └── NoService
  ├── GatewayRefused       the gateway refused a request the SDK itself sent (settle, lookups)
  ├── VerificationError    a receipt failed verification: the provider is no longer used
  └── ProviderStopped      a request to a provider that already failed verification
@@ -24,6 +27,18 @@ class ConfigError(ZgError):
 
 
 class AccountError(ZgError):
+    pass
+
+
+class NotFound(ZgError):
+    pass
+
+
+class NoAccount(NotFound, AccountError):
+    pass
+
+
+class NoService(NotFound):
     pass
 
 

@@ -4,10 +4,15 @@ gateway on a local port. The user's account is left for the SDK to create."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import json
+import os
+import sys
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import nats
 import pytest
@@ -136,3 +141,41 @@ async def network(
     finally:
         await server.close()
         await backend.cleanup()
+
+
+@dataclass
+class ZgRun:
+    code: int
+    stdout: str
+    stderr: str
+
+    def json(self) -> Any:
+        return json.loads(self.stdout)
+
+
+async def run_zg(
+    *args: str, env: dict[str, str] | None = None, cwd: Path | None = None, stdin: bytes = b""
+) -> ZgRun:
+    """The installed `zg` console script, as a user runs it."""
+    process = await asyncio.create_subprocess_exec(
+        str(Path(sys.executable).parent / "zg"),
+        *args,
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        env={"PATH": os.environ.get("PATH", ""), "HOME": str(cwd or Path.cwd()), **(env or {})},
+        cwd=cwd,
+    )
+    out, err = await process.communicate(stdin)
+    assert process.returncode is not None
+    return ZgRun(process.returncode, out.decode(), err.decode())
+
+
+def zg_env(network: Network, key: LocalAccount | None = None) -> dict[str, str]:
+    return {
+        "ZG_RPC_URL": network.rpc_url,
+        "ZG_CONTRACT": network.contract,
+        "ZG_PRIVATE_KEY": (key or network.user_key).key.hex(),
+        "ZG_HOME": str(network.state_dir),
+        "ZG_PROVIDER": network.provider,
+    }

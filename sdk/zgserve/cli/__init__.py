@@ -1,0 +1,1 @@
+"""`zg`: the command line of the 0G Serving Network (docs/cli.md)."""

@@ -1,0 +1,515 @@
+"""The `zg` commands. `zg --help` lists them; docs/cli.md describes each, with exit codes."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+import openai
+from rich.console import Console
+from rich.table import Table
+
+from zg_shared.chain import Account, Service, ServiceParams, checksum
+from zgserve.cli._common import Amount, Context, Exit, format_wei, run
+from zgserve.client import ZgClient
+from zgserve.evidence import Evidence, verify_evidence
+
+pass_ctx = click.make_pass_decorator(Context)
+
+
+def _address(_: click.Context, __: click.Parameter, value: str | None) -> str | None:
+    if value is None:
+        return None
+    try:
+        return checksum(value)
+    except ValueError:
+        raise click.BadParameter(f"not an Ethereum address: {value}") from None
+
+
+provider_option = click.option(
+    "--provider",
+    envvar="ZG_PROVIDER",
+    required=True,
+    callback=_address,
+    help="The provider's address [env ZG_PROVIDER].",
+)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--rpc-url", envvar="ZG_RPC_URL", help="Chain RPC URL [env ZG_RPC_URL].")
+@click.option(
+    "--contract", envvar="ZG_CONTRACT", help="Serving contract address [env ZG_CONTRACT]."
+)
+@click.option(
+    "--deployment",
+    type=click.Path(path_type=Path, dir_okay=False),
+    envvar="ZG_DEPLOYMENT",
+    help="Deployment file written by zg-devnet [default var/deployment.json].",
+)
+@click.option(
+    "--home",
+    type=click.Path(path_type=Path, file_okay=False),
+    envvar="ZG_HOME",
+    help="State directory: nonces, evidence [env ZG_HOME, default ~/.zgserve].",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
+@click.version_option(package_name="zgserve")
+@click.pass_context
+def cli(
+    click_ctx: click.Context,
+    rpc_url: str | None,
+    contract: str | None,
+    deployment: Path | None,
+    home: Path | None,
+    as_json: bool,
+) -> None:
+    """The 0G Serving Network from the command line: the marketplace, your accounts with
+    providers, paid and verified chat, evidence checks, and service registration.
+
+    The wallet key is read from ZG_PRIVATE_KEY only (never a flag). The chain and contract
+    come from the flags, ZG_RPC_URL / ZG_CONTRACT, or var/deployment.json (zg-devnet).
+
+    Exit codes: 0 ok, 1 error, 2 usage or configuration, 3 verification failed,
+    4 not found, 5 refused (by the contract or the gateway), 6 unreachable.
+    """
+    click_ctx.obj = Context(
+        rpc_url=rpc_url,
+        contract=contract,
+        deployment=deployment,
+        home=home,
+        as_json=as_json,
+        err=Console(stderr=True),
+        out=Console(),
+    )
+
+
+# ---------------------------------------------------------------- marketplace
+
+
+def _service_json(s: Service) -> dict[str, Any]:
+    return s.model_dump(mode="json")
+
+
+@cli.command()
+@click.option("--provider", callback=_address, help="Only this provider's services.")
+@pass_ctx
+def services(ctx: Context, provider: str | None) -> None:
+    """List the services on the marketplace, with prices (wei per unit)."""
+
+    async def work() -> list[Service]:
+        async with ctx.client(need_wallet=False) as zg:
+            with ctx.spinner("reading the registry"):
+                found = await zg.services()
+        return [s for s in found if provider is None or s.provider == provider]
+
+    found = run(ctx, work)
+    if ctx.as_json:
+        ctx.emit([_service_json(s) for s in found])
+        return
+    table = Table(title=f"{len(found)} services")
+    for column in ("provider", "name", "type", "model", "input / unit", "output / unit", "url"):
+        table.add_column(column)
+    for s in found:
+        table.add_row(
+            s.provider,
+            s.name,
+            s.service_type,
+            s.model,
+            format_wei(s.input_price),
+            format_wei(s.output_price),
+            s.url,
+        )
+    ctx.out.print(table)
+
+
+# ---------------------------------------------------------------- accounts
+
+
+@cli.group()
+def account() -> None:
+    """Your account with a provider: create, deposit, show, refund."""
+
+
+def _account_json(a: Account) -> dict[str, Any]:
+    data = a.model_dump(mode="json", exclude={"additional_info"})
+    data["available"] = a.available
+    data["key_in_custody"] = a.additional_info.startswith("zgk1:")
+    return data
+
+
+def _show_account(ctx: Context, a: Account) -> None:
+    if ctx.as_json:
+        ctx.emit(_account_json(a))
+        return
+    table = Table(show_header=False, title=f"account {a.user} with {a.provider}")
+    table.add_row("balance", format_wei(a.balance))
+    table.add_row("pending refund", format_wei(a.pending_refund))
+    table.add_row("available", format_wei(a.available))
+    table.add_row("last settled nonce", str(a.nonce))
+    table.add_row("signing key", "in custody on chain (zgk1)" if a.additional_info else "none")
+    ctx.out.print(table)
+    if a.refunds:
+        refunds = Table(title="refunds")
+        for column in ("index", "amount", "requested at", "processed"):
+            refunds.add_column(column)
+        for i, r in enumerate(a.refunds):
+            refunds.add_row(str(i), format_wei(r.amount), str(r.created_at), str(r.processed))
+        ctx.out.print(refunds)
+
+
+@account.command("create")
+@provider_option
+@click.option("--deposit", type=Amount(), default=0, help="Deposit now (1000, 2gwei, 0.1eth).")
+@pass_ctx
+def account_create(ctx: Context, provider: str, deposit: int) -> None:
+    """Create your account with a provider: a new request-signing key, registered on chain
+    and stored there encrypted under your wallet (recoverable on any machine)."""
+
+    async def work() -> Account:
+        async with ctx.client() as zg:
+            with ctx.spinner("creating the account"):
+                return await zg.create_account(provider, deposit=deposit)
+
+    _show_account(ctx, run(ctx, work))
+
+
+@account.command("deposit")
+@provider_option
+@click.argument("amount", type=Amount())
+@pass_ctx
+def account_deposit(ctx: Context, provider: str, amount: int) -> None:
+    """Add AMOUNT (1000, 2gwei, 0.1eth) to your account with a provider."""
+
+    async def work() -> Account:
+        async with ctx.client() as zg:
+            with ctx.spinner("depositing"):
+                await zg.deposit(provider, amount)
+                return await zg.account(provider)
+
+    _show_account(ctx, run(ctx, work))
+
+
+@account.command("show")
+@provider_option
+@pass_ctx
+def account_show(ctx: Context, provider: str) -> None:
+    """Show your balance, pending refunds and settled nonce with a provider."""
+
+    async def work() -> Account:
+        async with ctx.client() as zg:
+            return await zg.account(provider)
+
+    _show_account(ctx, run(ctx, work))
+
+
+@account.command("refund")
+@provider_option
+@click.option("--amount", type=Amount(), help="How much to ask back [default: all available].")
+@click.option(
+    "--process", is_flag=True, help="Pay out the refunds whose lock time has passed instead."
+)
+@pass_ctx
+def account_refund(ctx: Context, provider: str, amount: int | None, process: bool) -> None:
+    """Ask for a refund (paid out after the contract's lock time), or with --process pay
+    out the refunds that are due."""
+
+    async def work() -> Account:
+        async with ctx.client() as zg:
+            with ctx.spinner("processing refunds" if process else "requesting a refund"):
+                if process:
+                    await zg.process_refunds(provider)
+                else:
+                    await zg.request_refund(provider, amount)
+                return await zg.account(provider)
+
+    _show_account(ctx, run(ctx, work))
+
+
+# ---------------------------------------------------------------- chat
+
+
+@cli.command()
+@provider_option
+@click.option(
+    "--service", envvar="ZG_SERVICE", required=True, help="Service name [env ZG_SERVICE]."
+)
+@click.option(
+    "--gateway", envvar="ZG_GATEWAY_URL", required=True, help="Gateway URL [env ZG_GATEWAY_URL]."
+)
+@click.option("--stream/--no-stream", default=True, show_default=True, help="Stream the reply.")
+@click.option("--max-tokens", type=click.IntRange(min=1), help="Bound the reply (and its fee).")
+@click.option("--system", help="A system message to start with.")
+@click.option(
+    "--evidence",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Write the evidence (signed requests, bodies, receipts) here at the end.",
+)
+@click.argument("prompt", required=False)
+@pass_ctx
+def chat(
+    ctx: Context,
+    provider: str,
+    service: str,
+    gateway: str,
+    stream: bool,
+    max_tokens: int | None,
+    system: str | None,
+    evidence: Path | None,
+    prompt: str | None,
+) -> None:
+    """Chat with a service: one-shot with PROMPT (`-` reads stdin), else interactive.
+    Every reply's receipt is verified; the last output fee is paid on exit."""
+    if prompt == "-":
+        prompt = sys.stdin.read()
+    interactive = prompt is None
+    if interactive and ctx.as_json:
+        raise click.UsageError("--json needs a PROMPT (one-shot)")
+
+    async def work() -> dict[str, Any]:
+        zg = ctx.client()
+        try:
+            chat = ChatTurns(provider, service, gateway, stream, max_tokens, system, prompt)
+            return await _chat(ctx, zg, chat)
+        finally:
+            try:
+                if evidence is not None and zg.has_state(provider):
+                    zg.export_evidence(provider, evidence)
+            finally:
+                with ctx.spinner("paying the last output fee"):
+                    await zg.close()
+
+    result = run(ctx, work)
+    if ctx.as_json:
+        ctx.emit(result)
+
+
+@dataclass(frozen=True)
+class ChatTurns:
+    provider: str
+    service: str
+    gateway: str
+    stream: bool
+    max_tokens: int | None
+    system: str | None
+    prompt: str | None
+
+
+async def _chat(ctx: Context, zg: ZgClient, chat: ChatTurns) -> dict[str, Any]:
+    provider, gateway, stream, prompt = chat.provider, chat.gateway, chat.stream, chat.prompt
+    system, max_tokens = chat.system, chat.max_tokens
+    with ctx.spinner("recovering the signing key"):
+        session = await zg.session(provider, chat.service, gateway)
+    ai = openai.AsyncOpenAI(base_url=session.base_url, api_key="zg", http_client=session.http)
+    messages: list[Any] = [{"role": "system", "content": system}] if system else []
+    extra: dict[str, Any] = {"max_tokens": max_tokens} if max_tokens else {}
+    replies: list[str] = []
+    while True:
+        text = prompt if prompt is not None else _ask(ctx)
+        if text is None:
+            break
+        messages.append({"role": "user", "content": text})
+        try:
+            reply = await _one_turn(ctx, ai, session.service.model, messages, stream, extra)
+        except openai.APIStatusError as exc:
+            ctx.fail(Exit.REFUSED, f"the gateway refused ({exc.status_code}): {exc.message}")
+        except openai.APIConnectionError as exc:
+            ctx.fail(Exit.UNREACHABLE, f"cannot reach the gateway at {gateway}: {exc}")
+        messages.append({"role": "assistant", "content": reply})
+        replies.append(reply)
+        if prompt is not None:
+            break
+    state = await zg.provider_state(provider)
+    return {
+        "reply": replies[-1] if replies else "",
+        "requests": len(state.records),
+        "unpaid_output_fee": state.unpaid,
+        "nonces": [r.nonce for r in state.records],
+    }
+
+
+def _ask(ctx: Context) -> str | None:
+    try:
+        text = ctx.out.input("[bold]you>[/] ")
+    except (EOFError, KeyboardInterrupt):
+        return None
+    return None if text.strip() in ("/exit", "/quit") else text
+
+
+async def _one_turn(
+    ctx: Context,
+    ai: openai.AsyncOpenAI,
+    model: str,
+    messages: list[Any],
+    stream: bool,
+    extra: dict[str, Any],
+) -> str:
+    if not stream:
+        with ctx.spinner("waiting for the reply"):
+            done = await ai.chat.completions.create(model=model, messages=messages, **extra)
+        text = done.choices[0].message.content or "" if done.choices else ""
+        if not ctx.as_json:
+            ctx.out.print(text, highlight=False)
+        return text
+    parts: list[str] = []
+    chunks = await ai.chat.completions.create(model=model, messages=messages, stream=True, **extra)
+    async for chunk in chunks:
+        for choice in chunk.choices:
+            piece = choice.delta.content or ""
+            parts.append(piece)
+            if not ctx.as_json:
+                ctx.out.print(piece, end="", highlight=False, soft_wrap=True)
+    if not ctx.as_json:
+        ctx.out.print()
+    return "".join(parts)
+
+
+# ---------------------------------------------------------------- evidence
+
+
+@cli.command()
+@click.argument("evidence", type=click.Path(path_type=Path, dir_okay=False, exists=True))
+@pass_ctx
+def verify(ctx: Context, evidence: Path) -> None:
+    """Check an evidence file offline: every request signature, every receipt against the
+    service's registered signer, every output fee against usage x price.
+    Exit 0 when all verify, 3 when any fails, 2 when the file is not evidence."""
+    try:
+        loaded = Evidence.read(evidence)
+        findings = verify_evidence(loaded)
+    except ValueError as exc:
+        ctx.fail(Exit.USAGE, f"{evidence} is not a zgserve evidence file: {exc}")
+    failed = [f for f in findings if not f.ok]
+    if ctx.as_json:
+        ctx.emit(
+            {
+                "valid": not failed,
+                "provider": loaded.provider,
+                "user": loaded.user,
+                "records": len(findings),
+                "failed": [f.model_dump() for f in failed],
+            }
+        )
+    else:
+        table = Table(title=f"{evidence}: {len(findings)} records, provider {loaded.provider}")
+        for column in ("nonce", "service", "verdict"):
+            table.add_column(column)
+        for f in findings:
+            verdict = "[green]ok[/]" if f.ok else f"[red]FAILED[/] {f.reason}"
+            table.add_row(str(f.nonce), f.service, verdict)
+        ctx.out.print(table)
+    if failed:
+        sys.exit(int(Exit.VERIFICATION_FAILED))
+
+
+# ---------------------------------------------------------------- provider
+
+
+@cli.group()
+def provider() -> None:
+    """Register, update or remove your services (you are the provider: ZG_PRIVATE_KEY)."""
+
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _service_options(required: bool) -> Callable[[F], F]:
+    def wrap(f: F) -> F:
+        for option in reversed(
+            [
+                click.option("--name", required=True, help="Service name."),
+                click.option("--url", required=required, help="The AI backend's base URL."),
+                click.option("--model", required=required, help="Model name."),
+                click.option("--type", "service_type", help="Service type [chatbot]."),
+                click.option("--verifiability", help="Verifiability (e.g. none, TeeML)."),
+                click.option(
+                    "--input-price", type=Amount(), required=required, help="Per input unit."
+                ),
+                click.option(
+                    "--output-price", type=Amount(), required=required, help="Per output unit."
+                ),
+                click.option(
+                    "--signer",
+                    "signer_address",
+                    callback=_address,
+                    required=required,
+                    help="Address whose key signs receipts (the gateway's receipt key).",
+                ),
+            ]
+        ):
+            f = option(f)
+        return f
+
+    return wrap
+
+
+def _params(existing: Service | None, values: dict[str, Any]) -> ServiceParams:
+    base: dict[str, Any] = existing.model_dump() if existing is not None else {}
+    base.pop("provider", None)
+    base.pop("updated_at", None)
+    for key, value in values.items():
+        if value is not None:
+            base[key] = value
+    base.setdefault("service_type", "chatbot")
+    base.setdefault("verifiability", "none")
+    return ServiceParams.model_validate(base)
+
+
+def _provider_change(ctx: Context, name: str, values: dict[str, Any], update: bool) -> None:
+    async def work() -> Service:
+        async with ctx.client() as zg:
+            existing = None
+            if update:
+                existing = await zg.service(zg.address, name)
+            with ctx.spinner("registering the service"):
+                await zg.register_service(_params(existing, {"name": name, **values}))
+            return await zg.service(zg.address, name)
+
+    registered = run(ctx, work)
+    if ctx.as_json:
+        ctx.emit(_service_json(registered))
+    else:
+        ctx.out.print(
+            f"{registered.name}: {registered.model} at {registered.url}, input "
+            f"{format_wei(registered.input_price)}, output {format_wei(registered.output_price)}"
+            f" per unit, receipts signed by {registered.signer_address}"
+        )
+
+
+@provider.command("register")
+@_service_options(required=True)
+@pass_ctx
+def provider_register(ctx: Context, /, name: str, **values: Any) -> None:
+    """Register a service (or replace it entirely)."""
+    _provider_change(ctx, name, values, update=False)
+
+
+@provider.command("update")
+@_service_options(required=False)
+@pass_ctx
+def provider_update(ctx: Context, /, name: str, **values: Any) -> None:
+    """Change some fields of a registered service; the others stay."""
+    _provider_change(ctx, name, values, update=True)
+
+
+@provider.command("remove")
+@click.option("--name", required=True, help="Service name.")
+@pass_ctx
+def provider_remove(ctx: Context, name: str) -> None:
+    """Remove one of your services from the registry."""
+
+    async def work() -> str:
+        async with ctx.client() as zg:
+            await zg.service(zg.address, name)  # not found -> exit 4
+            with ctx.spinner("removing the service"):
+                result = await zg.remove_service(name)
+            return result.tx_hash
+
+    tx = run(ctx, work)
+    if ctx.as_json:
+        ctx.emit({"removed": name, "tx_hash": tx})
+    else:
+        ctx.out.print(f"removed {name} (tx {tx})")

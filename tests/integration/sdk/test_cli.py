@@ -1,0 +1,137 @@
+"""`zg` as a user runs it (the installed console script), with --json and exit codes."""
+
+from __future__ import annotations
+
+from eth_account.signers.local import LocalAccount
+
+from tests.integration.sdk.conftest import (
+    DEPOSIT,
+    INPUT_PRICE,
+    OUTPUT_PRICE,
+    SERVICE,
+    Network,
+    run_zg,
+    zg_env,
+)
+from zgserve import Evidence, verify_evidence
+
+
+async def test_services_lists_the_marketplace_without_a_wallet(deployed: Network) -> None:
+    env = zg_env(deployed)
+    del env["ZG_PRIVATE_KEY"]
+    result = await run_zg("--json", "services", env=env, cwd=deployed.state_dir.parent)
+    assert result.code == 0, result.stderr
+    [service] = result.json()
+    assert (service["name"], service["provider"]) == (SERVICE, deployed.provider)
+    assert (service["input_price"], service["output_price"]) == (INPUT_PRICE, OUTPUT_PRICE)
+
+    table = await run_zg("services", env=env, cwd=deployed.state_dir.parent)
+    assert table.code == 0
+    assert SERVICE in table.stdout
+
+
+async def test_account_lifecycle_and_exit_codes(deployed: Network) -> None:
+    env, cwd = zg_env(deployed), deployed.state_dir.parent
+    missing = await run_zg("--json", "account", "show", env=env, cwd=cwd)
+    assert missing.code == 4
+    assert "no account" in missing.stderr
+
+    no_key = {k: v for k, v in env.items() if k != "ZG_PRIVATE_KEY"}
+    assert (await run_zg("account", "show", env=no_key, cwd=cwd)).code == 2
+    assert (await run_zg("account", "deposit", "lots", env=env, cwd=cwd)).code == 2
+
+    created = await run_zg(
+        "--json", "account", "create", "--deposit", f"{DEPOSIT}", env=env, cwd=cwd
+    )
+    assert created.code == 0, created.stderr
+    assert created.json()["balance"] == DEPOSIT
+    assert created.json()["key_in_custody"] is True
+    again = await run_zg("--json", "account", "create", env=env, cwd=cwd)
+    assert again.code == 5
+
+    deposited = await run_zg("--json", "account", "deposit", "1gwei", env=env, cwd=cwd)
+    assert deposited.code == 0, deposited.stderr
+    assert deposited.json()["balance"] == DEPOSIT + 10**9
+
+    refund = await run_zg("--json", "account", "refund", "--amount", "1gwei", env=env, cwd=cwd)
+    assert refund.code == 0, refund.stderr
+    assert refund.json()["pending_refund"] == 10**9
+    too_early = await run_zg("--json", "account", "refund", "--process", env=env, cwd=cwd)
+    assert too_early.code == 5
+    assert "lock time" in too_early.stderr
+
+    shown = await run_zg("account", "show", env=env, cwd=cwd)
+    assert shown.code == 0
+    assert "pending refund" in shown.stdout
+
+
+async def test_chat_one_shot_plain_and_streamed_pays_everything_at_exit(network: Network) -> None:
+    env, cwd = zg_env(network), network.state_dir.parent
+    env["ZG_GATEWAY_URL"] = network.gateway_url
+    env["ZG_SERVICE"] = SERVICE
+    created = await run_zg("account", "create", "--deposit", str(DEPOSIT), env=env, cwd=cwd)
+    assert created.code == 0, created.stderr
+
+    evidence = network.state_dir / "chat-evidence.json"
+    options = ("--no-stream", "--evidence", str(evidence))
+    plain = await run_zg("--json", "chat", *options, "hello there", env=env, cwd=cwd)
+    assert plain.code == 0, plain.stderr
+    assert plain.json()["reply"]
+    assert all(f.ok for f in verify_evidence(Evidence.read(evidence)))
+
+    streamed = await run_zg("chat", "-", env=env, cwd=cwd, stdin=b"tell me more")
+    assert streamed.code == 0, streamed.stderr
+    assert streamed.stdout.strip()
+
+    verified = await run_zg("verify", str(evidence), env=env, cwd=cwd)
+    assert verified.code == 0
+    # Each run paid its last output fee before exiting: the provider is owed nothing.
+    state = await network.state(network.user_key.address)
+    assert state is not None
+    assert state.output_debt == 0
+
+    down = await run_zg(
+        "chat", "--gateway", "http://127.0.0.1:9", "--no-stream", "hi", env=env, cwd=cwd
+    )
+    assert down.code == 6
+
+
+async def test_provider_register_update_remove(deployed: Network, keys: list[LocalAccount]) -> None:
+    provider = keys[4]
+    env, cwd = zg_env(deployed, provider), deployed.state_dir.parent
+    registered = await run_zg(
+        "--json",
+        "provider",
+        "register",
+        "--name",
+        "llama",
+        "--url",
+        "http://127.0.0.1:8000/v1",
+        "--model",
+        "llama-3",
+        "--input-price",
+        "1gwei",
+        "--output-price",
+        "2gwei",
+        "--signer",
+        keys[2].address,
+        env=env,
+        cwd=cwd,
+    )
+    assert registered.code == 0, registered.stderr
+    assert registered.json()["provider"] == provider.address
+    assert registered.json()["input_price"] == 10**9
+
+    updated = await run_zg(
+        "--json", "provider", "update", "--name", "llama", "--output-price", "3gwei",
+        env=env, cwd=cwd,
+    )  # fmt: skip
+    assert updated.code == 0, updated.stderr
+    assert (updated.json()["output_price"], updated.json()["model"]) == (3 * 10**9, "llama-3")
+
+    removed = await run_zg("--json", "provider", "remove", "--name", "llama", env=env, cwd=cwd)
+    assert removed.code == 0, removed.stderr
+    gone = await run_zg("--json", "provider", "remove", "--name", "llama", env=env, cwd=cwd)
+    assert gone.code == 4
+    missing_option = await run_zg("provider", "register", "--name", "x", env=env, cwd=cwd)
+    assert missing_option.code == 2
