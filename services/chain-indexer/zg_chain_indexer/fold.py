@@ -38,6 +38,16 @@ from zg_shared.events.chain import (
     chain_event_id,
 )
 
+ACCOUNT_EVENTS = (
+    AccountAdded,
+    FundDeposited,
+    RefundRequested,
+    RefundProcessed,
+    RefundReduced,
+    BalanceUpdated,
+    FeesSettled,
+)
+
 AccountKey = tuple[str, str]
 """(user, provider), both checksummed."""
 
@@ -85,6 +95,11 @@ class Settlement:
     amount: int
     final_nonce: int
     position: LogPosition
+
+    @property
+    def score(self) -> float:
+        """Chain order as a sorted-set score: block, then log index (below a million)."""
+        return self.position.block_number + self.position.log_index / 1_000_000
 
     def to_json(self) -> str:
         return json.dumps(
@@ -193,7 +208,9 @@ def fold_block(
             )
             continue
 
-        key = account_key_of(event.user, event.provider)  # type: ignore[attr-defined]
+        if not isinstance(event, ACCOUNT_EVENTS):
+            continue  # an event this indexer does not follow
+        key = account_key_of(event.user, event.provider)
         state = changes.accounts.get(key) or prior.get(key) or AccountView()
         if not isinstance(event, BalanceUpdated):
             cause.setdefault((tx, key), event.EVENT)

@@ -87,12 +87,14 @@ class Follower:
         self.duplicates = 0
         self.reorgs = 0
         self.last_error: str | None = None
+        self._stop = asyncio.Event()
 
     # ------------------------------------------------------------ loop
 
     async def run(self, stop: asyncio.Event) -> None:
         """Steps until `stop` is set. Any failure (RPC, NATS, Redis down) is logged and retried
         after an exponential back-off; nothing past the saved cursor is lost meanwhile."""
+        self._stop = stop
         backoff = self.config.poll_interval_s
         while not stop.is_set():
             try:
@@ -139,6 +141,8 @@ class Follower:
         if end_hash is None:
             raise ChainMoved(f"block {end} vanished while reading {start}..{end}")
         for number, events in sorted(by_block.items()):
+            if self._stop.is_set():
+                return False  # shutting down: the cursor already covers what was published
             cursor = await self._index_block(number, events, cursor, floor)
         cursor = Cursor(block=end, block_hash=end_hash)
         await self.checkpoint.save(cursor)

@@ -67,7 +67,7 @@ class Projection:
         for s in changes.settlements:
             skey = settlements_key(s.user, s.provider)
             async with self.redis.pipeline(transaction=True) as pipe:
-                pipe.zadd(skey, {s.to_json(): s.position.block_number})
+                pipe.zadd(skey, {s.to_json(): s.score})
                 pipe.zremrangebyrank(skey, 0, -self.settlements_kept - 1)
                 await pipe.execute()
 
@@ -121,7 +121,7 @@ class Projection:
             await pipe.execute()
 
     async def drop_settlements_after(self, key: AccountKey, block: int) -> None:
-        await self.redis.zremrangebyscore(settlements_key(*key), f"({block}", "+inf")
+        await self.redis.zremrangebyscore(settlements_key(*key), block + 1, "+inf")
 
     async def replace_service(self, provider: str, name: str, service: Service | None) -> None:
         if service is None:

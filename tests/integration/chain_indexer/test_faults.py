@@ -195,6 +195,14 @@ async def readyz(port: int | None) -> tuple[int, dict[str, object]]:
         return response.status, await response.json()
 
 
+async def metrics_text(port: int | None) -> str:
+    async with (
+        aiohttp.ClientSession() as session,
+        session.get(f"http://127.0.0.1:{port}/metrics") as response,
+    ):
+        return await response.text()
+
+
 async def test_rpc_down_then_up_resumes_without_missing_an_event(
     node: AnvilNode,
     private_w3: Web3Client,
@@ -232,6 +240,14 @@ async def test_rpc_down_then_up_resumes_without_missing_an_event(
 
     await wait_for(recovered)
     assert (await readyz(indexer.health.port))[0] == 200
+    lines = (await metrics_text(indexer.health.port)).splitlines()
+    for name, label in (
+        ("zg_indexer_head_lag_blocks{", ""),
+        ("zg_indexer_last_indexed_block{", ""),
+        ("zg_indexer_events_published_total{", 'type="AccountUpdatedV1"'),
+        ("zg_indexer_rpc_errors_total{", 'kind="rpc"'),
+    ):
+        assert any(line.startswith(name) and label in line for line in lines), name
     assert published(await chain_events(js)) == expected(results)
     assert indexer.follower.duplicates == 0
     await assert_redis_matches_chain(redis, serving)
