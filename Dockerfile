@@ -1,0 +1,166 @@
+# syntax=docker/dockerfile:1.7
+#
+# Every zgserve image, built from one file with one target per image:
+#
+#   docker build --target gateway        -t zgserve/gateway .
+#   docker build --target billing        -t zgserve/billing .
+#   docker build --target chain-indexer  -t zgserve/chain-indexer .
+#   docker build --target sample-backend -t zgserve/sample-backend .
+#   docker build --target prover         -t zgserve/prover .        # CPU: snarkjs + arkworks
+#   docker build --target prover-cuda    -t zgserve/prover-cuda .   # CUDA base, for GPU nodes
+#   docker build --target devnet         -t zgserve/devnet .        # anvil + zg-devnet (dev only)
+#
+# Bases are pinned to exact tags (replace them with digests in a registry you control: see
+# docs/operations.md). Images run as the unprivileged user 10001 and hold no keys: those come
+# from the environment (compose's env file, a Kubernetes Secret).
+#
+# The project is installed in editable mode under /app: the prover finds its circuit keys, the
+# compiled witness generator and snarkjs relative to the source tree (zg_shared.zk.snarkjs).
+
+ARG PYTHON_IMAGE=python:3.11.13-slim-bookworm
+ARG NODE_IMAGE=node:20.19.4-bookworm-slim
+ARG CUDA_IMAGE=nvidia/cuda:12.6.3-runtime-ubuntu24.04
+
+# ---------------------------------------------------------------- JavaScript tools (lockfile)
+FROM ${NODE_IMAGE} AS node
+
+FROM node AS npm-tools
+WORKDIR /app
+COPY package.json package-lock.json ./
+RUN npm ci --no-audit --no-fund --ignore-scripts --loglevel=error
+
+# Only snarkjs (and what it needs) stays for the prover's runtime: the versions still come
+# from package-lock.json.
+FROM npm-tools AS prover-js
+RUN npm uninstall --no-audit --no-fund --ignore-scripts --loglevel=error \
+      @foundry-rs/anvil-linux-amd64 @openzeppelin/contracts circom2 circomlib circomlibjs solc \
+ && test -f node_modules/snarkjs/build/cli.cjs
+
+# ---------------------------------------------------------------- Python virtual environment
+FROM ${PYTHON_IMAGE} AS python-build
+ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1 PYTHONDONTWRITEBYTECODE=1
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends gcc libc6-dev \
+ && rm -rf /var/lib/apt/lists/*
+RUN python -m venv /opt/venv
+ENV PATH=/opt/venv/bin:$PATH
+WORKDIR /app
+# Dependencies first (their layer survives source edits): the package folders are empty here.
+COPY pyproject.toml setup.py README.md ./
+RUN mkdir -p shared services/gateway services/billing services/prover services/chain-indexer \
+      services/sample-backend sdk \
+ && pip install . && pip uninstall -y zgserve
+COPY shared/ shared/
+COPY services/ services/
+COPY sdk/ sdk/
+# Editable: the C fast path (zg_shared.crypto._fast) is compiled in place, under /app.
+RUN pip install --no-deps -e . \
+ && python -c "import zg_shared.crypto._fast, zg_gateway, zg_prover, zg_sample_backend"
+
+FROM python-build AS python-build-prover
+RUN pip install -e ".[arkworks]"
+
+# The circuit's witness generator (wasm), compiled by the pinned circom for the committed keys.
+FROM python-build-prover AS zk-build
+COPY --from=node /usr/local/bin/node /usr/local/bin/node
+COPY --from=npm-tools /app/node_modules/ node_modules/
+COPY circuits/ circuits/
+COPY scripts/zk_setup.py scripts/zk_setup.py
+RUN python scripts/zk_setup.py --size 4 --compile-only \
+ && test -f .cache/zk/settle_batch_4/settle_batch_4_js/settle_batch_4.wasm
+
+# ---------------------------------------------------------------- runtime images
+FROM ${PYTHON_IMAGE} AS runtime-base
+ENV PATH=/opt/venv/bin:$PATH PYTHONUNBUFFERED=1 PYTHONDONTWRITEBYTECODE=1
+RUN groupadd --system --gid 10001 zg \
+ && useradd --system --uid 10001 --gid zg --home-dir /app --no-create-home \
+      --shell /usr/sbin/nologin zg
+WORKDIR /app
+
+FROM runtime-base AS service
+COPY --from=python-build /opt/venv /opt/venv
+COPY --from=python-build /app /app
+USER 10001:10001
+
+FROM service AS gateway
+EXPOSE 3080
+CMD ["zg-gateway"]
+
+FROM service AS billing
+EXPOSE 9101
+CMD ["zg-billing"]
+
+FROM service AS chain-indexer
+EXPOSE 9103
+CMD ["zg-chain-indexer"]
+
+FROM service AS sample-backend
+EXPOSE 8000
+CMD ["zg-sample-backend", "--host", "0.0.0.0"]
+
+# CPU prover: snarkjs under node, and arkworks (groth16py) when the backend setting asks for it.
+FROM runtime-base AS prover
+COPY --from=node /usr/local/bin/node /usr/local/bin/node
+COPY --from=python-build-prover /opt/venv /opt/venv
+COPY --from=python-build-prover /app /app
+COPY --from=prover-js /app/node_modules/ /app/node_modules/
+COPY --from=zk-build /app/.cache/zk/settle_batch_4/settle_batch_4_js/ \
+     /app/.cache/zk/settle_batch_4/settle_batch_4_js/
+COPY circuits/keys/ /app/circuits/keys/
+USER 10001:10001
+EXPOSE 9102
+CMD ["zg-prover"]
+
+# Local chain for compose: anvil (pinned by package-lock.json) and the deploy job's tools.
+FROM runtime-base AS devnet
+COPY --from=python-build /opt/venv /opt/venv
+COPY --from=python-build /app /app
+COPY --from=npm-tools /app/node_modules/@foundry-rs/anvil-linux-amd64/bin/anvil /usr/local/bin/anvil
+COPY deploy/compose/deploy_contracts.py /app/deploy/compose/deploy_contracts.py
+RUN mkdir -p /var/lib/anvil && chown 10001:10001 /var/lib/anvil
+USER 10001:10001
+EXPOSE 8545
+CMD ["anvil", "--host", "0.0.0.0", "--port", "8545"]
+
+# ---------------------------------------------------------------- CUDA prover
+# Same prover on NVIDIA's CUDA runtime (Ubuntu 24.04, Python 3.12): the image a GPU node pulls.
+# It runs the CPU backends until a GPU backend ships (docs/prover.md); the GPU is handed in by
+# the NVIDIA container toolkit (Kubernetes: the nvidia.com/gpu resource).
+FROM ${CUDA_IMAGE} AS cuda-base
+ENV DEBIAN_FRONTEND=noninteractive PATH=/opt/venv/bin:$PATH PYTHONUNBUFFERED=1 \
+    PYTHONDONTWRITEBYTECODE=1 PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends python3 python3-venv ca-certificates \
+ && rm -rf /var/lib/apt/lists/* \
+ && groupadd --system --gid 10001 zg \
+ && useradd --system --uid 10001 --gid zg --home-dir /app --no-create-home \
+      --shell /usr/sbin/nologin zg
+WORKDIR /app
+
+FROM cuda-base AS python-build-cuda
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends python3-dev gcc libc6-dev \
+ && rm -rf /var/lib/apt/lists/*
+RUN python3 -m venv /opt/venv
+COPY pyproject.toml setup.py README.md ./
+COPY shared/ shared/
+COPY services/ services/
+COPY sdk/ sdk/
+RUN pip install -e ".[arkworks]" \
+ && python -c "import zg_shared.crypto._fast, zg_prover, groth16py"
+
+FROM cuda-base AS prover-cuda
+ENV NVIDIA_VISIBLE_DEVICES=all NVIDIA_DRIVER_CAPABILITIES=compute,utility
+COPY --from=node /usr/local/bin/node /usr/local/bin/node
+COPY --from=python-build-cuda /opt/venv /opt/venv
+COPY --from=python-build-cuda /app /app
+COPY --from=prover-js /app/node_modules/ /app/node_modules/
+COPY --from=zk-build /app/.cache/zk/settle_batch_4/settle_batch_4_js/ \
+     /app/.cache/zk/settle_batch_4/settle_batch_4_js/
+COPY circuits/keys/ /app/circuits/keys/
+USER 10001:10001
+EXPOSE 9102
+CMD ["zg-prover"]
+
+# The default target (a plain `docker build .`) is the gateway.
+FROM gateway

@@ -1,0 +1,112 @@
+"""docker-compose.yml: valid against the Compose Specification, complete, and pinned. Offline:
+no Docker engine is needed (the schema is the one check-jsonschema vendors)."""
+
+from __future__ import annotations
+
+import json
+import re
+from importlib import resources
+from typing import Any
+
+import jsonschema
+import pytest
+
+from tests.unit.deploy.common import REPO
+from tests.unit.deploy.compose import load_compose
+
+DOCKERFILE = REPO / "Dockerfile"
+OUR_SERVICES = {"gateway", "billing", "prover", "chain-indexer", "sample-backend"}
+INFRA = {"nats", "redis", "anvil", "otel-collector", "tempo", "prometheus", "grafana"}
+
+
+@pytest.fixture(scope="module")
+def compose() -> dict[str, Any]:
+    return load_compose()
+
+
+def compose_schema() -> dict[str, Any]:
+    vendored = resources.files("check_jsonschema") / "builtin_schemas" / "vendor"
+    schema: dict[str, Any] = json.loads((vendored / "compose-spec.json").read_text())
+    return schema
+
+
+def test_valid_against_the_compose_specification(compose: dict[str, Any]) -> None:
+    schema = compose_schema()
+    validator_class = jsonschema.validators.validator_for(schema)
+    errors = sorted(validator_class(schema).iter_errors(compose), key=str)
+    assert not errors, "\n".join(f"{list(e.absolute_path)}: {e.message}" for e in errors)
+
+
+def test_schema_check_catches_mistakes(compose: dict[str, Any]) -> None:
+    """The schema check is not vacuous: a misspelt key fails it."""
+    broken = json.loads(json.dumps(compose))
+    broken["services"]["gateway"]["enviroment"] = {"X": "1"}
+    schema = compose_schema()
+    assert not jsonschema.validators.validator_for(schema)(schema).is_valid(broken)
+
+
+def test_the_whole_stack_is_there(compose: dict[str, Any]) -> None:
+    services = set(compose["services"])
+    assert OUR_SERVICES | INFRA | {"deploy-contracts"} <= services
+    assert "nats-data" in compose["volumes"]
+    assert "redis-data" in compose["volumes"]
+    nats = compose["services"]["nats"]
+    assert "--jetstream" in nats["command"]
+    assert "nats-data:/data" in nats["volumes"]
+    redis = compose["services"]["redis"]
+    assert "--appendonly" in redis["command"]
+    assert "redis-data:/data" in redis["volumes"]
+    deploy = compose["services"]["deploy-contracts"]
+    assert deploy["restart"] == "no"
+
+
+def test_dependencies_exist_and_services_wait_for_the_contracts(compose: dict[str, Any]) -> None:
+    services = compose["services"]
+    for name, service in services.items():
+        deps = service.get("depends_on", {})
+        assert set(deps) <= set(services), name
+    for name in ("gateway", "billing", "chain-indexer"):
+        condition = services[name]["depends_on"]["deploy-contracts"]["condition"]
+        assert condition == "service_completed_successfully"
+
+
+def test_build_targets_exist_in_the_dockerfile(compose: dict[str, Any]) -> None:
+    stages = set(re.findall(r"^FROM\s+\S+\s+AS\s+(\S+)", DOCKERFILE.read_text(), re.M | re.I))
+    for name, service in compose["services"].items():
+        if "build" in service:
+            assert service["build"]["target"] in stages, name
+
+
+def test_images_are_pinned(compose: dict[str, Any]) -> None:
+    for name, service in compose["services"].items():
+        image = service.get("image", "")
+        if image.startswith("zgserve/"):
+            continue  # built here
+        assert re.search(r":(v?\d+\.\d+\.\d+)(-[\w.]+)?$|@sha256:", image), (
+            f"{name}: {image} is not pinned to an exact version"
+        )
+
+
+def test_mounted_config_files_exist(compose: dict[str, Any]) -> None:
+    for name, service in compose["services"].items():
+        for volume in service.get("volumes", []):
+            source = volume.split(":")[0]
+            if source.startswith("./"):
+                assert (REPO / source).exists(), f"{name}: {source} is missing"
+
+
+def test_prometheus_scrapes_every_service_on_the_port_it_listens_on(
+    compose: dict[str, Any],
+) -> None:
+    from tests.unit.deploy.common import DEPLOY, load_yaml
+
+    config = load_yaml(DEPLOY / "prometheus" / "prometheus.yml")
+    targets = {
+        job["job_name"]: job["static_configs"][0]["targets"][0] for job in config["scrape_configs"]
+    }
+    ports = {"gateway": "GATEWAY", "billing": "BILLING", "prover": "PROVER"}
+    ports["chain-indexer"] = "INDEXER"
+    for service, prefix in ports.items():
+        port = compose["services"][service]["environment"][f"{prefix}_HTTP_PORT"]
+        assert targets[service] == f"{service}:{port}"
+        assert compose["services"][service]["environment"][f"{prefix}_HTTP_HOST"] == "0.0.0.0"

@@ -1,0 +1,168 @@
+"""Every environment variable compose and the Kubernetes manifests give a zgserve container is
+one that container reads: its settings class's fields under its env prefix (found by
+introspecting the class, never listed here), or the OpenTelemetry SDK's own. And the settings
+really build from that environment, so a required setting is never missing."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from pydantic_settings import BaseSettings
+
+from tests.unit.deploy import kustomize
+from tests.unit.deploy.common import (
+    DEPLOY_JOB_SCRIPT,
+    OTEL_ENV,
+    OVERLAYS,
+    SERVICES,
+    env_names,
+    load_script,
+    reads_otel,
+    rendered,
+    required_env,
+    settings_class,
+)
+from tests.unit.deploy.compose import environment, load_compose
+
+# A placeholder for Secret values: not one of anvil's public keys, so production accepts it.
+SECRET_PLACEHOLDER = "0x" + "11" * 32
+DEPLOY_JOB = "deploy-contracts"
+
+
+def allowed_env(container: str) -> set[str]:
+    if container in {DEPLOY_JOB, "deploy"}:
+        return set(load_script(DEPLOY_JOB_SCRIPT).ENV_VARS)
+    cls = settings_class(container)
+    if cls is None:
+        pytest.skip(f"{SERVICES[container][0]} does not exist yet")
+    return env_names(cls) | (OTEL_ENV if reads_otel(cls) else set())
+
+
+def build_settings(cls: type[BaseSettings], env: dict[str, str], mp: pytest.MonkeyPatch) -> None:
+    prefix = str(cls.model_config.get("env_prefix", ""))
+    for name in env_names(cls):
+        mp.delenv(name, raising=False)
+    for name, value in env.items():
+        if name.startswith(prefix):
+            mp.setenv(name, value)
+    cls()
+
+
+# ------------------------------------------------------------------ compose
+
+
+def compose_services() -> list[str]:
+    compose = load_compose()
+    return [
+        name
+        for name, service in compose["services"].items()
+        if str(service.get("image", "")).startswith("zgserve/") and "environment" in service
+    ]
+
+
+@pytest.mark.parametrize("name", compose_services())
+def test_compose_environment_is_read_by_the_service(name: str) -> None:
+    env = environment(load_compose()["services"][name])
+    unknown = {k for k in env if k.upper() not in allowed_env(name)}
+    assert not unknown, f"compose sets {sorted(unknown)} on {name}, which reads none of them"
+
+
+@pytest.mark.parametrize("name", sorted(n for n in compose_services() if n in SERVICES))
+def test_compose_environment_builds_the_settings(
+    name: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cls = settings_class(name)
+    if cls is None:
+        pytest.skip(f"{SERVICES[name][0]} does not exist yet")
+    env = environment(load_compose()["services"][name])
+    assert required_env(cls) <= {k.upper() for k in env}
+    build_settings(cls, env, monkeypatch)
+
+
+def test_every_compose_service_of_ours_is_checked() -> None:
+    checked = set(compose_services())
+    assert {"gateway", "billing", "prover", "chain-indexer", "sample-backend", DEPLOY_JOB} <= (
+        checked
+    )
+
+
+def test_compose_interpolation_overrides_keys() -> None:
+    from tests.unit.deploy.compose import load_compose as load
+
+    key = "0x" + "22" * 32
+    gateway = load({"GATEWAY_RECEIPT_PRIVATE_KEY": key})["services"]["gateway"]
+    assert environment(gateway)["GATEWAY_RECEIPT_PRIVATE_KEY"] == key
+
+
+# ------------------------------------------------------------------ Kubernetes
+
+
+def containers(overlay: str) -> Iterator[tuple[dict[str, Any], dict[str, Any], list[Any]]]:
+    docs = rendered(overlay)
+    for doc in docs:
+        spec = kustomize.pod_spec(doc)
+        if spec is None:
+            continue
+        for container in spec["containers"]:
+            if container["image"].split(":")[0].split("/")[-1].startswith(("nats", "redis")):
+                continue
+            yield doc, container, docs
+
+
+def container_env(container: dict[str, Any], docs: list[Any]) -> dict[str, str]:
+    """What the container's environment holds: envFrom ConfigMaps, then env entries (values,
+    ConfigMap keys resolved, Secret keys as placeholders)."""
+    configmaps = {
+        d["metadata"]["name"]: d.get("data", {}) for d in docs if d["kind"] == "ConfigMap"
+    }
+    env: dict[str, str] = {}
+    for source in container.get("envFrom", []):
+        assert "configMapRef" in source, "only ConfigMaps are loaded whole; Secrets by key"
+        env.update(configmaps[source["configMapRef"]["name"]])
+    for item in container.get("env", []):
+        if "value" in item:
+            env[item["name"]] = str(item["value"])
+        elif "configMapKeyRef" in item.get("valueFrom", {}):
+            ref = item["valueFrom"]["configMapKeyRef"]
+            env[item["name"]] = str(configmaps[ref["name"]][ref["key"]])
+        elif "secretKeyRef" in item.get("valueFrom", {}):
+            env[item["name"]] = SECRET_PLACEHOLDER
+        else:
+            env[item["name"]] = "from the downward API"
+    return env
+
+
+def k8s_cases() -> list[tuple[str, str]]:
+    return sorted({(overlay, c["name"]) for overlay in OVERLAYS for _, c, _ in containers(overlay)})
+
+
+@pytest.mark.parametrize(("overlay", "name"), k8s_cases())
+def test_k8s_environment_is_read_by_the_service(overlay: str, name: str) -> None:
+    for _, container, docs in containers(overlay):
+        if container["name"] != name:
+            continue
+        env = container_env(container, docs)
+        unknown = {k for k in env if k.upper() not in allowed_env(name)}
+        assert not unknown, f"{overlay}: {name} gets {sorted(unknown)}, which it never reads"
+
+
+@pytest.mark.parametrize(("overlay", "name"), [c for c in k8s_cases() if c[1] in SERVICES])
+def test_k8s_environment_builds_the_settings(
+    overlay: str, name: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cls = settings_class(name)
+    if cls is None:
+        pytest.skip(f"{SERVICES[name][0]} does not exist yet")
+    for _, container, docs in containers(overlay):
+        if container["name"] == name:
+            env = container_env(container, docs)
+            assert required_env(cls) <= {k.upper() for k in env}
+            build_settings(cls, env, monkeypatch)
+
+
+def test_k8s_covers_every_service() -> None:
+    for overlay in OVERLAYS:
+        names = {c["name"] for _, c, _ in containers(overlay)}
+        assert {"gateway", "billing", "prover", "chain-indexer"} <= names
