@@ -18,6 +18,7 @@ from zgserve.errors import (
     ZgError,
 )
 from zgserve.evidence import Evidence, Finding, verify_evidence
+from zgserve.sync import SyncServiceSession, SyncZgClient
 
 __all__ = [
     "AccountError",
@@ -30,6 +31,8 @@ __all__ = [
     "NotFound",
     "ProviderStopped",
     "ServiceSession",
+    "SyncServiceSession",
+    "SyncZgClient",
     "VerificationError",
     "ZgClient",
     "ZgConfig",

@@ -8,6 +8,7 @@ raises VerificationError on the first bad receipt. Any other request passes thro
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
@@ -21,6 +22,8 @@ from zgserve._sse import split_stream
 METERED = ("chat/completions", "completions", "embeddings")
 NONCE_CONFLICTS = ("nonce_reused", "nonce_too_low")
 NONCE_ATTEMPTS = 3
+DONE = b"data: [DONE]"
+RECEIPT_WAIT_S = 10.0
 # Hop-by-hop or encoding headers that no longer describe the body we hand on.
 DROPPED = ("content-length", "transfer-encoding", "content-encoding", "connection")
 
@@ -54,7 +57,7 @@ class _VerifyingStream(httpx2.AsyncByteStream):
 
     Iterating it again continues where the last iteration stopped (the openai client reads
     up to `[DONE]`, then drains the rest in a second loop: the receipt comes in that rest).
-    A stream closed before its end is not verified: the gateway charges what was delivered
+    A stream closed before `[DONE]` is not verified: the gateway charges what was delivered
     and its receipt stays at `GET .../signature/{id}`.
     """
 
@@ -71,12 +74,24 @@ class _VerifyingStream(httpx2.AsyncByteStream):
         async for chunk in self._chunks:
             self._body += chunk
             yield chunk
+        await self._end()
+
+    async def _end(self) -> None:
         if not self._ended:
             self._ended = True
             await self._on_end(bytes(self._body))
 
     async def aclose(self) -> None:
-        await self._inner.aclose()
+        """Closed after `[DONE]` but before the receipt (the sync openai client stops reading
+        at `[DONE]`): read the little that is left, so the receipt is still verified."""
+        try:
+            if not self._ended and self._chunks is not None and DONE in self._body:
+                async with asyncio.timeout(RECEIPT_WAIT_S):
+                    async for chunk in self._chunks:
+                        self._body += chunk
+                await self._end()
+        finally:
+            await self._inner.aclose()
 
 
 class PaidTransport(httpx2.AsyncBaseTransport):

@@ -62,6 +62,7 @@ class ServiceSession:
     service: Service
     base_url: str
     http: httpx2.AsyncClient
+    transport: PaidTransport
 
 
 class ZgClient:
@@ -259,12 +260,14 @@ class ZgClient:
             output_price=registered.output_price,
             signer_address=registered.signer_address,
         )
-        http = httpx2.AsyncClient(transport=PaidTransport(state, transport), timeout=self.timeout_s)
+        paid = PaidTransport(state, transport)
+        http = httpx2.AsyncClient(transport=paid, timeout=self.timeout_s)
         session = ServiceSession(
             provider=state.provider,
             service=registered,
             base_url=f"{gateway_url.rstrip('/')}/v1/proxy/{service}",
             http=http,
+            transport=paid,
         )
         self._sessions.append(session)
         return session

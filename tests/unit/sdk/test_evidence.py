@@ -1,0 +1,104 @@
+"""Offline verification of evidence, with keys made here: what passes, and each way a
+receipt or the evidence itself can be wrong."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from eth_account import Account as EthAccount
+
+from zg_shared.crypto import generate_private_key, prv2pub, request_message
+from zg_shared.receipts import Receipt, sign_receipt
+from zgserve import Evidence, verify_evidence
+from zgserve._nonces import NonceAllocator
+from zgserve._provider import ProviderState
+from zgserve.errors import ProviderStopped, VerificationError
+from zgserve.evidence import ServiceTerms
+
+USER = EthAccount.create()
+PROVIDER = EthAccount.create().address
+SIGNER = EthAccount.create()
+OTHER = EthAccount.create()
+REQUEST = json.dumps({"model": "m", "messages": [{"role": "user", "content": "a b c"}]}).encode()
+REPLY = json.dumps(
+    {"choices": [{"message": {"content": "x y"}}], "usage": {"completion_tokens": 2}}
+).encode()
+OUTPUT_PRICE = 20
+
+
+def _state(tmp_path: Path | None = None) -> ProviderState:
+    prv = generate_private_key()
+    state = ProviderState(
+        chain_id=31337,
+        contract=EthAccount.create().address,
+        user=USER.address,
+        provider=PROVIDER,
+        signing_key=prv,
+        signer=prv2pub(prv),
+        nonces=NonceAllocator(),
+        evidence_dir=tmp_path,
+    )
+    state.services["chat"] = ServiceTerms(
+        name="chat", input_price=10, output_price=OUTPUT_PRICE, signer_address=SIGNER.address
+    )
+    return state
+
+
+def _serve(state: ProviderState, *, key: object = SIGNER, output_fee: int = 40) -> None:
+    payment = state.sign(input_fee=30)
+    receipt = Receipt.for_bodies(
+        _message(state, payment.nonce, payment.fee), REQUEST, REPLY, output_fee
+    )
+    signature = sign_receipt(receipt, key)  # type: ignore[arg-type]
+    state.accept(
+        "chat", "chat/completions", payment, REQUEST, REPLY, False, "id", output_fee, signature
+    )
+
+
+def _message(state: ProviderState, nonce: int, fee: int) -> int:
+
+    return request_message(state.user, state.provider, nonce, fee)
+
+
+def test_honest_receipts_verify_and_their_fees_are_paid_next() -> None:
+    state = _state()
+    _serve(state)
+    assert state.unpaid == 40
+    next_payment = state.sign(input_fee=30)
+    assert (next_payment.previous_output_fee, next_payment.fee) == (40, 70)
+    assert state.unpaid == 0
+    state.refund(next_payment)  # refused: the debt it carried is owed again
+    assert state.unpaid == 40
+    assert all(f.ok for f in verify_evidence(state.evidence()))
+
+
+def test_a_receipt_by_another_key_stops_the_provider_and_writes_evidence(tmp_path: Path) -> None:
+    state = _state(tmp_path)
+    _serve(state)
+    with pytest.raises(VerificationError, match="registered signer") as caught:
+        _serve(state, key=OTHER)
+    assert caught.value.evidence_path is not None
+    written = Evidence.read(caught.value.evidence_path)
+    assert [f.ok for f in verify_evidence(written)] == [True, False]
+    with pytest.raises(ProviderStopped):
+        state.sign(input_fee=1)
+
+
+def test_an_output_fee_above_usage_times_price_fails() -> None:
+    state = _state()
+    with pytest.raises(VerificationError, match="above 2 output units"):
+        _serve(state, output_fee=2 * OUTPUT_PRICE + 1)
+
+
+def test_tampered_evidence_fails_offline(tmp_path: Path) -> None:
+    state = _state()
+    _serve(state)
+    path = state.export(tmp_path / "e.json")
+    data = json.loads(path.read_text())
+    data["records"][0]["fee"] += 1
+    data["records"][0]["input_fee"] += 1
+    [finding] = verify_evidence(Evidence.model_validate(data))
+    assert not finding.ok
+    assert "request signature" in finding.reason
