@@ -6,7 +6,8 @@ Per account (keys share the account's hash tag, see `zg_shared.accounts`):
   the gateway voided (its nonce is burned, nothing is owed);
 - fields of the account hash: `bill_fee`, `bill_count` (what the book holds), `sealed_nonce`
   (nonces at or below it belong to a batch, the gateway refuses them), `settling` (the open
-  settlement that holds the account), `refund_due` (the user asked for a refund);
+  settlement that holds the account), `due_reason` (settle at the next pass: the user asked
+  for a refund, or an attempt failed and what is still valid is retried);
 
 and one index over all accounts, `zg:billing:due`: account tag -> when its oldest unsettled
 request was served (ms), which the settlement policy scans.
@@ -175,7 +176,7 @@ for _, e in ipairs(sealed_entries) do
 end
 if #out == 0 then return {'empty', tostring(#sealed_entries)} end
 redis.call('HSET', acct, 'settling', ARGV[1])
-redis.call('HDEL', acct, 'refund_due')
+redis.call('HDEL', acct, 'due_reason')
 return {'ok', h[6], h[7], unpack(out)}
 """
 )
@@ -267,7 +268,7 @@ class AccountSummary(BaseModel):
     unsettled_fee: int
     unsettled_count: int
     oldest_ms: int
-    refund_due: bool
+    due_reason: str
     settling: str
 
 
@@ -343,8 +344,9 @@ class Book:
         """Frees the account from `settlement_id`, so that the next seal may take it again."""
         return bool(await self._release(keys=[account_key(user, provider)], args=[settlement_id]))
 
-    async def flag_refund(self, user: str, provider: str) -> None:
-        await self.redis.hset(account_key(user, provider), "refund_due", "1")
+    async def flag_due(self, user: str, provider: str, reason: str) -> None:
+        """Makes the account due at the next policy pass, whatever its fee and age."""
+        await self.redis.hset(account_key(user, provider), "due_reason", reason)
 
     async def write_off(self, user: str, provider: str, nonces: Sequence[int]) -> int:
         """Removes requests that can never be settled (the caller reports them); their fees
@@ -367,11 +369,11 @@ class Book:
             for tag, _ in rows:
                 user, provider = split_tag(_text(tag))
                 pipe.hmget(
-                    account_key(user, provider), "bill_fee", "bill_count", "refund_due", "settling"
+                    account_key(user, provider), "bill_fee", "bill_count", "due_reason", "settling"
                 )
             fields: list[list[bytes | None]] = await pipe.execute()
         summaries = []
-        for (tag, oldest), (fee, count, refund, settling) in zip(rows, fields, strict=True):
+        for (tag, oldest), (fee, count, flag, settling) in zip(rows, fields, strict=True):
             user, provider = split_tag(_text(tag))
             summaries.append(
                 AccountSummary(
@@ -380,7 +382,7 @@ class Book:
                     unsettled_fee=int(_text(fee or b"0")),
                     unsettled_count=int(_text(count or b"0")),
                     oldest_ms=int(oldest),
-                    refund_due=bool(refund),
+                    due_reason=_text(flag or b""),
                     settling=_text(settling or b""),
                 )
             )

@@ -12,6 +12,7 @@ class Reason(StrEnum):
     AGE = "age"  # the oldest request nears the refund lock time
     REFUND = "refund"  # the user asked for a refund: settle before it unlocks
     SWEEP = "sweep"  # the periodic sweep settles whatever is left
+    RETRY = "retry"  # an attempt failed: settle what is still valid at once
 
 
 class Policy(BaseModel):
@@ -41,16 +42,17 @@ class Policy(BaseModel):
         *,
         unsettled_fee: int,
         oldest_ms: int,
-        refund_due: bool,
+        flagged: str,
         now_ms: int,
         sweeping: bool,
     ) -> Reason | None:
         """Why the account should be settled now, or None. `sweeping`: this pass is the
-        periodic sweep (every `sweep_interval_s`), which settles whatever is unsettled."""
+        periodic sweep (every `sweep_interval_s`), which settles whatever is unsettled;
+        `flagged`: a reason recorded on the account (refund, retry), or ""."""
         if unsettled_fee <= 0:
             return None
-        if refund_due:
-            return Reason.REFUND
+        if flagged:
+            return Reason(flagged)
         if unsettled_fee >= self.threshold_fee_wei:
             return Reason.THRESHOLD
         if now_ms - oldest_ms >= self.max_age_s * 1000:

@@ -16,6 +16,7 @@ from zg_shared.chain.types import Address
 
 RECORD_PREFIX = "zg:billing:settlement"
 OPEN_KEY = "zg:billing:open"
+EARLY_KEY = "zg:billing:early"
 # Closed records stay readable this long (for operators and the marketplace page).
 CLOSED_TTL_S = 7 * 24 * 3600
 
@@ -124,6 +125,16 @@ class SettlementStore:
     async def get(self, settlement_id: str) -> SettlementRecord | None:
         raw = await self.redis.get(self.key(settlement_id))
         return SettlementRecord.model_validate_json(raw) if raw else None
+
+    async def note_early_confirmation(self, user: str, final_nonce: int) -> None:
+        """A FeesSettled that arrived before its settlement's receipt was recorded."""
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.sadd(EARLY_KEY, f"{user.lower()}:{final_nonce}")
+            pipe.expire(EARLY_KEY, CLOSED_TTL_S)
+            await pipe.execute()
+
+    async def was_confirmed_early(self, user: str, final_nonce: int) -> bool:
+        return bool(await self.redis.srem(EARLY_KEY, f"{user.lower()}:{final_nonce}"))
 
     async def open_records(self) -> list[SettlementRecord]:
         ids = sorted(

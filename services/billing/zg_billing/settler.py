@@ -12,6 +12,7 @@ valid. The contract's nonce check makes every retry safe: a request can never be
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import math
 import time
@@ -22,7 +23,7 @@ from opentelemetry import trace
 
 from zg_billing.book import Book, Sealed, account_tag
 from zg_billing.metrics import BillingMetrics
-from zg_billing.policy import Policy
+from zg_billing.policy import Policy, Reason
 from zg_billing.records import (
     AttemptTracker,
     ChunkState,
@@ -104,6 +105,8 @@ class Settler:
         self.metrics = metrics
         self._clock = clock
         self._last_sweep_ms = clock()
+        # Settlement records change in several handlers; one at a time keeps each change whole.
+        self._lock = asyncio.Lock()
 
     # ------------------------------------------------------------ the policy
 
@@ -133,7 +136,7 @@ class Settler:
             reason = self.policy.due(
                 unsettled_fee=summary.unsettled_fee,
                 oldest_ms=summary.oldest_ms,
-                refund_due=summary.refund_due,
+                flagged=summary.due_reason,
                 now_ms=now,
                 sweeping=sweep,
             )
@@ -256,8 +259,14 @@ class Settler:
                     "parts": tuple(p for p in record.parts if p.user.lower() not in refused),
                 }
             )
-            await self.records.save(record)
             self.metrics.settlement("submitted")
+            async with self._lock:
+                for chunk in record.chunks:
+                    if await self.records.was_confirmed_early(chunk.user, chunk.final_nonce):
+                        record = (
+                            record.with_chunk_confirmed(chunk.user, chunk.final_nonce) or record
+                        )
+                await self._save_progress(record)
             break
         if refused:
             await self._give_back(original, refused, "; ".join(sorted(set(refused.values()))))
@@ -299,14 +308,20 @@ class Settler:
                 event.amount,
                 fee,
             )
-        for record in await self.records.open_records():
-            updated = record.with_chunk_confirmed(event.user, event.final_nonce)
-            if updated is None:
-                continue
-            await self.records.save(updated)
-            if updated.all_confirmed:
-                await self._confirmed(updated)
-            return
+        async with self._lock:
+            for record in await self.records.open_records():
+                updated = record.with_chunk_confirmed(event.user, event.final_nonce)
+                if updated is not None:
+                    await self._save_progress(updated)
+                    return
+            # The indexer can be faster than the receipt: remember it for the submitter.
+            await self.records.note_early_confirmation(event.user, event.final_nonce)
+
+    async def _save_progress(self, record: SettlementRecord) -> None:
+        if record.all_confirmed:
+            await self._confirmed(record)
+        else:
+            await self.records.save(record)
 
     async def _confirmed(self, record: SettlementRecord) -> None:
         now = self._clock()
@@ -348,7 +363,7 @@ class Settler:
 
     async def on_refund_requested(self, user: str, provider: str) -> None:
         if provider.lower() == self.provider.lower():
-            await self.book.flag_refund(user, provider)
+            await self.book.flag_due(user, provider, Reason.REFUND)
 
     async def on_reorg(self) -> None:
         """Blocks were dropped: every submitted settlement is re-checked on the next tick."""
@@ -359,6 +374,10 @@ class Settler:
     # ------------------------------------------------------------ late work
 
     async def _check_late(self, now: int) -> None:
+        async with self._lock:
+            await self._check_late_locked(now)
+
+    async def _check_late_locked(self, now: int) -> None:
         for record in await self.records.open_records():
             if record.status is Status.PROVING and now - record.created_ms > (
                 self.config.proof_timeout_ms
@@ -428,6 +447,7 @@ class Settler:
                 # the indexer's FeesSettled confirms them; the book drops them either way.
                 await self.book.confirm(part.user, self.provider, account.nonce)
             await self.book.release(part.user, self.provider, record.id)
+            await self.book.flag_due(part.user, self.provider, Reason.RETRY)
             tries = await self.attempts.failed(account_tag(part.user, self.provider), now)
             why = users[part.user.lower()] or reason
             log.warning(

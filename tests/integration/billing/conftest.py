@@ -1,0 +1,227 @@
+"""A provider's whole pipeline in one test process, on real servers: anvil with Serving and the
+generated verifier, the sample backend over HTTP, the gateway, the prover (real Groth16 proofs),
+the chain indexer and billing, talking through a private NATS and Redis."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import aiohttp
+import nats
+import pytest
+from aiohttp.test_utils import TestServer
+from eth_account.signers.local import LocalAccount
+from nats.js import JetStreamContext
+from redis.asyncio import Redis
+
+from tests.conftest import LOCK_TIME
+from tests.integration.gateway.conftest import User, chat, start_backend
+from tests.integration.jetstream import stream_events
+from zg_billing.app import BillingApp
+from zg_billing.app import create_app as create_billing
+from zg_billing.config import BillingSettings
+from zg_chain_indexer.app import IndexerApp
+from zg_chain_indexer.app import create_app as create_indexer
+from zg_chain_indexer.config import IndexerSettings
+from zg_gateway.app import create_app as create_gateway
+from zg_gateway.config import GatewaySettings
+from zg_prover.app import ProverApp
+from zg_prover.app import create_app as create_prover
+from zg_prover.config import ProverSettings
+from zg_sample_backend import BackendSettings
+from zg_shared.accounts import AccountState, AccountStore
+from zg_shared.chain import (
+    FeesSettled,
+    ServiceParams,
+    ServingClient,
+    Web3Client,
+    deploy_contract,
+    load_artifact,
+)
+from zg_shared.crypto import generate_private_key, prv2pub
+from zg_shared.events import SettlementConfirmedV1
+from zg_shared.localservers import free_port
+
+INPUT_PRICE = 10**9
+OUTPUT_PRICE = 2 * 10**9
+DEPOSIT = 10**17
+
+
+@dataclass
+class Stack:
+    w3: Web3Client
+    serving: ServingClient  # the provider's client
+    provider: LocalAccount
+    users: list[User]
+    gateway_url: str
+    redis: Redis
+    js: JetStreamContext
+    http: aiohttp.ClientSession
+    redis_url: str
+    nats_url: str
+
+    async def send(self, user: User, words: str = "settle me please") -> int:
+        """One paid chat request through the gateway; returns the fee it signed."""
+        input_fee = len(words.split()) * INPUT_PRICE
+        headers = user.headers(self.provider.address, input_fee)
+        async with self.http.post(
+            f"{self.gateway_url}/v1/proxy/chat/chat/completions",
+            json=chat(words),
+            headers=headers,
+        ) as response:
+            assert response.status == 200, await response.text()
+            await response.read()
+        return input_fee
+
+    async def state(self, user: User) -> AccountState:
+        found = await AccountStore(self.redis).read(user.address, self.provider.address)
+        assert found is not None
+        return found
+
+    async def settled_on_chain(self) -> list[FeesSettled]:
+        head = await self.w3.eth.block_number
+        events = await self.serving.get_events(0, head)
+        return [e for e in events if isinstance(e, FeesSettled)]
+
+    async def confirmations(self) -> list[dict[str, Any]]:
+        found = await stream_events(self.js, {SettlementConfirmedV1.SUBJECT})
+        return [payload for _, payload in found]
+
+
+def billing_settings(stack: Stack, **overrides: Any) -> BillingSettings:
+    values: dict[str, Any] = {
+        "environment": "test",
+        "provider_private_key": stack.provider.key.hex(),
+        "redis_url": stack.redis_url,
+        "nats_url": stack.nats_url,
+        "rpc_url": str(stack.w3.provider.endpoint_uri),
+        "serving_address": stack.serving.address,
+        "threshold_fee_wei": 1,
+        "tick_s": 0.2,
+        "rebuild_check_s": 0.5,
+        "log_json": False,
+        **overrides,
+    }
+    return BillingSettings(**values)
+
+
+@contextlib.asynccontextmanager
+async def running_billing(stack: Stack, **overrides: Any) -> AsyncIterator[BillingApp]:
+    app = create_billing(billing_settings(stack, **overrides))
+    await app.start()
+    try:
+        yield app
+    finally:
+        await app.stop()
+
+
+async def eventually(
+    check: Callable[[], Awaitable[bool]], within_s: float = 90.0, what: str = "condition"
+) -> None:
+    deadline = asyncio.get_running_loop().time() + within_s
+    while asyncio.get_running_loop().time() < deadline:
+        if await check():
+            return
+        await asyncio.sleep(0.2)
+    raise AssertionError(f"{what} not reached in {within_s}s")
+
+
+async def build_stack(
+    w3: Web3Client, keys: list[LocalAccount], redis_url: str, nats_url: str
+) -> AsyncIterator[Stack]:
+    redis = Redis.from_url(redis_url)
+    await redis.flushdb()
+    nc = await nats.connect(nats_url)
+    js = nc.jetstream()
+    for stream in ("ZG_SERVING", "ZG_CHAIN"):
+        with contextlib.suppress(nats.js.errors.NotFoundError):
+            await js.delete_stream(stream)
+
+    backend_settings = BackendSettings(port=free_port(), created=1_700_000_000)
+    backend = await start_backend(backend_settings)
+    verifier = await deploy_contract(w3, keys[0], load_artifact("SettleBatchVerifier4"))
+    assert verifier.contract_address is not None
+    deployer = await ServingClient.deploy(
+        w3, keys[0], lock_time=LOCK_TIME, verifier=verifier.contract_address
+    )
+    provider_key, receipt_key = keys[1], keys[2]
+    serving = deployer.as_sender(provider_key)
+    await serving.add_or_update_service(
+        ServiceParams(
+            name="chat",
+            url=f"http://127.0.0.1:{backend_settings.port}/v1",
+            model="zg-demo-1",
+            input_price=INPUT_PRICE,
+            output_price=OUTPUT_PRICE,
+            signer_address=receipt_key.address,
+        )
+    )
+    users = []
+    for key in keys[5:7]:
+        signing_key = generate_private_key()
+        await deployer.as_sender(key).add_account(
+            provider_key.address, prv2pub(signing_key).as_tuple(), value=DEPOSIT
+        )
+        users.append(User(key, signing_key))
+
+    common: dict[str, Any] = {
+        "environment": "test",
+        "redis_url": redis_url,
+        "nats_url": nats_url,
+        "rpc_url": str(w3.provider.endpoint_uri),
+        "serving_address": serving.address,
+        "log_json": False,
+    }
+    gateway = TestServer(
+        create_gateway(
+            GatewaySettings(
+                **common,
+                provider_address=provider_key.address,
+                receipt_private_key=receipt_key.key.hex(),
+                default_max_output_units=100,
+                rate_limit_per_s=0,
+            )
+        ),
+        port=free_port(),
+    )
+    await gateway.start_server()
+    prover: ProverApp = create_prover(ProverSettings(**common, circuit_size=4))
+    await prover.start()
+    indexer: IndexerApp = create_indexer(
+        IndexerSettings(**common, confirmations=0, poll_interval_s=0.2)
+    )
+    await indexer.start()
+    http = aiohttp.ClientSession()
+    try:
+        yield Stack(
+            w3=w3,
+            serving=serving,
+            provider=provider_key,
+            users=users,
+            gateway_url=str(gateway.make_url("")).rstrip("/"),
+            redis=redis,
+            js=js,
+            http=http,
+            redis_url=redis_url,
+            nats_url=nats_url,
+        )
+    finally:
+        await http.close()
+        await indexer.stop()
+        await prover.stop()
+        await gateway.close()
+        await backend.cleanup()
+        await nc.close()
+        await redis.aclose()
+
+
+@pytest.fixture
+async def stack(
+    w3: Web3Client, keys: list[LocalAccount], redis_url: str, nats_url: str
+) -> AsyncIterator[Stack]:
+    async for built in build_stack(w3, keys, redis_url, nats_url):
+        yield built
