@@ -123,3 +123,37 @@ async def test_concurrent_requests_from_one_client_use_distinct_nonces(network: 
         state = await network.state(zg.address)
         assert state is not None
         assert state.output_debt == zg.unpaid(network.provider)
+
+
+async def test_two_processes_of_one_user_share_the_nonce_file(network: Network) -> None:
+    """Two clients of the same wallet and state directory (as two processes would be) send
+    at once: every request is served, no nonce is refused as reused."""
+    async with network.client() as first:
+        await first.create_account(network.provider, deposit=DEPOSIT)
+        async with network.client() as second:
+            clients = []
+            for zg in (first, second):
+                session = await zg.session(network.provider, SERVICE, network.gateway_url)
+                clients.append(
+                    openai.AsyncOpenAI(
+                        base_url=session.base_url, api_key="zg", http_client=session.http
+                    )
+                )
+
+            async def ask(i: int) -> str:
+                reply = await clients[i % 2].chat.completions.create(
+                    model="zg-demo-1", messages=[{"role": "user", "content": f"{PROMPT} {i}"}]
+                )
+                return reply.choices[0].message.content or ""
+
+            assert all(await asyncio.gather(*(ask(i) for i in range(20))))
+            nonces = [
+                r.nonce
+                for zg in (first, second)
+                for r in (await zg.provider_state(network.provider)).records
+            ]
+            assert len(set(nonces)) == 20
+        # The second closed first and paid its output fees; the first pays its own now.
+    state = await network.state(network.user_key.address)
+    assert state is not None
+    assert state.output_debt == 0
