@@ -17,7 +17,7 @@ from zg_chain_indexer.config import IndexerSettings
 from zg_chain_indexer.follower import Follower, FollowerConfig
 from zg_chain_indexer.metrics import IndexerMetrics
 from zg_chain_indexer.projection import Projection
-from zg_chain_indexer.stream import last_published_position
+from zg_chain_indexer.stream import published_positions
 from zg_shared.bus import ensure_streams, publish_event
 from zg_shared.chain.client import ServingClient, connect
 from zg_shared.chain.events import LogPosition
@@ -69,15 +69,15 @@ def create_app(settings: IndexerSettings, *, telemetry: Telemetry | None = None)
         ack = await publish_event(broker, event)
         return bool(ack is not None and ack.duplicate)
 
-    async def last_published() -> LogPosition | None:
-        return await last_published_position(settings.nats_url)
+    async def published(limit: int) -> list[LogPosition]:
+        return await published_positions(settings.nats_url, limit)
 
     follower = Follower(
         serving,
         CheckpointStore(redis, settings.key_prefix, settings.reorg_window),
         Projection(redis, settings.settlements_kept),
         publish,
-        last_published,
+        published,
         IndexerMetrics(telemetry.meter("zg_chain_indexer")),
         FollowerConfig(
             confirmations=settings.confirmations,

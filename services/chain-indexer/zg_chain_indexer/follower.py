@@ -47,7 +47,10 @@ log = logging.getLogger(__name__)
 
 Publish = Callable[[Event], Awaitable[bool]]
 """Publishes one event and waits for JetStream's ack; True if JetStream called it a duplicate."""
-LastPublished = Callable[[], Awaitable[LogPosition | None]]
+Published = Callable[[int], Awaitable[list[LogPosition]]]
+"""Positions of the newest chain events on the stream, newest first, at most that many."""
+# How far back the stream is searched for a canonical event after a reorg deeper than the journal.
+DEEP_REORG_SCAN = 1000
 
 
 class ChainMoved(ChainError):
@@ -69,7 +72,7 @@ class Follower:
         checkpoint: CheckpointStore,
         projection: Projection,
         publish: Publish,
-        last_published: LastPublished,
+        published: Published,
         metrics: IndexerMetrics,
         config: FollowerConfig,
     ) -> None:
@@ -78,7 +81,7 @@ class Follower:
         self.checkpoint = checkpoint
         self.projection = projection
         self._publish = publish
-        self._last_published = last_published
+        self._published = published
         self.metrics = metrics
         self.config = config
         self._lock_time: int | None = None
@@ -245,9 +248,10 @@ class Follower:
 
     async def _verified_tail(self) -> Cursor | None:
         """The stream's last chain event, if its log is this contract's and still canonical."""
-        position = await self._last_published()
-        if position is None:
+        positions = await self._published(1)
+        if not positions:
             return None
+        position = positions[0]
         try:
             receipt = await self.w3.eth.get_transaction_receipt(HexStr(position.transaction_hash))
         except TransactionNotFound:
@@ -282,18 +286,7 @@ class Follower:
         self.reorgs += 1
         self.metrics.reorg()
         if ancestor is None:
-            oldest = await self.checkpoint.recent_blocks(cursor.block)
-            common = max((oldest[-1][0] if oldest else cursor.block) - 1, 0)
-            log.error(
-                "reorg deeper than the %s-block journal below block %s: rebuilding from the "
-                "contract's views; events of the dropped range are not re-published",
-                self.checkpoint.window,
-                cursor.block,
-            )
-            await self._publish_reorg(cursor, common)
-            await self.checkpoint.clear()
-            self._resumed = True
-            await self.backfill_without_tail(max(confirmed, 0))
+            await self._roll_back_deep(cursor, head, confirmed)
             return
         number, block_hash = ancestor
         read_at = min(max(number, confirmed), head)
@@ -325,16 +318,57 @@ class Follower:
             read_at,
         )
 
-    async def backfill_without_tail(self, confirmed: int) -> None:
-        block_hash = await self._canonical_hash(confirmed)
-        if block_hash is None:
-            raise ChainMoved(f"block {confirmed} vanished")
-        for account in await accounts_at(self.serving, confirmed):
+    async def _roll_back_deep(self, cursor: Cursor, head: int, confirmed: int) -> None:
+        """A reorg below the journal: the newest published event still canonical is the anchor.
+        Everything is re-read from the views, and indexing resumes right after that event."""
+        anchor: LogPosition | None = None
+        for position in await self._published(DEEP_REORG_SCAN):
+            number = position.block_number
+            if number <= head and await self._canonical_hash(number) == position.block_hash:
+                anchor = position
+                break
+        read_at = max(confirmed, anchor.block_number if anchor else 0)
+        read_at = min(read_at, head)
+        accounts = await accounts_at(self.serving, read_at)
+        for account in accounts:
             key = account_key_of(account.user, account.provider)
-            await self.projection.replace_account(key, account, confirmed, force=True)
-        await self.projection.replace_registry(await services_at(self.serving, confirmed))
-        await self.checkpoint.save(Cursor(block=confirmed, block_hash=block_hash))
-        await self.checkpoint.mark_backfilled(confirmed)
+            await self.projection.replace_account(key, account, read_at, force=True)
+            if anchor is not None:
+                await self.projection.drop_settlements_after(key, anchor.block_number)
+        await self.projection.replace_registry(await services_at(self.serving, read_at))
+        if anchor is None:
+            # Nothing published is canonical any more: start again from the view at read_at.
+            log.error(
+                "reorg below block %s deeper than the journal and the stream: rebuilt from the "
+                "views at block %s; logs in between are not published",
+                cursor.block,
+                read_at,
+            )
+            common = max(min(read_at, cursor.block - 1), 0)
+            block_hash = await self._canonical_hash(read_at)
+            if block_hash is None:
+                raise ChainMoved(f"block {read_at} vanished")
+            resume = Cursor(block=read_at, block_hash=block_hash)
+        else:
+            common = anchor.block_number
+            resume = Cursor(
+                block=anchor.block_number,
+                block_hash=anchor.block_hash,
+                log_index=anchor.log_index,
+            )
+            log.warning(
+                "reorg below the %s-block journal (cursor block %s): resuming after the newest "
+                "canonical published log, block %s log %s; all accounts re-read at block %s",
+                self.checkpoint.window,
+                cursor.block,
+                anchor.block_number,
+                anchor.log_index,
+                read_at,
+            )
+        await self._publish_reorg(cursor, common)
+        await self.checkpoint.clear()
+        await self.checkpoint.save(resume)
+        await self.checkpoint.mark_backfilled(resume.block)
         self.metrics.backfill()
 
     async def _publish_reorg(self, cursor: Cursor, ancestor: int) -> None:

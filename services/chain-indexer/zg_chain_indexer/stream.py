@@ -1,8 +1,9 @@
-"""What the indexer last published, read back from the `ZG_CHAIN` stream.
+"""What the indexer published, read back from the `ZG_CHAIN` stream.
 
 JetStream is the durable record of what was published: when Redis loses the cursor (a
 flush), or the indexer died between publishing and saving it, the stream's newest chain event
-says where publishing stopped.
+says where publishing stopped; after a reorg deeper than the Redis journal, the newest event
+still on the canonical chain says where to start again.
 """
 
 from __future__ import annotations
@@ -17,31 +18,32 @@ from zg_shared.chain.events import LogPosition
 CHAIN_STREAM_NAME = "ZG_CHAIN"
 
 
-async def last_published_position(
-    nats_url: str, stream: str = CHAIN_STREAM_NAME, scan: int = 1000
-) -> LogPosition | None:
-    """The log position of the newest event on `stream` that has one (a reorg notice has
-    none), looking back at most `scan` messages; None if there is none."""
+async def published_positions(
+    nats_url: str, limit: int = 1, stream: str = CHAIN_STREAM_NAME, scan: int = 10_000
+) -> list[LogPosition]:
+    """Log positions of the newest chain events on `stream` (a reorg notice has none), newest
+    first, at most `limit` of them, looking back at most `scan` messages."""
     client = await nats.connect(nats_url)
     try:
         js = client.jetstream()
         try:
             info = await js.stream_info(stream)
         except NotFoundError:
-            return None
+            return []
+        found: list[LogPosition] = []
         if info.state.messages == 0:
-            return None
+            return found
         first, last = info.state.first_seq, info.state.last_seq
         for seq in range(last, max(first, last - scan) - 1, -1):
             try:
                 msg = await js.get_msg(stream, seq)
             except NotFoundError:  # deleted or expired
                 continue
-            if not msg.data:
-                continue
-            position = json.loads(msg.data).get("position")
+            position = json.loads(msg.data).get("position") if msg.data else None
             if position:
-                return LogPosition.model_validate(position)
-        return None
+                found.append(LogPosition.model_validate(position))
+                if len(found) >= limit:
+                    break
+        return found
     finally:
         await client.close()

@@ -99,6 +99,45 @@ async def test_a_reorg_rolls_redis_back_and_publishes_the_new_canonical_events(
     assert (account.balance, account.refunds) == (1_070, ())
 
 
+async def test_a_reorg_deeper_than_the_journal_resumes_after_the_last_canonical_event(
+    node: AnvilNode,
+    private_w3: Web3Client,
+    js: JetStreamContext,
+    redis: Redis,
+    start_indexer: StartIndexer,
+) -> None:
+    chain = DevChain(private_w3)
+    serving = await deploy(private_w3, node)
+    provider, user = key(node, 1), key(node, 2)
+    # A two-block journal: the ancestor of a six-block reorg is not in it.
+    indexer = await start_indexer(node.rpc_url, serving.address, reorg_window=2)
+    kept = [await serving.as_sender(user).add_account(provider.address, (1, 2), value=100)]
+    await wait_indexed(indexer, kept[-1].block_number)
+    snapshot = await chain.snapshot()
+    dropped = [
+        await serving.as_sender(user).deposit_fund(provider.address, value=n) for n in range(1, 7)
+    ]
+    dropped.append(
+        await serving.as_sender(provider).add_or_update_service(service("gone", provider.address))
+    )
+    await wait_indexed(indexer, dropped[-1].block_number)
+
+    await chain.revert(snapshot)
+    canonical = [await serving.as_sender(user).deposit_fund(provider.address, value=1_000)]
+    await chain.mine(10)
+    await wait_indexed(indexer, int(await private_w3.eth.block_number))
+
+    events = await chain_events(js)
+    reorgs = [ReorgDetectedV1.model_validate(p) for s, p in events if s == ReorgDetectedV1.SUBJECT]
+    assert [r.common_ancestor for r in reorgs] == [kept[-1].block_number]
+    assert published([(s, p) for s, p in events if s != ReorgDetectedV1.SUBJECT]) == expected(
+        kept + dropped + canonical
+    )
+    assert indexer.follower.duplicates == 0
+    await assert_redis_matches_chain(redis, serving)
+    assert await ServiceRegistry(redis).get(provider.address, "gone") is None
+
+
 async def test_a_shallow_reorg_inside_the_confirmations_is_never_seen(
     node: AnvilNode,
     private_w3: Web3Client,
