@@ -220,6 +220,7 @@ class BookEntry(BaseModel):
     fee: str = Field(description="Decimal wei: Lua reads it without losing precision")
     sig: str = Field(description="The user's EdDSA-Poseidon signature, 96 bytes hex")
     t: int = Field(description="When the gateway served it, ms since the epoch")
+    tp: str = Field("", description="W3C traceparent of the request, continued by settlement")
 
 
 class Recorded(StrEnum):
@@ -281,10 +282,14 @@ class Book:
         self._release = redis.register_script(_RELEASE)
         self._write_off = redis.register_script(_WRITE_OFF)
 
-    async def record(self, event: RequestServedV1, served_ms: int) -> RecordResult:
+    async def record(
+        self, event: RequestServedV1, served_ms: int, traceparent: str = ""
+    ) -> RecordResult:
         user, provider = event.user, event.provider
         charged = event.outcome == "charged"
-        entry = BookEntry(id=event.event_id, fee=str(event.fee), sig=event.signature, t=served_ms)
+        entry = BookEntry(
+            id=event.event_id, fee=str(event.fee), sig=event.signature, t=served_ms, tp=traceparent
+        )
         reply = await self._record(
             keys=[
                 account_key(user, provider),

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import logging
 
+from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+
 from zg_billing.book import Book, Recorded
 from zg_billing.metrics import BillingMetrics
 from zg_shared.accounts import AccountStore
@@ -12,6 +14,7 @@ from zg_shared.chain import ServingClient
 from zg_shared.events import RequestServedV1
 
 log = logging.getLogger(__name__)
+_propagator = TraceContextTextMapPropagator()
 
 
 class Intake:
@@ -28,10 +31,15 @@ class Intake:
         if event.provider.lower() != self.chain.sender.lower():
             return None
         served_ms = int(event.occurred_at.timestamp() * 1000)
-        result = await self.book.record(event, served_ms)
+        # The consumer runs in the request's trace (from the message headers): keep it, so the
+        # settlement can continue it.
+        carrier: dict[str, str] = {}
+        _propagator.inject(carrier)
+        traceparent = carrier.get("traceparent", "")
+        result = await self.book.record(event, served_ms, traceparent)
         if result.outcome is Recorded.NO_ACCOUNT:
             await self._load_account(event.user)
-            result = await self.book.record(event, served_ms)
+            result = await self.book.record(event, served_ms, traceparent)
         if result.outcome is Recorded.BEHIND_SEAL:
             # Only possible if Redis lost the seal's inputs; the request stays in the book and
             # is settled if no later batch passed its nonce first.

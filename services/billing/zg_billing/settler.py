@@ -20,6 +20,8 @@ import uuid
 from collections.abc import Awaitable, Callable
 
 from opentelemetry import trace
+from opentelemetry.context import Context
+from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 from zg_billing.book import Book, Sealed, account_tag
 from zg_billing.metrics import BillingMetrics
@@ -53,6 +55,7 @@ from zg_shared.zk import SignedRequest
 
 log = logging.getLogger(__name__)
 _tracer = trace.get_tracer("zg_billing")
+_propagator = TraceContextTextMapPropagator()
 
 Publish = Callable[[Event], Awaitable[object]]
 
@@ -147,66 +150,52 @@ class Settler:
     async def _settle(self, due: list[tuple[Address, str]], now: int) -> list[SettlementRecord]:
         n = self.config.circuit_size
         created: list[SettlementRecord] = []
-        settlement_id = _new_id()
-        parts: list[UserPart] = []
-        batches: list[UserBatch] = []
-        reasons: set[str] = set()
-        oldest = now
-        chunks = 0
+        draft = _Draft(now)
         for user, reason in due:
-            room = min(self.config.max_chunks_per_user, self.config.max_chunks_per_tx - chunks)
-            sealed = await self.book.seal(user, self.provider, settlement_id, room * n)
+            room = min(
+                self.config.max_chunks_per_user, self.config.max_chunks_per_tx - draft.chunks
+            )
+            sealed = await self.book.seal(user, self.provider, draft.id, room * n)
             if sealed.status != "ok":
                 continue
-            parts.append(_part(user, sealed))
-            batches.append(_batch(user, self.provider, sealed))
-            reasons.add(reason)
-            oldest = min(oldest, *(r.entry.t for r in sealed.requests))
-            chunks += math.ceil(len(sealed.requests) / n)
-            if chunks >= self.config.max_chunks_per_tx:
-                created.append(await self._request(settlement_id, parts, batches, reasons, oldest))
-                settlement_id, parts, batches, reasons, oldest, chunks = (
-                    _new_id(),
-                    [],
-                    [],
-                    set(),
-                    now,
-                    0,
-                )
-        if parts:
-            created.append(await self._request(settlement_id, parts, batches, reasons, oldest))
+            draft.add(user, self.provider, sealed, reason, n)
+            if draft.chunks >= self.config.max_chunks_per_tx:
+                created.append(await self._request(draft))
+                draft = _Draft(now)
+        if draft.parts:
+            created.append(await self._request(draft))
         return created
 
-    async def _request(
-        self,
-        settlement_id: str,
-        parts: list[UserPart],
-        batches: list[UserBatch],
-        reasons: set[str],
-        oldest_ms: int,
-    ) -> SettlementRecord:
+    async def _request(self, draft: _Draft) -> SettlementRecord:
         record = SettlementRecord(
-            id=settlement_id,
+            id=draft.id,
             provider=self.provider,
-            reasons=tuple(sorted(reasons)),
+            reasons=tuple(sorted(draft.reasons)),
             created_ms=self._clock(),
-            oldest_served_ms=oldest_ms,
-            parts=tuple(parts),
+            oldest_served_ms=draft.oldest_ms,
+            parts=tuple(draft.parts),
         )
         await self.records.save(record)
-        await self.publish(
-            SettlementRequestedV1(
-                event_id=f"settle-{settlement_id}",
-                settlement_id=settlement_id,
-                provider=self.provider,
-                batches=tuple(batches),
+        # The settlement continues the trace of its oldest request and links the others, so one
+        # trace runs from a user's HTTP request through the proof to the transaction.
+        with _tracer.start_as_current_span(
+            "settlement", context=draft.parent_context(), links=draft.links()
+        ) as span:
+            span.set_attribute("zg.settlement_id", record.id)
+            span.set_attribute("zg.requests", record.request_count)
+            await self.publish(
+                SettlementRequestedV1(
+                    event_id=f"settle-{record.id}",
+                    settlement_id=record.id,
+                    provider=self.provider,
+                    batches=tuple(draft.batches),
+                )
             )
-        )
         self.metrics.settlement("requested")
         log.info(
             "settlement %s requested: %d users, %d requests (%s)",
-            settlement_id,
-            len(parts),
+            record.id,
+            len(record.parts),
             record.request_count,
             ", ".join(record.reasons),
         )
@@ -494,8 +483,47 @@ class Settler:
         self.metrics.settlement(status.value)
 
 
+MAX_LINKS = 32
+
+
 def _new_id() -> str:
     return uuid.uuid4().hex[:16]
+
+
+class _Draft:
+    """A settlement being filled: users' sealed requests until the transaction is full."""
+
+    def __init__(self, now_ms: int) -> None:
+        self.id = _new_id()
+        self.parts: list[UserPart] = []
+        self.batches: list[UserBatch] = []
+        self.reasons: set[str] = set()
+        self.oldest_ms = now_ms
+        self.chunks = 0
+        self._traces: list[tuple[int, str]] = []  # (served ms, traceparent)
+
+    def add(self, user: Address, provider: Address, sealed: Sealed, reason: str, n: int) -> None:
+        self.parts.append(_part(user, sealed))
+        self.batches.append(_batch(user, provider, sealed))
+        self.reasons.add(reason)
+        self.oldest_ms = min(self.oldest_ms, *(r.entry.t for r in sealed.requests))
+        self.chunks += math.ceil(len(sealed.requests) / n)
+        self._traces += [(r.entry.t, r.entry.tp) for r in sealed.requests if r.entry.tp]
+
+    def parent_context(self) -> Context | None:
+        if not self._traces:
+            return None
+        return _propagator.extract({"traceparent": min(self._traces)[1]})
+
+    def links(self) -> list[trace.Link]:
+        links = []
+        for _, traceparent in sorted(self._traces)[1 : MAX_LINKS + 1]:
+            context = trace.get_current_span(
+                _propagator.extract({"traceparent": traceparent})
+            ).get_span_context()
+            if context.is_valid:
+                links.append(trace.Link(context))
+        return links
 
 
 def _part(user: Address, sealed: Sealed) -> UserPart:

@@ -1,0 +1,294 @@
+"""The whole network on one machine, as separate processes: NATS, Redis, anvil with the
+contracts deployed, the sample backend and the four services (gateway, prover, chain indexer,
+billing), each started from its console script with its settings in the environment.
+
+The end-to-end tests and `zg network up` both run it. Every service gets its own log file
+under `workdir/logs`, and a process can be stopped, killed (SIGKILL) and started again, which
+is how the fault drills take a service down mid-work.
+
+Keys are anvil's public development keys (0 deploys, 1 is the provider, 2 signs receipts):
+never use them on a real network.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import shutil
+import signal
+import subprocess
+import sys
+from collections.abc import Callable, Mapping
+from pathlib import Path
+
+import aiohttp
+from eth_account import Account as EthAccount
+from pydantic import BaseModel
+
+from zg_shared.chain.anvil import AnvilNode, DevAccount
+from zg_shared.chain.client import connect
+from zg_shared.chain.devnet import Deployment, deploy_network
+from zg_shared.localservers import PrivateServer, free_port
+
+SERVICES = ("sample-backend", "gateway", "prover", "chain-indexer", "billing")
+READY_TIMEOUT_S = 60.0
+
+Progress = Callable[[str], None]
+
+
+def _quiet(_: str) -> None:
+    return None
+
+
+class ProcessStatus(BaseModel):
+    name: str
+    pid: int | None
+    running: bool
+    url: str
+    log: str
+
+
+class ManagedProcess:
+    """One service process: started from its console script, health-checked on /readyz (or
+    /healthz for the sample backend), stopped with SIGTERM or killed with SIGKILL."""
+
+    def __init__(
+        self, name: str, command: list[str], env: Mapping[str, str], ready_url: str, log: Path
+    ) -> None:
+        self.name = name
+        self.command = command
+        self.env = dict(env)
+        self.ready_url = ready_url
+        self.log = log
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def running(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def start(self) -> None:
+        self.log.parent.mkdir(parents=True, exist_ok=True)
+        with self.log.open("ab") as out:
+            self.process = subprocess.Popen(
+                self.command,
+                env={**os.environ, **self.env},
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,  # a Ctrl-C in the terminal reaches only us
+            )
+
+    async def wait_ready(self, timeout_s: float = READY_TIMEOUT_S) -> None:
+        deadline = asyncio.get_running_loop().time() + timeout_s
+        async with aiohttp.ClientSession() as http:
+            while True:
+                if not self.running:
+                    raise RuntimeError(f"{self.name} exited; see {self.log}")
+                with contextlib.suppress(aiohttp.ClientError, OSError):
+                    async with http.get(self.ready_url) as response:
+                        if response.status == 200:
+                            return
+                if asyncio.get_running_loop().time() > deadline:
+                    raise TimeoutError(f"{self.name} not ready in {timeout_s}s; see {self.log}")
+                await asyncio.sleep(0.2)
+
+    async def stop(self, timeout_s: float = 20.0) -> None:
+        if not self.running:
+            return
+        assert self.process is not None
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            await asyncio.to_thread(self.process.wait, timeout_s)
+        except subprocess.TimeoutExpired:
+            self.kill()
+
+    def kill(self) -> None:
+        """SIGKILL: the process gets no chance to clean up (what a crash looks like)."""
+        if self.running:
+            assert self.process is not None
+            self.process.kill()
+            self.process.wait()
+
+    def status(self) -> ProcessStatus:
+        return ProcessStatus(
+            name=self.name,
+            pid=self.process.pid if self.process else None,
+            running=self.running,
+            url=self.ready_url.rsplit("/", 1)[0],
+            log=str(self.log),
+        )
+
+
+class LocalNetwork:
+    """Starts and stops everything; `processes[name]` gives each service's process."""
+
+    def __init__(
+        self,
+        workdir: Path,
+        *,
+        nats_url: str | None = None,
+        redis_url: str | None = None,
+        gateway_port: int | None = None,
+        lock_time: int = 3600,
+        confirmations: int = 0,
+        overrides: Mapping[str, str] | None = None,
+        progress: Progress = _quiet,
+    ) -> None:
+        self.workdir = workdir
+        self.lock_time = lock_time
+        self.confirmations = confirmations
+        self.overrides = dict(overrides or {})
+        self.progress = progress
+        self.gateway_port = gateway_port or free_port()
+        self.backend_port = free_port()
+        self._nats_url = nats_url
+        self._redis_url = redis_url
+        self._servers: list[PrivateServer] = []
+        self.anvil: AnvilNode | None = None
+        self.deployment: Deployment | None = None
+        self.processes: dict[str, ManagedProcess] = {}
+
+    @property
+    def nats_url(self) -> str:
+        assert self._nats_url is not None, "start() first"
+        return self._nats_url
+
+    @property
+    def redis_url(self) -> str:
+        assert self._redis_url is not None, "start() first"
+        return self._redis_url
+
+    @property
+    def gateway_url(self) -> str:
+        return f"http://127.0.0.1:{self.gateway_port}"
+
+    @property
+    def accounts(self) -> list[DevAccount]:
+        """anvil's funded dev accounts: 0 deployer, 1 provider, 2 receipt signer, 5+ users."""
+        assert self.anvil is not None, "start() first"
+        return self.anvil.accounts
+
+    async def start(self) -> Deployment:
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        for kind in ("nats", "redis"):
+            if (self._nats_url if kind == "nats" else self._redis_url) is None:
+                self.progress(f"starting {kind}")
+                server = PrivateServer(kind)
+                server.start()
+                self._servers.append(server)
+                if kind == "nats":
+                    self._nats_url = server.url
+                else:
+                    self._redis_url = server.url
+        self.progress("starting anvil")
+        self.anvil = AnvilNode(accounts=20)
+        await self.anvil.start()
+        self.progress("deploying the verifier and Serving, registering the demo service")
+        w3 = connect(self.anvil.rpc_url)
+        try:
+            deployer, provider, signer = (
+                EthAccount.from_key(a.private_key) for a in self.anvil.accounts[:3]
+            )
+            self.deployment = await deploy_network(
+                w3,
+                self.anvil.rpc_url,
+                deployer,
+                provider,
+                signer.address,
+                lock_time=self.lock_time,
+                backend_url=f"http://127.0.0.1:{self.backend_port}/v1",
+            )
+        finally:
+            await w3.provider.disconnect()
+        (self.workdir / "deployment.json").write_text(self.deployment.model_dump_json(indent=2))
+        for name in SERVICES:
+            self.processes[name] = self._process(name)
+        for name in SERVICES:
+            self.progress(f"starting {name}")
+            self.processes[name].start()
+            await self.processes[name].wait_ready()
+        return self.deployment
+
+    async def stop(self) -> None:
+        for name in reversed(SERVICES):
+            if name in self.processes:
+                self.progress(f"stopping {name}")
+                await self.processes[name].stop()
+        if self.anvil is not None:
+            self.progress("stopping anvil")
+            await self.anvil.stop()
+            self.anvil = None
+        for server in self._servers:
+            server.stop()
+        self._servers.clear()
+
+    async def restart(self, name: str) -> None:
+        process = self.processes[name]
+        await process.stop()
+        process.start()
+        await process.wait_ready()
+
+    def status(self) -> list[ProcessStatus]:
+        return [self.processes[n].status() for n in SERVICES if n in self.processes]
+
+    def _process(self, name: str) -> ManagedProcess:
+        assert self.anvil is not None
+        assert self.deployment is not None
+        keys = [a.private_key for a in self.anvil.accounts]
+        common = {
+            "ENVIRONMENT": "development",
+            "NATS_URL": self.nats_url,
+            "REDIS_URL": self.redis_url,
+            "RPC_URL": self.anvil.rpc_url,
+            "SERVING_ADDRESS": self.deployment.serving,
+            "LOG_JSON": "true",
+        }
+        port = free_port()
+        specific: dict[str, dict[str, str]] = {
+            "gateway": {
+                "HTTP_PORT": str(self.gateway_port),
+                "PROVIDER_ADDRESS": self.deployment.provider,
+                "RECEIPT_PRIVATE_KEY": keys[2],
+            },
+            "prover": {"HTTP_PORT": str(port), "CIRCUIT_SIZE": "4"},
+            "chain-indexer": {
+                "HTTP_PORT": str(port),
+                "CONFIRMATIONS": str(self.confirmations),
+                "POLL_INTERVAL_S": "0.5",
+            },
+            "billing": {
+                "HTTP_PORT": str(port),
+                "PROVIDER_PRIVATE_KEY": keys[1],
+                "CIRCUIT_SIZE": "4",
+            },
+        }
+        if name == "sample-backend":
+            return ManagedProcess(
+                name,
+                [_script("zg-sample-backend")],
+                {"SAMPLE_BACKEND_PORT": str(self.backend_port)},
+                f"http://127.0.0.1:{self.backend_port}/healthz",
+                self.workdir / "logs" / f"{name}.log",
+            )
+        prefix = {"chain-indexer": "INDEXER_"}.get(name, name.upper() + "_")
+        env = {prefix + k: v for k, v in {**common, **specific[name]}.items()}
+        env.update({k: v for k, v in self.overrides.items() if k.startswith(prefix)})
+        http_port = self.gateway_port if name == "gateway" else port
+        return ManagedProcess(
+            name,
+            [_script(f"zg-{name}")],
+            env,
+            f"http://127.0.0.1:{http_port}/readyz",
+            self.workdir / "logs" / f"{name}.log",
+        )
+
+
+def _script(name: str) -> str:
+    """A console script of this installation (beside the running Python), else from PATH."""
+    beside = Path(sys.executable).parent / name
+    if beside.exists():
+        return str(beside)
+    found = shutil.which(name)
+    if found is None:
+        raise FileNotFoundError(f"{name} not found: is zgserve installed (pip install -e .)?")
+    return found
