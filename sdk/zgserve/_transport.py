@@ -18,6 +18,7 @@ import httpx2
 from zg_shared.metering import MeteringError, count_input_units
 from zgserve._provider import ProviderState, SignedPayment
 from zgserve._sse import split_stream
+from zgserve.errors import ZgError
 
 METERED = ("chat/completions", "completions", "embeddings")
 NONCE_CONFLICTS = ("nonce_reused", "nonce_too_low")
@@ -95,9 +96,18 @@ class _VerifyingStream(httpx2.AsyncByteStream):
 
 
 class PaidTransport(httpx2.AsyncBaseTransport):
-    def __init__(self, state: ProviderState, inner: httpx2.AsyncBaseTransport | None = None):
+    """`refresh(service)` re-reads a service's terms from the chain: called once when the
+    gateway says the input fee is too low (the provider changed its price)."""
+
+    def __init__(
+        self,
+        state: ProviderState,
+        inner: httpx2.AsyncBaseTransport | None = None,
+        refresh: Callable[[str], Awaitable[None]] | None = None,
+    ):
         self.state = state
         self._inner = inner or httpx2.AsyncHTTPTransport()
+        self._refresh = refresh
 
     async def aclose(self) -> None:
         await self._inner.aclose()
@@ -109,11 +119,11 @@ class PaidTransport(httpx2.AsyncBaseTransport):
         service, endpoint = found
         self.state.check_usable()
         if service not in self.state.services:
-            raise KeyError(f"no terms for service {service!r}: open it with ZgClient.session")
+            raise ZgError(f"no terms for service {service!r}: open it with ZgClient.session")
         body = await request.aread()
-        input_fee = self._input_fee(service, endpoint, body)
+        refreshed = False
         for attempt in range(NONCE_ATTEMPTS):
-            payment = self.state.sign(input_fee)
+            payment = self.state.sign(self._input_fee(service, endpoint, body))
             headers = [
                 (k, v)
                 for k, v in request.headers.items()
@@ -132,11 +142,12 @@ class PaidTransport(httpx2.AsyncBaseTransport):
             reply = await response.aread()
             await response.aclose()
             self.state.refund(payment)
-            if (
-                response.status_code == 409
-                and _error_code(reply) in NONCE_CONFLICTS
-                and attempt + 1 < NONCE_ATTEMPTS
-            ):
+            code, retries_left = _error_code(reply), attempt + 1 < NONCE_ATTEMPTS
+            if response.status_code == 409 and code in NONCE_CONFLICTS and retries_left:
+                continue
+            if code == "input_fee_too_low" and self._refresh and not refreshed and retries_left:
+                refreshed = True
+                await self._refresh(service)
                 continue
             return httpx2.Response(
                 response.status_code, headers=_headers(response), content=reply, request=request
@@ -217,7 +228,8 @@ class PaidTransport(httpx2.AsyncBaseTransport):
         path = request.url.path
         base = path[: path.find("/v1/proxy/")]
         url = request.url.copy_with(path=f"{base}/v1/proxy/{service}/signature/{request_id}")
-        response = await self._inner.handle_async_request(httpx2.Request("GET", url))
+        lookup = httpx2.Request("GET", url, extensions=request.extensions)
+        response = await self._inner.handle_async_request(lookup)
         raw = await response.aread()
         await response.aclose()
         if response.status_code != 200:

@@ -254,13 +254,12 @@ class ZgClient:
         provider's gateway. Closed by `close()`."""
         state = await self.provider_state(provider)
         registered = await self.service(state.provider, service)
-        state.services[service] = ServiceTerms(
-            name=service,
-            input_price=registered.input_price,
-            output_price=registered.output_price,
-            signer_address=registered.signer_address,
-        )
-        paid = PaidTransport(state, transport)
+        state.services[service] = _terms(registered)
+
+        async def refresh(name: str) -> None:
+            state.services[name] = _terms(await self.service(state.provider, name))
+
+        paid = PaidTransport(state, transport, refresh)
         http = httpx2.AsyncClient(transport=paid, timeout=self.timeout_s)
         session = ServiceSession(
             provider=state.provider,
@@ -317,6 +316,15 @@ class ZgClient:
                 await session.http.aclose()
             self._sessions.clear()
             await self.w3.provider.disconnect()
+
+
+def _terms(service: Service) -> ServiceTerms:
+    return ServiceTerms(
+        name=service.name,
+        input_price=service.input_price,
+        output_price=service.output_price,
+        signer_address=service.signer_address,
+    )
 
 
 def _code(response: httpx2.Response) -> str:

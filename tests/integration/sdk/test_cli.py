@@ -83,6 +83,10 @@ async def test_chat_one_shot_plain_and_streamed_pays_everything_at_exit(network:
     assert streamed.code == 0, streamed.stderr
     assert streamed.stdout.strip()
 
+    interactive = await run_zg("chat", env=env, cwd=cwd, stdin=b"first question\nsecond one\n")
+    assert interactive.code == 0, interactive.stderr
+    assert interactive.stdout.count("you>") == 3  # two questions, then end of input
+
     verified = await run_zg("verify", str(evidence), env=env, cwd=cwd)
     assert verified.code == 0
     # Each run paid its last output fee before exiting: the provider is owed nothing.

@@ -11,7 +11,7 @@ import pytest
 from tests.conftest import LOCK_TIME
 from tests.integration.sdk.conftest import DEPOSIT, INPUT_PRICE, SERVICE, Network
 from zg_shared.accounts import nonces_key
-from zg_shared.chain import DevChain
+from zg_shared.chain import DevChain, ServiceParams
 from zg_shared.crypto import prv2pub
 from zgserve import AccountError, Evidence, verify_evidence
 
@@ -157,3 +157,24 @@ async def test_two_processes_of_one_user_share_the_nonce_file(network: Network) 
     state = await network.state(network.user_key.address)
     assert state is not None
     assert state.output_debt == 0
+
+
+async def test_a_price_rise_is_read_again_from_the_chain(network: Network) -> None:
+    async with network.client() as zg:
+        await zg.create_account(network.provider, deposit=DEPOSIT)
+        session = await zg.session(network.provider, SERVICE, network.gateway_url)
+        registered = session.service
+        await network.serving.as_sender(network.provider_key).add_or_update_service(
+            ServiceParams(
+                **{
+                    **registered.model_dump(exclude={"provider", "updated_at"}),
+                    "input_price": 3 * INPUT_PRICE,
+                }
+            )
+        )
+        ai = openai.AsyncOpenAI(base_url=session.base_url, api_key="zg", http_client=session.http)
+        await ai.chat.completions.create(
+            model="zg-demo-1", messages=[{"role": "user", "content": PROMPT}]
+        )
+        [record] = (await zg.provider_state(network.provider)).records
+        assert record.input_fee == 3 * 3 * INPUT_PRICE
