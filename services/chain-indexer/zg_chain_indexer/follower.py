@@ -38,8 +38,8 @@ from zg_chain_indexer.metrics import IndexerMetrics
 from zg_chain_indexer.projection import Projection
 from zg_chain_indexer.views import account_at, accounts_at, service_at, services_at
 from zg_shared.chain.client import ServingClient
-from zg_shared.chain.errors import ChainError
-from zg_shared.chain.events import LogPosition, ServingEvent
+from zg_shared.chain.errors import ChainError, ContractRevert
+from zg_shared.chain.events import AccountAdded, LogPosition, ServingEvent
 from zg_shared.events.base import Event
 from zg_shared.events.chain import ReorgDetectedV1
 
@@ -164,7 +164,7 @@ class Follower:
         self, number: int, events: list[ServingEvent], cursor: Cursor, floor: int
     ) -> Cursor:
         block_hash = _position(events[0]).block_hash
-        prior = await self._prior(number, touched_accounts(events))
+        prior = await self._prior(events, touched_accounts(events))
         changes = fold_block(events, prior, await self._get_lock_time())
         # Journal first: a rollback must know what this block touched even if we die mid-way.
         await self.checkpoint.record(number, block_hash, changes.touched)
@@ -178,19 +178,27 @@ class Follower:
             await self.checkpoint.save(cursor)
         return cursor
 
-    async def _prior(self, number: int, keys: set[AccountKey]) -> dict[AccountKey, AccountView]:
+    async def _prior(
+        self, events: list[ServingEvent], keys: set[AccountKey]
+    ) -> dict[AccountKey, AccountView]:
         prior = await self.projection.prior(keys)
-        for key in keys - prior.keys():
-            # Unknown to Redis (a fresh account's AccountAdded sets it; otherwise a partial
-            # loss): the contract's view as of this block gives the immutable signer.
-            account = await account_at(self.serving, key[0], key[1], number)
-            if account is not None:
-                prior[key] = AccountView(
-                    balance=account.balance,
-                    pending_refund=account.pending_refund,
-                    settled_nonce=account.nonce,
-                    signer=account.signer,
-                )
+        added = {account_key_of(e.user, e.provider) for e in events if isinstance(e, AccountAdded)}
+        for key in keys - prior.keys() - added:
+            # Known neither to Redis nor from this block's AccountAdded (a partial loss): the
+            # latest view gives the immutable signer (and a settled nonce at least as new). Not
+            # the view at this block: a pruned node may no longer serve an old block's state.
+            try:
+                account = await self.serving.get_account(key[0], key[1])
+            except ContractRevert as exc:
+                if exc.name != "ServingAccountNotFound":
+                    raise
+                continue
+            prior[key] = AccountView(
+                balance=account.balance,
+                pending_refund=account.pending_refund,
+                settled_nonce=account.nonce,
+                signer=account.signer,
+            )
         return prior
 
     def _count(self, event: Event, duplicate: bool) -> None:

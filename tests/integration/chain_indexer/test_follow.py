@@ -22,7 +22,7 @@ from tests.integration.chain_indexer.conftest import (
 )
 from zg_prover.backends import select_backend
 from zg_prover.service import ProverService
-from zg_shared.accounts import AccountStore
+from zg_shared.accounts import AccountStore, account_key
 from zg_shared.chain import (
     AnvilNode,
     DevChain,
@@ -341,4 +341,26 @@ async def test_redis_flushed_is_rebuilt_and_no_event_is_missed(
 
     assert published(await chain_events(js)) == expected(results)
     assert first.follower.duplicates == second.follower.duplicates == 0
+    await assert_redis_matches_chain(redis, serving)
+
+
+async def test_an_account_redis_lost_alone_is_reloaded_with_its_signer(
+    anvil: AnvilNode,
+    serving: ServingClient,
+    keys: list[LocalAccount],
+    js: JetStreamContext,
+    redis: Redis,
+    start_indexer: StartIndexer,
+) -> None:
+    provider, user = keys[4], keys[12]
+    indexer = await start_indexer(anvil.rpc_url, serving.address)
+    added = await serving.as_sender(user).add_account(provider.address, (11, 12), value=5)
+    await wait_indexed(indexer, added.block_number)
+    await redis.delete(account_key(user.address, provider.address))  # the cursor survives
+    result = await serving.as_sender(user).deposit_fund(provider.address, value=6)
+    await wait_indexed(indexer, result.block_number)
+
+    [*_, (_, last)] = await chain_events(js)
+    update = AccountUpdatedV1.model_validate(last)
+    assert (update.balance, update.signer, update.cause) == (11, (11, 12), "FundDeposited")
     await assert_redis_matches_chain(redis, serving)
