@@ -152,11 +152,12 @@ GATEWAY = Dashboard(
         Panel(
             "Added latency (gateway time, backend excluded)",
             [
-                (quantile(0.5, "zg_gateway_added_latency_seconds"), "p50"),
-                (quantile(0.99, "zg_gateway_added_latency_seconds"), "p99"),
                 (mean("zg_gateway_added_latency_seconds"), "mean"),
+                (mean("zg_gateway_added_latency_seconds", "service"), "mean {{service}}"),
             ],
             unit="s",
+            description="Mean only: the histogram has OpenTelemetry's default buckets (0, 5, "
+            "10, ... seconds), too coarse for milliseconds, so quantiles would mislead.",
         ),
         Panel(
             "Reserved vs charged (wei per second)",
@@ -289,8 +290,11 @@ BILLING = Dashboard(
             [
                 (quantile(0.5, "zg_billing_settlement_lag_seconds"), "p50"),
                 (quantile(0.99, "zg_billing_settlement_lag_seconds"), "p99"),
+                (mean("zg_billing_settlement_lag_seconds"), "mean"),
             ],
             unit="s",
+            description="Quantiles top out at 10,000 s (the histogram's last default bucket); "
+            "the mean does not.",
         ),
         Panel(
             "Requests per settlement transaction",
@@ -301,10 +305,9 @@ BILLING = Dashboard(
         ),
         Panel(
             "Gas per settled request",
-            [
-                (quantile(0.5, "zg_billing_gas_per_request"), "p50"),
-                (mean("zg_billing_gas_per_request"), "mean"),
-            ],
+            [(mean("zg_billing_gas_per_request"), "mean")],
+            description="Mean only: the histogram's default buckets end at 10,000 and a settled "
+            "request costs far more gas, so quantiles would be capped there.",
         ),
         Panel(
             "Unsettled requests",

@@ -26,7 +26,7 @@ PROMETHEUS_BUILTINS = {"up"}
 REQUIRED = {
     "gateway": [
         "zg_gateway_requests_total",
-        "zg_gateway_added_latency_seconds_bucket",
+        "zg_gateway_added_latency_seconds_sum",
         "zg_gateway_reserved_wei_total",
         "zg_gateway_charged_wei_total",
     ],
@@ -36,7 +36,7 @@ REQUIRED = {
         "zg_billing_unsettled_fee_wei",
         "zg_billing_settlement_lag_seconds_bucket",
         "zg_billing_batch_requests_bucket",
-        "zg_billing_gas_per_request_bucket",
+        "zg_billing_gas_per_request_sum",
         "zg_billing_retries_total",
     ],
 }
