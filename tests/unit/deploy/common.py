@@ -19,7 +19,7 @@ import yaml
 from opentelemetry.exporter.prometheus import PrometheusMetricReader
 from opentelemetry.metrics import Meter
 from opentelemetry.sdk.metrics import MeterProvider
-from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client import REGISTRY, CollectorRegistry, generate_latest
 from pydantic import AliasChoices, AliasPath
 from pydantic_settings import BaseSettings
 
@@ -188,7 +188,11 @@ def exported_metric_names(service: str) -> set[str] | None:
         return None
     module = importlib.import_module(module_name)
     registry = CollectorRegistry()
-    reader = PrometheusMetricReader(disable_target_info=True, registry=registry)
+    try:
+        reader = PrometheusMetricReader(disable_target_info=True, registry=registry)
+    except TypeError:  # an exporter older than its `registry` argument: the global registry
+        registry = REGISTRY
+        reader = PrometheusMetricReader(disable_target_info=True)
     provider = MeterProvider(metric_readers=[reader])
     try:
         for cls in _metrics_classes(module):
@@ -203,6 +207,8 @@ def exported_metric_names(service: str) -> set[str] | None:
         text = generate_latest(registry).decode()
     finally:
         provider.shutdown()
+        if registry is REGISTRY:
+            REGISTRY.unregister(reader._collector)
     return {
         line.split("{")[0].split(" ")[0]
         for line in text.splitlines()
