@@ -8,13 +8,13 @@ import importlib
 import importlib.util
 import inspect
 import json
-import re
 import sys
 from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+import promql_parser
 import yaml
 from opentelemetry.exporter.prometheus import PrometheusMetricReader
 from opentelemetry.metrics import Meter
@@ -218,28 +218,22 @@ def exported_metric_names(service: str) -> set[str] | None:
 
 # ------------------------------------------------------------------ PromQL
 
-
-_STRINGS = re.compile(r'"(?:[^"\\]|\\.)*"|\'(?:[^\'\\]|\\.)*\'')
-_MATCHERS = re.compile(r"\{[^}]*\}")
-_RANGES = re.compile(r"\[[^\]]*\]")
-_GROUPING = re.compile(r"\b(by|without|on|ignoring|group_left|group_right)\s*\([^)]*\)")
-_IDENT = re.compile(r"(?<![\w.$])[a-zA-Z_:][\w:]*")
-_KEYWORDS = {"and", "or", "unless", "bool", "offset", "inf", "nan", "group_left", "group_right"}
+# Grafana's variables, as Prometheus would see them after Grafana substituted them.
+GRAFANA_VARIABLES = {"$__rate_interval": "1m", "$__interval": "15s", "$__range": "1h"}
 
 
 def promql_metric_names(expr: str) -> set[str]:
-    """The metric names a PromQL expression selects (functions, keywords, label names and
-    Grafana variables left out)."""
-    text = _STRINGS.sub('""', expr)
-    text = _MATCHERS.sub("", text)
-    text = _RANGES.sub("", text)
-    text = _GROUPING.sub(" ", text)
-    names = set()
-    for match in _IDENT.finditer(text):
-        rest = text[match.end() :].lstrip()
-        if rest.startswith("("):
-            continue  # a function (or an aggregation without its grouping)
-        if match.group(0).lower() in _KEYWORDS:
-            continue
-        names.add(match.group(0))
+    """The metric names a PromQL expression selects, from its syntax tree (promql-parser, the
+    Rust parser's Python binding): raises ValueError if the expression does not parse."""
+    for variable, value in GRAFANA_VARIABLES.items():
+        expr = expr.replace(variable, value)
+    names: set[str] = set()
+
+    def visit(node: promql_parser.Expr) -> None:
+        if isinstance(node, promql_parser.VectorSelector):
+            if node.name is None:
+                raise ValueError(f"a selector without a metric name in {expr!r}")
+            names.add(node.name)
+
+    promql_parser.walk(promql_parser.parse(expr), pre_visit=visit)
     return names

@@ -140,3 +140,5 @@ def test_promql_parser() -> None:
         "/ on (job) group_left sum without (x) (b_total) > 1e18 and up == 0"
     )
     assert promql_metric_names(expr) == {"a_bucket", "b_total", "up"}
+    with pytest.raises(ValueError, match="parenthesis"):
+        promql_metric_names("sum(rate(a_total[5m])")
