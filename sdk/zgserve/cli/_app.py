@@ -19,6 +19,7 @@ from zg_shared.chain.devnet import DEFAULT_LOCK_TIME
 from zgserve.cli._common import Amount, Context, Exit, format_wei, run
 from zgserve.cli._network import Plan, network_dir, read_state, shut_down, supervise
 from zgserve.cli._network import check as check_network
+from zgserve.cli._network import demo as network_demo_run
 from zgserve.cli._network import detach as detach_network
 from zgserve.cli._network import show as show_network
 from zgserve.client import ZgClient
@@ -602,3 +603,15 @@ def network_status(ctx: Context, directory: Path) -> None:
 def network_down(ctx: Context, directory: Path) -> None:
     """Stop the network `zg network up` started (all its processes)."""
     shut_down(ctx, directory)
+
+
+@network.command("demo")
+@network_dir
+@click.option("--requests", type=click.IntRange(1, 100), default=3, show_default=True)
+@pass_ctx
+def network_demo(ctx: Context, directory: Path, requests: int) -> None:
+    """A demo user on the running network: creates an account, sends a few streamed chats
+    (verified), pays the last output fee, and waits until they are settled on chain."""
+    result = run(ctx, lambda: network_demo_run(ctx, directory, requests))
+    if not result["settled"]:
+        sys.exit(int(Exit.ERROR))

@@ -28,6 +28,7 @@ from typing import Any
 
 import click
 import httpx2
+import openai
 from eth_account import Account as EthAccount
 from rich.table import Table
 
@@ -35,6 +36,8 @@ from zg_shared.chain import AnvilNode
 from zg_shared.chain.devnet import deploy_network
 from zg_shared.localservers import ensure, free_port
 from zgserve.cli._common import Context, Exit
+from zgserve.client import ZgClient
+from zgserve.config import load_config
 
 READY_TIMEOUT_S = 120.0
 STOP_TIMEOUT_S = 20.0
@@ -348,3 +351,67 @@ network_dir = click.option(
     show_default=True,
     help="Where the network keeps its state, data and logs.",
 )
+
+
+DEMO_DEPOSIT = 10**16
+SETTLE_WAIT_S = 180.0
+
+
+async def demo(ctx: Context, directory: Path, requests: int) -> dict[str, Any]:
+    """The demo user: an account if it has none, a few streamed chats through the official
+    openai client, the last output fee paid, then waits until billing settled them on chain."""
+    state = read_state(ctx, directory)
+    config = load_config(
+        deployment=directory / "deployment.json",
+        wallet_key=state["demo_user_key"],
+        state_dir=directory / "demo-home",
+    )
+    provider, service = state["provider"], state["services"][0]
+    async with ZgClient.from_config(config) as zg:
+        if not await zg.has_account(provider):
+            with ctx.spinner("creating the demo user's account"):
+                await zg.create_account(provider, deposit=DEMO_DEPOSIT)
+        before = await zg.account(provider)
+        session = await zg.session(provider, service, state["gateway_url"])
+        ai = openai.AsyncOpenAI(base_url=session.base_url, api_key="zg", http_client=session.http)
+        for i in range(requests):
+            prompt = f"demo request {i + 1}: tell me about verifiable inference"
+            chunks = await ai.chat.completions.create(
+                model=session.service.model,
+                messages=[{"role": "user", "content": prompt}],
+                stream=True,
+            )
+            reply = "".join([c.choices[0].delta.content or "" async for c in chunks if c.choices])
+            if not ctx.as_json:
+                ctx.out.print(f"[bold]user>[/] {prompt}\n[bold]{service}>[/] {reply}")
+        last_nonce = max(r.nonce for r in (await zg.provider_state(provider)).records)
+        paid = await zg.settle(provider)
+        deadline = time.monotonic() + SETTLE_WAIT_S
+        with ctx.spinner("waiting for billing to settle on chain (a Groth16 proof per chunk)"):
+            after = await zg.account(provider)
+            while after.nonce < last_nonce and time.monotonic() < deadline:
+                await asyncio.sleep(1)
+                after = await zg.account(provider)
+    result = {
+        "user": zg.address,
+        "provider": provider,
+        "requests": requests,
+        "last_request_nonce": last_nonce,
+        "settled_nonce": after.nonce,
+        "settled": after.nonce >= last_nonce,
+        "balance_before": before.balance,
+        "balance_after": after.balance,
+        "paid_to_provider": before.balance - after.balance,
+        "last_output_fee_paid": paid,
+    }
+    if ctx.as_json:
+        ctx.emit(result)
+    else:
+        verdict = "settled on chain" if result["settled"] else "[red]not settled yet[/]"
+        ctx.out.print(
+            f"{requests} requests {verdict}: the contract paid the provider "
+            f"{result['paid_to_provider']} wei from the demo user's deposit "
+            f"(settled nonce {after.nonce})",
+            highlight=False,
+        )
+    return result

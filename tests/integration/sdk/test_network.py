@@ -56,6 +56,13 @@ async def test_network_up_chat_settle_down(tmp_path: Path) -> None:
             await asyncio.sleep(1)
         assert settled > nonce, _logs(directory)
         assert shown.json()["balance"] < 10**16
+
+        demo = await run_zg(
+            "--json", "network", "demo", "--requests", "2", "--dir", str(directory), cwd=tmp_path
+        )
+        assert demo.code == 0, demo.stderr + _logs(directory)
+        assert demo.json()["settled"] is True
+        assert demo.json()["paid_to_provider"] > 0
     finally:
         down = await run_zg("network", "down", "--dir", str(directory), cwd=tmp_path)
         if down.code != 0 and (directory / "network.json").exists():
