@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
+import subprocess
 from importlib import resources
 from typing import Any
 
@@ -35,6 +37,24 @@ def test_valid_against_the_compose_specification(compose: dict[str, Any]) -> Non
     validator_class = jsonschema.validators.validator_for(schema)
     errors = sorted(validator_class(schema).iter_errors(compose), key=str)
     assert not errors, "\n".join(f"{list(e.absolute_path)}: {e.message}" for e in errors)
+
+
+def _compose_cli() -> bool:
+    if shutil.which("docker") is None:
+        return False
+    probe = subprocess.run(["docker", "compose", "version"], capture_output=True, timeout=30)
+    return probe.returncode == 0
+
+
+@pytest.mark.skipif(not _compose_cli(), reason="no `docker compose` plugin (the schema check runs)")
+def test_docker_compose_config_accepts_the_file() -> None:
+    """Where the Compose CLI plugin is installed (no engine needed), it parses the file too."""
+    subprocess.run(
+        ["docker", "compose", "-f", str(REPO / "docker-compose.yml"), "config", "--quiet"],
+        check=True,
+        timeout=60,
+        cwd=REPO,
+    )
 
 
 def test_schema_check_catches_mistakes(compose: dict[str, Any]) -> None:
