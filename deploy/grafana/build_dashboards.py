@@ -19,6 +19,8 @@ from typing import Any
 OUT = Path(__file__).resolve().parent / "dashboards"
 PROMETHEUS = {"type": "prometheus", "uid": "prometheus"}
 RATE = "$__rate_interval"
+# The prover's durable consumer, as prometheus-nats-exporter (-jsz=all) reports it.
+PROVER_CONSUMER = 'jetstream_consumer_{}{{stream_name="ZG_SERVING", consumer_name="prover"}}'
 
 
 @dataclass
@@ -184,9 +186,18 @@ PROVER = Dashboard(
     "Groth16 proofs for settlement batches: queue, proof time by backend, failures.",
     [
         Panel(
-            "Settlements being proven (queue in service)",
+            "Queue depth (JetStream consumer)",
+            [
+                (f"sum({PROVER_CONSUMER.format('num_pending')})", "waiting"),
+                (f"sum({PROVER_CONSUMER.format('num_ack_pending')})", "delivered, not acked"),
+            ],
+            description="Settlement requests waiting for a prover, from the NATS exporter "
+            "(consumer `prover`, PROVER_DURABLE_NAME).",
+        ),
+        Panel(
+            "Settlements being proven",
             [("sum by (backend) (zg_prover_in_flight)", "{{backend}}")],
-            description="Settlement requests taken from JetStream and not yet answered.",
+            description="Settlement requests the provers have taken and not yet answered.",
         ),
         Panel(
             "Proof time by backend",

@@ -18,7 +18,16 @@ from tests.unit.deploy.compose import load_compose
 
 DOCKERFILE = REPO / "Dockerfile"
 OUR_SERVICES = {"gateway", "billing", "prover", "chain-indexer", "sample-backend"}
-INFRA = {"nats", "redis", "anvil", "otel-collector", "tempo", "prometheus", "grafana"}
+INFRA = {
+    "nats",
+    "nats-exporter",
+    "redis",
+    "anvil",
+    "otel-collector",
+    "tempo",
+    "prometheus",
+    "grafana",
+}
 
 
 @pytest.fixture(scope="module")

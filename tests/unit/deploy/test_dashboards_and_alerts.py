@@ -22,6 +22,9 @@ DASHBOARDS = DEPLOY / "grafana" / "dashboards"
 ALERTS = DEPLOY / "prometheus" / "alerts.yml"
 # Series Prometheus makes itself, not a service.
 PROMETHEUS_BUILTINS = {"up"}
+# Series of prometheus-nats-exporter run with -jsz=all (deploy: compose's nats-exporter, the
+# NATS pod's sidecar); names from its collector (jsz.go: jetstream_consumer_*).
+NATS_EXPORTER = {"jetstream_consumer_num_pending", "jetstream_consumer_num_ack_pending"}
 # What each dashboard must show (issue 7): a metric family of the service per item.
 REQUIRED = {
     "gateway": [
@@ -30,7 +33,11 @@ REQUIRED = {
         "zg_gateway_reserved_wei_total",
         "zg_gateway_charged_wei_total",
     ],
-    "prover": ["zg_prover_in_flight", "zg_prover_settlement_seconds_bucket"],
+    "prover": [
+        "jetstream_consumer_num_pending",
+        "zg_prover_in_flight",
+        "zg_prover_settlement_seconds_bucket",
+    ],
     "chain-indexer": ["zg_indexer_head_lag_blocks", "zg_indexer_reorgs_total"],
     "billing": [
         "zg_billing_unsettled_fee_wei",
@@ -69,7 +76,7 @@ def service_of(metric: str) -> str | None:
 def test_every_query_names_a_known_service_or_builtin() -> None:
     for where, expr in all_exprs():
         for metric in promql_metric_names(expr):
-            assert service_of(metric) or metric in PROMETHEUS_BUILTINS, (
+            assert service_of(metric) or metric in PROMETHEUS_BUILTINS | NATS_EXPORTER, (
                 f"{where}: {metric} belongs to no zgserve service"
             )
 
