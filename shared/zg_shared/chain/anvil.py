@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import shutil
@@ -43,6 +44,17 @@ class DevAccount(BaseModel):
 
     address: Address
     private_key: str
+
+
+async def _read_config(path: Path, deadline: float) -> dict[str, Any]:
+    """anvil opens its port before it has finished writing --config-out: wait for whole JSON."""
+    while True:
+        with contextlib.suppress(FileNotFoundError, json.JSONDecodeError):
+            raw: dict[str, Any] = json.loads(await asyncio.to_thread(path.read_text))
+            return raw
+        if asyncio.get_running_loop().time() > deadline:
+            raise TimeoutError(f"anvil wrote no readable config to {path}")
+        await asyncio.sleep(0.05)
 
 
 class AnvilNode:
@@ -110,7 +122,7 @@ class AnvilNode:
                 await self.stop()
                 raise TimeoutError(f"anvil not ready on port {self.port} in {ready_timeout}s")
             await asyncio.sleep(0.05)
-        raw = json.loads(config.read_text())
+        raw = await _read_config(config, deadline)
         self.accounts = [
             DevAccount(address=a, private_key=k)
             for a, k in zip(raw["available_accounts"], raw["private_keys"], strict=True)
