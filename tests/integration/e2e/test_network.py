@@ -18,7 +18,7 @@ from nats.js import JetStreamContext
 
 from tests.integration.gateway.conftest import User, chat
 from tests.integration.jetstream import stream_events
-from zg_shared.chain import FeesSettled, ServingClient, Web3Client, connect
+from zg_shared.chain import FeesSettled, ServingClient, Web3Client, checksum, connect
 from zg_shared.crypto import generate_private_key, prv2pub
 from zg_shared.events import ProofReadyV1, SettlementConfirmedV1, SettlementRequestedV1
 from zg_shared.localnet import LocalNetwork
@@ -35,7 +35,7 @@ class Network:
         self.w3 = w3
         self.js = js
         assert net.deployment is not None
-        self.provider = net.deployment.provider
+        self.provider = checksum(net.deployment.provider)
         self.serving = ServingClient(w3, net.deployment.serving)
         self.users: list[User] = []
         self.signed: dict[str, list[int]] = {}
