@@ -7,6 +7,7 @@ import base64
 from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from zg_shared.crypto import PublicKey, sign_request
 from zgserve._nonces import NonceAllocator
@@ -68,7 +69,7 @@ class ProviderState:
         """The request was refused or voided: what it paid of the debt is owed again."""
         self.unpaid += payment.previous_output_fee
 
-    def accept(
+    def receive(
         self,
         service: str,
         endpoint: str,
@@ -79,9 +80,8 @@ class ProviderState:
         receipt_id: str,
         output_fee: int,
         receipt_signature: str,
-    ) -> None:
-        """Checks one receipt; on success its output fee becomes debt to pay with the next
-        request. On failure the provider is stopped and VerificationError raised."""
+    ) -> EvidenceRecord:
+        """Records one response and its receipt as evidence (not yet judged)."""
         record = EvidenceRecord(
             service=service,
             endpoint=endpoint,
@@ -96,15 +96,35 @@ class ProviderState:
             receipt_id=receipt_id,
             output_fee=output_fee,
             receipt_signature=receipt_signature,
+            terms=self.services[service],
         )
         self.records.append(record)
-        terms = self.services[service]
-        reason = check_record(record, terms, self.user, self.provider, self.signer)
+        return record
+
+    def replace(self, old: EvidenceRecord, new: EvidenceRecord) -> None:
+        for i, kept in enumerate(self.records):
+            if kept is old:
+                self.records[i] = new
+                return
+
+    def verdict(self, record: EvidenceRecord) -> str | None:
+        """Why the record fails under the service's current terms, or None."""
+        terms = self.services[record.service]
+        return check_record(record, terms, self.user, self.provider, self.signer)
+
+    def conclude(self, record: EvidenceRecord, reason: str | None) -> None:
+        """A good receipt's output fee becomes debt to pay with the next request; a bad one
+        stops the provider (VerificationError)."""
         if reason is None:
-            self.unpaid += output_fee
+            self.unpaid += record.output_fee
             self.served += 1
             return
         self.stop(reason)
+
+    def accept(self, *args: Any, **kwargs: Any) -> None:
+        """`receive`, judged under the current terms, then `conclude`."""
+        record = self.receive(*args, **kwargs)
+        self.conclude(record, self.verdict(record))
 
     def stop(self, reason: str) -> None:
         if self.failure is None:

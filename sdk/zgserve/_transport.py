@@ -19,6 +19,7 @@ from zg_shared.metering import MeteringError, count_input_units
 from zgserve._provider import ProviderState, SignedPayment
 from zgserve._sse import split_stream
 from zgserve.errors import ZgError
+from zgserve.evidence import EvidenceRecord
 
 METERED = ("chat/completions", "completions", "embeddings")
 NONCE_CONFLICTS = ("nonce_reused", "nonce_too_low")
@@ -174,7 +175,7 @@ class PaidTransport(httpx2.AsyncBaseTransport):
         if "text/event-stream" not in response.headers.get("content-type", ""):
             reply = await response.aread()
             await response.aclose()
-            self.state.accept(
+            record = self.state.receive(
                 service,
                 endpoint,
                 payment,
@@ -185,6 +186,7 @@ class PaidTransport(httpx2.AsyncBaseTransport):
                 output_fee=int(response.headers.get("ZG-Output-Fee", "0") or 0),
                 receipt_signature=response.headers.get("ZG-Signature", ""),
             )
+            await self._judge(record)
             return httpx2.Response(200, headers=_headers(response), content=reply, request=request)
         request_id = response.headers.get("ZG-Res-Key", "")
 
@@ -201,7 +203,7 @@ class PaidTransport(httpx2.AsyncBaseTransport):
             if not signature:
                 self.state.refund(payment)  # voided (the backend broke off): nothing charged
                 return
-            self.state.accept(
+            record = self.state.receive(
                 service,
                 endpoint,
                 payment,
@@ -212,6 +214,7 @@ class PaidTransport(httpx2.AsyncBaseTransport):
                 output_fee=fee,
                 receipt_signature=signature,
             )
+            await self._judge(record)
 
         return httpx2.Response(
             200,
@@ -219,6 +222,20 @@ class PaidTransport(httpx2.AsyncBaseTransport):
             stream=_VerifyingStream(response, on_end),
             request=request,
         )
+
+    async def _judge(self, record: EvidenceRecord) -> None:
+        """Verifies a receipt; before calling a failure, reads the service's terms again (the
+        provider may have changed its price or receipt key on chain since the session began)."""
+        reason = self.state.verdict(record)
+        if reason is not None and self._refresh is not None:
+            await self._refresh(record.service)
+            reason = self.state.verdict(record)
+            if reason is None:  # judged under the new terms: the evidence says so
+                self.state.replace(
+                    record,
+                    record.model_copy(update={"terms": self.state.services[record.service]}),
+                )
+        self.state.conclude(record, reason)
 
     async def _fetch_receipt(
         self, request: httpx2.Request, service: str, request_id: str

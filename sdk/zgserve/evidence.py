@@ -57,6 +57,9 @@ class EvidenceRecord(BaseModel):
     receipt_id: str
     output_fee: int
     receipt_signature: str
+    terms: ServiceTerms | None = Field(
+        None, description="the service's terms this response was judged under"
+    )
 
     @property
     def request_body(self) -> bytes:
@@ -149,7 +152,7 @@ def verify_evidence(evidence: Evidence) -> list[Finding]:
     signer = PublicKey.from_hex(evidence.signer)
     findings = []
     for record in evidence.records:
-        terms = evidence.services.get(record.service)
+        terms = record.terms or evidence.services.get(record.service)
         reason = (
             f"no terms for service {record.service!r} in the evidence"
             if terms is None

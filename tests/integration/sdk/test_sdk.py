@@ -159,7 +159,11 @@ async def test_two_processes_of_one_user_share_the_nonce_file(network: Network) 
     assert state.output_debt == 0
 
 
-async def test_a_price_rise_is_read_again_from_the_chain(network: Network) -> None:
+@pytest.mark.parametrize("price", ["input_price", "output_price"])
+async def test_a_price_rise_is_read_again_from_the_chain(network: Network, price: str) -> None:
+    """The provider raises a price after the session read it: the SDK reads the chain again
+    (input: when the gateway says the input fee is too low; output: before calling the
+    receipt bad) and carries on."""
     async with network.client() as zg:
         await zg.create_account(network.provider, deposit=DEPOSIT)
         session = await zg.session(network.provider, SERVICE, network.gateway_url)
@@ -168,7 +172,7 @@ async def test_a_price_rise_is_read_again_from_the_chain(network: Network) -> No
             ServiceParams(
                 **{
                     **registered.model_dump(exclude={"provider", "updated_at"}),
-                    "input_price": 3 * INPUT_PRICE,
+                    price: 3 * getattr(registered, price),
                 }
             )
         )
@@ -177,4 +181,11 @@ async def test_a_price_rise_is_read_again_from_the_chain(network: Network) -> No
             model="zg-demo-1", messages=[{"role": "user", "content": PROMPT}]
         )
         [record] = (await zg.provider_state(network.provider)).records
-        assert record.input_fee == 3 * 3 * INPUT_PRICE
+        assert record.terms is not None
+        assert getattr(record.terms, price) == 3 * getattr(registered, price)
+        if price == "input_price":
+            assert record.input_fee == 3 * 3 * INPUT_PRICE
+        else:
+            assert record.output_fee == zg.unpaid(network.provider) > 0
+        evidence = (await zg.provider_state(network.provider)).evidence()
+        assert all(f.ok for f in verify_evidence(evidence))
