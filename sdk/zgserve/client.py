@@ -89,13 +89,20 @@ class ZgClient:
         self._sessions: list[ServiceSession] = []
 
     @classmethod
-    def from_config(cls, config: ZgConfig, **kwargs: object) -> ZgClient:
+    def from_config(
+        cls,
+        config: ZgConfig,
+        *,
+        evidence_dir: Path | None = None,
+        timeout_s: float = DEFAULT_TIMEOUT_S,
+    ) -> ZgClient:
         return cls(
             config.rpc_url,
             config.contract,
             config.wallet_key,
             state_dir=config.state_dir,
-            **kwargs,  # type: ignore[arg-type]
+            evidence_dir=evidence_dir,
+            timeout_s=timeout_s,
         )
 
     async def __aenter__(self) -> Self:

@@ -49,15 +49,12 @@ class Network:
     user_key: LocalAccount
     state_dir: Path
 
-    def client(self, key: LocalAccount | None = None, **kwargs: object) -> ZgClient:
+    def client(self, key: LocalAccount | None = None, *, elsewhere: bool = False) -> ZgClient:
+        """A client of `key` (the user by default); `elsewhere`: on another machine, with no
+        state directory of its own."""
         wallet = key or self.user_key
-        options: dict[str, object] = {"state_dir": self.state_dir, **kwargs}
-        return ZgClient(
-            self.rpc_url,
-            self.contract,
-            wallet.key.hex(),
-            **options,  # type: ignore[arg-type]
-        )
+        home = None if elsewhere else self.state_dir
+        return ZgClient(self.rpc_url, self.contract, wallet.key.hex(), state_dir=home)
 
     async def state(self, user: str) -> AccountState | None:
         return await AccountStore(self.redis).read(user, self.provider)

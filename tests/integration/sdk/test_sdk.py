@@ -26,7 +26,7 @@ async def test_create_account_and_recover_the_key_on_another_machine(deployed: N
         with pytest.raises(AccountError, match="already exists"):
             await zg.create_account(deployed.provider)
     # Another machine: nothing but the wallet key and the chain.
-    async with deployed.client(state_dir=None) as elsewhere:
+    async with deployed.client(elsewhere=True) as elsewhere:
         key = await elsewhere.recover_signing_key(deployed.provider)
         assert prv2pub(key).as_tuple() == account.signer
 
