@@ -6,11 +6,14 @@ Redis, and every effect is idempotent, so a redelivery changes nothing twice.
 
 from __future__ import annotations
 
-from faststream.nats import NatsRouter, PullSub
+import logging
+
+from faststream.nats import NatsMessage, NatsRouter, PullSub
 
 from zg_billing.intake import Intake
 from zg_billing.settler import Settler
 from zg_shared.bus import CHAIN_STREAM, SERVING_STREAM
+from zg_shared.chain import ChainUnavailable
 from zg_shared.events import (
     FeesSettledV1,
     ProofFailedV1,
@@ -19,6 +22,9 @@ from zg_shared.events import (
     ReorgDetectedV1,
     RequestServedV1,
 )
+
+log = logging.getLogger(__name__)
+CHAIN_RETRY_S = 2.0
 
 
 def create_router(intake: Intake, settler: Settler, durable_prefix: str) -> NatsRouter:
@@ -42,8 +48,13 @@ def create_router(intake: Intake, settler: Settler, durable_prefix: str) -> Nats
         durable=durable("proof-ready"),
         pull_sub=PullSub(batch_size=1),
     )
-    async def on_proof_ready(event: ProofReadyV1) -> None:
-        await settler.on_proof_ready(event)
+    async def on_proof_ready(event: ProofReadyV1, message: NatsMessage) -> None:
+        try:
+            await settler.on_proof_ready(event)
+        except ChainUnavailable as exc:
+            # The RPC endpoint is away: the proofs stay valid, so try again in a while.
+            log.warning("settlement %s waits for the chain: %s", event.settlement_id, exc)
+            await message.nack(delay=CHAIN_RETRY_S)
 
     @router.subscriber(
         ProofFailedV1.SUBJECT,

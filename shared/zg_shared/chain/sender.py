@@ -1,7 +1,7 @@
 """Signs and sends transactions from one local key: nonces, gas, fees, receipts, reverts.
 
-Nonces are allocated locally under a lock so that many transactions can be in flight from
-one process; any send failure resynchronises from the node's pending count. One sender per
+Nonces are allocated under a lock from the node's pending count, so that many transactions
+can be in flight from one process and a transaction the node dropped leaves no gap. One sender per
 key per process: two senders for one key would race for nonces.
 """
 
@@ -67,7 +67,6 @@ class TransactionSender:
         self._events = events
         self._receipt_timeout = receipt_timeout
         self._nonce_lock = asyncio.Lock()
-        self._next_nonce: int | None = None
         self._chain_id: int | None = None
 
     @property
@@ -112,19 +111,13 @@ class TransactionSender:
             self._chain_id = await self.w3.eth.chain_id
         fees = await self._fees()
         async with self._nonce_lock:
-            if self._next_nonce is None:
-                self._next_nonce = await self.w3.eth.get_transaction_count(
-                    self.account.address, "pending"
-                )
-            full = {**tx, **fees, "nonce": self._next_nonce, "chainId": self._chain_id, "type": 2}
+            # Sends are serialised here and each one reaches the node before the next, so the
+            # node's pending count is exact; asking it every time also heals a gap left by a
+            # transaction the node dropped (a reorg, a restarted node).
+            nonce = await self.w3.eth.get_transaction_count(self.account.address, "pending")
+            full = {**tx, **fees, "nonce": nonce, "chainId": self._chain_id, "type": 2}
             signed = self.account.sign_transaction(cast(dict[str, Any], full))
-            try:
-                tx_hash = await self.w3.eth.send_raw_transaction(signed.raw_transaction)
-            except BaseException:
-                # The node may or may not have taken the nonce: ask it again next time.
-                self._next_nonce = None
-                raise
-            self._next_nonce += 1
+            tx_hash = await self.w3.eth.send_raw_transaction(signed.raw_transaction)
         return "0x" + bytes(tx_hash).hex()
 
     async def _fees(self) -> dict[str, int]:

@@ -131,7 +131,12 @@ async def eventually(
 
 
 async def build_stack(
-    w3: Web3Client, keys: list[LocalAccount], redis_url: str, nats_url: str
+    w3: Web3Client,
+    keys: list[LocalAccount],
+    redis_url: str,
+    nats_url: str,
+    *,
+    confirmations: int = 0,
 ) -> AsyncIterator[Stack]:
     redis = Redis.from_url(redis_url)
     await redis.flushdb()
@@ -192,7 +197,7 @@ async def build_stack(
     prover: ProverApp = create_prover(ProverSettings(**common, circuit_size=4))
     await prover.start()
     indexer: IndexerApp = create_indexer(
-        IndexerSettings(**common, confirmations=0, poll_interval_s=0.2)
+        IndexerSettings(**common, confirmations=confirmations, poll_interval_s=0.2)
     )
     await indexer.start()
     http = aiohttp.ClientSession()

@@ -1,0 +1,123 @@
+"""Fault drills on a private chain: a reorg drops the block with billing's settlement, and the
+RPC endpoint goes away while billing submits. Each ends with every fee settled once."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+from collections.abc import AsyncIterator
+
+import pytest
+from eth_account import Account as EthAccount
+from eth_account.signers.local import LocalAccount
+
+from tests.integration.billing.conftest import (
+    DEPOSIT,
+    Stack,
+    build_stack,
+    eventually,
+    running_billing,
+)
+from tests.integration.tcpproxy import TcpProxy
+from zg_shared.chain import DevChain, Web3Client
+from zg_shared.chain.anvil import AnvilNode
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+async def node() -> AsyncIterator[AnvilNode]:
+    async with AnvilNode(accounts=10) as anvil:
+        yield anvil
+
+
+@pytest.fixture
+async def private_w3(node: AnvilNode) -> AsyncIterator[Web3Client]:
+    w3 = node.web3()
+    yield w3
+    await w3.provider.disconnect()
+
+
+def node_keys(node: AnvilNode) -> list[LocalAccount]:
+    return [EthAccount.from_key(a.private_key) for a in node.accounts]
+
+
+async def settled_once(stack: Stack, fees: list[int]) -> bool:
+    user = stack.users[0]
+    total = sum(e.amount for e in await stack.settled_on_chain() if e.user == user.address)
+    return total == sum(fees) and (await stack.state(user)).unsettled == 0
+
+
+async def assert_paid_once(stack: Stack, fees: list[int]) -> None:
+    user = stack.users[0]
+    settled = [e for e in await stack.settled_on_chain() if e.user == user.address]
+    assert sum(e.amount for e in settled) == sum(fees)
+    account = await stack.serving.get_account(user.address, stack.provider.address)
+    assert account.nonce == len(fees)
+    assert account.balance == DEPOSIT - sum(fees)
+
+
+@contextlib.asynccontextmanager
+async def mining(chain: DevChain, every_s: float = 0.3) -> AsyncIterator[None]:
+    """Blocks keep coming, as on a real chain, so confirmations deepen."""
+
+    async def mine() -> None:
+        while True:
+            await chain.mine()
+            await asyncio.sleep(every_s)
+
+    task = asyncio.create_task(mine())
+    try:
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+async def test_a_reorg_that_drops_the_settlement_block_is_settled_again(
+    node: AnvilNode, private_w3: Web3Client, redis_url: str, nats_url: str
+) -> None:
+    chain = DevChain(private_w3)
+    async for stack in build_stack(
+        private_w3, node_keys(node), redis_url, nats_url, confirmations=2
+    ):
+        user = stack.users[0]
+        fees = [await stack.send(user) for _ in range(3)]
+        fork_point = await chain.snapshot()
+        async with running_billing(stack, confirm_timeout_s=3.0):
+            # Billing settles; before the block is two deep, the chain reorganises without it.
+            await eventually(functools.partial(_on_chain, stack), what="the settlement mined")
+            await chain.revert(fork_point)
+            await chain.mine(3)
+            assert not await _on_chain(stack)
+            async with mining(chain):
+                await eventually(functools.partial(settled_once, stack, fees), what="settled again")
+        await assert_paid_once(stack, fees)
+
+
+async def test_the_rpc_endpoint_down_while_billing_submits_loses_nothing(
+    node: AnvilNode, private_w3: Web3Client, redis_url: str, nats_url: str
+) -> None:
+    proxy = TcpProxy(node.port)
+    await proxy.start()
+    try:
+        async for stack in build_stack(private_w3, node_keys(node), redis_url, nats_url):
+            user = stack.users[0]
+            async with running_billing(stack, rpc_url=proxy.url):
+                await proxy.stop()
+                fees = [await stack.send(user) for _ in range(3)]
+                await asyncio.sleep(4)  # billing seals, the proof arrives, the chain is away
+                assert not await _on_chain(stack)
+                await proxy.start()
+                await eventually(
+                    functools.partial(settled_once, stack, fees), what="settled after outage"
+                )
+            await assert_paid_once(stack, fees)
+    finally:
+        await proxy.stop()
+
+
+async def _on_chain(stack: Stack) -> bool:
+    return bool(await stack.settled_on_chain())
