@@ -4,6 +4,21 @@ from __future__ import annotations
 
 from opentelemetry.metrics import Meter
 
+# Up to a day: the refund lock time bounds how late a settlement may be.
+LAG_BUCKETS_S = (1.0, 5.0, 15.0, 30.0, 60.0, 300.0, 900.0, 1800.0, 3600.0, 7200.0, 21600.0, 86400.0)
+GAS_BUCKETS = (
+    1_000.0,
+    2_000.0,
+    5_000.0,
+    10_000.0,
+    20_000.0,
+    50_000.0,
+    100_000.0,
+    200_000.0,
+    500_000.0,
+)
+BATCH_BUCKETS = (1.0, 4.0, 16.0, 64.0, 256.0, 1024.0)
+
 
 class BillingMetrics:
     def __init__(self, meter: Meter) -> None:
@@ -31,16 +46,19 @@ class BillingMetrics:
             "zg_billing_settlement_lag_seconds",
             unit="s",
             description="From the oldest request served to its settlement confirmed",
+            explicit_bucket_boundaries_advisory=LAG_BUCKETS_S,
         )
         self._batch = meter.create_histogram(
             "zg_billing_batch_requests",
             unit="{request}",
             description="Requests per settlement transaction",
+            explicit_bucket_boundaries_advisory=BATCH_BUCKETS,
         )
         self._gas = meter.create_histogram(
             "zg_billing_gas_per_request",
             unit="{gas}",
             description="settleFees gas divided by the requests it settled",
+            explicit_bucket_boundaries_advisory=GAS_BUCKETS,
         )
         self._retries = meter.create_counter(
             "zg_billing_retries",

@@ -4,6 +4,23 @@ from __future__ import annotations
 
 from opentelemetry.metrics import Meter
 
+LATENCY_BUCKETS_S = (
+    0.00025,
+    0.0005,
+    0.001,
+    0.002,
+    0.005,
+    0.01,
+    0.02,
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1.0,
+    2.5,
+    5.0,
+)
+
 
 class GatewayMetrics:
     def __init__(self, meter: Meter) -> None:
@@ -16,6 +33,8 @@ class GatewayMetrics:
             "zg_gateway_added_latency_seconds",
             unit="s",
             description="Time the gateway adds to a request: everything but the backend's own time",
+            # Sub-millisecond to seconds: the default buckets start at 5 (seconds).
+            explicit_bucket_boundaries_advisory=LATENCY_BUCKETS_S,
         )
         self.reserved = meter.create_counter(
             "zg_gateway_reserved_wei", unit="wei", description="Output fees reserved at admission"

@@ -70,11 +70,17 @@ def cuda_available() -> bool:
 
 
 def select_backend(kind: str, size: int, root: Path | None = None) -> ProverBackend:
-    """The backend for `kind`; "auto" would prefer a GPU backend, which this build does not
-    ship yet (see docs/prover.md), so it falls back to the CPU."""
+    """The backend for `kind`. "auto" takes the fastest one installed: arkworks when groth16py
+    is there, else snarkjs. (A GPU backend is not shipped yet, see docs/prover.md.)"""
     artifacts = (
         CircuitArtifacts.committed(size) if root is None else CircuitArtifacts.committed(size, root)
     )
-    if kind in {"auto", "snarkjs"}:
+    if kind == "auto":
+        kind = "arkworks" if arkworks_available() else "snarkjs"
+    if kind == "arkworks":
+        if not arkworks_available():
+            raise RuntimeError("PROVER_BACKEND=arkworks needs `pip install groth16py`")
+        return ArkworksBackend(artifacts)
+    if kind == "snarkjs":
         return SnarkjsBackend(artifacts)
     raise ValueError(f"unknown prover backend {kind!r}")
