@@ -88,7 +88,10 @@ def create_app(settings: BillingSettings, *, telemetry: Telemetry | None = None)
     redis = Redis.from_url(settings.redis_url)
     w3 = connect(settings.rpc_url)
     chain = ServingClient(
-        w3, settings.serving_address, EthAccount.from_key(settings.provider_private_key)
+        w3,
+        settings.serving_address,
+        EthAccount.from_key(settings.provider_private_key),
+        receipt_timeout=settings.tx_timeout_s,
     )
     metrics = BillingMetrics(telemetry.meter("zg_billing"))
     book = Book(redis)

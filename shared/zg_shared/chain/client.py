@@ -48,7 +48,14 @@ class ServingClient:
     decoded events, and raise ContractRevert (nothing mined) or TransactionReverted.
     """
 
-    def __init__(self, w3: Web3Client, address: str, account: LocalAccount | None = None) -> None:
+    def __init__(
+        self,
+        w3: Web3Client,
+        address: str,
+        account: LocalAccount | None = None,
+        *,
+        receipt_timeout: float = 120.0,
+    ) -> None:
         artifact = load_artifact("Serving")
         self.w3 = w3
         # decode_tuples: structs come back as named tuples, which `_plain` turns into dicts.
@@ -58,7 +65,7 @@ class ServingClient:
         self.reverts = RevertDecoder(artifact.abi)
         self.events = EventDecoder(artifact.abi)
         self._sender = (
-            TransactionSender(w3, account, self.reverts, self.events)
+            TransactionSender(w3, account, self.reverts, self.events, receipt_timeout)
             if account is not None
             else None
         )
