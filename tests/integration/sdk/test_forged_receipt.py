@@ -4,11 +4,13 @@ rejects the evidence offline."""
 
 from __future__ import annotations
 
+import json
+
 import openai
 import pytest
 from eth_account.signers.local import LocalAccount
 
-from tests.integration.sdk.conftest import DEPOSIT, SERVICE, Network, run_zg
+from tests.integration.sdk.conftest import DEPOSIT, SERVICE, Network, run_zg, zg_env
 from zgserve import Evidence, ProviderStopped, VerificationError, verify_evidence
 
 
@@ -59,3 +61,19 @@ async def test_a_forged_receipt_stops_the_provider_with_evidence(
     report = result.json()
     assert report["valid"] is False
     assert "registered signer" in report["failed"][0]["reason"]
+
+
+async def test_zg_chat_exits_3_and_names_the_evidence(network: Network) -> None:
+    env = {**zg_env(network), "ZG_SERVICE": SERVICE, "ZG_GATEWAY_URL": network.gateway_url}
+    cwd = network.state_dir.parent
+    created = await run_zg("account", "create", "--deposit", str(DEPOSIT), env=env, cwd=cwd)
+    assert created.code == 0, created.stderr
+
+    chat = await run_zg("--json", "chat", "hello there", env=env, cwd=cwd)
+
+    assert chat.code == 3, chat.stderr
+    error = json.loads(chat.stderr.strip().splitlines()[-1])
+    assert "failed verification" in error["error"]
+    [written] = (network.state_dir / "evidence").glob("evidence-*.json")
+    assert str(written) in error["error"]
+    assert (await run_zg("verify", str(written), env=env, cwd=cwd)).code == 3
