@@ -14,8 +14,9 @@ import openai
 from rich.console import Console
 from rich.table import Table
 
-from zg_shared.chain import Account, Service, ServiceParams, checksum
+from zg_shared.chain import Account, ContractRevert, Service, ServiceParams, checksum
 from zg_shared.chain.devnet import DEFAULT_LOCK_TIME
+from zg_shared.crypto import PublicKey
 from zgserve.cli._common import Amount, Context, Exit, format_wei, run
 from zgserve.cli._network import Plan, network_dir, read_state, shut_down, supervise
 from zgserve.cli._network import check as check_network
@@ -23,6 +24,7 @@ from zgserve.cli._network import demo as network_demo_run
 from zgserve.cli._network import detach as detach_network
 from zgserve.cli._network import show as show_network
 from zgserve.client import ZgClient
+from zgserve.errors import NotFound
 from zgserve.evidence import Evidence, verify_evidence
 
 pass_ctx = click.make_pass_decorator(Context)
@@ -380,8 +382,14 @@ async def _one_turn(
 
 @cli.command()
 @click.argument("evidence", type=click.Path(path_type=Path, dir_okay=False, exists=True))
+@click.option(
+    "--against-chain",
+    is_flag=True,
+    help="Also check that the user's key is the account's registered signer and compare each "
+    "service's receipt signer with the registry (needs the chain: --rpc-url, --contract).",
+)
 @pass_ctx
-def verify(ctx: Context, evidence: Path) -> None:
+def verify(ctx: Context, evidence: Path, against_chain: bool) -> None:
     """Check an evidence file offline: every request signature, every receipt against the
     service's registered signer, every output fee against usage x price.
     Exit 0 when all verify, 3 when any fails, 2 when the file is not evidence."""
@@ -391,14 +399,17 @@ def verify(ctx: Context, evidence: Path) -> None:
     except ValueError as exc:
         ctx.fail(Exit.USAGE, f"{evidence} is not a zgserve evidence file: {exc}")
     failed = [f for f in findings if not f.ok]
+    problems, notes = run(ctx, lambda: _against_chain(ctx, loaded)) if against_chain else ([], [])
     if ctx.as_json:
         ctx.emit(
             {
-                "valid": not failed,
+                "valid": not failed and not problems,
                 "provider": loaded.provider,
                 "user": loaded.user,
                 "records": len(findings),
                 "failed": [f.model_dump() for f in failed],
+                "chain_problems": problems,
+                "chain_notes": notes,
             }
         )
     else:
@@ -409,8 +420,45 @@ def verify(ctx: Context, evidence: Path) -> None:
             verdict = "[green]ok[/]" if f.ok else f"[red]FAILED[/] {f.reason}"
             table.add_row(str(f.nonce), f.service, verdict)
         ctx.out.print(table)
-    if failed:
+        for line in problems:
+            ctx.out.print(f"[red]chain:[/] {line}", highlight=False)
+        for line in notes:
+            ctx.out.print(f"[yellow]chain:[/] {line}", highlight=False)
+    if failed or problems:
         sys.exit(int(Exit.VERIFICATION_FAILED))
+
+
+async def _against_chain(ctx: Context, evidence: Evidence) -> tuple[list[str], list[str]]:
+    """Problems (the evidence does not belong to this chain's account) and notes (the
+    registry changed since: the evidence's terms are what the SDK saw then)."""
+    problems: list[str] = []
+    notes: list[str] = []
+    async with ctx.client(need_wallet=False) as zg:
+        if await zg.chain_id() != evidence.chain_id or zg.chain.address != evidence.contract:
+            problems.append(
+                f"the evidence is for chain {evidence.chain_id} contract {evidence.contract}, "
+                f"not {await zg.chain_id()} {zg.chain.address}"
+            )
+            return problems, notes
+        try:
+            account = await zg.chain.get_account(evidence.user, evidence.provider)
+        except ContractRevert:
+            problems.append(f"no account of {evidence.user} with {evidence.provider} on chain")
+            return problems, notes
+        if PublicKey(*account.signer).to_hex() != evidence.signer:
+            problems.append("the user's key in the evidence is not the account's registered signer")
+        for name, terms in evidence.services.items():
+            try:
+                registered = await zg.service(evidence.provider, name)
+            except NotFound:
+                notes.append(f"service {name!r} is no longer registered")
+                continue
+            if registered.signer_address != terms.signer_address:
+                notes.append(
+                    f"service {name!r} now registers receipt signer {registered.signer_address}"
+                    f" (the evidence has {terms.signer_address})"
+                )
+    return problems, notes
 
 
 # ---------------------------------------------------------------- provider

@@ -89,6 +89,16 @@ async def test_chat_one_shot_plain_and_streamed_pays_everything_at_exit(network:
 
     verified = await run_zg("verify", str(evidence), env=env, cwd=cwd)
     assert verified.code == 0
+    on_chain = await run_zg("--json", "verify", "--against-chain", str(evidence), env=env, cwd=cwd)
+    assert on_chain.code == 0, on_chain.stdout + on_chain.stderr
+    assert (on_chain.json()["chain_problems"], on_chain.json()["chain_notes"]) == ([], [])
+    # Evidence claiming another user's key is caught against the chain.
+    forged = Evidence.read(evidence).model_copy(update={"user": network.provider})
+    forged_path = forged.write(network.state_dir / "forged.json")
+    claimed = await run_zg(
+        "--json", "verify", "--against-chain", str(forged_path), env=env, cwd=cwd
+    )
+    assert claimed.code == 3
     # Each run paid its last output fee before exiting: the provider is owed nothing.
     state = await network.state(network.user_key.address)
     assert state is not None
