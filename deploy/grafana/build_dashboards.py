@@ -154,12 +154,12 @@ GATEWAY = Dashboard(
         Panel(
             "Added latency (gateway time, backend excluded)",
             [
-                (mean("zg_gateway_added_latency_seconds"), "mean"),
+                (quantile(0.5, "zg_gateway_added_latency_seconds"), "p50"),
+                (quantile(0.99, "zg_gateway_added_latency_seconds"), "p99"),
                 (mean("zg_gateway_added_latency_seconds", "service"), "mean {{service}}"),
             ],
             unit="s",
-            description="Mean only: the histogram has OpenTelemetry's default buckets (0, 5, "
-            "10, ... seconds), too coarse for milliseconds, so quantiles would mislead.",
+            description="Buckets from 0.25 ms to 5 s (zg_gateway.metrics.LATENCY_BUCKETS_S).",
         ),
         Panel(
             "Reserved vs charged (wei per second)",
@@ -316,9 +316,12 @@ BILLING = Dashboard(
         ),
         Panel(
             "Gas per settled request",
-            [(mean("zg_billing_gas_per_request"), "mean")],
-            description="Mean only: the histogram's default buckets end at 10,000 and a settled "
-            "request costs far more gas, so quantiles would be capped there.",
+            [
+                (quantile(0.5, "zg_billing_gas_per_request"), "p50"),
+                (mean("zg_billing_gas_per_request"), "mean"),
+            ],
+            description="Buckets from 1,000 to 500,000 gas (zg_billing.metrics.GAS_BUCKETS); "
+            "the goal at the production circuit size is under 2,000.",
         ),
         Panel(
             "Unsettled requests",
