@@ -432,9 +432,18 @@ class Settler:
             await self.accounts.apply_chain_account(account, block)
             passed = [r for r in part.requests if r.nonce <= account.nonce]
             if passed:
-                # The chain is past these nonces. If our own earlier transaction settled them,
-                # the indexer's FeesSettled confirms them; the book drops them either way.
-                await self.book.confirm(part.user, self.provider, account.nonce)
+                # The chain is past these nonces: our own earlier transaction settled them and
+                # its FeesSettled has not reached us yet (it will confirm nothing twice).
+                count, fee = await self.book.confirm(part.user, self.provider, account.nonce)
+                log.warning(
+                    "settlement %s: the chain settled %s's nonces up to %d before their "
+                    "confirmation arrived (%d requests, %d wei)",
+                    record.id,
+                    part.user,
+                    account.nonce,
+                    count,
+                    fee,
+                )
             await self.book.release(part.user, self.provider, record.id)
             await self.book.flag_due(part.user, self.provider, Reason.RETRY)
             tries = await self.attempts.failed(account_tag(part.user, self.provider), now)
