@@ -67,6 +67,10 @@ class ManagedProcess:
     def running(self) -> bool:
         return self.process is not None and self.process.poll() is None
 
+    @property
+    def pid(self) -> int | None:
+        return self.process.pid if self.process is not None else None
+
     def start(self) -> None:
         self.log.parent.mkdir(parents=True, exist_ok=True)
         with self.log.open("ab") as out:
@@ -112,7 +116,7 @@ class ManagedProcess:
     def status(self) -> ProcessStatus:
         return ProcessStatus(
             name=self.name,
-            pid=self.process.pid if self.process else None,
+            pid=self.pid,
             running=self.running,
             url=self.ready_url.rsplit("/", 1)[0],
             log=str(self.log),
@@ -128,7 +132,9 @@ class LocalNetwork:
         *,
         nats_url: str | None = None,
         redis_url: str | None = None,
+        chain_port: int | None = None,
         gateway_port: int | None = None,
+        backend_port: int | None = None,
         lock_time: int = 3600,
         confirmations: int = 0,
         overrides: Mapping[str, str] | None = None,
@@ -139,8 +145,9 @@ class LocalNetwork:
         self.confirmations = confirmations
         self.overrides = dict(overrides or {})
         self.progress = progress
+        self.chain_port = chain_port
         self.gateway_port = gateway_port or free_port()
-        self.backend_port = free_port()
+        self.backend_port = backend_port or free_port()
         self._nats_url = nats_url
         self._redis_url = redis_url
         self._servers: list[PrivateServer] = []
@@ -181,7 +188,7 @@ class LocalNetwork:
                 else:
                     self._redis_url = server.url
         self.progress("starting anvil")
-        self.anvil = AnvilNode(accounts=20)
+        self.anvil = AnvilNode(port=self.chain_port, accounts=20)
         await self.anvil.start()
         self.progress("deploying the verifier and Serving, registering the demo service")
         w3 = connect(self.anvil.rpc_url)

@@ -22,19 +22,17 @@ import signal
 import subprocess
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import click
 import httpx2
 import openai
-from eth_account import Account as EthAccount
 from rich.table import Table
 
-from zg_shared.chain import AnvilNode
-from zg_shared.chain.devnet import deploy_network
-from zg_shared.localservers import ensure, free_port
+from zg_shared.localnet import LocalNetwork
+from zg_shared.localservers import ensure
 from zgserve.cli._common import Context, Exit
 from zgserve.client import ZgClient
 from zgserve.config import load_config
@@ -56,7 +54,6 @@ class Plan:
     backend_port: int
     lock_time: int
     settle_threshold: int
-    health_ports: dict[str, int] = field(default_factory=dict)
 
     @property
     def state_file(self) -> Path:
@@ -69,58 +66,6 @@ class Plan:
     @property
     def redis_url(self) -> str:
         return f"redis://127.0.0.1:{self.redis_port}/0"
-
-
-def _children(plan: Plan, serving: str, rpc_url: str, keys: list[str]) -> dict[str, Any]:
-    """Each service: its console script, environment and health URL."""
-    provider, receipts = EthAccount.from_key(keys[1]), keys[2]
-    for name in ("prover", "billing", "chain-indexer"):
-        plan.health_ports.setdefault(name, free_port())
-    common = {"NATS_URL": plan.nats_url, "REDIS_URL": plan.redis_url, "RPC_URL": rpc_url}
-    common |= {"SERVING_ADDRESS": serving, "LOG_JSON": "true"}
-
-    def env(prefix: str, port: int, **extra: str) -> dict[str, str]:
-        values = {**common, "HTTP_PORT": str(port), **extra}
-        return {f"{prefix}_{k}": v for k, v in values.items()}
-
-    bin_dir = Path(sys.executable).parent
-    return {
-        "sample-backend": (
-            [str(bin_dir / "zg-sample-backend"), "--port", str(plan.backend_port)],
-            {},
-            f"http://127.0.0.1:{plan.backend_port}/healthz",
-        ),
-        "gateway": (
-            [str(bin_dir / "zg-gateway")],
-            env(
-                "GATEWAY",
-                plan.gateway_port,
-                PROVIDER_ADDRESS=provider.address,
-                RECEIPT_PRIVATE_KEY=receipts,
-            ),
-            f"http://127.0.0.1:{plan.gateway_port}/healthz",
-        ),
-        "prover": (
-            [str(bin_dir / "zg-prover")],
-            env("PROVER", plan.health_ports["prover"]),
-            f"http://127.0.0.1:{plan.health_ports['prover']}/healthz",
-        ),
-        "billing": (
-            [str(bin_dir / "zg-billing")],
-            env(
-                "BILLING",
-                plan.health_ports["billing"],
-                PROVIDER_PRIVATE_KEY=keys[1],
-                THRESHOLD_FEE_WEI=str(plan.settle_threshold),
-            ),
-            f"http://127.0.0.1:{plan.health_ports['billing']}/healthz",
-        ),
-        "chain-indexer": (
-            [str(bin_dir / "zg-chain-indexer")],
-            env("INDEXER", plan.health_ports["chain-indexer"], CONFIRMATIONS="0"),
-            f"http://127.0.0.1:{plan.health_ports['chain-indexer']}/healthz",
-        ),
-    }
 
 
 async def _healthy(url: str, http: httpx2.AsyncClient) -> bool:
@@ -152,107 +97,65 @@ async def check(state: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return report
 
 
-def _spawn(command: list[str], env: dict[str, str], log_path: Path) -> subprocess.Popen[bytes]:
-    """A service in a session of its own, logging to `log_path`."""
-    with log_path.open("ab") as log:
-        return subprocess.Popen(
-            command,
-            env={**os.environ, **env},
-            stdout=log,
-            stderr=log,
-            stdin=subprocess.DEVNULL,
-            start_new_session=True,
-        )
-
-
-def _stop(process: subprocess.Popen[bytes]) -> None:
-    if process.poll() is not None:
-        return
-    process.terminate()
-    try:
-        process.wait(STOP_TIMEOUT_S)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
-
-
 async def supervise(ctx: Context, plan: Plan) -> int:
-    """Runs the network until SIGTERM or SIGINT."""
+    """Runs the network (zg_shared.localnet) until SIGTERM or SIGINT."""
     plan.directory.mkdir(parents=True, exist_ok=True)
-    logs = plan.directory / "logs"
-    logs.mkdir(exist_ok=True)
     plan.state_file.unlink(missing_ok=True)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     started_servers: list[int] = []
-    processes: dict[str, subprocess.Popen[bytes]] = {}
+    net = LocalNetwork(
+        plan.directory,
+        nats_url=plan.nats_url,
+        redis_url=plan.redis_url,
+        chain_port=plan.chain_port,
+        gateway_port=plan.gateway_port,
+        backend_port=plan.backend_port,
+        lock_time=plan.lock_time,
+        overrides={"BILLING_THRESHOLD_FEE_WEI": str(plan.settle_threshold)},
+    )
     try:
         with ctx.spinner("starting NATS and Redis"):
             for kind, port in (("nats", plan.nats_port), ("redis", plan.redis_port)):
                 status = await asyncio.to_thread(ensure, kind, port, plan.directory / kind)
                 if status.pid is not None:
                     started_servers.append(status.pid)
-        async with AnvilNode(port=plan.chain_port) as node:
-            keys = [a.private_key for a in node.accounts]
-            w3 = node.web3()
-            with ctx.spinner("deploying the contracts and the demo service"):
-                deployment = await deploy_network(
-                    w3,
-                    node.rpc_url,
-                    EthAccount.from_key(keys[0]),
-                    EthAccount.from_key(keys[1]),
-                    EthAccount.from_key(keys[2]).address,
-                    lock_time=plan.lock_time,
-                    backend_url=f"http://127.0.0.1:{plan.backend_port}/v1",
-                )
-            await w3.provider.disconnect()
-            (plan.directory / "deployment.json").write_text(deployment.model_dump_json(indent=2))
-            children = _children(plan, deployment.serving, node.rpc_url, keys)
-            for name, (command, env, _) in children.items():
-                processes[name] = _spawn(command, env, logs / f"{name}.log")
-            state = {
-                "supervisor": os.getpid(),
-                "ready": False,
-                "directory": str(plan.directory),
-                "rpc_url": node.rpc_url,
-                "contract": deployment.serving,
-                "gateway_url": f"http://127.0.0.1:{plan.gateway_port}",
-                "provider": deployment.provider,
-                "services": [s.name for s in deployment.services],
-                "demo_user_key": keys[DEMO_USER],
-                "processes": {
-                    name: {
-                        "pid": processes[name].pid,
-                        "health": children[name][2],
-                        "log": str(logs / f"{name}.log"),
-                    }
-                    for name in children
-                }
-                | {"anvil": {"pid": _anvil_pid(node), "health": None, "log": ""}},
+        with ctx.spinner("starting anvil, deploying the contracts and starting the services"):
+            deployment = await net.start()
+        assert net.anvil is not None
+        state = {
+            "supervisor": os.getpid(),
+            "ready": False,
+            "directory": str(plan.directory),
+            "rpc_url": net.anvil.rpc_url,
+            "contract": deployment.serving,
+            "gateway_url": net.gateway_url,
+            "provider": deployment.provider,
+            "services": [s.name for s in deployment.services],
+            "demo_user_key": net.accounts[DEMO_USER].private_key,
+            "processes": {
+                name: {"pid": process.pid, "health": process.ready_url, "log": str(process.log)}
+                for name, process in net.processes.items()
             }
-            with ctx.spinner("waiting for the services to be healthy"):
-                report = await _wait_healthy(state, stop)
-            state["ready"] = all(r["healthy"] for r in report.values())
-            plan.state_file.write_text(json.dumps(state, indent=2))
-            show(ctx, state, report)
-            if not ctx.as_json:
-                ctx.err.print("running; Ctrl-C or `zg network down` stops it", highlight=False)
-            await stop.wait()
+            | {"anvil": {"pid": net.anvil.pid or 0, "health": None, "log": ""}},
+        }
+        with ctx.spinner("waiting for the services to be healthy"):
+            report = await _wait_healthy(state, stop)
+        state["ready"] = all(r["healthy"] for r in report.values())
+        plan.state_file.write_text(json.dumps(state, indent=2))
+        show(ctx, state, report)
+        if not ctx.as_json:
+            ctx.err.print("running; Ctrl-C or `zg network down` stops it", highlight=False)
+        await stop.wait()
     finally:
-        for process in processes.values():
-            await asyncio.to_thread(_stop, process)
+        await net.stop()
         for pid in started_servers:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGTERM)
         plan.state_file.unlink(missing_ok=True)
     return int(Exit.OK)
-
-
-def _anvil_pid(node: AnvilNode) -> int:
-    process = node._process  # AnvilNode keeps its process private; only its pid is read
-    return process.pid if process is not None else 0
 
 
 async def _wait_healthy(state: dict[str, Any], stop: asyncio.Event) -> dict[str, Any]:

@@ -97,6 +97,11 @@ class AnvilNode:
         self.accounts: list[DevAccount] = []
 
     @property
+    def pid(self) -> int | None:
+        """The anvil process's id while it runs."""
+        return self._process.pid if self._process is not None else None
+
+    @property
     def rpc_url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
