@@ -174,6 +174,21 @@ async def relay_stream(
                 await response.write(chunk)
         except (ConnectionResetError, aiohttp.ClientConnectionResetError):
             return response, None, RelayResult(False, True, reader, digest.hexdigest())
+        except asyncio.CancelledError:
+            # With `handler_cancellation` on, aiohttp cancels the handler when the user hangs
+            # up: that is a disconnect, booked by the same rule as a failed write. Any other
+            # cancellation (shutdown with the user still connected) goes on up.
+            if not _client_gone(request):
+                raise
+            task = asyncio.current_task()
+            if task is not None:
+                task.uncancel()
+            return response, None, RelayResult(False, True, reader, digest.hexdigest())
         except (aiohttp.ClientError, TimeoutError, asyncio.IncompleteReadError) as exc:
             error = f"{type(exc).__name__}: {exc}"
         return response, None, RelayResult(reader.done, False, reader, digest.hexdigest(), error)
+
+
+def _client_gone(request: web.Request) -> bool:
+    transport = request.transport
+    return transport is None or transport.is_closing()

@@ -109,12 +109,19 @@ def backend_settings() -> BackendSettings:
 
 
 @pytest.fixture
+def gateway_overrides() -> dict[str, Any]:
+    """GatewaySettings fields a test changes (e.g. the rate limit), by parametrizing this."""
+    return {}
+
+
+@pytest.fixture
 async def provider(
     w3: Web3Client,
     keys: list[LocalAccount],
     redis_url: str,
     nats_url: str,
     backend_settings: BackendSettings,
+    gateway_overrides: dict[str, Any],
 ) -> AsyncIterator[Provider]:
     redis = Redis.from_url(redis_url)
     await redis.flushdb()
@@ -147,18 +154,21 @@ async def provider(
         users.append(User(key, signing_key))
 
     settings = GatewaySettings(
-        environment="test",
-        provider_address=provider_key.address,
-        receipt_private_key=receipt_key.key.hex(),
-        redis_url=redis_url,
-        nats_url=nats_url,
-        rpc_url=str(w3.provider.endpoint_uri),
-        serving_address=serving.address,
-        default_max_output_units=100,
-        # Small enough that an oversized test body still fits the socket buffers.
-        max_body_bytes=64 * 1024,
-        rate_limit_per_s=0,
-        log_json=False,
+        **{
+            "environment": "test",
+            "provider_address": provider_key.address,
+            "receipt_private_key": receipt_key.key.hex(),
+            "redis_url": redis_url,
+            "nats_url": nats_url,
+            "rpc_url": str(w3.provider.endpoint_uri),
+            "serving_address": serving.address,
+            "default_max_output_units": 100,
+            # Small enough that an oversized test body still fits the socket buffers.
+            "max_body_bytes": 64 * 1024,
+            "rate_limit_per_s": 0,
+            "log_json": False,
+            **gateway_overrides,
+        }
     )
     server = TestServer(create_app(settings), port=free_port())
     await server.start_server()
