@@ -597,6 +597,14 @@ def network() -> None:
     show_default=True,
     help="Billing settles an account once it owes this much.",
 )
+@click.option(
+    "--demo",
+    "demo_requests",
+    type=click.IntRange(0, 100),
+    default=0,
+    show_default=True,
+    help="Once up, a demo user sends this many requests and waits for them to settle.",
+)
 @pass_ctx
 def network_up(
     ctx: Context,
@@ -609,6 +617,7 @@ def network_up(
     backend_port: int,
     lock_time: int,
     settle_threshold: int,
+    demo_requests: int,
 ) -> None:
     """Start a local chain, NATS, Redis, the contracts, a demo service and the provider's
     services (sample backend, gateway, prover, billing, chain indexer) as processes."""
@@ -618,6 +627,7 @@ def network_up(
             "--nats-port", str(nats_port), "--redis-port", str(redis_port),
             "--gateway-port", str(gateway_port), "--backend-port", str(backend_port),
             "--lock-time", str(lock_time), "--settle-threshold", str(settle_threshold),
+            "--demo", str(demo_requests),
         ]  # fmt: skip
         sys.exit(detach_network(ctx, args, directory))
     plan = Plan(
@@ -629,6 +639,7 @@ def network_up(
         backend_port=backend_port,
         lock_time=lock_time,
         settle_threshold=settle_threshold,
+        demo_requests=demo_requests,
     )
     sys.exit(run(ctx, lambda: supervise(ctx, plan)))
 

@@ -54,6 +54,7 @@ class Plan:
     backend_port: int
     lock_time: int
     settle_threshold: int
+    demo_requests: int = 0
 
     @property
     def state_file(self) -> Path:
@@ -146,6 +147,8 @@ async def supervise(ctx: Context, plan: Plan) -> int:
         state["ready"] = all(r["healthy"] for r in report.values())
         plan.state_file.write_text(json.dumps(state, indent=2))
         show(ctx, state, report)
+        if plan.demo_requests and state["ready"]:
+            await demo(ctx, plan.directory, plan.demo_requests)
         if not ctx.as_json:
             ctx.err.print("running; Ctrl-C or `zg network down` stops it", highlight=False)
         await stop.wait()
