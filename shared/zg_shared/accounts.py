@@ -25,7 +25,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict
 from redis.asyncio import Redis
 
-from zg_shared.chain.models import Account
+from zg_shared.chain.models import Account, Refund
 
 PREFIX = "zg:acct"
 
@@ -103,10 +103,34 @@ return 1
 """
 
 
+class ConfirmedSettlement(BaseModel):
+    """One FeesSettled the chain indexer confirmed, as it keeps them per account."""
+
+    model_config = ConfigDict(frozen=True)
+
+    amount: int
+    final_nonce: int
+    block_number: int
+    block_hash: str
+    transaction_hash: str
+    log_index: int
+
+
 class AccountStore:
     def __init__(self, redis: Redis) -> None:
         self.redis = redis
         self._apply = redis.register_script(_APPLY_CHAIN_STATE)
+
+    async def refunds(self, user: str, provider: str) -> list[Refund]:
+        """The account's refunds as the indexer keeps them, by index."""
+        raw: dict[Any, Any] = await self.redis.hgetall(refunds_key(user, provider))
+        ordered = sorted(raw.items(), key=lambda item: int(_text(item[0])))
+        return [Refund.model_validate_json(value) for _, value in ordered]
+
+    async def settlements(self, user: str, provider: str) -> list[ConfirmedSettlement]:
+        """The account's newest confirmed settlements, newest first."""
+        raw: list[Any] = await self.redis.zrevrange(settlements_key(user, provider), 0, -1)
+        return [ConfirmedSettlement.model_validate_json(value) for value in raw]
 
     async def read(self, user: str, provider: str) -> AccountState | None:
         raw: dict[Any, Any] = await self.redis.hgetall(account_key(user, provider))
