@@ -22,6 +22,18 @@ step "installing Python packages (pip install -e '.[dev]')"
 .venv/bin/python -m pip install --quiet --upgrade pip
 .venv/bin/python -m pip install --quiet --progress-bar off -e '.[dev]'
 
+if ! command -v chromium >/dev/null 2>&1 || ! command -v chromedriver >/dev/null 2>&1; then
+  # The marketplace page is tested in headless Chromium (Debian's packages).
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    step "installing Debian's chromium and chromium-driver (browser tests)"
+    apt-get install -y --no-install-recommends chromium chromium-driver >/dev/null \
+      || { apt-get update >/dev/null && apt-get install -y --no-install-recommends chromium chromium-driver >/dev/null; } \
+      || echo "warning: chromium not installed; the browser test will be skipped" >&2
+  else
+    echo "note: install chromium and chromium-driver for the browser test (it is skipped without them)" >&2
+  fi
+fi
+
 step "installing pinned npm tools (npm ci)"
 npm ci --no-audit --no-fund --ignore-scripts --loglevel=error
 
