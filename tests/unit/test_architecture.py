@@ -17,6 +17,7 @@ SERVICES = {
     "zg_sample_backend": ROOT / "services" / "sample-backend" / "zg_sample_backend",
 }
 SHARED = ROOT / "shared" / "zg_shared"
+SDK = ROOT / "sdk" / "zgserve"
 
 
 def imported_packages(folder: Path) -> set[str]:
@@ -38,6 +39,11 @@ def test_a_service_imports_no_other_service(service: str) -> None:
 
 def test_shared_code_imports_no_service() -> None:
     assert imported_packages(SHARED) & set(SERVICES) == set()
+
+
+def test_the_sdk_imports_no_service() -> None:
+    """Users install the SDK without a provider's services: it may use only zg_shared."""
+    assert imported_packages(SDK) & set(SERVICES) == set()
 
 
 @pytest.mark.parametrize("package", [*sorted(SERVICES), "zg_shared", "zg_shared.chain"])
