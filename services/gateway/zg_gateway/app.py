@@ -18,7 +18,6 @@ from redis.asyncio import BlockingConnectionPool, Redis
 
 from zg_gateway.config import GatewaySettings
 from zg_gateway.keys import HTTP_SESSION, METRICS, OUTBOX, SERVICE
-from zg_gateway.marketplace import marketplace_routes
 from zg_gateway.metrics import GatewayMetrics
 from zg_gateway.middlewares import error_middleware, tracing_middleware
 from zg_gateway.outbox import OutboxDrainer
@@ -70,7 +69,9 @@ def create_app(settings: GatewaySettings, *, telemetry: Telemetry | None = None)
         settings, redis, serving, EthAccount.from_key(settings.receipt_private_key)
     )
     app[SERVICE] = service
-    outbox = OutboxDrainer(redis, telemetry.tracer("zg_gateway.outbox"))
+    outbox = OutboxDrainer(
+        redis, telemetry.tracer("zg_gateway.outbox"), worker=settings.worker_index
+    )
     app[OUTBOX] = outbox
     connection: list[NatsClient] = []
 
@@ -83,10 +84,9 @@ def create_app(settings: GatewaySettings, *, telemetry: Telemetry | None = None)
             connector=aiohttp.TCPConnector(limit=0, ttl_dns_cache=300)
         )
         stop = asyncio.Event()
-        background = [
-            asyncio.create_task(outbox.run(stop), name="outbox"),
-            asyncio.create_task(_keep_sweeping(service, stop), name="sweeper"),
-        ]
+        background = [asyncio.create_task(outbox.run(stop), name="outbox")]
+        if settings.worker_index == 0:  # one sweeper is enough
+            background.append(asyncio.create_task(_keep_sweeping(service, stop), name="sweeper"))
         yield
         # Stop by signal rather than cancellation, so no loop is cut off mid-publish.
         stop.set()
@@ -105,7 +105,6 @@ def create_app(settings: GatewaySettings, *, telemetry: Telemetry | None = None)
 
     app.cleanup_ctx.append(resources)
     app.add_routes(routes)
-    app.add_routes(marketplace_routes)
 
     async def redis_ready() -> None:
         await redis.ping()

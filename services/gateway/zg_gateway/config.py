@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
@@ -12,6 +14,15 @@ class GatewaySettings(ServiceSettings):
     model_config = SettingsConfigDict(env_prefix="GATEWAY_", extra="ignore", frozen=True)
 
     http_port: int = Field(3080, description="Where users reach the gateway")
+    workers: int = Field(
+        1,
+        ge=1,
+        description="Worker processes sharing the port (SO_REUSEPORT); one per core to use",
+    )
+    worker_index: int = Field(0, ge=0, description="Set by the parent for each worker; not by hand")
+    event_loop: Literal["asyncio", "uvloop"] = Field(
+        "asyncio", description="uvloop needs the optional `gateway-fast` extra installed"
+    )
     provider_address: str = Field(
         description="The provider's address: accounts are (user, provider)"
     )

@@ -62,8 +62,11 @@ return {'ok', dsub(available, exposure)}
 _FINISH = (
     DECIMAL_LIB
     + """
--- KEYS: account, inflight, inflightmeta, outbox
--- ARGV: nonce, charged (1|0), output_fee, outbox entry ('' for none)
+-- KEYS: account, inflight, inflightmeta, outbox[, receipt]
+-- ARGV: nonce, charged (1|0), output_fee, outbox entry ('' for none), receipt ('' for none),
+--       receipt ttl in seconds
+-- The receipt is stored even for a request already booked: the user holds its signature.
+if ARGV[5] ~= '' then redis.call('SET', KEYS[5], ARGV[5], 'EX', ARGV[6]) end
 local member = nonce_member(ARGV[1])
 local meta = redis.call('HGET', KEYS[3], member)
 if not meta then return 'already_finished' end
@@ -168,17 +171,25 @@ class Ledger:
         charged: bool,
         output_fee: int = 0,
         outbox_entry: str = "",
+        receipt: tuple[str, str, int] | None = None,
     ) -> bool:
         """Releases the reservation and books the outcome, queueing `outbox_entry` (the
         served-request event) in the same atomic step; False if it was already booked (a
-        retried or swept finish is harmless, and queues nothing)."""
+        retried or swept finish is harmless, and queues nothing). `receipt` is (key, value,
+        ttl in seconds) to store in the same round trip, booked or not."""
         keys = [
             account_key(user, provider),
             inflight_key(user, provider),
             inflight_meta_key(user, provider),
             OUTBOX_KEY,
         ]
-        args = [nonce, 1 if charged else 0, output_fee if charged else 0, outbox_entry]
+        args: list[str | int] = [nonce, 1 if charged else 0, output_fee if charged else 0]
+        args.append(outbox_entry)
+        if receipt is not None:
+            keys.append(receipt[0])
+            args += [receipt[1], receipt[2]]
+        else:
+            args += ["", 0]
         return _text(await self._finish(keys=keys, args=args)) == "finished"
 
     async def stale(self, older_than_ms: int) -> AsyncIterator[InFlight]:

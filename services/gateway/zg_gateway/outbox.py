@@ -24,7 +24,25 @@ from zg_shared.events.base import Event
 
 log = logging.getLogger(__name__)
 SENDING_KEY = "zg:outbox:sending"
+BATCH = 256
 _propagator = TraceContextTextMapPropagator()
+
+# Moves up to ARGV[1] entries from the outbox to a sending list in one step, oldest first.
+_TAKE = """
+local taken = {}
+for i = 1, tonumber(ARGV[1]) do
+  local entry = redis.call('LMOVE', KEYS[1], KEYS[2], 'RIGHT', 'LEFT')
+  if not entry then break end
+  taken[i] = entry
+end
+return taken
+"""
+
+
+def sending_key(worker: int) -> str:
+    """Each gateway worker process drains through a sending list of its own, so one worker's
+    restart recovers only its own unconfirmed entries."""
+    return SENDING_KEY if worker == 0 else f"{SENDING_KEY}:{worker}"
 
 
 class OutboxEntry(BaseModel):
@@ -48,14 +66,25 @@ def outbox_entry(event: Event) -> str:
 
 
 class OutboxDrainer:
-    """Moves entries one at a time to a `sending` list, publishes, then drops them; entries
-    left in `sending` by a dead drainer go back to the outbox at start."""
+    """Moves entries in batches to a `sending` list, publishes a batch without waiting for each
+    ack in turn, then drops the acknowledged ones; entries left in `sending` by a dead drainer
+    go back to the outbox at start (and after a failed publish)."""
 
-    def __init__(self, redis: Redis, tracer: trace.Tracer, idle_s: float = 0.05) -> None:
+    def __init__(
+        self,
+        redis: Redis,
+        tracer: trace.Tracer,
+        idle_s: float = 0.05,
+        worker: int = 0,
+        batch: int = BATCH,
+    ) -> None:
         self._redis = redis
         self.js: JetStreamContext | None = None  # set once NATS is connected
         self._tracer = tracer
         self._idle_s = idle_s
+        self._sending = sending_key(worker)
+        self._batch = batch
+        self._take = redis.register_script(_TAKE)
         self._wake = asyncio.Event()
         self.published = 0
 
@@ -64,20 +93,31 @@ class OutboxDrainer:
 
     async def recover(self) -> int:
         moved = 0
-        while await self._redis.lmove(SENDING_KEY, OUTBOX_KEY, "RIGHT", "RIGHT"):
+        while await self._redis.lmove(self._sending, OUTBOX_KEY, "RIGHT", "RIGHT"):
             moved += 1
         return moved
 
     async def drain_once(self) -> int:
         sent = 0
-        while (
-            raw := await self._redis.lmove(OUTBOX_KEY, SENDING_KEY, "RIGHT", "LEFT")
-        ) is not None:
-            entry = OutboxEntry.model_validate_json(raw)
-            await self._publish(entry)
-            await self._redis.lrem(SENDING_KEY, 1, raw)  # type: ignore[arg-type]
-            sent += 1
-        self.published += sent
+        while taken := await self._take(keys=[OUTBOX_KEY, self._sending], args=[self._batch]):
+            # Published concurrently: JetStream keeps the order they were sent in, and one
+            # round trip of acks replaces one per event.
+            results = await asyncio.gather(
+                *(self._publish(OutboxEntry.model_validate_json(raw)) for raw in taken),
+                return_exceptions=True,
+            )
+            acked = [raw for raw, result in zip(taken, results, strict=True) if result is None]
+            if acked:
+                async with self._redis.pipeline(transaction=False) as pipe:
+                    for raw in acked:
+                        pipe.lrem(self._sending, 1, raw)
+                    await pipe.execute()
+            sent += len(acked)
+            self.published += len(acked)
+            failed = next((r for r in results if isinstance(r, BaseException)), None)
+            if failed is not None:
+                # The unacknowledged stay in `sending`; run() puts them back and retries.
+                raise failed
         return sent
 
     async def _publish(self, entry: OutboxEntry) -> None:

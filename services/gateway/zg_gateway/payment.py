@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
-
-from pydantic import BaseModel, ConfigDict
+from dataclasses import dataclass
 
 from zg_gateway.errors import BadRequest, BadSignature
 from zg_shared.chain.types import checksum
@@ -15,8 +15,9 @@ U64 = 1 << 64
 U128 = 1 << 128
 
 
-class Payment(BaseModel):
-    model_config = ConfigDict(frozen=True, arbitrary_types_allowed=True)
+@dataclass(frozen=True, slots=True)
+class Payment:
+    """The parsed headers: built per request, so a plain dataclass (checked by parse_payment)."""
 
     user: str
     nonce: int
@@ -28,6 +29,10 @@ class Payment(BaseModel):
     @property
     def signature_hex(self) -> str:
         return self.signature.to_hex()
+
+
+# Checksumming is keccak in Python; the same few addresses send most requests.
+_checksum = functools.lru_cache(maxsize=65_536)(checksum)
 
 
 def _uint(headers: Mapping[str, str], name: str, limit: int) -> int:
@@ -49,7 +54,7 @@ def parse_payment(headers: Mapping[str, str]) -> Payment:
     if address is None:
         raise BadRequest("missing_header", "the Address header is required")
     try:
-        user = checksum(address.strip())
+        user = _checksum(address.strip())
     except ValueError:
         raise BadRequest("invalid_header", "Address must be an Ethereum address") from None
     raw_signature = headers.get("Signature")

@@ -27,11 +27,12 @@ from zg_gateway.ledger import Admission, Ledger, PaidRequest, Refusal
 from zg_gateway.outbox import outbox_entry
 from zg_gateway.payment import Payment, check_input_fee, check_signature, message_of, parse_payment
 from zg_gateway.ratelimit import RateLimiter
+from zg_gateway.receipts import ReceiptSigner
 from zg_shared.accounts import AccountState, AccountStore
 from zg_shared.chain import ContractRevert, Service, ServingClient
 from zg_shared.events import RequestServedV1
 from zg_shared.metering import MeteringError, count_input_units
-from zg_shared.receipts import Receipt, sign_receipt
+from zg_shared.receipts import Receipt
 from zg_shared.registry import ServiceRegistry
 
 RECEIPT_PREFIX = "zg:receipt"
@@ -86,7 +87,9 @@ class Admitted:
 
     def forward_body(self) -> bytes:
         """The body for the backend: the user's, bounded to the reserved output (max_tokens) and,
-        for streams, asking for the usage chunk that output is metered from."""
+        for streams, asking for the usage chunk that output is metered from. Always re-serialised
+        from what the gateway parsed and metered (never the user's bytes: a body with duplicate
+        keys could read differently to the backend's parser). It costs microseconds."""
         body = dict(self.body)
         if (
             self.endpoint.generates
@@ -134,6 +137,7 @@ class GatewayService:
         self.accounts = AccountStore(redis)
         self.registry = ServiceRegistry(redis)
         self.receipt_key = receipt_key
+        self.receipt_signer = ReceiptSigner(receipt_key)
         self.rate_limiter = RateLimiter(settings.rate_limit_per_s, settings.rate_limit_burst, clock)
         self._clock = clock
         self._signers: dict[str, tuple[int, int]] = {}
@@ -269,18 +273,17 @@ class GatewayService:
             response_body_sha256=response_sha256,
             output_fee=output_fee,
         )
-        signature = sign_receipt(receipt, self.receipt_key) if charged else ""
+        signature = self.receipt_signer.sign(receipt) if charged else ""
+        stored = None
         if charged:
-            stored = {
-                "id": admitted.request_id,
-                "signature": signature,
-                **receipt.model_dump(mode="json"),
-            }
-            await self.redis.set(
-                f"{RECEIPT_PREFIX}:{admitted.request_id}",
-                json.dumps(stored),
-                ex=self.settings.receipt_ttl_s,
+            value = json.dumps(
+                {
+                    "id": admitted.request_id,
+                    "signature": signature,
+                    **receipt.model_dump(mode="json"),
+                }
             )
+            stored = (receipt_key(admitted.request_id), value, self.settings.receipt_ttl_s)
         event = RequestServedV1(
             event_id=admitted.request_id,
             service=admitted.service.name,
@@ -305,11 +308,12 @@ class GatewayService:
             charged=charged,
             output_fee=output_fee,
             outbox_entry=outbox_entry(event),
+            receipt=stored,
         )
         return Finished(admitted.request_id, units, output_fee, signature)
 
     async def receipt(self, request_id: str) -> dict[str, Any]:
-        raw = await self.redis.get(f"{RECEIPT_PREFIX}:{request_id}")
+        raw = await self.redis.get(receipt_key(request_id))
         if raw is None:
             raise NotFound("unknown_receipt", f"no receipt {request_id!r} (unknown or expired)")
         found: dict[str, Any] = json.loads(raw)
@@ -324,6 +328,10 @@ class GatewayService:
                 entry.user, entry.provider, entry.nonce, charged=False
             )
         return voided
+
+
+def receipt_key(request_id: str) -> str:
+    return f"{RECEIPT_PREFIX}:{request_id}"
 
 
 def _json_object(raw: bytes) -> dict[str, Any]:
