@@ -23,6 +23,7 @@ from zgserve.cli._network import check as check_network
 from zgserve.cli._network import demo as network_demo_run
 from zgserve.cli._network import detach as detach_network
 from zgserve.cli._network import show as show_network
+from zgserve.cli._settle import settle_now, wait_result
 from zgserve.client import ZgClient
 from zgserve.errors import NotFound
 from zgserve.evidence import Evidence, verify_evidence
@@ -466,7 +467,8 @@ async def _against_chain(ctx: Context, evidence: Evidence) -> tuple[list[str], l
 
 @cli.group()
 def provider() -> None:
-    """Register, update or remove your services (you are the provider: ZG_PRIVATE_KEY)."""
+    """Register, update or remove your services, or settle now (you are the provider:
+    ZG_PRIVATE_KEY)."""
 
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -569,6 +571,40 @@ def provider_remove(ctx: Context, name: str) -> None:
         ctx.emit({"removed": name, "tx_hash": tx})
     else:
         ctx.out.print(f"removed {name} (tx {tx})")
+
+
+@provider.command("settle")
+@click.option("--provider", "provider_address", callback=_address, help="Default: your wallet's.")
+@click.option("--user", callback=_address, help="Settle only this user's account.")
+@click.option(
+    "--nats-url",
+    envvar="ZG_NATS_URL",
+    default="nats://127.0.0.1:4222",
+    show_default=True,
+    help="The provider's NATS (env ZG_NATS_URL).",
+)
+@click.option("--timeout", type=float, default=300.0, show_default=True, help="Seconds to wait.")
+@pass_ctx
+def provider_settle(
+    ctx: Context, provider_address: str | None, user: str | None, nats_url: str, timeout: float
+) -> None:
+    """Ask your billing service to settle now (whatever its policy says), and wait until the
+    settlements are confirmed on chain."""
+
+    async def work() -> dict[str, Any]:
+        provider_ = provider_address
+        if provider_ is None:
+            async with ctx.client() as zg:
+                provider_ = zg.address
+        return await settle_now(
+            ctx,
+            nats_url,
+            checksum(provider_),
+            checksum(user) if user else None,
+            timeout,
+        )
+
+    wait_result(ctx, run(ctx, work))
 
 
 # ---------------------------------------------------------------- network

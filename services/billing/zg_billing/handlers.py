@@ -14,6 +14,7 @@ from zg_billing.intake import Intake
 from zg_billing.settler import Settler
 from zg_shared.bus import CHAIN_STREAM, SERVING_STREAM
 from zg_shared.chain import ChainUnavailable
+from zg_shared.commands import SettleNow, SettleNowReply
 from zg_shared.events import (
     FeesSettledV1,
     ProofFailedV1,
@@ -91,5 +92,10 @@ def create_router(intake: Intake, settler: Settler, durable_prefix: str) -> Nats
     )
     async def on_reorg(_: ReorgDetectedV1) -> None:
         await settler.on_reorg()
+
+    @router.subscriber(SettleNow.subject(settler.provider))
+    async def on_settle_now(command: SettleNow) -> SettleNowReply:
+        users = await settler.settle_now(command.user)
+        return SettleNowReply(provider=settler.provider, users=tuple(users))
 
     return router

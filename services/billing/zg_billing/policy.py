@@ -13,6 +13,7 @@ class Reason(StrEnum):
     REFUND = "refund"  # the user asked for a refund: settle before it unlocks
     SWEEP = "sweep"  # the periodic sweep settles whatever is left
     RETRY = "retry"  # an attempt failed: settle what is still valid at once
+    MANUAL = "manual"  # the operator asked (zg provider settle)
 
 
 class Policy(BaseModel):

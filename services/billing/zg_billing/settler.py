@@ -354,6 +354,19 @@ class Settler:
         if provider.lower() == self.provider.lower():
             await self.book.flag_due(user, provider, Reason.REFUND)
 
+    async def settle_now(self, user: str | None) -> list[Address]:
+        """Flags the user's account (or every account with unsettled requests) to be settled at
+        the next pass; returns the accounts flagged."""
+        summaries = [
+            s
+            for s in await self.book.due_accounts()
+            if s.provider.lower() == self.provider.lower()
+            and (user is None or s.user.lower() == user.lower())
+        ]
+        for summary in summaries:
+            await self.book.flag_due(summary.user, self.provider, Reason.MANUAL)
+        return [s.user for s in summaries]
+
     async def on_reorg(self) -> None:
         """Blocks were dropped: every submitted settlement is re-checked on the next tick."""
         for record in await self.records.open_records():

@@ -1,0 +1,29 @@
+"""Commands sent over core NATS request/reply (not JetStream: a command that finds no one
+listening should fail at once, not wait in a stream)."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from zg_shared.chain.types import Address
+
+
+class SettleNow(BaseModel):
+    """An operator asks billing to settle now, whatever the policy says."""
+
+    model_config = ConfigDict(frozen=True)
+
+    provider: Address
+    user: Address | None = Field(None, description="Only this user's account; None: every one")
+
+    @staticmethod
+    def subject(provider: str) -> str:
+        """Each provider's billing listens on its own subject."""
+        return f"zg.billing.{provider.lower()}.settle-now"
+
+
+class SettleNowReply(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    provider: Address
+    users: tuple[Address, ...] = Field(description="Accounts flagged: settled at the next pass")

@@ -1,0 +1,77 @@
+"""`zg provider settle`: an operator makes billing settle now, whatever its policy says, and the
+command waits until the settlement is confirmed on chain."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+
+import pytest
+
+from tests.integration.billing.conftest import Stack, running_billing
+
+pytestmark = pytest.mark.slow
+NEVER = {"threshold_fee_wei": 10**30, "sweep_interval_s": 10**6}
+
+
+async def zg(*args: str) -> tuple[int, str, str]:
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "zgserve.cli",
+        "--json",
+        *args,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await process.communicate()
+    assert process.returncode is not None
+    return process.returncode, out.decode(), err.decode()
+
+
+async def test_provider_settle_settles_what_the_policy_would_not(stack: Stack) -> None:
+    user = stack.users[0]
+    fees = [await stack.send(user) for _ in range(3)]
+    async with running_billing(stack, **NEVER) as billing:
+        # The policy leaves it alone...
+        for _ in range(20):
+            if (await billing.settler.book.due_accounts()) and not await billing.settler.tick():
+                break
+            await asyncio.sleep(0.2)
+        assert await stack.settled_on_chain() == []
+
+        # ...until the operator asks.
+        code, out, err = await zg(
+            "provider", "settle", "--provider", stack.provider.address,
+            "--nats-url", stack.nats_url, "--timeout", "120",
+        )  # fmt: skip
+
+    assert code == 0, err
+    result = json.loads(out)
+    assert result["flagged"] == [user.address]
+    assert result["complete"] is True
+    assert sum(s["total_fee"] for s in result["settlements"]) == sum(fees)
+    on_chain = await stack.settled_on_chain()
+    assert sum(e.amount for e in on_chain) == sum(fees)
+    assert {s["tx_hash"] for s in result["settlements"]} == {
+        e.position.transaction_hash for e in on_chain if e.position
+    }
+
+
+async def test_provider_settle_with_nothing_owed_says_so(stack: Stack) -> None:
+    async with running_billing(stack, **NEVER):
+        code, out, err = await zg(
+            "provider", "settle", "--provider", stack.provider.address,
+            "--nats-url", stack.nats_url,
+        )  # fmt: skip
+    assert code == 0, err
+    assert json.loads(out)["flagged"] == []
+
+
+async def test_provider_settle_without_billing_fails_clearly(stack: Stack) -> None:
+    code, _, err = await zg(
+        "provider", "settle", "--provider", stack.provider.address, "--nats-url", stack.nats_url
+    )
+    assert code == 6  # unreachable
+    assert "no billing service answers" in err
