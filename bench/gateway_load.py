@@ -2,7 +2,7 @@
 called directly, in one run.
 
     .venv/bin/python bench/gateway_load.py [--requests 2000] [--concurrency 32]
-        [--workers 1] [--loop asyncio|uvloop] [--json]
+        [--workers 1] [--loop auto|asyncio|uvloop] [--json]
 
 Everything runs on this machine: a private Redis and NATS, anvil with the contract, the sample
 backend and the gateway as separate processes, and the load generator here. Requests are
@@ -214,7 +214,7 @@ def main() -> int:
     parser.add_argument("--requests", type=int, default=2000)
     parser.add_argument("--concurrency", type=int, default=32)
     parser.add_argument("--workers", type=int, default=1, help="gateway worker processes")
-    parser.add_argument("--loop", choices=("asyncio", "uvloop"), default="asyncio")
+    parser.add_argument("--loop", choices=("auto", "asyncio", "uvloop"), default="auto")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     rows = asyncio.run(run(args.requests + 200, args.concurrency, args.workers, args.loop))

@@ -24,10 +24,14 @@ SHUTDOWN_TIMEOUT_S = 60.0
 def serve(settings: GatewaySettings) -> None:
     setup_logging(settings.log_level, settings.log_json)
     loop: asyncio.AbstractEventLoop | None = None
-    if settings.event_loop == "uvloop":
-        import uvloop  # the optional `gateway-fast` extra
-
-        loop = uvloop.new_event_loop()
+    if settings.event_loop != "asyncio":
+        try:
+            import uvloop  # the optional `gateway-fast` extra
+        except ImportError:
+            if settings.event_loop == "uvloop":
+                raise
+        else:
+            loop = uvloop.new_event_loop()
     web.run_app(
         create_app(settings),
         host=settings.http_host,

@@ -97,6 +97,7 @@ def create_app(settings: GatewaySettings, *, telemetry: Telemetry | None = None)
         # Whatever finished during shutdown is still in the outbox: one last drain.
         with contextlib.suppress(Exception):
             await app[OUTBOX].drain_once()
+            await app[OUTBOX].flush()
         await app[HTTP_SESSION].close()
         await client.close()
         await redis.aclose()

@@ -20,8 +20,9 @@ class GatewaySettings(ServiceSettings):
         description="Worker processes sharing the port (SO_REUSEPORT); one per core to use",
     )
     worker_index: int = Field(0, ge=0, description="Set by the parent for each worker; not by hand")
-    event_loop: Literal["asyncio", "uvloop"] = Field(
-        "asyncio", description="uvloop needs the optional `gateway-fast` extra installed"
+    event_loop: Literal["auto", "asyncio", "uvloop"] = Field(
+        "auto",
+        description="auto: uvloop when installed (the optional `gateway-fast` extra), else asyncio",
     )
     provider_address: str = Field(
         description="The provider's address: accounts are (user, provider)"

@@ -21,7 +21,7 @@ _propagator = TraceContextTextMapPropagator()
 def tracing_middleware(tracer: trace.Tracer) -> web.middleware:  # type: ignore[valid-type]
     @web.middleware
     async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-        context = _propagator.extract(dict(request.headers))
+        context = _propagator.extract(request.headers)
         route = request.match_info.route.resource
         name = f"{request.method} {route.canonical if route is not None else request.path}"
         with tracer.start_as_current_span(name, context=context, kind=SpanKind.SERVER) as span:

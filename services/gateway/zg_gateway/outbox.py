@@ -27,8 +27,10 @@ SENDING_KEY = "zg:outbox:sending"
 BATCH = 256
 _propagator = TraceContextTextMapPropagator()
 
-# Moves up to ARGV[1] entries from the outbox to a sending list in one step, oldest first.
+# Drops the entries ARGV[2..] (published and acknowledged) from the sending list, then moves up
+# to ARGV[1] entries from the outbox to it, oldest first: one round trip per batch.
 _TAKE = """
+for i = 2, #ARGV do redis.call('LREM', KEYS[2], 1, ARGV[i]) end
 local taken = {}
 for i = 1, tonumber(ARGV[1]) do
   local entry = redis.call('LMOVE', KEYS[1], KEYS[2], 'RIGHT', 'LEFT')
@@ -67,8 +69,9 @@ def outbox_entry(event: Event) -> str:
 
 class OutboxDrainer:
     """Moves entries in batches to a `sending` list, publishes a batch without waiting for each
-    ack in turn, then drops the acknowledged ones; entries left in `sending` by a dead drainer
-    go back to the outbox at start (and after a failed publish)."""
+    ack in turn, and drops the acknowledged ones with the next take (or `flush`); entries left
+    in `sending` by a dead drainer go back to the outbox at start (and after a failed publish),
+    where a republish is harmless (`Nats-Msg-Id`)."""
 
     def __init__(
         self,
@@ -85,13 +88,29 @@ class OutboxDrainer:
         self._sending = sending_key(worker)
         self._batch = batch
         self._take = redis.register_script(_TAKE)
+        self._acked: list[bytes] = []  # published, still to drop from `sending`
         self._wake = asyncio.Event()
         self.published = 0
 
     def notify(self) -> None:
         self._wake.set()
 
+    async def flush(self) -> None:
+        """Drops the acknowledged entries still in `sending`."""
+        acked, self._acked = self._acked, []
+        if not acked:
+            return
+        try:
+            async with self._redis.pipeline(transaction=False) as pipe:
+                for raw in acked:
+                    pipe.lrem(self._sending, 1, raw)  # type: ignore[arg-type]
+                await pipe.execute()
+        except BaseException:
+            self._acked = acked + self._acked
+            raise
+
     async def recover(self) -> int:
+        await self.flush()
         moved = 0
         while await self._redis.lmove(self._sending, OUTBOX_KEY, "RIGHT", "RIGHT"):
             moved += 1
@@ -99,25 +118,34 @@ class OutboxDrainer:
 
     async def drain_once(self) -> int:
         sent = 0
-        while taken := await self._take(keys=[OUTBOX_KEY, self._sending], args=[self._batch]):
+        while True:
+            acked, self._acked = self._acked, []
+            try:
+                taken = await self._take(
+                    keys=[OUTBOX_KEY, self._sending], args=[self._batch, *acked]
+                )
+            except BaseException:
+                self._acked = acked + self._acked
+                raise
+            if not taken:
+                break
             # Published concurrently: JetStream keeps the order they were sent in, and one
             # round trip of acks replaces one per event.
             results = await asyncio.gather(
                 *(self._publish(OutboxEntry.model_validate_json(raw)) for raw in taken),
                 return_exceptions=True,
             )
-            acked = [raw for raw, result in zip(taken, results, strict=True) if result is None]
-            if acked:
-                async with self._redis.pipeline(transaction=False) as pipe:
-                    for raw in acked:
-                        pipe.lrem(self._sending, 1, raw)
-                    await pipe.execute()
-            sent += len(acked)
-            self.published += len(acked)
+            self._acked = [
+                raw for raw, result in zip(taken, results, strict=True) if result is None
+            ]
+            sent += len(self._acked)
+            self.published += len(self._acked)
             failed = next((r for r in results if isinstance(r, BaseException)), None)
             if failed is not None:
                 # The unacknowledged stay in `sending`; run() puts them back and retries.
                 raise failed
+            if len(taken) < self._batch:
+                break  # the outbox was emptied: no need to ask again now
         return sent
 
     async def _publish(self, entry: OutboxEntry) -> None:

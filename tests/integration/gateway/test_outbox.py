@@ -1,0 +1,114 @@
+"""The outbox drainer on a real Redis and JetStream: batches published once and in order, the
+sending list emptied, and a dead drainer's unconfirmed entries published again harmlessly."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+
+import nats
+import pytest
+from nats.js import JetStreamContext
+from opentelemetry import trace
+from redis.asyncio import Redis
+
+from tests.integration.jetstream import stream_events
+from zg_gateway.ledger import OUTBOX_KEY
+from zg_gateway.outbox import OutboxDrainer, outbox_entry, sending_key
+from zg_shared.bus import ensure_streams
+from zg_shared.events import RequestServedV1
+
+USER = "0x70997970C51812dc3A010C7d01b50e0d17dc79C8"
+PROVIDER = "0x3C44CdDdB6a900fa2b585dd299e03d12FA4293BC"
+SUBJECT = RequestServedV1.SUBJECT
+
+
+def served(nonce: int) -> RequestServedV1:
+    return RequestServedV1(
+        event_id=f"request-{nonce}",
+        service="chat",
+        user=USER,
+        provider=PROVIDER,
+        nonce=nonce,
+        fee=30,
+        input_fee=30,
+        previous_output_fee=0,
+        signature="0x" + "00" * 96,
+        input_units=3,
+        output_units=0,
+        output_fee=0,
+        outcome="charged",
+    )
+
+
+@pytest.fixture
+async def redis(redis_url: str) -> AsyncIterator[Redis]:
+    client = Redis.from_url(redis_url)
+    await client.flushdb()
+    yield client
+    await client.aclose()
+
+
+@pytest.fixture
+async def js(nats_url: str) -> AsyncIterator[JetStreamContext]:
+    client = await nats.connect(nats_url)
+    js = client.jetstream()
+    with contextlib.suppress(nats.js.errors.NotFoundError):
+        await js.delete_stream("ZG_SERVING")
+    await ensure_streams(nats_url)
+    yield js
+    await client.close()
+
+
+def drainer(redis: Redis, js: JetStreamContext, worker: int = 0) -> OutboxDrainer:
+    outbox = OutboxDrainer(redis, trace.get_tracer("test"), worker=worker, batch=50)
+    outbox.js = js
+    return outbox
+
+
+async def nonces_published(js: JetStreamContext) -> list[int]:
+    return [payload["nonce"] for _, payload in await stream_events(js, {SUBJECT})]
+
+
+async def test_batches_are_published_once_in_order_and_sending_is_emptied(
+    redis: Redis, js: JetStreamContext
+) -> None:
+    for nonce in range(1, 131):  # three batches of 50, the last one short
+        await redis.lpush(OUTBOX_KEY, outbox_entry(served(nonce)))
+    outbox = drainer(redis, js)
+
+    assert await outbox.drain_once() == 130
+
+    assert await nonces_published(js) == list(range(1, 131))
+    assert await redis.llen(OUTBOX_KEY) == 0
+    # The last batch is dropped from `sending` by the next take, or by flush.
+    assert await redis.llen(sending_key(0)) == 30
+    assert await outbox.drain_once() == 0
+    assert await redis.llen(sending_key(0)) == 0
+    await redis.lpush(OUTBOX_KEY, outbox_entry(served(131)))
+    assert await outbox.drain_once() == 1
+    await outbox.flush()
+    assert await redis.llen(sending_key(0)) == 0
+    assert await nonces_published(js) == list(range(1, 132))
+
+
+async def test_a_dead_drainers_unconfirmed_entries_are_published_again_harmlessly(
+    redis: Redis, js: JetStreamContext
+) -> None:
+    first = drainer(redis, js, worker=1)
+    for nonce in (1, 2):
+        await redis.lpush(OUTBOX_KEY, outbox_entry(served(nonce)))
+    assert await first.drain_once() == 2  # published; removal from `sending` still pending
+    await redis.lpush(sending_key(1), outbox_entry(served(3)))  # taken, never published
+    # The worker dies here. Its replacement (same index) recovers its sending list only.
+    await redis.lpush(sending_key(2), outbox_entry(served(99)))
+    replacement = drainer(redis, js, worker=1)
+
+    assert await replacement.recover() == 3
+    assert await replacement.drain_once() == 3
+    await replacement.flush()
+
+    # JetStream dropped the republished 1 and 2 by their Nats-Msg-Id.
+    assert await nonces_published(js) == [1, 2, 3]
+    assert await redis.llen(sending_key(1)) == 0
+    assert await redis.llen(sending_key(2)) == 1  # another worker's, untouched
