@@ -10,19 +10,24 @@ import json
 import os
 import signal
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from tests.integration.sdk.conftest import run_zg
+from zg_shared.chain import DevChain, FeesSettled, ServingClient, connect
 from zg_shared.localservers import free_port, port_open
 
 pytestmark = pytest.mark.slow
+# Short, so that the test sees a refund unlock; billing settles well inside it.
+LOCK_TIME_S = 6
 
 
 async def test_network_up_chat_settle_down(tmp_path: Path) -> None:
     directory = tmp_path / "net"
     ports = {name: free_port() for name in ("chain", "nats", "redis", "gateway", "backend")}
     options = [f"--{name}-port={port}" for name, port in ports.items()]
+    options.append(f"--lock-time={LOCK_TIME_S}")
     up = await run_zg("network", "up", "--detach", "--dir", str(directory), *options, cwd=tmp_path)
     try:
         assert up.code == 0, up.stdout + up.stderr + _logs(directory)
@@ -63,6 +68,26 @@ async def test_network_up_chat_settle_down(tmp_path: Path) -> None:
         assert demo.code == 0, demo.stderr + _logs(directory)
         assert demo.json()["settled"] is True
         assert demo.json()["paid_to_provider"] > 0
+
+        plain = await run_zg("--json", "chat", "--no-stream", "plain reply", env=env, cwd=tmp_path)
+        assert plain.code == 0, plain.stderr
+
+        # Everything left comes back: a refund of all that is available, paid out after the
+        # lock time. Whatever billing settles meanwhile comes out of the pending refund.
+        refund = await run_zg("--json", "account", "refund", env=env, cwd=tmp_path)
+        assert refund.code == 0, refund.stderr
+        assert refund.json()["pending_refund"] > 0
+        await asyncio.sleep(LOCK_TIME_S + 2)
+        await _mine(state)  # anvil mines only on demand: let the chain's clock move on
+        processed = await run_zg("--json", "account", "refund", "--process", env=env, cwd=tmp_path)
+        assert processed.code == 0, processed.stderr
+        account = processed.json()
+        assert account["pending_refund"] == 0
+        assert all(r["processed"] for r in account["refunds"])
+        # Not a wei lost: the deposit is what was settled, refunded and is still there.
+        settled_fees = await _settled_fees(state, account["user"])
+        refunded = sum(r["amount"] for r in account["refunds"])
+        assert settled_fees + refunded + account["balance"] == 10**16
     finally:
         down = await run_zg("network", "down", "--dir", str(directory), cwd=tmp_path)
         if down.code != 0 and (directory / "network.json").exists():
@@ -73,6 +98,24 @@ async def test_network_up_chat_settle_down(tmp_path: Path) -> None:
     assert not (directory / "network.json").exists()
     for port in ports.values():
         assert not port_open(port)
+
+
+async def _mine(state: dict[str, Any]) -> None:
+    w3 = connect(state["rpc_url"])
+    try:
+        await DevChain(w3).mine()
+    finally:
+        await w3.provider.disconnect()
+
+
+async def _settled_fees(state: dict[str, Any], user: str) -> int:
+    w3 = connect(state["rpc_url"])
+    try:
+        serving = ServingClient(w3, state["contract"])
+        events = await serving.get_events(0, await w3.eth.block_number)
+        return sum(e.amount for e in events if isinstance(e, FeesSettled) and e.user == user)
+    finally:
+        await w3.provider.disconnect()
 
 
 def _logs(directory: Path) -> str:
