@@ -29,7 +29,7 @@ from zg_gateway.payment import Payment, check_input_fee, check_signature, messag
 from zg_gateway.ratelimit import RateLimiter
 from zg_gateway.receipts import ReceiptSigner
 from zg_shared.accounts import AccountState, AccountStore
-from zg_shared.chain import ContractRevert, Service, ServingClient
+from zg_shared.chain import ContractRevert, Service, ServingClient, checksum
 from zg_shared.events import RequestServedV1
 from zg_shared.metering import MeteringError, count_input_units
 from zg_shared.receipts import Receipt
@@ -131,6 +131,7 @@ class GatewayService:
     ) -> None:
         self.settings = settings
         self.provider = settings.provider_address
+        self._provider_checksummed = checksum(settings.provider_address)
         self.redis = redis
         self.serving = serving
         self.ledger = Ledger(redis)
@@ -284,11 +285,11 @@ class GatewayService:
                 }
             )
             stored = (receipt_key(admitted.request_id), value, self.settings.receipt_ttl_s)
-        event = RequestServedV1(
+        event = served_event(
             event_id=admitted.request_id,
             service=admitted.service.name,
             user=admitted.payment.user,
-            provider=self.provider,
+            provider=self._provider_checksummed,
             nonce=admitted.payment.nonce,
             fee=admitted.payment.fee,
             input_fee=admitted.payment.input_fee,
@@ -328,6 +329,15 @@ class GatewayService:
                 entry.user, entry.provider, entry.nonce, charged=False
             )
         return voided
+
+
+def served_event(**fields: Any) -> RequestServedV1:
+    """The served event from values the gateway has already checked: addresses checksummed
+    (`parse_payment`, and the provider's once at start), amounts parsed within their bounds,
+    counts from len() and min(). Built without re-validating: validation re-checksums both
+    addresses, a keccak each, which was most of the event's cost (40 us per request).
+    tests/unit/gateway/test_served_event.py holds it equal to the validated model."""
+    return RequestServedV1.model_construct(**fields)
 
 
 def receipt_key(request_id: str) -> str:
