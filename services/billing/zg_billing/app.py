@@ -92,6 +92,7 @@ def create_app(settings: BillingSettings, *, telemetry: Telemetry | None = None)
         settings.serving_address,
         EthAccount.from_key(settings.provider_private_key),
         receipt_timeout=settings.tx_timeout_s,
+        bump_after_s=settings.bump_after_s,
     )
     metrics = BillingMetrics(telemetry.meter("zg_billing"))
     book = Book(redis)

@@ -40,6 +40,9 @@ class BillingSettings(ServiceSettings):
     max_attempts: int = Field(5, ge=1, description="Settlement attempts before backing off")
     retry_backoff_s: float = Field(30.0, gt=0, description="Wait after max_attempts failures")
     tx_timeout_s: float = Field(120.0, gt=0, description="How long to wait for a receipt")
+    bump_after_s: float = Field(
+        30.0, gt=0, description="Replace a settlement not mined by then with higher fees"
+    )
     durable_prefix: str = Field("billing", description="JetStream durable consumer names start so")
     rebuild_check_s: float = Field(
         10.0, gt=0, description="How often to check whether Redis lost billing's state"

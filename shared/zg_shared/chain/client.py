@@ -55,6 +55,7 @@ class ServingClient:
         account: LocalAccount | None = None,
         *,
         receipt_timeout: float = 120.0,
+        bump_after_s: float | None = 30.0,
     ) -> None:
         artifact = load_artifact("Serving")
         self.w3 = w3
@@ -65,7 +66,7 @@ class ServingClient:
         self.reverts = RevertDecoder(artifact.abi)
         self.events = EventDecoder(artifact.abi)
         self._sender = (
-            TransactionSender(w3, account, self.reverts, self.events, receipt_timeout)
+            TransactionSender(w3, account, self.reverts, self.events, receipt_timeout, bump_after_s)
             if account is not None
             else None
         )
