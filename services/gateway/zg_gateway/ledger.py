@@ -10,12 +10,15 @@ and a sweeper can void requests whose gateway died mid-flight (`stale`).
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from enum import StrEnum
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 from redis.asyncio import Redis
+from redis.commands.core import AsyncScript
 
+from zg_gateway.scripts import Arg, ScriptRunner
 from zg_shared.accounts import PREFIX, account_key, inflight_key, inflight_meta_key, nonces_key
 from zg_shared.lua import DECIMAL_LIB
 
@@ -131,10 +134,19 @@ class InFlight(BaseModel):
 
 
 class Ledger:
-    def __init__(self, redis: Redis) -> None:
+    """`runner`, when given, sends the scripts of concurrent requests in shared pipelines
+    (`ScriptRunner`); without it each call is its own round trip."""
+
+    def __init__(self, redis: Redis, runner: ScriptRunner | None = None) -> None:
         self._redis = redis
+        self._runner = runner
         self._admit = redis.register_script(_ADMIT)
         self._finish = redis.register_script(_FINISH)
+
+    async def _run(self, script: AsyncScript, keys: list[str], args: Sequence[Arg]) -> Any:
+        if self._runner is not None:
+            return await self._runner(script, keys, args)
+        return await script(keys=keys, args=list(args))
 
     async def admit(
         self, request: PaidRequest, reservation: int, debt_bound: int, now_ms: int
@@ -155,7 +167,7 @@ class Ledger:
             debt_bound,
             now_ms,
         ]
-        reply = [_text(v) for v in await self._admit(keys=keys, args=args)]
+        reply = [_text(v) for v in await self._run(self._admit, keys, args)]
         if reply[0] == "ok":
             return Admission(admitted=True, remaining=int(reply[1]))
         return Admission(
@@ -190,7 +202,7 @@ class Ledger:
             args += [receipt[1], receipt[2]]
         else:
             args += ["", 0]
-        return _text(await self._finish(keys=keys, args=args)) == "finished"
+        return _text(await self._run(self._finish, keys, args)) == "finished"
 
     async def stale(self, older_than_ms: int) -> AsyncIterator[InFlight]:
         """Requests admitted before `older_than_ms` and never finished: their gateway died."""

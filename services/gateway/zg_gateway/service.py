@@ -28,6 +28,7 @@ from zg_gateway.outbox import outbox_entry
 from zg_gateway.payment import Payment, check_input_fee, check_signature, message_of, parse_payment
 from zg_gateway.ratelimit import RateLimiter
 from zg_gateway.receipts import ReceiptSigner
+from zg_gateway.scripts import ScriptRunner
 from zg_shared.accounts import AccountState, AccountStore
 from zg_shared.chain import ContractRevert, Service, ServingClient, checksum
 from zg_shared.events import RequestServedV1
@@ -134,7 +135,7 @@ class GatewayService:
         self._provider_checksummed = checksum(settings.provider_address)
         self.redis = redis
         self.serving = serving
-        self.ledger = Ledger(redis)
+        self.ledger = Ledger(redis, ScriptRunner(redis))
         self.accounts = AccountStore(redis)
         self.registry = ServiceRegistry(redis)
         self.receipt_key = receipt_key
