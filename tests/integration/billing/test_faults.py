@@ -26,19 +26,6 @@ from zg_shared.chain.anvil import AnvilNode
 pytestmark = pytest.mark.slow
 
 
-@pytest.fixture
-async def node() -> AsyncIterator[AnvilNode]:
-    async with AnvilNode(accounts=10) as anvil:
-        yield anvil
-
-
-@pytest.fixture
-async def private_w3(node: AnvilNode) -> AsyncIterator[Web3Client]:
-    w3 = node.web3()
-    yield w3
-    await w3.provider.disconnect()
-
-
 def node_keys(node: AnvilNode) -> list[LocalAccount]:
     return [EthAccount.from_key(a.private_key) for a in node.accounts]
 

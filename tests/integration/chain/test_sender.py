@@ -5,10 +5,8 @@ transaction leaves no nonce gap."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from typing import Any
 
-import pytest
 from eth_account import Account as EthAccount
 from web3.types import RPCEndpoint
 
@@ -18,47 +16,36 @@ from zg_shared.chain.anvil import AnvilNode
 from zg_shared.chain.sender import BUMP_DEN, BUMP_NUM, TransactionSender
 
 
-@pytest.fixture
-async def node() -> AsyncIterator[AnvilNode]:
-    async with AnvilNode(accounts=4) as anvil:
-        yield anvil
-
-
-@pytest.fixture
-async def w3(node: AnvilNode) -> AsyncIterator[Web3Client]:
-    client = node.web3()
-    yield client
-    await client.provider.disconnect()
-
-
 async def rpc(w3: Web3Client, method: str, *params: Any) -> Any:
     return await w3.provider.make_request(RPCEndpoint(method), list(params))
 
 
 async def test_a_stuck_transaction_is_replaced_with_higher_fees_and_mined_once(
-    node: AnvilNode, w3: Web3Client
+    node: AnvilNode, private_w3: Web3Client
 ) -> None:
     deployer = EthAccount.from_key(node.accounts[0].private_key)
-    serving = await ServingClient.deploy(w3, deployer, lock_time=LOCK_TIME, verifier=NO_VERIFIER)
+    serving = await ServingClient.deploy(
+        private_w3, deployer, lock_time=LOCK_TIME, verifier=NO_VERIFIER
+    )
     user = EthAccount.from_key(node.accounts[1].private_key)
-    sender = TransactionSender(w3, user, serving.reverts, serving.events, bump_after_s=0.5)
+    sender = TransactionSender(private_w3, user, serving.reverts, serving.events, bump_after_s=0.5)
     data = serving.contract.encode_abi("addAccount", args=[deployer.address, [1, 2], ""])
-    nonce_before = await w3.eth.get_transaction_count(user.address)
+    nonce_before = await private_w3.eth.get_transaction_count(user.address)
 
-    await rpc(w3, "evm_setAutomine", False)  # the chain stops taking transactions
+    await rpc(private_w3, "evm_setAutomine", False)  # the chain stops taking transactions
     sending = asyncio.create_task(
         sender.send({"to": serving.address, "data": data, "value": 1000}, gas=400_000)
     )
     await asyncio.sleep(1.8)  # long enough for replacements
-    await rpc(w3, "evm_setAutomine", True)
-    await rpc(w3, "evm_mine")
+    await rpc(private_w3, "evm_setAutomine", True)
+    await rpc(private_w3, "evm_mine")
     result = await asyncio.wait_for(sending, 30)
 
-    mined = await w3.eth.get_transaction(result.tx_hash)  # type: ignore[arg-type]
-    block = await w3.eth.get_block(result.block_number, full_transactions=True)
-    base_tip = int(await w3.eth.max_priority_fee)
+    mined = await private_w3.eth.get_transaction(result.tx_hash)  # type: ignore[arg-type]
+    block = await private_w3.eth.get_block(result.block_number, full_transactions=True)
+    base_tip = int(await private_w3.eth.max_priority_fee)
     assert mined["maxPriorityFeePerGas"] >= base_tip * BUMP_NUM // BUMP_DEN  # a replacement
-    assert await w3.eth.get_transaction_count(user.address) == nonce_before + 1
+    assert await private_w3.eth.get_transaction_count(user.address) == nonce_before + 1
     transactions: list[Any] = list(block["transactions"])
     ours = [t for t in transactions if t["from"] == user.address]
     assert len(ours) == 1
@@ -67,14 +54,16 @@ async def test_a_stuck_transaction_is_replaced_with_higher_fees_and_mined_once(
 
 
 async def test_a_transaction_the_node_lost_leaves_no_nonce_gap(
-    node: AnvilNode, w3: Web3Client
+    node: AnvilNode, private_w3: Web3Client
 ) -> None:
     deployer = EthAccount.from_key(node.accounts[0].private_key)
-    serving = await ServingClient.deploy(w3, deployer, lock_time=LOCK_TIME, verifier=NO_VERIFIER)
-    before = await rpc(w3, "evm_snapshot")
+    serving = await ServingClient.deploy(
+        private_w3, deployer, lock_time=LOCK_TIME, verifier=NO_VERIFIER
+    )
+    before = await rpc(private_w3, "evm_snapshot")
     user = serving.as_sender(node.accounts[1].private_key)
     await user.add_account(deployer.address, (1, 2), value=10)
-    await rpc(w3, "evm_revert", before["result"])  # that transaction never happened
+    await rpc(private_w3, "evm_revert", before["result"])  # that transaction never happened
 
     again = await user.add_account(deployer.address, (1, 2), value=20)
 

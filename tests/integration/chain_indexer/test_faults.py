@@ -28,19 +28,6 @@ from zg_shared.events.chain import ReorgDetectedV1
 from zg_shared.registry import ServiceRegistry
 
 
-@pytest.fixture
-async def node() -> AsyncIterator[AnvilNode]:
-    async with AnvilNode(accounts=4) as anvil:
-        yield anvil
-
-
-@pytest.fixture
-async def private_w3(node: AnvilNode) -> AsyncIterator[Web3Client]:
-    w3 = node.web3()
-    yield w3
-    await w3.provider.disconnect()
-
-
 def key(node: AnvilNode, index: int) -> LocalAccount:
     account: LocalAccount = EthAccount.from_key(node.accounts[index].private_key)
     return account
