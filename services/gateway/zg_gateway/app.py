@@ -100,7 +100,7 @@ def create_app(settings: GatewaySettings, *, telemetry: Telemetry | None = None)
             await app[OUTBOX].flush()
         await app[HTTP_SESSION].close()
         await client.close()
-        await redis.aclose()
+        await redis.aclose(close_connection_pool=True)  # built from a pool: not closed by default
         if w3 is not None:
             await w3.provider.disconnect()
 

@@ -1,0 +1,108 @@
+"""`python -m zg_gateway` with GATEWAY_WORKERS=2: two processes share the port, every request
+is served once, and SIGTERM stops them all."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import aiohttp
+import pytest
+from eth_account.signers.local import LocalAccount
+
+from tests.integration.gateway.conftest import Provider, chat
+from tests.integration.gateway.test_gateway import CHAT, WORDS, wait_for_events
+from zg_shared.chain import Web3Client
+from zg_shared.localservers import free_port, port_open
+
+pytestmark = pytest.mark.slow
+FEE = 30
+
+
+def children(pid: int) -> list[int]:
+    found = []
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        found += [int(c) for c in (task / "children").read_text().split()]
+    return found
+
+
+async def test_two_workers_share_the_port_and_stop_together(
+    provider: Provider, keys: list[LocalAccount], redis_url: str, nats_url: str, w3: Web3Client
+) -> None:
+    port = free_port()
+    env = {
+        **os.environ,
+        "GATEWAY_PROVIDER_ADDRESS": provider.address,
+        "GATEWAY_RECEIPT_PRIVATE_KEY": keys[2].key.hex(),
+        "GATEWAY_REDIS_URL": redis_url,
+        "GATEWAY_NATS_URL": nats_url,
+        "GATEWAY_RPC_URL": str(w3.provider.endpoint_uri),
+        "GATEWAY_SERVING_ADDRESS": provider.serving.address,
+        "GATEWAY_HTTP_PORT": str(port),
+        "GATEWAY_WORKERS": "2",
+        "GATEWAY_RATE_LIMIT_PER_S": "0",
+        "GATEWAY_LOG_JSON": "false",
+    }
+    gateway = subprocess.Popen([sys.executable, "-m", "zg_gateway"], env=env)  # noqa: ASYNC220
+    try:
+        deadline = time.monotonic() + 30
+        while not port_open(port) or len(children(gateway.pid)) < 1:
+            assert gateway.poll() is None, "the gateway exited"
+            assert time.monotonic() < deadline, "the gateway did not start"
+            await asyncio.sleep(0.1)
+        workers = children(gateway.pid)  # the second worker (and any helper process)
+        await _ready(port)
+
+        users = provider.users
+        sent = [(user, user.headers(provider.address, FEE)) for _ in range(10) for user in users]
+        async with aiohttp.ClientSession() as http:
+
+            async def post(headers: dict[str, str]) -> int:
+                url = f"http://127.0.0.1:{port}{CHAT}"
+                # A connection each, so the kernel spreads them over both workers.
+                async with http.post(
+                    url, json=chat(WORDS), headers={**headers, "Connection": "close"}
+                ) as resp:
+                    await resp.read()
+                    return resp.status
+
+            statuses = await asyncio.gather(*(post(headers) for _, headers in sent))
+        assert statuses == [200] * len(sent)
+        events = await wait_for_events(provider, len(sent))
+        assert len(events) == len(sent)
+        assert len({e["event_id"] for e in events}) == len(sent)
+
+        gateway.send_signal(signal.SIGTERM)
+        assert gateway.wait(30) == 0
+        for pid in workers:  # none outlives the parent
+            assert _gone(pid)
+    finally:
+        if gateway.poll() is None:
+            gateway.kill()
+            gateway.wait()
+
+
+def _gone(pid: int) -> bool:
+    """Exited: no such process, or a zombie waiting to be reaped."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
+    except OSError:
+        return True
+
+
+async def _ready(port: int) -> None:
+    async with aiohttp.ClientSession() as http:
+        for _ in range(100):
+            try:
+                async with http.get(f"http://127.0.0.1:{port}/readyz") as resp:
+                    if resp.status == 200:
+                        return
+            except aiohttp.ClientError:
+                pass
+            await asyncio.sleep(0.1)
+    raise AssertionError("the gateway never became ready")
