@@ -25,6 +25,7 @@ from zg_shared.events.base import Event
 log = logging.getLogger(__name__)
 SENDING_KEY = "zg:outbox:sending"
 BATCH = 256
+LINGER_S = 0.005
 _propagator = TraceContextTextMapPropagator()
 
 # Drops the entries ARGV[2..] (published and acknowledged) from the sending list, then moves up
@@ -80,6 +81,7 @@ class OutboxDrainer:
         idle_s: float = 0.05,
         worker: int = 0,
         batch: int = BATCH,
+        linger_s: float = LINGER_S,
     ) -> None:
         self._redis = redis
         self.js: JetStreamContext | None = None  # set once NATS is connected
@@ -87,6 +89,7 @@ class OutboxDrainer:
         self._idle_s = idle_s
         self._sending = sending_key(worker)
         self._batch = batch
+        self._linger_s = linger_s
         self._take = redis.register_script(_TAKE)
         self._acked: list[bytes] = []  # published, still to drop from `sending`
         self._wake = asyncio.Event()
@@ -166,21 +169,29 @@ class OutboxDrainer:
             )
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Drains until `stop` is set; a failed publish is retried after a pause."""
-        await self.recover()
+        """Drains until `stop` is set; a failed publish (or recovery) is retried after a pause.
+        Woken by `notify`, it lingers `linger_s` first, so a trickle of requests is still
+        published in batches."""
         backoff = self._idle_s
+        recovered = False
         while not stop.is_set():
+            # Cleared before draining: a notify that comes during the drain is not lost.
+            self._wake.clear()
             try:
+                if not recovered:
+                    await self.recover()
+                    recovered = True
                 await self.drain_once()
                 backoff = self._idle_s
-            except Exception:  # NATS or Redis down: keep the entry, try again later
+            except Exception:  # NATS or Redis down: keep the entries, try again later
                 log.exception("outbox publish failed; retrying in %.1fs", backoff)
-                await self.recover()
+                recovered = False
                 await _sleep_unless(stop, backoff)
                 backoff = min(backoff * 2, 5.0)
                 continue
-            self._wake.clear()
             await _sleep_unless(self._wake, 1.0)
+            if self._linger_s > 0:
+                await _sleep_unless(stop, self._linger_s)
 
 
 async def _sleep_unless(event: asyncio.Event, seconds: float) -> None:
