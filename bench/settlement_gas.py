@@ -7,10 +7,13 @@ on a local anvil node, for each N, one chunk per call and several chunks (and us
 For each N: a fresh anvil, the N's own Solidity verifier (snarkjs's template with that N's key)
 deployed beside a fresh `Serving`, four users with accounts at one provider, then four
 `settleFees` calls: 1 chunk of 1 user, 4 chunks of 1 user, 4 chunks of 4 users, 8 chunks of 4
-users; every chunk full (N requests). A row's gas is the transaction's `gasUsed` (21,000 base
-and calldata included) divided by the requests it settled. "marginal" is the cost of one more
-chunk in a call (8-chunk call minus 4-chunk call, over 4) divided by N; "projected" rows apply
-it to sizes not measured (the verifier's cost does not depend on N: 7 public inputs always).
+users (`--cases small`, the default above N=64: 1, 2 and 3 chunks, one per user); every chunk
+full (N requests). A row's gas is the transaction's `gasUsed` (21,000 base and calldata
+included) divided by the requests it settled. "marginal" is the cost of one more chunk in a
+call (the largest call minus the one before it, per extra chunk: a second chunk of a user in
+the full cases, another user's chunk in the small ones) divided by N; "projected" rows apply
+the largest marginal to sizes not measured (the verifier's cost does not depend on N: the
+public inputs are always 7).
 
 Keys: N=4 the committed ones (and the committed verifier artifact); larger N a snarkjs zkey
 cached by `scripts/zk_setup.py --size N` if there is one, else DEV keys from
@@ -56,6 +59,12 @@ CASES: list[tuple[str, list[tuple[int, int]]]] = [
     ("4 chunks, 1 user", [(1, 4)]),
     ("4 chunks, 4 users", [(0, 1), (1, 1), (2, 1), (3, 1)]),
     ("8 chunks, 4 users", [(0, 2), (1, 2), (2, 2), (3, 2)]),
+]
+# Fewer proofs, for large N (a proof at N=256 takes about a minute here).
+SMALL_CASES: list[tuple[str, list[tuple[int, int]]]] = [
+    ("1 chunk, 1 user", [(0, 1)]),
+    ("2 chunks, 2 users", [(1, 1), (2, 1)]),
+    ("3 chunks, 3 users", [(0, 1), (1, 1), (3, 1)]),
 ]
 
 
@@ -132,7 +141,15 @@ class Row:
     keys: str = ""
 
 
-async def measure_size(n: int) -> tuple[list[Row], int]:
+def cases_for(n: int, choice: str) -> list[tuple[str, list[tuple[int, int]]]]:
+    if choice == "full" or (choice == "auto" and n <= 64):
+        return CASES
+    return SMALL_CASES
+
+
+async def measure_size(
+    n: int, cases: list[tuple[str, list[tuple[int, int]]]]
+) -> tuple[list[Row], int]:
     """Rows for one N, and the verifier's deployment gas."""
     keys, verifier_artifact = keys_and_verifier(n)
     source = keys.source
@@ -166,7 +183,7 @@ async def measure_size(n: int) -> tuple[list[Row], int]:
             )
             return [p.calldata for p in made]
 
-        for label, plan in CASES:
+        for label, plan in cases:
             log(f"N={n}: {label}: proving {sum(c for _, c in plan)} chunk(s) ...")
             proofs: list[SettlementProof] = []
             for index, chunks in plan:
@@ -190,21 +207,22 @@ async def measure_size(n: int) -> tuple[list[Row], int]:
             log(f"N={n}: {label}: {row.gas:,} gas, {row.gas_per_request:,} per request")
             rows.append(row)
         await w3.provider.disconnect()
-    four, eight = rows[-2], rows[-1]
-    assert four.chunks is not None
-    assert eight.chunks is not None
-    per_chunk = (eight.gas - four.gas) // (eight.chunks - four.chunks)
+    # The cost of one more chunk in a call: the two largest calls (both several users).
+    smaller, larger = rows[-2], rows[-1]
+    assert smaller.chunks is not None
+    assert larger.chunks is not None
+    per_chunk = (larger.gas - smaller.gas) // (larger.chunks - smaller.chunks)
     rows.append(
         Row(n, "marginal chunk in a call", "marginal", None, None, None, per_chunk, per_chunk // n)
     )
     return rows, verifier.gas_used
 
 
-async def measure(sizes: list[int]) -> tuple[list[Row], dict[int, int]]:
+async def measure(sizes: list[int], cases: str) -> tuple[list[Row], dict[int, int]]:
     rows: list[Row] = []
     deploy: dict[int, int] = {}
     for n in sizes:
-        size_rows, deploy[n] = await measure_size(n)
+        size_rows, deploy[n] = await measure_size(n, cases_for(n, cases))
         rows += size_rows
     marginal = [r for r in rows if r.kind == "marginal"]
     per_chunk = max(r.gas for r in marginal)  # the most conservative of the measured sizes
@@ -249,9 +267,16 @@ def main(argv: list[str] | None = None) -> int:
         description="Gas per settled request, measured on anvil with real proofs, per N."
     )
     parser.add_argument("--sizes", type=int, nargs="+", default=[4, 16, 64], metavar="N")
+    parser.add_argument(
+        "--cases",
+        choices=["auto", "full", "small"],
+        default="auto",
+        help="full: 1, 4, 4 and 8 chunks per call (17 proofs); small: 1, 2 and 3 chunks "
+        "(6 proofs); auto (default): full up to N=64, small above",
+    )
     parser.add_argument("--json", action="store_true", help="JSON instead of a table")
     args = parser.parse_args(argv)
-    rows, deploy = asyncio.run(measure(args.sizes))
+    rows, deploy = asyncio.run(measure(args.sizes, args.cases))
     if args.json:
         print(json.dumps({"rows": [asdict(r) for r in rows], "verifier_deploy_gas": deploy}))
     else:
