@@ -79,6 +79,8 @@ def create_app(settings: BillingSettings, *, telemetry: Telemetry | None = None)
         settings.nats_url,
         name=SERVICE_NAME,
         graceful_timeout=GRACEFUL_TIMEOUT_S,
+        # Through the root logger, so that faststream's lines are JSON like ours.
+        logger=logging.getLogger(f"{SERVICE_NAME}.bus"),
         middlewares=[
             NatsTelemetryMiddleware(
                 tracer_provider=telemetry.tracer_provider, meter_provider=telemetry.meter_provider
@@ -141,7 +143,7 @@ def create_app(settings: BillingSettings, *, telemetry: Telemetry | None = None)
     )
     rebuilder = Rebuilder(redis, intake, settings.nats_url)
     billing = BillingApp(
-        app=FastStream(broker),
+        app=FastStream(broker, logger=logging.getLogger(SERVICE_NAME)),
         broker=broker,
         health=health,
         settler=settler,

@@ -55,6 +55,8 @@ def create_app(settings: IndexerSettings, *, telemetry: Telemetry | None = None)
         settings.nats_url,
         name=SERVICE_NAME,
         graceful_timeout=GRACEFUL_TIMEOUT_S,
+        # Through the root logger, so that faststream's lines are JSON like ours.
+        logger=logging.getLogger(f"{SERVICE_NAME}.bus"),
         middlewares=[
             NatsTelemetryMiddleware(
                 tracer_provider=telemetry.tracer_provider, meter_provider=telemetry.meter_provider
@@ -129,6 +131,7 @@ def create_app(settings: IndexerSettings, *, telemetry: Telemetry | None = None)
 
     app = FastStream(
         broker,
+        logger=logging.getLogger(SERVICE_NAME),
         on_startup=[declare_streams, health.start],
         after_startup=[start_follower],
         on_shutdown=[stop_follower],

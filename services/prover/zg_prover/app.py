@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
 from faststream import FastStream
@@ -48,6 +49,8 @@ def create_app(
         settings.nats_url,
         name=SERVICE_NAME,
         graceful_timeout=GRACEFUL_TIMEOUT_S,
+        # Through the root logger, so that faststream's lines are JSON like ours.
+        logger=logging.getLogger(f"{SERVICE_NAME}.bus"),
         middlewares=[
             NatsTelemetryMiddleware(
                 tracer_provider=telemetry.tracer_provider, meter_provider=telemetry.meter_provider
@@ -78,6 +81,9 @@ def create_app(
         await ensure_streams(settings.nats_url)
 
     app = FastStream(
-        broker, on_startup=[declare_streams, health.start], after_shutdown=[health.stop]
+        broker,
+        logger=logging.getLogger(SERVICE_NAME),
+        on_startup=[declare_streams, health.start],
+        after_shutdown=[health.stop],
     )
     return ProverApp(app=app, broker=broker, health=health, backend=backend)
