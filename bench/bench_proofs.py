@@ -27,6 +27,7 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import json
+import os
 import resource
 import statistics
 import subprocess
@@ -240,13 +241,15 @@ def render(rows: list[Row]) -> str:
         return "-" if value is None else format(value, fmt)
 
     head = (
-        f"{'N':>3} {'constraints':>11} {'backend':<9} {'keys':<27} {'witness s':>9} "
+        f"{'N':>3} {'constraints':>11} {'backend':<9} {'keys':<27} {'key load s':>10} "
+        f"{'witness s':>9} "
         f"{'prove s':>8} {'verify s':>8} {'peak RSS MiB':>12} {'witness MiB':>11}"
     )
     lines = [head, "-" * len(head)]
     for r in rows:
         lines.append(
-            f"{r.n:>3} {r.constraints:>11,} {r.backend:<9} {r.keys:<27} {f(r.witness_s, '.2f'):>9} "
+            f"{r.n:>3} {r.constraints:>11,} {r.backend:<9} {r.keys:<27} "
+            f"{f(r.key_load_s, '.2f'):>10} {f(r.witness_s, '.2f'):>9} "
             f"{f(r.prove_s, '.2f'):>8} {f(r.verify_s, '.3f'):>8} "
             f"{f(r.prove_peak_rss_mib, '.0f'):>12} {f(r.witness_peak_rss_mib, '.0f'):>11}"
             + (f"  {r.note}" if r.note and r.prove_s is None else "")
@@ -285,15 +288,20 @@ def main(argv: list[str] | None = None) -> int:
     if args.worker:
         print(json.dumps(worker(json.loads(args.worker))))
         return 0
+    load_before = os.getloadavg()[0]
     rows = [
         measure(n, backend, args.reps, args.make_keys)
         for n in args.sizes
         for backend in args.backends
     ]
+    # Timings on a shared machine mean little without the load they ran under.
+    load = f"load average (1 min) {load_before:.1f} before, {os.getloadavg()[0]:.1f} after"
+    load += f", {os.cpu_count()} CPUs"
     if args.json:
-        print(json.dumps([asdict(r) for r in rows], indent=1))
+        print(json.dumps({"rows": [asdict(r) for r in rows], "load": load}, indent=1))
     else:
         print(render(rows))
+        print(load)
     return 0
 
 
