@@ -17,7 +17,7 @@ Progress goes to stderr, the table (or JSON) to stdout.
 Keys, for each N: the committed zkey (N=4), else a snarkjs zkey cached by
 `scripts/zk_setup.py --size N` in .cache/zk/; arkworks proves with the same zkey where there is
 one, else with DEV keys of `scripts/zk_setup.py --size N --arkworks-dev` (single-party groth16py
-setup, made here when missing: ~20 s at N=16, ~80 s at N=64). snarkjs needs a zkey, and so a
+setup, made here when missing: ~5 s at N=16, ~40 s at N=64). snarkjs needs a zkey, and so a
 powers-of-tau file (2^17 at N=16: ~45 min here; 2^19 at N=64: hours): it is made only with
 `--make-keys all`, otherwise the row says what is missing.
 """

@@ -18,7 +18,7 @@ production keys come from a public phase-1 ceremony ptau and a multi-party phase
 but the Solidity verifier rejects everything (the setup checks the key for that).
 
 `--arkworks-dev` is the fast route to dev keys for large N (benchmarks, devnets): groth16py's
-circuit-specific setup straight from the r1cs, no powers of tau (~20 s at N=16, ~80 s at N=64,
+circuit-specific setup straight from the r1cs, no powers of tau (~5 s at N=16, ~40 s at N=64,
 where a dev 2^19 ptau takes hours here). Its proving key is groth16py's own format (snarkjs cannot
 prove with it); the verification key is snarkjs JSON and the verifier is snarkjs's template
 rendered with it. Single party, in .cache/zk/settle_batch_N/arkworks/ only: NEVER for real funds.
@@ -381,7 +381,7 @@ class Setup:
             out.mkdir(parents=True)
             self.log(
                 f"groth16py setup SettleBatch({self.n}) ({info.constraints} constraints; "
-                "~20 s at N=16, ~80 s and ~1.2 GB at N=64 on 2 cores) ..."
+                "~5 s at N=16, ~40 s at N=64, ~5 min at N=256 on 2 cores) ..."
             )
             t0 = time.monotonic()
             proving, verifying = g16.setup(str(self.r1cs))
