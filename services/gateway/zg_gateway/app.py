@@ -18,6 +18,7 @@ from redis.asyncio import BlockingConnectionPool, Redis
 
 from zg_gateway.config import GatewaySettings
 from zg_gateway.keys import HTTP_SESSION, METRICS, OUTBOX, SERVICE
+from zg_gateway.marketplace import marketplace_routes
 from zg_gateway.metrics import GatewayMetrics
 from zg_gateway.middlewares import error_middleware, tracing_middleware
 from zg_gateway.outbox import OutboxDrainer
@@ -106,6 +107,7 @@ def create_app(settings: GatewaySettings, *, telemetry: Telemetry | None = None)
 
     app.cleanup_ctx.append(resources)
     app.add_routes(routes)
+    app.add_routes(marketplace_routes)
 
     async def redis_ready() -> None:
         await redis.ping()
