@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from typing import Annotated, Any, TypeAlias
 
 from eth_typing import ChecksumAddress
@@ -13,8 +14,10 @@ Web3Client: TypeAlias = AsyncWeb3[Any]
 """An async web3 connection over any provider."""
 
 
+@functools.lru_cache(maxsize=65536)
 def checksum(value: str) -> ChecksumAddress:
-    """`value` in EIP-55 form; ValueError if it is not an address at all."""
+    """`value` in EIP-55 form; ValueError if it is not an address at all. Cached: the same
+    few addresses are checked on every request and event (keccak per call otherwise)."""
     if not is_address(value):
         raise ValueError(f"not an Ethereum address: {value!r}")
     return to_checksum_address(value)
