@@ -37,6 +37,7 @@ from zg_shared.crypto import (
     generate_private_key,
     prv2pub,
 )
+from zg_shared.metering import FEE_ONLY_ENDPOINT
 from zgserve._nonces import NonceAllocator
 from zgserve._provider import ProviderState
 from zgserve._transport import PaidTransport
@@ -288,9 +289,8 @@ class ZgClient:
         return state.unpaid if state else 0
 
     async def settle(self, provider: str) -> int:
-        """Pays the output fees still owed to `provider` with one request that carries only
-        them: an embeddings call on a single blank (zero input units, so no input fee), as
-        the gateway has no fee-only endpoint yet. Returns what was paid."""
+        """Pays the output fees still owed to `provider` with one fee-only request (the
+        gateway's `settle` endpoint: no input, no backend call). Returns what was paid."""
         state = self._providers.get(checksum(provider))
         if state is None or state.unpaid == 0 or state.failure is not None:
             return 0
@@ -298,9 +298,7 @@ class ZgClient:
         if session is None:
             return 0
         owed = state.unpaid
-        response = await session.http.post(
-            f"{session.base_url}/embeddings", json={"model": session.service.model, "input": " "}
-        )
+        response = await session.http.post(f"{session.base_url}/{FEE_ONLY_ENDPOINT}", json={})
         if response.status_code != 200:
             raise GatewayRefused(response.status_code, _code(response), response.text[:200])
         return owed

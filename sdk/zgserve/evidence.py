@@ -24,6 +24,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from zg_shared.crypto import PublicKey, Signature, request_message, verify_request
+from zg_shared.metering import generates_output
 from zg_shared.receipts import Receipt, receipt_signer
 from zgserve._sse import output_bound, output_units
 
@@ -45,7 +46,7 @@ class EvidenceRecord(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     service: str
-    endpoint: str = Field(description="chat/completions, completions or embeddings")
+    endpoint: str = Field(description="chat/completions, completions, embeddings or settle")
     nonce: int
     input_fee: int
     previous_output_fee: int
@@ -132,7 +133,7 @@ def check_record(
         )
     units = (
         output_units(record.response_body, record.streamed)
-        if record.endpoint != "embeddings"
+        if generates_output(record.endpoint)
         else 0
     )
     bound = output_bound(record.request_body)

@@ -41,7 +41,19 @@ def _content_texts(content: Any) -> Iterable[str]:
     raise MeteringError("message content must be a string or a list of parts")
 
 
+# A request that only pays output fees still owed (SPEC section 4): no input, no backend call.
+FEE_ONLY_ENDPOINT = "settle"
+GENERATING_ENDPOINTS = frozenset({"chat/completions", "completions"})
+
+
+def generates_output(endpoint: str) -> bool:
+    """Whether an endpoint's responses carry output units (and so output fees)."""
+    return endpoint in GENERATING_ENDPOINTS
+
+
 def input_texts(endpoint: str, body: Mapping[str, Any]) -> list[str]:
+    if endpoint == FEE_ONLY_ENDPOINT:
+        return []
     if endpoint == "chat/completions":
         messages = body.get("messages")
         if not isinstance(messages, list) or not messages:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import time
 
@@ -20,7 +21,7 @@ from zg_gateway.proxy import (
     relay_stream,
 )
 from zg_gateway.service import Admitted, GatewayService
-from zg_shared.metering import count_output_units
+from zg_shared.metering import FEE_ONLY_ENDPOINT, count_output_units
 
 log = logging.getLogger(__name__)
 routes = web.RouteTableDef()
@@ -198,6 +199,47 @@ async def _stream(
         except (ConnectionResetError, aiohttp.ClientConnectionResetError):
             pass
     return response
+
+
+@routes.post(f"/v1/proxy/{{service}}/{FEE_ONLY_ENDPOINT}")
+async def settle(request: web.Request) -> web.Response:
+    """A fee-only request: pays the output fees the user still owes (Previous-Output-Fee,
+    with Input-Fee 0), checked and booked like any request, with no backend call."""
+    gateway = request.app[SERVICE]
+    limit = gateway.settings.max_body_bytes
+    if request.content_length is not None and request.content_length > limit:
+        raise TooLarge("body_too_large", f"the request body is over {limit} bytes")
+    raw = await request.read()
+    admitted = await gateway.admit(
+        request.match_info["service"], FEE_ONLY_ENDPOINT, dict(request.headers), raw
+    )
+    body = json.dumps({"object": "fee_payment", "paid": str(admitted.payment.fee)}).encode()
+    try:
+        finished = await gateway.finish(
+            admitted,
+            charged=True,
+            output_units=0,
+            response_sha256=hashlib.sha256(body).hexdigest(),
+            reason="fee_only",
+        )
+    except BaseException:
+        await _void(request, admitted, "gateway_error")
+        raise
+    finally:
+        request.app[OUTBOX].notify()
+    labels = _labels(admitted)
+    request.app[METRICS].charged.add(admitted.payment.fee, labels)
+    request.app[METRICS].requests.add(1, {**labels, "status": "200"})
+    return web.Response(
+        status=200,
+        body=body,
+        content_type="application/json",
+        headers={
+            "ZG-Res-Key": finished.request_id,
+            "ZG-Output-Fee": str(finished.output_fee),
+            "ZG-Signature": finished.signature,
+        },
+    )
 
 
 @routes.get("/v1/proxy/{service}/signature/{request_id}")

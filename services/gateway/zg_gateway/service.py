@@ -32,7 +32,7 @@ from zg_gateway.scripts import ScriptRunner
 from zg_shared.accounts import AccountState, AccountStore
 from zg_shared.chain import ContractRevert, Service, ServingClient, checksum
 from zg_shared.events import RequestServedV1
-from zg_shared.metering import MeteringError, count_input_units
+from zg_shared.metering import FEE_ONLY_ENDPOINT, MeteringError, count_input_units
 from zg_shared.receipts import Receipt
 from zg_shared.registry import ServiceRegistry
 
@@ -54,6 +54,8 @@ ENDPOINTS = {
         Endpoint("chat/completions", streams=True, generates=True),
         Endpoint("completions", streams=True, generates=True),
         Endpoint("embeddings", streams=False, generates=False),
+        # Pays output fees still owed: admitted and booked like any request, no backend call.
+        Endpoint(FEE_ONLY_ENDPOINT, streams=False, generates=False),
     )
 }
 
@@ -201,7 +203,8 @@ class GatewayService:
             raise NotFound("unknown_endpoint", f"no endpoint {path!r}")
         service, backend = await self.service(name)
         payment = parse_payment(headers)
-        body = _json_object(raw_body)
+        fee_only = path == FEE_ONLY_ENDPOINT and not raw_body.strip()
+        body = {} if fee_only else _json_object(raw_body)
         stream = body.get("stream") is True
         if stream and not endpoint.streams:
             raise BadRequest("stream_unsupported", f"{path} cannot stream")

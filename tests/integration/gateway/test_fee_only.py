@@ -1,0 +1,62 @@
+"""The fee-only request (`POST /v1/proxy/{service}/settle`): pays the output fees a user still
+owes, with a receipt, without calling the backend; checked like any request."""
+
+from __future__ import annotations
+
+import json
+
+from tests.integration.gateway.conftest import INPUT_PRICE, OUTPUT_PRICE, Provider, chat
+from tests.integration.gateway.test_gateway import CHAT, WORDS, wait_for_events
+from zg_shared.chain import checksum
+from zg_shared.crypto import request_message
+from zg_shared.receipts import Receipt, receipt_signer
+
+SETTLE = "/v1/proxy/chat/settle"
+
+
+async def test_a_fee_only_request_pays_the_debt_with_a_receipt(provider: Provider) -> None:
+    user = provider.users[0]
+    status, headers, _ = await provider.post(
+        CHAT, chat(WORDS), user.headers(provider.address, input_fee=3 * INPUT_PRICE)
+    )
+    assert status == 200
+    owed = int(headers["ZG-Output-Fee"])
+    assert owed > 0
+
+    pay = user.headers(provider.address, input_fee=0, previous_output_fee=owed)
+    async with provider.http.post(f"{provider.url}{SETTLE}", headers=pay) as response:
+        status, receipt_headers, raw = (
+            response.status,
+            dict(response.headers),
+            await response.read(),
+        )
+
+    assert status == 200, raw
+    assert json.loads(raw) == {"object": "fee_payment", "paid": str(owed)}
+    assert receipt_headers["ZG-Output-Fee"] == "0"
+    receipt = Receipt.for_bodies(
+        request_message(user.address, provider.address, 2, owed), b"", raw, 0
+    )
+    signer = (await provider.serving.get_service(provider.address, "chat")).signer_address
+    assert receipt_signer(receipt, receipt_headers["ZG-Signature"]) == checksum(signer)
+    state = await provider.state(user)
+    assert state is not None
+    assert (state.output_debt, state.unsettled, state.reserved) == (0, 3 * INPUT_PRICE + owed, 0)
+    events = await wait_for_events(provider, 2)
+    paid = next(e for e in events if e["nonce"] == 2)
+    assert (paid["fee"], paid["input_fee"], paid["previous_output_fee"]) == (owed, 0, owed)
+    assert (paid["outcome"], paid["reason"], paid["output_fee"]) == ("charged", "fee_only", 0)
+
+
+async def test_paying_more_than_is_owed_is_refused_and_changes_nothing(provider: Provider) -> None:
+    user = provider.users[0]
+    pay = user.headers(provider.address, input_fee=0, previous_output_fee=OUTPUT_PRICE)
+    async with provider.http.post(f"{provider.url}{SETTLE}", headers=pay) as response:
+        status, body = response.status, await response.json()
+
+    assert status == 400
+    assert body["error"]["code"] == "overpaid"
+    state = await provider.state(user)
+    assert state is not None
+    assert (state.unsettled, state.output_debt) == (0, 0)
+    assert await provider.served_events() == []
