@@ -1,13 +1,16 @@
-"""Fixtures for tests that need a chain of their own: a private anvil they may rewind, stop
-or reorganise without disturbing the session's shared one."""
+"""Fixtures for integration tests: a private anvil a test may rewind, stop or reorganise
+without disturbing the session's shared one, and the spans the services in this process end."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 
 import pytest
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from zg_shared.chain import AnvilNode, Web3Client
+from zg_shared.telemetry import setup_telemetry
 
 
 @pytest.fixture
@@ -22,3 +25,20 @@ async def private_w3(node: AnvilNode) -> AsyncIterator[Web3Client]:
     w3 = node.web3()
     yield w3
     await w3.provider.disconnect()
+
+
+@pytest.fixture(scope="session")
+def span_exporter() -> InMemorySpanExporter:
+    """Added once: a tracer provider cannot drop a processor again."""
+    exporter = InMemorySpanExporter()
+    setup_telemetry("zg-tests").tracer_provider.add_span_processor(SimpleSpanProcessor(exporter))
+    return exporter
+
+
+@pytest.fixture
+def spans(span_exporter: InMemorySpanExporter) -> Iterator[InMemorySpanExporter]:
+    """The spans ended during this test by every service running in this process (they share
+    the process's one tracer provider)."""
+    span_exporter.clear()
+    yield span_exporter
+    span_exporter.clear()

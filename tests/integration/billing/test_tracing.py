@@ -5,30 +5,15 @@ share one trace id (W3C trace context carried in the NATS headers)."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
 
 import pytest
 from opentelemetry.sdk.trace import ReadableSpan
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind
 
 from tests.integration.billing.conftest import Stack, eventually, running_billing
-from zg_shared.telemetry import setup_telemetry
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture
-def spans() -> Iterator[InMemorySpanExporter]:
-    """Every span this process's services end, kept in memory (the services share the
-    process's one tracer provider)."""
-    exporter = InMemorySpanExporter()
-    processor = SimpleSpanProcessor(exporter)
-    setup_telemetry("zg-tests").tracer_provider.add_span_processor(processor)
-    yield exporter
-    exporter.clear()
-    processor.shutdown()
 
 
 def named(spans: list[ReadableSpan], fragment: str) -> list[ReadableSpan]:

@@ -7,12 +7,10 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind
 
@@ -23,7 +21,6 @@ from zg_shared.accounts import nonces_key
 from zg_shared.localservers import free_port
 from zg_shared.lua import nonce_member
 from zg_shared.metering import count_output_units
-from zg_shared.telemetry import setup_telemetry
 
 ROOT = Path(__file__).resolve().parents[3]
 FEE = 3 * INPUT_PRICE  # WORDS is 3 input units
@@ -96,17 +93,6 @@ async def test_a_user_who_hangs_up_mid_stream_pays_for_what_was_delivered(
     async with provider.http.get(f"{provider.url}/v1/proxy/chat/signature/{request_id}") as got:
         assert got.status == 200
         assert (await got.json())["output_fee"] == event["output_fee"]
-
-
-@pytest.fixture
-def spans() -> Iterator[InMemorySpanExporter]:
-    """Every span this process ends (the gateway under test shares the process's provider)."""
-    exporter = InMemorySpanExporter()
-    processor = SimpleSpanProcessor(exporter)
-    setup_telemetry("zg-tests").tracer_provider.add_span_processor(processor)
-    yield exporter
-    exporter.clear()
-    processor.shutdown()
 
 
 async def test_the_request_and_its_served_event_share_one_trace(
