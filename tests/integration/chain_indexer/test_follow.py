@@ -20,6 +20,7 @@ from tests.integration.chain_indexer.conftest import (
     wait_for,
     wait_indexed,
 )
+from zg_chain_indexer.checkpoint import CheckpointStore
 from zg_prover.backends import select_backend
 from zg_prover.service import ProverService
 from zg_shared.accounts import AccountStore, account_key
@@ -215,6 +216,7 @@ async def test_logs_wait_for_their_confirmations(
     redis: Redis,
     start_indexer: StartIndexer,
 ) -> None:
+    await chain.mine(3)  # a fresh chain may be shorter than the confirmations
     indexer = await start_indexer(anvil.rpc_url, serving.address, confirmations=3)
     result = await serving.as_sender(keys[1]).add_or_update_service(
         service("late", keys[1].address)
@@ -275,7 +277,8 @@ async def test_a_crash_between_publish_and_cursor_resumes_after_the_stream(
     results = [await serving.as_sender(user).add_account(provider.address, (3, 4), value=7)]
     await wait_indexed(first, results[-1].block_number)
     await first.stop()
-    await first.follower.checkpoint.save(before)  # as if the cursor never moved
+    # As if the cursor never moved (through the test's client: the stopped app's is closed).
+    await CheckpointStore(redis).save(before)
 
     second = await start_indexer(anvil.rpc_url, serving.address)
     results.append(await serving.as_sender(user).deposit_fund(provider.address, value=5))
