@@ -13,6 +13,7 @@ import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
+from zg_shared.accounts import ConfirmedSettlement
 from zg_shared.chain.events import (
     AccountAdded,
     BalanceUpdated,
@@ -102,17 +103,16 @@ class Settlement:
         return self.position.block_number + self.position.log_index / 1_000_000
 
     def to_json(self) -> str:
-        return json.dumps(
-            {
-                "amount": str(self.amount),
-                "final_nonce": str(self.final_nonce),
-                "block_number": self.position.block_number,
-                "block_hash": self.position.block_hash,
-                "transaction_hash": self.position.transaction_hash,
-                "log_index": self.position.log_index,
-            },
-            sort_keys=True,
-        )
+        """The sorted-set member: `zg_shared.accounts.ConfirmedSettlement`, which readers
+        (the gateway's marketplace page) parse; deterministic, so re-projecting is harmless."""
+        return ConfirmedSettlement(
+            amount=self.amount,
+            final_nonce=self.final_nonce,
+            block_number=self.position.block_number,
+            block_hash=self.position.block_hash,
+            transaction_hash=self.position.transaction_hash,
+            log_index=self.position.log_index,
+        ).model_dump_json()
 
 
 @dataclass

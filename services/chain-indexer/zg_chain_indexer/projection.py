@@ -8,7 +8,6 @@ block, refunds are set field by field, settlements are sorted-set members.
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Iterable
 from typing import Any
@@ -18,6 +17,7 @@ from redis.asyncio import Redis
 from zg_chain_indexer.fold import AccountKey, AccountView, BlockChanges, RefundChange
 from zg_shared.accounts import (
     AccountStore,
+    ConfirmedSettlement,
     account_key,
     refunds_key,
     settlements_key,
@@ -150,10 +150,9 @@ class Projection:
                 )
             await pipe.execute()
 
-    async def settlements(self, user: str, provider: str) -> list[dict[str, Any]]:
-        """Confirmed settlements of the account, newest first (for tests and a future page)."""
-        raw: list[Any] = await self.redis.zrevrange(settlements_key(user, provider), 0, -1)
-        return [json.loads(r) for r in raw]
+    async def settlements(self, user: str, provider: str) -> list[ConfirmedSettlement]:
+        """Confirmed settlements of the account, newest first."""
+        return await AccountStore(self.redis).settlements(user, provider)
 
     async def refunds(self, user: str, provider: str) -> dict[int, Refund]:
         raw: dict[Any, Any] = await self.redis.hgetall(refunds_key(user, provider))

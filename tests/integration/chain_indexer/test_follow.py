@@ -204,7 +204,7 @@ async def test_every_event_is_published_once_in_order_and_redis_equals_the_chain
     ][:1]
     assert (refund.index, refund.amount) == (0, 300)
     confirmed = await indexer.follower.projection.settlements(bob.address, provider.address)
-    assert [(s["amount"], s["final_nonce"]) for s in confirmed] == [("20", "6"), ("40", "4")]
+    assert [(s.amount, s.final_nonce) for s in confirmed] == [(20, 6), (40, 4)]
 
 
 async def test_logs_wait_for_their_confirmations(
