@@ -9,6 +9,7 @@ import contextlib
 import logging
 from dataclasses import dataclass, field
 
+import aiohttp
 from eth_account import Account as EthAccount
 from faststream import FastStream
 from faststream.nats import NatsBroker
@@ -26,7 +27,7 @@ from zg_billing.records import AttemptTracker, SettlementStore
 from zg_billing.settler import Settler, SettlerConfig
 from zg_shared.accounts import AccountStore
 from zg_shared.bus import ensure_streams, publish_event
-from zg_shared.chain import ServingClient, connect
+from zg_shared.chain import ChainError, ServingClient, connect
 from zg_shared.events import Event
 from zg_shared.health import HealthServer
 from zg_shared.telemetry import Telemetry, setup_telemetry
@@ -71,6 +72,19 @@ class BillingApp:
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(self.settings.tick_s):
                     await self._stop.wait()
+
+
+async def _lock_time_when_reachable(chain: ServingClient) -> int:
+    """The contract's refund lock time, waiting out an RPC endpoint that is not up yet (a
+    pod may start before its node): a crash loop would tell an operator less than the log."""
+    delay = 0.5
+    while True:
+        try:
+            return await chain.lock_time()
+        except (ChainError, aiohttp.ClientError, OSError) as exc:
+            log.warning("the chain is not reachable yet (%s); retrying in %.0fs", exc, delay)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 30.0)
 
 
 def create_app(settings: BillingSettings, *, telemetry: Telemetry | None = None) -> BillingApp:
@@ -155,7 +169,7 @@ def create_app(settings: BillingSettings, *, telemetry: Telemetry | None = None)
     async def on_startup() -> None:
         await ensure_streams(settings.nats_url)
         settler.policy = Policy.from_lock_time(
-            await chain.lock_time(),
+            await _lock_time_when_reachable(chain),
             threshold_fee_wei=settings.threshold_fee_wei,
             max_age_lock_fraction=settings.max_age_lock_fraction,
             sweep_interval_s=settings.sweep_interval_s,

@@ -15,11 +15,13 @@ from eth_account.signers.local import LocalAccount
 from tests.integration.billing.conftest import (
     DEPOSIT,
     Stack,
+    billing_settings,
     build_stack,
     eventually,
     running_billing,
 )
 from tests.integration.tcpproxy import TcpProxy
+from zg_billing.app import create_app as create_billing
 from zg_shared.chain import DevChain, Web3Client
 from zg_shared.chain.anvil import AnvilNode
 
@@ -108,3 +110,25 @@ async def test_the_rpc_endpoint_down_while_billing_submits_loses_nothing(
 
 async def _on_chain(stack: Stack) -> bool:
     return bool(await stack.settled_on_chain())
+
+
+async def test_billing_started_before_its_chain_waits_for_it(
+    node: AnvilNode, private_w3: Web3Client, redis_url: str, nats_url: str
+) -> None:
+    proxy = TcpProxy(node.port)  # not started: the endpoint refuses connections
+    try:
+        async for stack in build_stack(private_w3, node_keys(node), redis_url, nats_url):
+            app = create_billing(billing_settings(stack, rpc_url=proxy.url))
+            starting = asyncio.create_task(app.start())
+            await asyncio.sleep(2)
+            assert not starting.done()  # waiting, not crashed
+            await proxy.start()
+            await asyncio.wait_for(starting, 60)
+            try:
+                user = stack.users[0]
+                fees = [await stack.send(user)]
+                await eventually(functools.partial(settled_once, stack, fees), what="settled")
+            finally:
+                await app.stop()
+    finally:
+        await proxy.stop()
