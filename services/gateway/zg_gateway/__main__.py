@@ -1,82 +1,8 @@
-"""`python -m zg_gateway`: reads GATEWAY_* settings and serves until SIGTERM/SIGINT, finishing
-requests in flight first (aiohttp's graceful shutdown).
-
-With `GATEWAY_WORKERS=N` (N > 1) it runs N worker processes that share the port through
-SO_REUSEPORT, the kernel spreading connections over them: the gateway is CPU-bound Python,
-one core per process. This process is worker 0; the others are its children and stop with it.
-"""
+"""`python -m zg_gateway` (and the `zg-gateway` script): see `zg_gateway.server`."""
 
 from __future__ import annotations
 
-import asyncio
-import multiprocessing
-import signal
-
-from aiohttp import web
-
-from zg_gateway.app import create_app
-from zg_gateway.config import GatewaySettings
-from zg_shared.telemetry import setup_logging
-
-SHUTDOWN_TIMEOUT_S = 60.0
-
-
-def serve(settings: GatewaySettings) -> None:
-    setup_logging(settings.log_level, settings.log_json)
-    loop: asyncio.AbstractEventLoop | None = None
-    if settings.event_loop != "asyncio":
-        try:
-            import uvloop  # the optional `gateway-fast` extra
-        except ImportError:
-            if settings.event_loop == "uvloop":
-                raise
-        else:
-            loop = uvloop.new_event_loop()
-    web.run_app(
-        create_app(settings),
-        host=settings.http_host,
-        port=settings.http_port,
-        shutdown_timeout=SHUTDOWN_TIMEOUT_S,
-        access_log=None,
-        print=None,
-        reuse_port=settings.workers > 1 or None,
-        loop=loop,
-    )
-
-
-def _worker(settings: GatewaySettings) -> None:
-    # The parent forwards SIGTERM; a Ctrl-C in a terminal reaches the whole group, and the
-    # worker should shut down once, by the parent's word.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    serve(settings)
-
-
-def main() -> None:
-    settings = GatewaySettings()
-    if settings.workers == 1:
-        serve(settings)
-        return
-    spawn = multiprocessing.get_context("spawn")
-    children = [
-        spawn.Process(
-            target=_worker,
-            args=(settings.model_copy(update={"worker_index": index}),),
-            name=f"zg-gateway-{index}",
-        )
-        for index in range(1, settings.workers)
-    ]
-    for child in children:
-        child.start()
-
-    try:
-        serve(settings)  # until SIGTERM/SIGINT
-    finally:
-        for child in children:
-            if child.is_alive():
-                child.terminate()  # SIGTERM: the same graceful shutdown
-        for child in children:
-            child.join(SHUTDOWN_TIMEOUT_S)
-
+from zg_gateway.server import main
 
 if __name__ == "__main__":
     main()

@@ -51,12 +51,14 @@ async def test_two_workers_share_the_port_and_stop_together(
     gateway = subprocess.Popen([sys.executable, "-m", "zg_gateway"], env=env)  # noqa: ASYNC220
     try:
         deadline = time.monotonic() + 30
-        while not port_open(port) or len(children(gateway.pid)) < 1:
+        while not port_open(port):
             assert gateway.poll() is None, "the gateway exited"
             assert time.monotonic() < deadline, "the gateway did not start"
             await asyncio.sleep(0.1)
-        workers = children(gateway.pid)  # the second worker (and any helper process)
         await _ready(port)
+        # The second worker is a spawned child (not the resource tracker), and it is running.
+        workers = [pid for pid in children(gateway.pid) if b"spawn_main" in _cmdline(pid)]
+        assert len(workers) == 1, "the second worker is not running"
 
         users = provider.users
         sent = [(user, user.headers(provider.address, FEE)) for _ in range(10) for user in users]
@@ -73,6 +75,7 @@ async def test_two_workers_share_the_port_and_stop_together(
 
             statuses = await asyncio.gather(*(post(headers) for _, headers in sent))
         assert statuses == [200] * len(sent)
+        assert not any(_gone(pid) for pid in workers)  # it served beside worker 0
         events = await wait_for_events(provider, len(sent))
         assert len(events) == len(sent)
         assert len({e["event_id"] for e in events}) == len(sent)
@@ -85,6 +88,13 @@ async def test_two_workers_share_the_port_and_stop_together(
         if gateway.poll() is None:
             gateway.kill()
             gateway.wait()
+
+
+def _cmdline(pid: int) -> bytes:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return b""
 
 
 def _gone(pid: int) -> bool:
