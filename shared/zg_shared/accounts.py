@@ -25,6 +25,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict
 from redis.asyncio import Redis
 
+from zg_shared.chain.client import ServingClient
 from zg_shared.chain.models import Account, Refund
 
 PREFIX = "zg:acct"
@@ -124,7 +125,7 @@ class AccountStore:
     async def refunds(self, user: str, provider: str) -> list[Refund]:
         """The account's refunds as the indexer keeps them, by index."""
         raw: dict[Any, Any] = await self.redis.hgetall(refunds_key(user, provider))
-        ordered = sorted(raw.items(), key=lambda item: int(_text(item[0])))
+        ordered = sorted(raw.items(), key=lambda item: int(redis_text(item[0])))
         return [Refund.model_validate_json(value) for _, value in ordered]
 
     async def settlements(self, user: str, provider: str) -> list[ConfirmedSettlement]:
@@ -136,8 +137,22 @@ class AccountStore:
         raw: dict[Any, Any] = await self.redis.hgetall(account_key(user, provider))
         if not raw:
             return None
-        fields = {_text(k): int(v) for k, v in raw.items() if _text(k) in AccountState.model_fields}
+        fields = {
+            redis_text(k): int(v)
+            for k, v in raw.items()
+            if redis_text(k) in AccountState.model_fields
+        }
         return AccountState(**fields)
+
+    async def load_from_chain(self, serving: ServingClient, user: str, provider: str) -> Account:
+        """Reads the account from the contract into Redis and returns it; ContractRevert
+        (ServingAccountNotFound) if there is none."""
+        # The block first: the account read after it is at least that new, so a newer view
+        # the indexer writes is never refused as older.
+        block = await serving.w3.eth.block_number
+        account = await serving.get_account(user, provider)
+        await self.apply_chain_account(account, block)
+        return account
 
     async def apply_chain_account(
         self, account: Account, block: int, *, force: bool = False
@@ -161,5 +176,6 @@ class AccountStore:
         return bool(applied)
 
 
-def _text(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value
+def redis_text(value: bytes | str | int) -> str:
+    """A Redis reply (bytes unless the client decodes) or a script's integer, as text."""
+    return value.decode() if isinstance(value, bytes) else str(value)

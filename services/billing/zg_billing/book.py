@@ -26,7 +26,7 @@ from typing import cast
 from pydantic import BaseModel, ConfigDict, Field
 from redis.asyncio import Redis
 
-from zg_shared.accounts import account_key, inflight_key, nonces_key
+from zg_shared.accounts import account_key, inflight_key, nonces_key, redis_text
 from zg_shared.chain.types import Address, checksum
 from zg_shared.events import RequestServedV1
 from zg_shared.lua import DECIMAL_LIB, nonce_member
@@ -308,13 +308,13 @@ class Book:
                 event.previous_output_fee if charged else 0,
             ],
         )
-        return RecordResult(outcome=Recorded(_text(reply[0])), restored=int(reply[1]) == 1)
+        return RecordResult(outcome=Recorded(redis_text(reply[0])), restored=int(reply[1]) == 1)
 
     async def seal(self, user: str, provider: str, settlement_id: str, max_requests: int) -> Sealed:
         """Advances the account's seal and takes its oldest sealed requests for a settlement
         (marking the account as held by it); nothing if another settlement holds it."""
         reply = [
-            _text(v)
+            redis_text(v)
             for v in await self._seal(
                 keys=[
                     account_key(user, provider),
@@ -343,7 +343,7 @@ class Book:
             keys=[account_key(user, provider), bill_key(user, provider), DUE_KEY],
             args=[final_nonce, account_tag(user, provider)],
         )
-        return int(count), int(_text(fee))
+        return int(count), int(redis_text(fee))
 
     async def release(self, user: str, provider: str, settlement_id: str) -> bool:
         """Frees the account from `settlement_id`, so that the next seal may take it again."""
@@ -360,7 +360,7 @@ class Book:
             keys=[account_key(user, provider), bill_key(user, provider), DUE_KEY],
             args=[account_tag(user, provider), *(nonce_member(n) for n in nonces)],
         )
-        return int(_text(fee))
+        return int(redis_text(fee))
 
     async def due_accounts(self, limit: int = 1000) -> list[AccountSummary]:
         """Accounts with unsettled requests, oldest first."""
@@ -372,27 +372,23 @@ class Book:
             return []
         async with self.redis.pipeline(transaction=False) as pipe:
             for tag, _ in rows:
-                user, provider = split_tag(_text(tag))
+                user, provider = split_tag(redis_text(tag))
                 pipe.hmget(
                     account_key(user, provider), "bill_fee", "bill_count", "due_reason", "settling"
                 )
             fields: list[list[bytes | None]] = await pipe.execute()
         summaries = []
         for (tag, oldest), (fee, count, flag, settling) in zip(rows, fields, strict=True):
-            user, provider = split_tag(_text(tag))
+            user, provider = split_tag(redis_text(tag))
             summaries.append(
                 AccountSummary(
                     user=user,
                     provider=provider,
-                    unsettled_fee=int(_text(fee or b"0")),
-                    unsettled_count=int(_text(count or b"0")),
+                    unsettled_fee=int(redis_text(fee or b"0")),
+                    unsettled_count=int(redis_text(count or b"0")),
                     oldest_ms=int(oldest),
-                    due_reason=_text(flag or b""),
-                    settling=_text(settling or b""),
+                    due_reason=redis_text(flag or b""),
+                    settling=redis_text(settling or b""),
                 )
             )
         return summaries
-
-
-def _text(value: bytes | str | int) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)

@@ -38,7 +38,7 @@ class Intake:
         traceparent = carrier.get("traceparent", "")
         result = await self.book.record(event, served_ms, traceparent)
         if result.outcome is Recorded.NO_ACCOUNT:
-            await self._load_account(event.user)
+            await self.accounts.load_from_chain(self.chain, event.user, self.chain.sender)
             result = await self.book.record(event, served_ms, traceparent)
         if result.outcome is Recorded.BEHIND_SEAL:
             # Only possible if Redis lost the seal's inputs; the request stays in the book and
@@ -48,10 +48,3 @@ class Intake:
             log.info("restored request %s into the gateway's view", event.event_id)
         self.metrics.recorded(result.outcome.value)
         return result.outcome
-
-    async def _load_account(self, user: str) -> None:
-        # The block first: the account read after it is at least that new, so a newer view
-        # the indexer writes is never refused as older.
-        block = await self.chain.w3.eth.block_number
-        account = await self.chain.get_account(user, self.chain.sender)
-        await self.accounts.apply_chain_account(account, block)

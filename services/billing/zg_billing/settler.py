@@ -437,12 +437,10 @@ class Settler:
         """Frees these users' requests for a later attempt, with their account re-read from the
         chain (a stale balance or nonce may be why the attempt failed)."""
         now = self._clock()
-        block = await self.chain.w3.eth.block_number
         for part in record.parts:
             if part.user.lower() not in users:
                 continue
-            account = await self.chain.get_account(part.user, self.provider)
-            await self.accounts.apply_chain_account(account, block)
+            account = await self.accounts.load_from_chain(self.chain, part.user, self.provider)
             passed = [r for r in part.requests if r.nonce <= account.nonce]
             if passed:
                 # The chain is past these nonces: our own earlier transaction settled them and

@@ -19,6 +19,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict
 from redis.asyncio import Redis
 
+from zg_shared.accounts import redis_text
 from zg_shared.chain.types import Hash32
 
 
@@ -57,7 +58,7 @@ class CheckpointStore:
         raw: dict[Any, Any] = await self.redis.hgetall(self.cursor_key)
         if not raw:
             return None
-        fields = {_text(k): _text(v) for k, v in raw.items()}
+        fields = {redis_text(k): redis_text(v) for k, v in raw.items()}
         log_index = fields.get("log_index", "")
         return Cursor(
             block=int(fields["block"]),
@@ -93,13 +94,13 @@ class CheckpointStore:
         members: list[Any] = await self.redis.zrevrangebyscore(self.blocks_key, up_to, "-inf")
         found: list[tuple[int, str]] = []
         for member in members:
-            number, block_hash = _text(member).split(":", 1)
+            number, block_hash = redis_text(member).split(":", 1)
             found.append((int(number), block_hash))
         return found
 
     async def touched_after(self, block: int) -> list[str]:
         members: list[Any] = await self.redis.zrangebyscore(self.touched_key, f"({block}", "+inf")
-        return [_text(m) for m in members]
+        return [redis_text(m) for m in members]
 
     async def forget_after(self, block: int) -> None:
         async with self.redis.pipeline(transaction=True) as pipe:
@@ -118,7 +119,3 @@ class CheckpointStore:
         await self.redis.delete(
             self.cursor_key, self.blocks_key, self.touched_key, self.backfill_key
         )
-
-
-def _text(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value

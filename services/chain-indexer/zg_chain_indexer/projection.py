@@ -19,6 +19,7 @@ from zg_shared.accounts import (
     AccountStore,
     ConfirmedSettlement,
     account_key,
+    redis_text,
     refunds_key,
     settlements_key,
 )
@@ -137,7 +138,7 @@ class Projection:
         stale = [
             key
             async for key in self.redis.scan_iter(match=f"{SERVICES_PREFIX}:*")
-            if _text(key).removeprefix(f"{SERVICES_PREFIX}:") not in by_provider
+            if redis_text(key).removeprefix(f"{SERVICES_PREFIX}:") not in by_provider
         ]
         async with self.redis.pipeline(transaction=True) as pipe:
             if stale:
@@ -156,8 +157,4 @@ class Projection:
 
     async def refunds(self, user: str, provider: str) -> dict[int, Refund]:
         raw: dict[Any, Any] = await self.redis.hgetall(refunds_key(user, provider))
-        return {int(_text(k)): Refund.model_validate_json(v) for k, v in raw.items()}
-
-
-def _text(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value
+        return {int(redis_text(k)): Refund.model_validate_json(v) for k, v in raw.items()}

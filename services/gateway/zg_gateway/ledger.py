@@ -19,7 +19,14 @@ from redis.asyncio import Redis
 from redis.commands.core import AsyncScript
 
 from zg_gateway.scripts import Arg, ScriptRunner
-from zg_shared.accounts import PREFIX, account_key, inflight_key, inflight_meta_key, nonces_key
+from zg_shared.accounts import (
+    PREFIX,
+    account_key,
+    inflight_key,
+    inflight_meta_key,
+    nonces_key,
+    redis_text,
+)
 from zg_shared.lua import DECIMAL_LIB
 
 OUTBOX_KEY = "zg:outbox"
@@ -167,7 +174,7 @@ class Ledger:
             debt_bound,
             now_ms,
         ]
-        reply = [_text(v) for v in await self._run(self._admit, keys, args)]
+        reply = [redis_text(v) for v in await self._run(self._admit, keys, args)]
         if reply[0] == "ok":
             return Admission(admitted=True, remaining=int(reply[1]))
         return Admission(
@@ -202,24 +209,20 @@ class Ledger:
             args += [receipt[1], receipt[2]]
         else:
             args += ["", 0]
-        return _text(await self._run(self._finish, keys, args)) == "finished"
+        return redis_text(await self._run(self._finish, keys, args)) == "finished"
 
     async def stale(self, older_than_ms: int) -> AsyncIterator[InFlight]:
         """Requests admitted before `older_than_ms` and never finished: their gateway died."""
         async for key in self._redis.scan_iter(match=f"{PREFIX}:*:inflightmeta", count=500):
-            tag = _text(key)[len(PREFIX) + 2 : -len("}:inflightmeta")]
+            tag = redis_text(key)[len(PREFIX) + 2 : -len("}:inflightmeta")]
             provider, user = tag.split(":")
             entries = await self._redis.hgetall(key)
             for member, meta in entries.items():
-                admitted_ms = int(_text(meta).split()[3])
+                admitted_ms = int(redis_text(meta).split()[3])
                 if admitted_ms < older_than_ms:
                     yield InFlight(
                         user=user,
                         provider=provider,
-                        nonce=int(_text(member)),
+                        nonce=int(redis_text(member)),
                         admitted_ms=admitted_ms,
                     )
-
-
-def _text(value: bytes | str | int) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)

@@ -184,14 +184,12 @@ class GatewayService:
         """Reads the account from the chain into Redis (until the indexer does it)."""
         if self.serving is None:
             return await self.accounts.read(user, self.provider)
-        block = await self.serving.w3.eth.block_number
         try:
-            account = await self.serving.get_account(user, self.provider)
+            await self.accounts.load_from_chain(self.serving, user, self.provider)
         except ContractRevert as exc:
             if exc.name == "ServingAccountNotFound":
                 return None
             raise
-        await self.accounts.apply_chain_account(account, block)
         return await self.accounts.read(user, self.provider)
 
     async def admit(

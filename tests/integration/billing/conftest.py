@@ -4,9 +4,8 @@ the chain indexer and billing, talking through a private NATS and Redis."""
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -117,17 +116,6 @@ async def running_billing(stack: Stack, **overrides: Any) -> AsyncIterator[Billi
         yield app
     finally:
         await app.stop()
-
-
-async def eventually(
-    check: Callable[[], Awaitable[bool]], within_s: float = 90.0, what: str = "condition"
-) -> None:
-    deadline = asyncio.get_running_loop().time() + within_s
-    while asyncio.get_running_loop().time() < deadline:
-        if await check():
-            return
-        await asyncio.sleep(0.2)
-    raise AssertionError(f"{what} not reached in {within_s}s")
 
 
 async def build_stack(

@@ -17,9 +17,9 @@ from tests.integration.billing.conftest import (
     Stack,
     billing_settings,
     build_stack,
-    eventually,
     running_billing,
 )
+from tests.integration.polling import eventually
 from tests.integration.tcpproxy import TcpProxy
 from zg_billing.app import create_app as create_billing
 from zg_shared.chain import DevChain, Web3Client

@@ -21,9 +21,9 @@ from tests.integration.billing.conftest import (
     DEPOSIT,
     INPUT_PRICE,
     Stack,
-    eventually,
     running_billing,
 )
+from tests.integration.polling import eventually
 
 pytestmark = pytest.mark.slow
 ARTIFACTS = Path(__file__).resolve().parents[3] / "test-artifacts"

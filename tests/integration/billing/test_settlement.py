@@ -6,8 +6,9 @@ from __future__ import annotations
 
 import pytest
 
-from tests.integration.billing.conftest import DEPOSIT, Stack, eventually, running_billing
+from tests.integration.billing.conftest import DEPOSIT, Stack, running_billing
 from tests.integration.jetstream import stream_events
+from tests.integration.polling import eventually
 from zg_billing.book import Book
 from zg_prover.backends import select_backend
 from zg_prover.service import ProverService

@@ -11,7 +11,8 @@ from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind
 
-from tests.integration.billing.conftest import Stack, eventually, running_billing
+from tests.integration.billing.conftest import Stack, running_billing
+from tests.integration.polling import eventually
 
 pytestmark = pytest.mark.slow
 

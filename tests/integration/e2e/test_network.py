@@ -18,6 +18,7 @@ from nats.js import JetStreamContext
 
 from tests.integration.gateway.conftest import User, chat
 from tests.integration.jetstream import stream_events
+from tests.integration.polling import eventually
 from zg_shared.chain import FeesSettled, ServingClient, Web3Client, checksum, connect
 from zg_shared.crypto import generate_private_key, prv2pub
 from zg_shared.events import ProofReadyV1, SettlementConfirmedV1, SettlementRequestedV1
@@ -106,7 +107,7 @@ class Network:
             gas += receipt["gasUsed"] * receipt["effectiveGasPrice"]
         wallet = await self.w3.eth.get_balance(self.provider)
         assert wallet == self.provider_wallet_at_start + earned - gas
-        await _eventually(lambda: self._confirmations_match(settled))
+        await eventually(lambda: self._confirmations_match(settled), within_s=60)
 
     async def _confirmations_match(self, settled: list[FeesSettled]) -> bool:
         confirmed = [p for _, p in await stream_events(self.js, {SettlementConfirmedV1.SUBJECT})]
@@ -114,14 +115,6 @@ class Network:
             (c["user"], c["final_nonce"], c["total_fee"]) for p in confirmed for c in p["chunks"]
         }
         return chunks == {(e.user, e.final_nonce, e.amount) for e in settled}
-
-
-async def _eventually(check: object, within_s: float = 60.0) -> None:
-    deadline = asyncio.get_running_loop().time() + within_s
-    while not await check():  # type: ignore[operator]
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError("condition not reached")
-        await asyncio.sleep(0.3)
 
 
 @pytest.fixture(scope="module")
@@ -169,7 +162,7 @@ async def test_billing_killed_mid_batch_loses_nothing_and_pays_nothing_twice(
     for _ in range(5):
         await network.send(user)
     # Kill billing as soon as it has asked for a proof: the settlement is mid-flight.
-    await _eventually(
+    await eventually(
         lambda: _count_above(network.js, SettlementRequestedV1.SUBJECT, before), within_s=60
     )
     billing.kill()
@@ -188,7 +181,7 @@ async def test_prover_killed_mid_proof_loses_nothing(network: Network) -> None:
     requested = len(await stream_events(network.js, {SettlementRequestedV1.SUBJECT}))
     for _ in range(4):
         await network.send(user)
-    await _eventually(
+    await eventually(
         lambda: _count_above(network.js, SettlementRequestedV1.SUBJECT, requested), within_s=60
     )
     prover.kill()
