@@ -15,13 +15,14 @@ from typing import Any
 
 import httpx2
 
-from zg_shared.metering import FEE_ONLY_ENDPOINT, MeteringError, count_input_units
+from zg_shared.endpoints import PAID_PATHS
+from zg_shared.metering import MeteringError, count_input_units
 from zgserve._provider import ProviderState, SignedPayment
 from zgserve._sse import split_stream
 from zgserve.errors import ZgError
 from zgserve.evidence import EvidenceRecord
 
-METERED = ("chat/completions", "completions", "embeddings", FEE_ONLY_ENDPOINT)
+METERED = PAID_PATHS
 NONCE_CONFLICTS = ("nonce_reused", "nonce_too_low")
 NONCE_ATTEMPTS = 3
 DONE = b"data: [DONE]"

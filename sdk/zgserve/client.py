@@ -37,7 +37,7 @@ from zg_shared.crypto import (
     generate_private_key,
     prv2pub,
 )
-from zg_shared.metering import FEE_ONLY_ENDPOINT
+from zg_shared.endpoints import FEE_ONLY_ENDPOINT
 from zgserve._nonces import NonceAllocator
 from zgserve._provider import ProviderState
 from zgserve._transport import PaidTransport

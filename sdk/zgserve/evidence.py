@@ -24,7 +24,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from zg_shared.crypto import PublicKey, Signature, request_message, verify_request
-from zg_shared.metering import generates_output
+from zg_shared.endpoints import generates_output
 from zg_shared.receipts import Receipt, receipt_signer
 from zgserve._sse import output_bound, output_units
 

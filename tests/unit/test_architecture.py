@@ -51,3 +51,38 @@ def test_every_package_imports_and_exports_what_it_names(package: str) -> None:
     module = importlib.import_module(package)
     for name in getattr(module, "__all__", []):
         assert hasattr(module, name), f"{package}.__all__ names {name}, which it lacks"
+
+
+# String constants that spell an endpoint path but are not an endpoint list: (file, text).
+NOT_ENDPOINT_LISTS = {("sdk/zgserve/cli/_app.py", "settle")}  # the `zg provider settle` command
+
+
+def test_the_paid_endpoints_are_listed_once() -> None:
+    """`zg_shared.endpoints.ENDPOINTS` is the only list of paid endpoints: the gateway's route,
+    its checks, the metering rule and the SDK's signing all read it. A path spelled out
+    anywhere else in the gateway, shared code or the SDK is a second list in the making."""
+    from zg_shared.endpoints import ENDPOINTS
+
+    paths = set(ENDPOINTS)
+    home = SHARED / "endpoints.py"
+    found: list[str] = []
+    for folder in (SERVICES["zg_gateway"], SHARED, SDK):
+        for path in folder.rglob("*.py"):
+            if path == home:
+                continue
+            name = str(path.relative_to(ROOT))
+            for node in ast.walk(ast.parse(path.read_text(), name)):
+                if not isinstance(node, ast.Constant) or not isinstance(node.value, str):
+                    continue
+                text = node.value
+                spelled = text.strip("/") in paths or any(f"{p}|" in text for p in paths)
+                if spelled and (name, text) not in NOT_ENDPOINT_LISTS:
+                    found.append(f"{name}:{node.lineno}: {text!r}")
+    assert found == []
+
+
+def test_the_sdk_signs_every_paid_endpoint() -> None:
+    from zg_shared.endpoints import ENDPOINTS
+    from zgserve._transport import METERED
+
+    assert set(METERED) == set(ENDPOINTS)

@@ -21,7 +21,8 @@ from zg_gateway.proxy import (
     relay_stream,
 )
 from zg_gateway.service import Admitted, GatewayService
-from zg_shared.metering import FEE_ONLY_ENDPOINT, count_output_units
+from zg_shared.endpoints import ENDPOINTS
+from zg_shared.metering import count_output_units
 
 log = logging.getLogger(__name__)
 routes = web.RouteTableDef()
@@ -51,16 +52,29 @@ def _backend_error(reply: BackendReply) -> web.Response:
     return web.Response(status=status, body=reply.body, content_type="application/json")
 
 
-@routes.post(r"/v1/proxy/{service}/{endpoint:chat/completions|completions|embeddings}")
+@routes.post("/v1/proxy/{service}/{endpoint:.+}")
+async def paid(request: web.Request) -> web.StreamResponse:
+    """Every paid endpoint of `zg_shared.endpoints` (one route, so an unknown endpoint gets
+    `unknown_endpoint` from `admit` like any other refusal)."""
+    endpoint = ENDPOINTS.get(request.match_info["endpoint"])
+    if endpoint is not None and not endpoint.proxied:
+        return await settle(request)
+    return await proxy(request)
+
+
+async def _read_body(request: web.Request) -> bytes:
+    limit = request.app[SERVICE].settings.max_body_bytes
+    if request.content_length is not None and request.content_length > limit:
+        # Refused before reading: the client need not upload the rest.
+        raise TooLarge("body_too_large", f"the request body is over {limit} bytes")
+    return await request.read()
+
+
 async def proxy(request: web.Request) -> web.StreamResponse:
     started = time.perf_counter()
     gateway = request.app[SERVICE]
     metrics = request.app[METRICS]
-    limit = gateway.settings.max_body_bytes
-    if request.content_length is not None and request.content_length > limit:
-        # Refused before reading: the client need not upload the rest.
-        raise TooLarge("body_too_large", f"the request body is over {limit} bytes")
-    raw = await request.read()
+    raw = await _read_body(request)
     admitted = await gateway.admit(
         request.match_info["service"], request.match_info["endpoint"], dict(request.headers), raw
     )
@@ -201,17 +215,13 @@ async def _stream(
     return response
 
 
-@routes.post(f"/v1/proxy/{{service}}/{FEE_ONLY_ENDPOINT}")
 async def settle(request: web.Request) -> web.Response:
     """A fee-only request: pays the output fees the user still owes (Previous-Output-Fee,
     with Input-Fee 0), checked and booked like any request, with no backend call."""
     gateway = request.app[SERVICE]
-    limit = gateway.settings.max_body_bytes
-    if request.content_length is not None and request.content_length > limit:
-        raise TooLarge("body_too_large", f"the request body is over {limit} bytes")
-    raw = await request.read()
+    raw = await _read_body(request)
     admitted = await gateway.admit(
-        request.match_info["service"], FEE_ONLY_ENDPOINT, dict(request.headers), raw
+        request.match_info["service"], request.match_info["endpoint"], dict(request.headers), raw
     )
     body = json.dumps({"object": "fee_payment", "paid": str(admitted.payment.fee)}).encode()
     try:

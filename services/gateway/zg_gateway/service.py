@@ -31,33 +31,15 @@ from zg_gateway.receipts import ReceiptSigner
 from zg_gateway.scripts import ScriptRunner
 from zg_shared.accounts import AccountState, AccountStore
 from zg_shared.chain import ContractRevert, Service, ServingClient, checksum
+from zg_shared.endpoints import ENDPOINTS, Endpoint
 from zg_shared.events import RequestServedV1
-from zg_shared.metering import FEE_ONLY_ENDPOINT, MeteringError, count_input_units
+from zg_shared.metering import MeteringError, count_input_units
 from zg_shared.receipts import Receipt
 from zg_shared.registry import ServiceRegistry
 
 RECEIPT_PREFIX = "zg:receipt"
 SIGNER_CACHE_SIZE = 100_000
 SERVICE_CACHE_S = 5.0
-
-
-@dataclass(frozen=True)
-class Endpoint:
-    path: str
-    streams: bool  # may be asked for `stream: true`
-    generates: bool  # produces output units (and so reserves for them)
-
-
-ENDPOINTS = {
-    e.path: e
-    for e in (
-        Endpoint("chat/completions", streams=True, generates=True),
-        Endpoint("completions", streams=True, generates=True),
-        Endpoint("embeddings", streams=False, generates=False),
-        # Pays output fees still owed: admitted and booked like any request, no backend call.
-        Endpoint(FEE_ONLY_ENDPOINT, streams=False, generates=False),
-    )
-}
 
 
 @dataclass(frozen=True)
@@ -201,7 +183,7 @@ class GatewayService:
             raise NotFound("unknown_endpoint", f"no endpoint {path!r}")
         service, backend = await self.service(name)
         payment = parse_payment(headers)
-        fee_only = path == FEE_ONLY_ENDPOINT and not raw_body.strip()
+        fee_only = not endpoint.proxied and not raw_body.strip()
         body = {} if fee_only else _json_object(raw_body)
         stream = body.get("stream") is True
         if stream and not endpoint.streams:
@@ -212,7 +194,9 @@ class GatewayService:
             raise BadRequest("invalid_body", str(exc)) from exc
         check_input_fee(payment, input_units, service.input_price)
         max_units = (
-            _max_output_units(body, self.settings.default_max_output_units)
+            _max_output_units(
+                body, endpoint.default_max_output_units or self.settings.default_max_output_units
+            )
             if endpoint.generates
             else 0
         )

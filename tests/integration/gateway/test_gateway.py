@@ -165,6 +165,12 @@ REFUSALS = [
         "unknown_service",
     ),
     (
+        "unknown endpoint",
+        lambda u, p: (u.headers(p, 30), chat(WORDS), "/v1/proxy/chat/images/generations"),
+        404,
+        "unknown_endpoint",
+    ),
+    (
         "overpaid debt",
         lambda u, p: (u.headers(p, 30, previous_output_fee=10**6), chat(WORDS), CHAT),
         400,
