@@ -1,7 +1,8 @@
 """zgserve: the user broker (SDK) for the 0G Serving Network.
 
 Async first (`ZgClient`), with a thin blocking wrapper (`SyncZgClient`). Errors are drawn
-in `zgserve.errors`; evidence files and their offline check are in `zgserve.evidence`.
+in `zgserve.errors`; a service's terms in `zgserve.terms`; evidence files and their offline
+check in `zgserve.evidence`.
 """
 
 from zgserve.client import ServiceSession, ZgClient
@@ -19,6 +20,7 @@ from zgserve.errors import (
 )
 from zgserve.evidence import Evidence, Finding, verify_evidence
 from zgserve.sync import SyncServiceSession, SyncZgClient
+from zgserve.terms import ServiceTerms
 
 __all__ = [
     "AccountError",
@@ -31,6 +33,7 @@ __all__ = [
     "NotFound",
     "ProviderStopped",
     "ServiceSession",
+    "ServiceTerms",
     "SyncServiceSession",
     "SyncZgClient",
     "VerificationError",

@@ -12,7 +12,8 @@ from typing import Any
 from zg_shared.crypto import PublicKey, sign_request
 from zgserve._nonces import NonceAllocator
 from zgserve.errors import ProviderStopped, VerificationError
-from zgserve.evidence import Evidence, EvidenceRecord, ServiceTerms, check_record
+from zgserve.evidence import Evidence, EvidenceRecord, check_record
+from zgserve.terms import ServiceTerms
 
 EVIDENCE_KEPT = 1000
 

@@ -50,7 +50,7 @@ from zgserve.errors import (
     NoService,
     ZgError,
 )
-from zgserve.evidence import ServiceTerms
+from zgserve.terms import ServiceTerms
 
 DEFAULT_TIMEOUT_S = 300.0
 
@@ -262,10 +262,10 @@ class ZgClient:
         provider's gateway. Closed by `close()`."""
         state = await self.provider_state(provider)
         registered = await self.service(state.provider, service)
-        state.services[service] = _terms(registered)
+        state.services[service] = ServiceTerms.of(registered)
 
         async def refresh(name: str) -> None:
-            state.services[name] = _terms(await self.service(state.provider, name))
+            state.services[name] = ServiceTerms.of(await self.service(state.provider, name))
 
         paid = PaidTransport(state, transport, refresh)
         http = httpx2.AsyncClient(transport=paid, timeout=self.timeout_s)
@@ -321,15 +321,6 @@ class ZgClient:
                 await session.http.aclose()
             self._sessions.clear()
             await self.w3.provider.disconnect()
-
-
-def _terms(service: Service) -> ServiceTerms:
-    return ServiceTerms(
-        name=service.name,
-        input_price=service.input_price,
-        output_price=service.output_price,
-        signer_address=service.signer_address,
-    )
 
 
 def _code(response: httpx2.Response) -> str:

@@ -27,17 +27,7 @@ from zg_shared.crypto import PublicKey, Signature, request_message, verify_reque
 from zg_shared.endpoints import generates_output
 from zg_shared.receipts import Receipt, receipt_signer
 from zgserve._sse import output_bound, output_units
-
-
-class ServiceTerms(BaseModel):
-    """A service as registered on chain when the requests were made."""
-
-    model_config = ConfigDict(frozen=True)
-
-    name: str
-    input_price: int
-    output_price: int
-    signer_address: str
+from zgserve.terms import ServiceTerms
 
 
 class EvidenceRecord(BaseModel):

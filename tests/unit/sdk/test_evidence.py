@@ -9,13 +9,14 @@ from pathlib import Path
 import pytest
 from eth_account import Account as EthAccount
 
+from zg_shared.chain import Service
 from zg_shared.crypto import generate_private_key, prv2pub, request_message
 from zg_shared.receipts import Receipt, sign_receipt
 from zgserve import Evidence, verify_evidence
 from zgserve._nonces import NonceAllocator
 from zgserve._provider import ProviderState
 from zgserve.errors import ProviderStopped, VerificationError
-from zgserve.evidence import ServiceTerms
+from zgserve.terms import ServiceTerms
 
 USER = EthAccount.create()
 PROVIDER = EthAccount.create().address
@@ -102,3 +103,19 @@ def test_tampered_evidence_fails_offline(tmp_path: Path) -> None:
     [finding] = verify_evidence(Evidence.model_validate(data))
     assert not finding.ok
     assert "request signature" in finding.reason
+
+
+def test_terms_are_built_from_the_chains_service() -> None:
+    service = Service(
+        name="chat",
+        url="http://gateway",
+        model="m",
+        input_price=3,
+        output_price=5,
+        signer_address=SIGNER.address,
+        provider=PROVIDER,
+        updated_at=1234,
+    )
+    terms = ServiceTerms.of(service)
+    assert (terms.name, terms.input_price, terms.output_price) == ("chat", 3, 5)
+    assert (terms.signer_address, terms.updated_at) == (SIGNER.address, 1234)

@@ -18,6 +18,7 @@ def test_public_names() -> None:
             "NotFound",
             "ProviderStopped",
             "ServiceSession",
+            "ServiceTerms",
             "SyncServiceSession",
             "SyncZgClient",
             "VerificationError",
