@@ -1,4 +1,4 @@
-"""The provider's signed receipt for one response (SPEC section 4).
+"""The provider's signed receipt for one response (docs/protocol.md, section 6).
 
     digest = keccak(requestHash || sha256(request body) || sha256(response body) || outputFee)
 

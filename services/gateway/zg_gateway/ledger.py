@@ -119,7 +119,7 @@ class Admission(BaseModel):
 
 
 class PaidRequest(BaseModel):
-    """What the user's signature authorises (SPEC section 4)."""
+    """What the user's signature authorises (docs/protocol.md, section 5)."""
 
     model_config = ConfigDict(frozen=True)
 

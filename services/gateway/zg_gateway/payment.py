@@ -1,4 +1,5 @@
-"""The payment headers of a request (SPEC section 4) and the checks that need no state."""
+"""The payment headers of a request (docs/protocol.md, section 5) and the checks that need no
+state."""
 
 from __future__ import annotations
 

@@ -177,7 +177,8 @@ class GatewayService:
     async def admit(
         self, name: str, path: str, headers: dict[str, str], raw_body: bytes
     ) -> Admitted:
-        """Every check of SPEC section 4, in order, ending in the atomic reservation."""
+        """Every check of docs/protocol.md section 5, in order, ending in the atomic
+        reservation."""
         endpoint = ENDPOINTS.get(path)
         if endpoint is None:
             raise NotFound("unknown_endpoint", f"no endpoint {path!r}")

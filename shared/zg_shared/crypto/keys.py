@@ -1,4 +1,5 @@
-"""Wire formats for BabyJubJub public keys and EdDSA-Poseidon signatures (SPEC section 3)."""
+"""Wire formats for BabyJubJub public keys and EdDSA-Poseidon signatures
+(docs/protocol.md, section 4)."""
 
 from __future__ import annotations
 
@@ -82,7 +83,7 @@ class Signature:
         _check_word(self.s, "s")
 
     def to_bytes(self) -> bytes:
-        """96 bytes: R8x, R8y, S, each 32 bytes big-endian (SPEC section 3)."""
+        """96 bytes: R8x, R8y, S, each 32 bytes big-endian (docs/protocol.md, sec. 4)."""
         return b"".join(v.to_bytes(_WORD, "big") for v in (self.r8x, self.r8y, self.s))
 
     @classmethod

@@ -1,4 +1,5 @@
-"""The signed request message M = Poseidon(user, provider, nonce, fee) (SPEC section 3)."""
+"""The signed request message M = Poseidon(user, provider, nonce, fee)
+(docs/protocol.md, section 4)."""
 
 from __future__ import annotations
 
