@@ -12,6 +12,7 @@ from eth_account.signers.local import LocalAccount
 
 from zg_shared.chain import AnvilNode, DevChain, ServingClient, Web3Client
 from zg_shared.localservers import PrivateServer
+from zg_shared.redisacl import ADMIN_USER, RedisCredentials
 
 TEST_ARTIFACTS = Path(__file__).parent / "artifacts"
 LOCK_TIME = 3600
@@ -29,9 +30,11 @@ def collect_garbage_after_each_test() -> Iterator[None]:
 
 @pytest.fixture(scope="session")
 def redis_url() -> Iterator[str]:
-    """A Redis server of this test session's own: tests may flush it freely."""
-    with PrivateServer("redis") as server:
-        yield server.url
+    """A Redis server of this test session's own, with the repository's ACL users (nobody is
+    anonymous): the URL logs in as its admin, so tests may flush it freely."""
+    credentials = RedisCredentials.generate()
+    with PrivateServer("redis", acl=credentials) as server:
+        yield credentials.url(server.url, ADMIN_USER)
 
 
 @pytest.fixture(scope="session")

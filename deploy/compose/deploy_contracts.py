@@ -8,8 +8,11 @@ On a fresh anvil the deployer's first two transactions always create the same ad
 services' compose environment names `Serving` directly; this job fails if the address differs
 (for example because something else sent transactions from the deployer first).
 
-Keys come from the environment (`ZG_DEPLOYER_PRIVATE_KEY`, `ZG_PROVIDER_PRIVATE_KEY`); compose
-defaults them to anvil's public development keys.
+Keys come from the environment (`ZG_DEPLOYER_PRIVATE_KEY`, `ZG_PROVIDER_PRIVATE_KEY`), with the
+address of the gateway's receipt key (`ZG_RECEIPT_SIGNER_ADDRESS`, registered as the demo
+service's signer: a key of its own, never the provider's); compose defaults them to anvil's
+public development accounts 0, 1 and 2. zg-devnet refuses them, and the committed dev verifier,
+on any chain but a local one.
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ from pathlib import Path
 from zg_shared.chain import devnet
 
 # Environment variables this job reads (the compose env-var test checks compose against them).
-ENV_VARS = ("ZG_DEPLOYER_PRIVATE_KEY", "ZG_PROVIDER_PRIVATE_KEY")
+ENV_VARS = ("ZG_DEPLOYER_PRIVATE_KEY", "ZG_PROVIDER_PRIVATE_KEY", "ZG_RECEIPT_SIGNER_ADDRESS")
 # Anvil's deployer (account 0) at nonce 1: the verifier is nonce 0, Serving nonce 1.
 EXPECTED_SERVING = "0xe7f1725E7734CE288F8367e1Bb143E90bb3F0512"
 
@@ -61,8 +64,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--expected-serving", default=EXPECTED_SERVING)
     parser.add_argument("--wait-s", type=float, default=60.0)
     args = parser.parse_args(argv)
-    deployer_key, provider_key = (os.environ.get(name, "") for name in ENV_VARS)
-    if not (deployer_key and provider_key):
+    deployer_key, provider_key, receipt_signer = (os.environ.get(name, "") for name in ENV_VARS)
+    if not (deployer_key and provider_key and receipt_signer):
         print(f"error: set {' and '.join(ENV_VARS)}", file=sys.stderr)
         return 2
 
@@ -78,6 +81,8 @@ def main(argv: list[str] | None = None) -> int:
             deployer_key,
             "--provider-key",
             provider_key,
+            "--receipt-signer",
+            receipt_signer,
             "--backend-url",
             args.backend_url,
             "--lock-time",

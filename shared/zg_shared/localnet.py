@@ -7,7 +7,10 @@ under `workdir/logs`, and a process can be stopped, killed (SIGKILL) and started
 is how the fault drills take a service down mid-work.
 
 Keys are anvil's public development keys (0 deploys, 1 is the provider, 2 signs receipts):
-never use them on a real network.
+never use them on a real network. Each service reads its secrets as a deployment would, from
+files in a folder of its own (`workdir/secrets/SERVICE/`, named by ZG_SECRETS_DIR): its keys
+and its Redis password. A Redis this network starts itself knows only the repository's ACL
+users (zg_shared.redisacl), with passwords generated for this network.
 """
 
 from __future__ import annotations
@@ -30,6 +33,8 @@ from zg_shared.chain.anvil import AnvilNode, DevAccount
 from zg_shared.chain.client import connect
 from zg_shared.chain.devnet import Deployment, deploy_network
 from zg_shared.localservers import PrivateServer, free_port
+from zg_shared.redisacl import ADMIN_USER, SERVICE_USERS, RedisCredentials
+from zg_shared.settings import SECRETS_DIR_ENV
 
 SERVICES = ("sample-backend", "gateway", "prover", "chain-indexer", "billing")
 READY_TIMEOUT_S = 60.0
@@ -132,6 +137,7 @@ class LocalNetwork:
         *,
         nats_url: str | None = None,
         redis_url: str | None = None,
+        redis_credentials: RedisCredentials | None = None,
         chain_port: int | None = None,
         gateway_port: int | None = None,
         backend_port: int | None = None,
@@ -150,6 +156,8 @@ class LocalNetwork:
         self.backend_port = backend_port or free_port()
         self._nats_url = nats_url
         self._redis_url = redis_url
+        # Passwords of the ACL users of the Redis at redis_url; None: it has no ACL users.
+        self.redis_credentials = redis_credentials
         self._servers: list[PrivateServer] = []
         self.anvil: AnvilNode | None = None
         self.deployment: Deployment | None = None
@@ -162,8 +170,11 @@ class LocalNetwork:
 
     @property
     def redis_url(self) -> str:
+        """Redis as its admin, for tools and tests (the services log in as themselves)."""
         assert self._redis_url is not None, "start() first"
-        return self._redis_url
+        if self.redis_credentials is None:
+            return self._redis_url
+        return self.redis_credentials.url(self._redis_url, ADMIN_USER)
 
     @property
     def gateway_url(self) -> str:
@@ -180,7 +191,11 @@ class LocalNetwork:
         for kind in ("nats", "redis"):
             if (self._nats_url if kind == "nats" else self._redis_url) is None:
                 self.progress(f"starting {kind}")
-                server = PrivateServer(kind)
+                if kind == "redis":
+                    self.redis_credentials = RedisCredentials.generate()
+                server = PrivateServer(
+                    kind, acl=self.redis_credentials if kind == "redis" else None
+                )
                 server.start()
                 self._servers.append(server)
                 if kind == "nats":
@@ -245,7 +260,7 @@ class LocalNetwork:
         common = {
             "ENVIRONMENT": "development",
             "NATS_URL": self.nats_url,
-            "REDIS_URL": self.redis_url,
+            "REDIS_URL": self._redis_url or "",
             "RPC_URL": self.anvil.rpc_url,
             "SERVING_ADDRESS": self.deployment.serving,
             "LOG_JSON": "true",
@@ -255,7 +270,6 @@ class LocalNetwork:
             "gateway": {
                 "HTTP_PORT": str(self.gateway_port),
                 "PROVIDER_ADDRESS": self.deployment.provider,
-                "RECEIPT_PRIVATE_KEY": keys[2],
             },
             "prover": {"HTTP_PORT": str(port), "CIRCUIT_SIZE": "4"},
             "chain-indexer": {
@@ -265,10 +279,17 @@ class LocalNetwork:
             },
             "billing": {
                 "HTTP_PORT": str(port),
-                "PROVIDER_PRIVATE_KEY": keys[1],
                 "CIRCUIT_SIZE": "4",
             },
         }
+        secrets: dict[str, dict[str, str]] = {
+            "gateway": {"RECEIPT_PRIVATE_KEY": keys[2]},
+            "billing": {"PROVIDER_PRIVATE_KEY": keys[1]},
+        }
+        user = SERVICE_USERS.get(name)
+        if self.redis_credentials is not None and user is not None:
+            specific[name]["REDIS_USERNAME"] = user
+            secrets.setdefault(name, {})["REDIS_PASSWORD"] = self.redis_credentials.passwords[user]
         if name == "sample-backend":
             return ManagedProcess(
                 name,
@@ -279,6 +300,9 @@ class LocalNetwork:
             )
         prefix = {"chain-indexer": "INDEXER_"}.get(name, name.upper() + "_")
         env = {prefix + k: v for k, v in {**common, **specific[name]}.items()}
+        env[SECRETS_DIR_ENV] = str(
+            self._write_secrets(name, {prefix + k: v for k, v in secrets.get(name, {}).items()})
+        )
         env.update({k: v for k, v in self.overrides.items() if k.startswith(prefix)})
         http_port = self.gateway_port if name == "gateway" else port
         return ManagedProcess(
@@ -288,6 +312,17 @@ class LocalNetwork:
             f"http://127.0.0.1:{http_port}/readyz",
             self.workdir / "logs" / f"{name}.log",
         )
+
+    def _write_secrets(self, name: str, values: Mapping[str, str]) -> Path:
+        """A folder only this user can read, a file per secret, as a Secret volume mounts."""
+        folder = self.workdir / "secrets" / name
+        folder.mkdir(parents=True, exist_ok=True)
+        folder.chmod(0o700)
+        for key, value in values.items():
+            path = folder / key
+            path.write_text(value)
+            path.chmod(0o600)
+        return folder
 
 
 def _script(name: str) -> str:

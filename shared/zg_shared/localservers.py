@@ -6,7 +6,9 @@ else; a server already listening on the port (a system service, a container) is 
     zg-local-servers ensure            # NATS on 4222, Redis on 6379, data under ./var
     zg-local-servers ensure --json
 
-Tests that must not share state use `PrivateServer`, a server of their own on a free port.
+Tests that must not share state use `PrivateServer`, a server of their own on a free port;
+`PrivateServer("redis", acl=RedisCredentials.generate())` starts Redis with the repository's
+ACL users (zg_shared.redisacl): no anonymous client, each service on its own user.
 """
 
 from __future__ import annotations
@@ -22,6 +24,8 @@ import time
 from pathlib import Path
 
 from pydantic import BaseModel
+
+from zg_shared.redisacl import RedisCredentials
 
 
 class ServerStatus(BaseModel):
@@ -57,7 +61,7 @@ def find_binary(name: str) -> str:
     return found
 
 
-def server_command(kind: str, port: int, data_dir: Path) -> list[str]:
+def server_command(kind: str, port: int, data_dir: Path, acl_file: Path | None = None) -> list[str]:
     folder = data_dir / f"{kind}-{port}"
     folder.mkdir(parents=True, exist_ok=True)
     if kind == "nats":
@@ -84,17 +88,23 @@ def server_command(kind: str, port: int, data_dir: Path) -> list[str]:
             "",
             "--appendonly",
             "yes",
+            *(["--aclfile", str(acl_file)] if acl_file is not None else []),
         ]
     raise ValueError(f"unknown server kind {kind!r}")
 
 
-def launch(kind: str, port: int, data_dir: Path, timeout: float = 15.0) -> subprocess.Popen[bytes]:
+def launch(
+    kind: str, port: int, data_dir: Path, timeout: float = 15.0, acl_file: Path | None = None
+) -> subprocess.Popen[bytes]:
     """Starts the server in a session of its own (it may outlive us) and waits for its port."""
     log = data_dir / f"{kind}-{port}.log"
     log.parent.mkdir(parents=True, exist_ok=True)
     with log.open("ab") as out:
         process = subprocess.Popen(
-            server_command(kind, port, data_dir), stdout=out, stderr=out, start_new_session=True
+            server_command(kind, port, data_dir, acl_file),
+            stdout=out,
+            stderr=out,
+            start_new_session=True,
         )
     deadline = time.monotonic() + timeout
     while not port_open(port):
@@ -107,10 +117,15 @@ def launch(kind: str, port: int, data_dir: Path, timeout: float = 15.0) -> subpr
     return process
 
 
-def ensure(kind: str, port: int, data_dir: Path) -> ServerStatus:
+def ensure(
+    kind: str, port: int, data_dir: Path, acl: RedisCredentials | None = None
+) -> ServerStatus:
+    """A server on `port`: the one already listening there (as it is), else one started now,
+    with `acl`'s users when it is a Redis."""
     if port_open(port):
         return ServerStatus(name=kind, port=port, started=False)
-    process = launch(kind, port, data_dir)
+    acl_file = acl.write_acl(data_dir / f"{kind}-{port}.acl") if acl is not None else None
+    process = launch(kind, port, data_dir, acl_file=acl_file)
     log = data_dir / f"{kind}-{port}.log"
     return ServerStatus(name=kind, port=port, started=True, pid=process.pid, log=str(log))
 
@@ -120,10 +135,16 @@ class PrivateServer:
 
     with PrivateServer("nats") as nats:
         url = nats.url
+
+    With `acl` (Redis only), the server knows only the ACL source's users with these passwords:
+    `url` is then anonymous (refused), `acl.url(server.url, user)` logs in.
     """
 
-    def __init__(self, kind: str) -> None:
+    def __init__(self, kind: str, *, acl: RedisCredentials | None = None) -> None:
+        if acl is not None and kind != "redis":
+            raise ValueError("only Redis takes an ACL")
         self.kind = kind
+        self.acl = acl
         self.port = free_port()
         self._tmp = tempfile.TemporaryDirectory(prefix=f"zg-{kind}-")
         self._process: subprocess.Popen[bytes] | None = None
@@ -134,7 +155,9 @@ class PrivateServer:
         return f"{scheme}://127.0.0.1:{self.port}"
 
     def start(self) -> None:
-        self._process = launch(self.kind, self.port, Path(self._tmp.name))
+        folder = Path(self._tmp.name)
+        acl_file = self.acl.write_acl(folder / "users.acl") if self.acl is not None else None
+        self._process = launch(self.kind, self.port, folder, acl_file=acl_file)
 
     def stop(self) -> None:
         if self._process is not None:

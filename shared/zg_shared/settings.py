@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Settings every service shares; each service subclasses with its own env prefix.
 
     class ProverSettings(ServiceSettings):
@@ -5,31 +6,65 @@
 
 Only a service's `__main__` builds settings (reading the environment); everything else takes
 them as an argument.
+
+Secrets (private keys, passwords) are `SecretStr` fields: `repr(settings)`, logs and
+tracebacks show `**********`, and only `.get_secret_value()` at the point of use reveals one.
+Each setting is read, first match wins, from: the constructor's arguments, the environment
+(`GATEWAY_RECEIPT_PRIVATE_KEY=...`), then a file of the same name in the secrets folder
+(`/run/secrets/GATEWAY_RECEIPT_PRIVATE_KEY`: where compose mounts its secrets and where our
+Kubernetes manifests mount the Secrets; `ZG_SECRETS_DIR` names another folder). Files are
+what deployments should use for secrets: a process's environment is readable by more than
+its files are (`/proc/PID/environ`, crash dumps, `docker inspect`).
+
+ENVIRONMENT defaults to production: development and test are said explicitly (the local
+network, compose's demo stack, the tests), so a forgotten variable fails closed.
 """
 
 from __future__ import annotations
 
-from typing import Self
+import os
+from pathlib import Path
+from typing import Any, Self
 
-from pydantic import Field, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
-
-# Anvil's first dev key: fine on a laptop chain, refused anywhere else (see below).
-DEV_PRIVATE_KEYS = frozenset(
-    {
-        "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80",
-        "0x59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d",
-        "0x5de4111afa1a4b94908f83103eb1f1706367c2e68ca870fc3fb9a804cdab365a",
-    }
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SecretsSettingsSource,
+    SettingsConfigDict,
 )
+
+from zg_shared import devkeys
+
+SECRETS_DIR_ENV = "ZG_SECRETS_DIR"
+DEFAULT_SECRETS_DIR = "/run/secrets"
+DEVELOPMENT_ENVIRONMENTS = frozenset({"development", "test"})
+REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
+
+
+def secrets_dir() -> Path:
+    return Path(os.environ.get(SECRETS_DIR_ENV, DEFAULT_SECRETS_DIR))
 
 
 class ServiceSettings(BaseSettings):
     model_config = SettingsConfigDict(extra="ignore", frozen=True)
 
-    environment: str = Field("development", description="development | staging | production")
+    environment: str = Field("production", description="production | staging | development | test")
     nats_url: str = Field("nats://127.0.0.1:4222", description="NATS server with JetStream")
-    redis_url: str = Field("redis://127.0.0.1:6379/0", description="Redis holding the fast views")
+    redis_url: str = Field(
+        "redis://127.0.0.1:6379/0",
+        description="Redis holding the fast views; rediss:// for TLS (no password in the URL: "
+        "use redis_username and redis_password)",
+    )
+    redis_username: str = Field(
+        "", description="This service's Redis ACL user (deploy/k8s/base/redis/users.acl)"
+    )
+    redis_password: SecretStr = Field(
+        SecretStr(""), description="Its password: best from a file in the secrets folder"
+    )
+    redis_ca_file: Path | None = Field(
+        None, description="With rediss://: the CA that signed the server's certificate"
+    )
     rpc_url: str = Field("http://127.0.0.1:8545", description="EVM JSON-RPC endpoint")
     serving_address: str = Field("", description="Address of the Serving contract")
     http_host: str = Field("127.0.0.1", description="Where /healthz, /readyz and /metrics listen")
@@ -37,16 +72,63 @@ class ServiceSettings(BaseSettings):
     log_level: str = "INFO"
     log_json: bool = Field(True, description="One JSON object per log line")
 
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # The secrets folder only where it exists: pydantic-settings warns about a missing one,
+        # and a laptop has no /run/secrets.
+        folder = secrets_dir()
+        if not folder.is_dir():
+            return (init_settings, env_settings, dotenv_settings)
+        files = SecretsSettingsSource(settings_cls, secrets_dir=folder)
+        return (init_settings, env_settings, dotenv_settings, files)
+
     @property
     def is_production(self) -> bool:
-        return self.environment not in {"development", "test"}
+        return self.environment not in DEVELOPMENT_ENVIRONMENTS
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_scheme(cls, url: str) -> str:
+        if not url.startswith(REDIS_SCHEMES):
+            raise ValueError(f"redis_url must start with one of {', '.join(REDIS_SCHEMES)}")
+        return url
+
+    def private_keys(self) -> dict[str, str | SecretStr]:
+        """Every private key this service holds, by field name."""
+        return devkeys.private_key_fields(self)
 
     @model_validator(mode="after")
     def _no_dev_keys_outside_development(self) -> Self:
         if self.is_production:
-            for name, value in self:
-                if name.endswith("private_key") and str(value).lower() in DEV_PRIVATE_KEYS:
-                    raise ValueError(
-                        f"{name} is a public development key: refused in {self.environment}"
-                    )
+            found = devkeys.well_known_fields(self.private_keys())
+            if found:
+                raise ValueError(
+                    f"{', '.join(found)} is a public development key: refused with "
+                    f"ENVIRONMENT={self.environment}"
+                )
         return self
+
+    def check_chain(self, chain_id: int) -> None:
+        """Called once the RPC node has told the chain id: raises devkeys.DevMaterialError if
+        a well-known key would guard funds on a chain that is not a local one. Services with
+        more to check (the gateway's receipt key) extend it."""
+        devkeys.refuse_off_dev_chain(chain_id, self.private_keys())
+
+    def redis_options(self) -> dict[str, Any]:
+        """Keyword arguments for redis-py's `from_url` beside the URL: the ACL user and its
+        password, and the CA for TLS."""
+        options: dict[str, Any] = {}
+        if self.redis_username:
+            options["username"] = self.redis_username
+        if self.redis_password.get_secret_value():
+            options["password"] = self.redis_password.get_secret_value()
+        if self.redis_ca_file is not None:
+            options["ssl_ca_certs"] = str(self.redis_ca_file)
+        return options

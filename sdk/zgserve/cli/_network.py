@@ -33,6 +33,7 @@ from rich.table import Table
 
 from zg_shared.localnet import LocalNetwork
 from zg_shared.localservers import ensure
+from zg_shared.redisacl import RedisCredentials
 from zgserve.cli._common import Context, Exit
 from zgserve.client import ZgClient
 from zgserve.config import load_config
@@ -119,10 +120,16 @@ async def supervise(ctx: Context, plan: Plan) -> int:
     )
     try:
         with ctx.spinner("starting NATS and Redis"):
+            # A Redis started here knows only the ACL users, with passwords of this network's
+            # own; one that was already listening is used as it is.
+            credentials = RedisCredentials.generate()
             for kind, port in (("nats", plan.nats_port), ("redis", plan.redis_port)):
-                status = await asyncio.to_thread(ensure, kind, port, plan.directory / kind)
+                acl = credentials if kind == "redis" else None
+                status = await asyncio.to_thread(ensure, kind, port, plan.directory / kind, acl)
                 if status.pid is not None:
                     started_servers.append(status.pid)
+                if acl is not None and status.started:
+                    net.redis_credentials = credentials
         with ctx.spinner("starting anvil, deploying the contracts and starting the services"):
             deployment = await net.start()
         assert net.anvil is not None

@@ -9,7 +9,6 @@ import contextlib
 import logging
 from dataclasses import dataclass, field
 
-import aiohttp
 from eth_account import Account as EthAccount
 from faststream import FastStream
 from faststream.nats import NatsBroker
@@ -27,7 +26,8 @@ from zg_billing.records import AttemptTracker, SettlementStore
 from zg_billing.settler import Settler, SettlerConfig
 from zg_shared.accounts import AccountStore
 from zg_shared.bus import ensure_streams, publish_event
-from zg_shared.chain import ChainError, ServingClient, connect
+from zg_shared.chain import ServingClient, connect
+from zg_shared.chain.reachable import chain_id_when_reachable, when_reachable
 from zg_shared.events import Event
 from zg_shared.health import HealthServer
 from zg_shared.telemetry import Telemetry, setup_telemetry
@@ -74,19 +74,6 @@ class BillingApp:
                     await self._stop.wait()
 
 
-async def _lock_time_when_reachable(chain: ServingClient) -> int:
-    """The contract's refund lock time, waiting out an RPC endpoint that is not up yet (a
-    pod may start before its node): a crash loop would tell an operator less than the log."""
-    delay = 0.5
-    while True:
-        try:
-            return await chain.lock_time()
-        except (ChainError, aiohttp.ClientError, OSError) as exc:
-            log.warning("the chain is not reachable yet (%s); retrying in %.0fs", exc, delay)
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, 30.0)
-
-
 def create_app(settings: BillingSettings, *, telemetry: Telemetry | None = None) -> BillingApp:
     telemetry = telemetry or setup_telemetry(SERVICE_NAME)
     broker = NatsBroker(
@@ -101,12 +88,12 @@ def create_app(settings: BillingSettings, *, telemetry: Telemetry | None = None)
             )
         ],
     )
-    redis = Redis.from_url(settings.redis_url)
+    redis = Redis.from_url(settings.redis_url, **settings.redis_options())
     w3 = connect(settings.rpc_url)
     chain = ServingClient(
         w3,
         settings.serving_address,
-        EthAccount.from_key(settings.provider_private_key),
+        EthAccount.from_key(settings.provider_private_key.get_secret_value()),
         receipt_timeout=settings.tx_timeout_s,
         bump_after_s=settings.bump_after_s,
     )
@@ -168,8 +155,10 @@ def create_app(settings: BillingSettings, *, telemetry: Telemetry | None = None)
 
     async def on_startup() -> None:
         await ensure_streams(settings.nats_url)
+        # No dev keys off a local chain (the RPC node may not be up yet: wait for it).
+        settings.check_chain(await chain_id_when_reachable(w3))
         settler.policy = Policy.from_lock_time(
-            await _lock_time_when_reachable(chain),
+            await when_reachable(chain.lock_time),
             threshold_fee_wei=settings.threshold_fee_wei,
             max_age_lock_fraction=settings.max_age_lock_fraction,
             sweep_interval_s=settings.sweep_interval_s,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import SettingsConfigDict
 
 from zg_shared.settings import ServiceSettings
@@ -11,7 +11,7 @@ from zg_shared.settings import ServiceSettings
 class BillingSettings(ServiceSettings):
     model_config = SettingsConfigDict(env_prefix="BILLING_", extra="ignore", frozen=True)
 
-    provider_private_key: str = Field(
+    provider_private_key: SecretStr = Field(
         description="The provider's wallet: settleFees pays whoever sends it"
     )
     circuit_size: int = Field(4, ge=1, description="N of the prover's circuit: requests per chunk")

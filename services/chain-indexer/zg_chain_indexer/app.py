@@ -65,7 +65,7 @@ def create_app(settings: IndexerSettings, *, telemetry: Telemetry | None = None)
     )
     w3 = connect(settings.rpc_url, timeout=settings.rpc_timeout_s)
     serving = ServingClient(w3, settings.serving_address)
-    redis = Redis.from_url(settings.redis_url)
+    redis = Redis.from_url(settings.redis_url, **settings.redis_options())
 
     async def publish(event: Event) -> bool:
         ack = await publish_event(broker, event)

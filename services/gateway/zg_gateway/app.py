@@ -61,14 +61,16 @@ def create_app(settings: GatewaySettings, *, telemetry: Telemetry | None = None)
     # A blocking pool: a burst of requests waits for a connection instead of failing.
     redis = Redis(
         connection_pool=BlockingConnectionPool.from_url(
-            settings.redis_url, max_connections=settings.redis_max_connections, timeout=5
+            settings.redis_url,
+            max_connections=settings.redis_max_connections,
+            timeout=5,
+            **settings.redis_options(),
         )
     )
     w3 = connect(settings.rpc_url) if settings.serving_address else None
     serving = ServingClient(w3, settings.serving_address) if w3 is not None else None
-    service = GatewayService(
-        settings, redis, serving, EthAccount.from_key(settings.receipt_private_key)
-    )
+    receipt_signer = EthAccount.from_key(settings.receipt_private_key.get_secret_value())
+    service = GatewayService(settings, redis, serving, receipt_signer)
     app[SERVICE] = service
     outbox = OutboxDrainer(
         redis, telemetry.tracer("zg_gateway.outbox"), worker=settings.worker_index
@@ -77,6 +79,8 @@ def create_app(settings: GatewaySettings, *, telemetry: Telemetry | None = None)
     connection: list[NatsClient] = []
 
     async def resources(app: web.Application) -> AsyncIterator[None]:
+        if w3 is not None:  # before anything is served: no dev keys off a local chain
+            settings.check_chain(await w3.eth.chain_id)
         await ensure_streams(settings.nats_url)
         client = await nats.connect(settings.nats_url, name=SERVICE_NAME)
         connection.append(client)

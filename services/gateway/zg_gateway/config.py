@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field
+from eth_account import Account as EthAccount
+from pydantic import Field, SecretStr
 from pydantic_settings import SettingsConfigDict
 
+from zg_shared import devkeys
 from zg_shared.settings import ServiceSettings
 
 
@@ -27,8 +29,9 @@ class GatewaySettings(ServiceSettings):
     provider_address: str = Field(
         description="The provider's address: accounts are (user, provider)"
     )
-    receipt_private_key: str = Field(
-        description="Signs response receipts; its address is the services' registered signerAddress"
+    receipt_private_key: SecretStr = Field(
+        description="Signs response receipts; its address is the services' registered "
+        "signerAddress. Not the provider's wallet key: a key of its own (docs/security.md)"
     )
     backends: dict[str, str] = Field(
         default_factory=dict,
@@ -50,3 +53,16 @@ class GatewaySettings(ServiceSettings):
         900.0, description="An unfinished request older than this is voided (its gateway died)"
     )
     receipt_ttl_s: int = Field(7 * 24 * 3600, description="How long receipts stay fetchable")
+
+    def check_chain(self, chain_id: int) -> None:
+        """Beyond the shared check: off a local chain the receipt key must not be the
+        provider's wallet key, which a gateway compromise would then hand over with it."""
+        super().check_chain(chain_id)
+        if devkeys.is_dev_chain(chain_id):
+            return
+        signer = EthAccount.from_key(self.receipt_private_key.get_secret_value()).address
+        if signer.lower() == self.provider_address.lower():
+            raise devkeys.DevMaterialError(
+                f"GATEWAY_RECEIPT_PRIVATE_KEY is the provider's own key ({signer}): refused on "
+                f"chain id {chain_id}; give the gateway a receipt key of its own"
+            )

@@ -14,11 +14,15 @@ from zg_prover.config import ProverSettings
 from zg_prover.handlers import create_router
 from zg_prover.metrics import ProverMetrics
 from zg_prover.service import ProverService
+from zg_shared import devkeys
 from zg_shared.bus import ensure_streams
+from zg_shared.chain import connect
+from zg_shared.chain.reachable import chain_id_when_reachable
 from zg_shared.health import HealthServer
 from zg_shared.telemetry import Telemetry, setup_telemetry
 
 SERVICE_NAME = "zg-prover"
+KEY_MANIFEST = "manifest.json"  # written by scripts/zk_setup.py beside the proving key
 # On SIGTERM a proof in flight gets this long to finish; after that JetStream redelivers it.
 GRACEFUL_TIMEOUT_S = 120.0
 
@@ -80,10 +84,23 @@ def create_app(
     async def declare_streams() -> None:
         await ensure_streams(settings.nats_url)
 
+    async def refuse_dev_keys() -> None:
+        """Single-party keys let whoever ran the setup forge proofs: local chains only."""
+        assert backend is not None
+        chain_id = settings.chain_id
+        if chain_id is None:
+            w3 = connect(settings.rpc_url)
+            try:
+                chain_id = await chain_id_when_reachable(w3)
+            finally:
+                await w3.provider.disconnect()
+        manifest = backend.artifacts.zkey.parent / KEY_MANIFEST
+        devkeys.refuse_single_party_key_off_dev_chain(chain_id, manifest)
+
     app = FastStream(
         broker,
         logger=logging.getLogger(SERVICE_NAME),
-        on_startup=[declare_streams, health.start],
+        on_startup=[refuse_dev_keys, declare_streams, health.start],
         after_shutdown=[health.stop],
     )
     return ProverApp(app=app, broker=broker, health=health, backend=backend)

@@ -18,6 +18,7 @@ from zg_shared.zk.arkworks import ArkworksProver
 class ProverBackend(Protocol):
     name: str
     circuit_size: int
+    artifacts: CircuitArtifacts  # the keys it proves with (their manifest lies beside them)
 
     def prove(self, chunk: ChunkInput) -> Groth16Proof:
         """A locally verified proof; raises WitnessError if no proof can exist for `chunk`."""

@@ -22,5 +22,10 @@ class ProverSettings(ServiceSettings):
         None,
         description="Repository root holding circuits/keys and .cache/zk; default: this checkout",
     )
+    chain_id: int | None = Field(
+        None,
+        description="Chain id of the verifier that checks these proofs; unset: asked from "
+        "rpc_url at start. Keys from a single-party setup are refused off local chains",
+    )
     durable_name: str = Field("prover", description="JetStream durable consumer name")
     heartbeat_s: float = Field(10.0, gt=0, description="In-progress acks while a proof runs")

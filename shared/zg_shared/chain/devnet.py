@@ -2,9 +2,12 @@
 
     zg-devnet                 # start anvil, deploy, register, print, run until Ctrl-C
     zg-devnet --exit --json   # the same, print JSON and stop (for scripts and tests)
-    zg-devnet --rpc-url URL --deployer-key KEY   # deploy onto an existing node instead
+    zg-devnet --rpc-url URL --deployer-key KEY --provider-key KEY --receipt-signer ADDRESS
+                              # deploy onto an existing node instead
 
-The keys are anvil's well-known development keys: never use them on a real network.
+The keys are anvil's well-known development keys: never use them on a real network. The
+verifier it deploys is made from the committed single-party (dev) circuit keys, so it refuses
+any chain but a local one (chain id 31337 or 1337), as it refuses well-known keys there.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from eth_account import Account as EthAccount
 from eth_account.signers.local import LocalAccount
 from pydantic import BaseModel
 
+from zg_shared import devkeys
 from zg_shared.chain.anvil import AnvilNode
 from zg_shared.chain.artifacts import load_artifact
 from zg_shared.chain.client import ServingClient, connect, deploy_contract
@@ -31,6 +35,15 @@ DEFAULT_LOCK_TIME = 24 * 3600
 NO_VERIFIER = "0x0000000000000000000000000000000000000000"
 # The Groth16 verifier of the committed SettleBatch(4) keys (scripts/zk_setup.py).
 VERIFIER_ARTIFACT = "SettleBatchVerifier4"
+VERIFIER_KEY_MANIFEST = (
+    Path(__file__).resolve().parents[3] / "circuits" / "keys" / "settle_batch_4" / "manifest.json"
+)
+
+
+def refuse_dev_material(chain_id: int, keys: dict[str, str]) -> None:
+    """The committed verifier's keys and anvil's keys are for local chains only."""
+    devkeys.refuse_single_party_key_off_dev_chain(chain_id, VERIFIER_KEY_MANIFEST)
+    devkeys.refuse_off_dev_chain(chain_id, keys)
 
 
 class Deployment(BaseModel):
@@ -114,13 +127,16 @@ def _print(deployment: Deployment, as_json: bool) -> None:
 async def _run(args: argparse.Namespace) -> int:
     async with contextlib.AsyncExitStack() as stack:
         if args.rpc_url:
-            if not (args.deployer_key and args.provider_key):
-                print("error: --rpc-url needs --deployer-key and --provider-key", file=sys.stderr)
+            if not (args.deployer_key and args.provider_key and args.receipt_signer):
+                print(
+                    "error: --rpc-url needs --deployer-key, --provider-key and --receipt-signer",
+                    file=sys.stderr,
+                )
                 return 2
             rpc_url = args.rpc_url
             deployer = EthAccount.from_key(args.deployer_key)
             provider = EthAccount.from_key(args.provider_key)
-            response_signer = provider.address
+            response_signer = args.receipt_signer
         else:
             started = time.monotonic()
             print(f"starting anvil on port {args.port} ...", file=sys.stderr, flush=True)
@@ -131,6 +147,15 @@ async def _run(args: argparse.Namespace) -> int:
             provider = EthAccount.from_key(node.accounts[1].private_key)
             response_signer = node.accounts[2].address
         w3 = connect(rpc_url)
+        stack.push_async_callback(w3.provider.disconnect)
+        try:
+            refuse_dev_material(
+                await w3.eth.chain_id,
+                {"--deployer-key": deployer.key.hex(), "--provider-key": provider.key.hex()},
+            )
+        except devkeys.DevMaterialError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
         try:
             deployment = await deploy_network(
                 w3,
@@ -167,6 +192,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--deployer-key", help="with --rpc-url: key that deploys")
     parser.add_argument(
         "--provider-key", help="with --rpc-url: key that registers the demo service"
+    )
+    parser.add_argument(
+        "--receipt-signer",
+        help="with --rpc-url: address of the gateway's receipt key, registered as the demo "
+        "service's signer (a key of its own, not the provider's)",
     )
     parser.add_argument(
         "--lock-time", type=int, default=DEFAULT_LOCK_TIME, help="refund lock, seconds"

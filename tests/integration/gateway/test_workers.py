@@ -37,6 +37,7 @@ async def test_two_workers_share_the_port_and_stop_together(
     port = free_port()
     env = {
         **os.environ,
+        "GATEWAY_ENVIRONMENT": "test",  # anvil's keys: refused in production (the default)
         "GATEWAY_PROVIDER_ADDRESS": provider.address,
         "GATEWAY_RECEIPT_PRIVATE_KEY": keys[2].key.hex(),
         "GATEWAY_REDIS_URL": redis_url,

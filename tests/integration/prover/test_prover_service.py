@@ -44,7 +44,11 @@ async def js(nats_url: str) -> AsyncIterator[JetStreamContext]:
 
 @pytest.fixture
 async def prover(nats_url: str, js: JetStreamContext) -> AsyncIterator[ProverApp]:
-    app = create_app(ProverSettings(nats_url=nats_url, http_port=0, circuit_size=4, log_json=False))
+    app = create_app(
+        ProverSettings(
+            nats_url=nats_url, http_port=0, circuit_size=4, log_json=False, chain_id=31337
+        )
+    )
     await app.start()
     yield app
     await app.stop()

@@ -1,10 +1,11 @@
 """The part of kustomize that deploy/k8s uses, in Python, so CI renders the overlays offline
 where `kubectl kustomize` is not installed. Where kubectl is, a test checks both agree.
 
-Supported: `resources` (files and folders with a kustomization.yaml), `patches` (strategic
-merge patches, from `path` or inline `patch`, matched by kind and name), `namespace`,
-`labels` (metadata labels; `includeSelectors: true` is refused) and `images`. Anything else in
-a kustomization.yaml raises, so a manifest never silently renders differently.
+Supported: `resources` (files and folders with a kustomization.yaml), `configMapGenerator`
+(`files` only, with `disableNameSuffixHash: true`), `patches` (strategic merge patches, from
+`path` or inline `patch`, matched by kind and name), `namespace`, `labels` (metadata labels;
+`includeSelectors: true` is refused) and `images`. Anything else in a kustomization.yaml
+raises, so a manifest never silently renders differently.
 """
 
 from __future__ import annotations
@@ -18,7 +19,16 @@ import yaml
 
 Doc = dict[str, Any]
 
-SUPPORTED = {"apiVersion", "kind", "resources", "patches", "namespace", "labels", "images"}
+SUPPORTED = {
+    "apiVersion",
+    "kind",
+    "resources",
+    "configMapGenerator",
+    "patches",
+    "namespace",
+    "labels",
+    "images",
+}
 CLUSTER_SCOPED = {"Namespace", "ClusterRole", "ClusterRoleBinding", "PersistentVolume"}
 POD_OWNERS = {"Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "Job"}
 
@@ -50,6 +60,7 @@ def render(folder: Path) -> list[Doc]:
     for entry in spec.get("resources", []):
         path = folder / entry
         docs.extend(render(path) if path.is_dir() else load_all(path.read_text()))
+    docs.extend(_generated_configmap(folder, g) for g in spec.get("configMapGenerator", []))
     for patch in spec.get("patches", []):
         if "target" in patch:
             raise ValueError(f"{folder}: patches with a target are not supported")
@@ -70,6 +81,17 @@ def render(folder: Path) -> list[Doc]:
             for container in _containers(doc):
                 _set_image(container, image)
     return docs
+
+
+def _generated_configmap(folder: Path, generator: Doc) -> Doc:
+    unknown = set(generator) - {"name", "namespace", "files", "options"}
+    if unknown or generator.get("options") != {"disableNameSuffixHash": True}:
+        raise ValueError(f"{folder}: configMapGenerator beyond files without a hash suffix")
+    metadata = {"name": generator["name"]}
+    if "namespace" in generator:
+        metadata["namespace"] = generator["namespace"]
+    data = {Path(f).name: (folder / f).read_text() for f in generator["files"]}
+    return {"apiVersion": "v1", "kind": "ConfigMap", "metadata": metadata, "data": data}
 
 
 def _apply_patch(docs: list[Doc], change: Doc, folder: Path) -> None:

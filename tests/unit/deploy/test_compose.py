@@ -83,7 +83,8 @@ def test_the_whole_stack_is_there(compose: dict[str, Any]) -> None:
     assert "--jetstream" in nats["command"]
     assert "nats-data:/data" in nats["volumes"]
     redis = compose["services"]["redis"]
-    assert "--appendonly" in redis["command"]
+    assert "--appendonly yes" in " ".join(redis["entrypoint"])
+    assert "--aclfile" in " ".join(redis["entrypoint"])
     assert "redis-data:/data" in redis["volumes"]
     deploy = compose["services"]["deploy-contracts"]
     assert deploy["restart"] == "no"
@@ -119,7 +120,7 @@ def test_images_are_pinned(compose: dict[str, Any]) -> None:
 def test_mounted_config_files_exist(compose: dict[str, Any]) -> None:
     for name, service in compose["services"].items():
         for volume in service.get("volumes", []):
-            source = volume.split(":")[0]
+            source = volume["source"] if isinstance(volume, dict) else volume.split(":")[0]
             if source.startswith("./"):
                 assert (REPO / source).exists(), f"{name}: {source} is missing"
 

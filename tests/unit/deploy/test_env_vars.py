@@ -1,7 +1,8 @@
 """Every environment variable compose and the Kubernetes manifests give a zgserve container is
 one that container reads: its settings class's fields under its env prefix (found by
-introspecting the class, never listed here), or the OpenTelemetry SDK's own. And the settings
-really build from that environment, so a required setting is never missing."""
+introspecting the class, never listed here), or the OpenTelemetry SDK's own. So is every secret
+file mounted in its secrets folder (/run/secrets, zg_shared.settings). And the settings really
+build from that environment and those files, so a required setting is never missing."""
 
 from __future__ import annotations
 
@@ -29,11 +30,16 @@ from tests.unit.deploy.compose import environment, load_compose
 # A placeholder for Secret values: not one of anvil's public keys, so production accepts it.
 SECRET_PLACEHOLDER = "0x" + "11" * 32
 DEPLOY_JOB = "deploy-contracts"
+SECRETS_JOB = "secrets-init"
+SECRETS_JOB_SCRIPT = DEPLOY_JOB_SCRIPT.with_name("make_secrets.py")
+SECRETS_DIR = "/run/secrets"
 
 
 def allowed_env(container: str) -> set[str]:
     if container in {DEPLOY_JOB, "deploy"}:
         return set(load_script(DEPLOY_JOB_SCRIPT).ENV_VARS)
+    if container == SECRETS_JOB:
+        return set(load_script(SECRETS_JOB_SCRIPT).ENV_VARS)
     cls = settings_class(container)
     if cls is None:
         pytest.skip(f"{SERVICES[container][0]} does not exist yet")
@@ -62,9 +68,21 @@ def compose_services() -> list[str]:
     ]
 
 
+def compose_secret_files(name: str) -> dict[str, str]:
+    """The files the secrets job writes into the folder compose mounts at /run/secrets."""
+    mounts = load_compose()["services"][name].get("volumes", [])
+    folders = [
+        m["volume"]["subpath"]
+        for m in mounts
+        if isinstance(m, dict) and m.get("source") == "secrets" and m["target"] == SECRETS_DIR
+    ]
+    by_service: dict[str, tuple[str, ...]] = load_script(SECRETS_JOB_SCRIPT).SECRETS_BY_SERVICE
+    return {f: SECRET_PLACEHOLDER for folder in folders for f in by_service[folder]}
+
+
 @pytest.mark.parametrize("name", compose_services())
 def test_compose_environment_is_read_by_the_service(name: str) -> None:
-    env = environment(load_compose()["services"][name])
+    env = environment(load_compose()["services"][name]) | compose_secret_files(name)
     unknown = {k for k in env if k.upper() not in allowed_env(name)}
     assert not unknown, f"compose sets {sorted(unknown)} on {name}, which reads none of them"
 
@@ -76,7 +94,7 @@ def test_compose_environment_builds_the_settings(
     cls = settings_class(name)
     if cls is None:
         pytest.skip(f"{SERVICES[name][0]} does not exist yet")
-    env = environment(load_compose()["services"][name])
+    env = environment(load_compose()["services"][name]) | compose_secret_files(name)
     assert required_env(cls) <= {k.upper() for k in env}
     build_settings(cls, env, monkeypatch)
 
@@ -92,8 +110,8 @@ def test_compose_interpolation_overrides_keys() -> None:
     from tests.unit.deploy.compose import load_compose as load
 
     key = "0x" + "22" * 32
-    gateway = load({"GATEWAY_RECEIPT_PRIVATE_KEY": key})["services"]["gateway"]
-    assert environment(gateway)["GATEWAY_RECEIPT_PRIVATE_KEY"] == key
+    job = load({"GATEWAY_RECEIPT_PRIVATE_KEY": key})["services"][SECRETS_JOB]
+    assert environment(job)["GATEWAY_RECEIPT_PRIVATE_KEY"] == key
 
 
 # ------------------------------------------------------------------ Kubernetes
@@ -111,9 +129,26 @@ def containers(overlay: str) -> Iterator[tuple[dict[str, Any], dict[str, Any], l
             yield doc, container, docs
 
 
-def container_env(container: dict[str, Any], docs: list[Any]) -> dict[str, str]:
+def secret_files(pod: dict[str, Any], container: dict[str, Any]) -> dict[str, str]:
+    """The files of the Secrets projected into the container's /run/secrets, as placeholders."""
+    spec = kustomize.pod_spec(pod)
+    assert spec is not None
+    volumes = {v["name"]: v for v in spec.get("volumes", [])}
+    files: dict[str, str] = {}
+    for mount in container.get("volumeMounts", []):
+        if mount["mountPath"] != SECRETS_DIR:
+            continue
+        for source in volumes[mount["name"]]["projected"]["sources"]:
+            for item in source["secret"]["items"]:
+                files[item["path"]] = SECRET_PLACEHOLDER
+    return files
+
+
+def container_env(
+    container: dict[str, Any], docs: list[Any], pod: dict[str, Any] | None = None
+) -> dict[str, str]:
     """What the container's environment holds: envFrom ConfigMaps, then env entries (values,
-    ConfigMap keys resolved, Secret keys as placeholders)."""
+    ConfigMap keys resolved, Secret keys as placeholders), and with `pod` the secret files."""
     configmaps = {
         d["metadata"]["name"]: d.get("data", {}) for d in docs if d["kind"] == "ConfigMap"
     }
@@ -131,7 +166,7 @@ def container_env(container: dict[str, Any], docs: list[Any]) -> dict[str, str]:
             env[item["name"]] = SECRET_PLACEHOLDER
         else:
             env[item["name"]] = "from the downward API"
-    return env
+    return env | (secret_files(pod, container) if pod is not None else {})
 
 
 def k8s_cases() -> list[tuple[str, str]]:
@@ -140,10 +175,10 @@ def k8s_cases() -> list[tuple[str, str]]:
 
 @pytest.mark.parametrize(("overlay", "name"), k8s_cases())
 def test_k8s_environment_is_read_by_the_service(overlay: str, name: str) -> None:
-    for _, container, docs in containers(overlay):
+    for pod, container, docs in containers(overlay):
         if container["name"] != name:
             continue
-        env = container_env(container, docs)
+        env = container_env(container, docs, pod)
         unknown = {k for k in env if k.upper() not in allowed_env(name)}
         assert not unknown, f"{overlay}: {name} gets {sorted(unknown)}, which it never reads"
 
@@ -155,9 +190,9 @@ def test_k8s_environment_builds_the_settings(
     cls = settings_class(name)
     if cls is None:
         pytest.skip(f"{SERVICES[name][0]} does not exist yet")
-    for _, container, docs in containers(overlay):
+    for pod, container, docs in containers(overlay):
         if container["name"] == name:
-            env = container_env(container, docs)
+            env = container_env(container, docs, pod)
             assert required_env(cls) <= {k.upper() for k in env}
             build_settings(cls, env, monkeypatch)
 

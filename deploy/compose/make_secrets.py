@@ -1,0 +1,85 @@
+# SPDX-License-Identifier: Apache-2.0
+"""The compose stack's one-shot secrets job: a folder of secret files per container, on the
+`secrets` volume, which compose mounts into each container alone (volume subpath) at
+/run/secrets, where the services read them (zg_shared.settings).
+
+- Redis passwords: one per ACL user (deploy/k8s/base/redis/users.acl), made once and kept.
+- Keys: from this job's environment, written every start so a changed `.env` applies. compose
+  defaults them to anvil's public development keys (account 1 the provider's wallet, account
+  2 the gateway's receipt key: two keys, never one), which the services refuse outside
+  ENVIRONMENT=development and on any chain but a local one.
+
+Runs as root (a fresh volume is root's) and hands each folder to the user that reads it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import secrets
+import sys
+from pathlib import Path
+
+from zg_shared.redisacl import ADMIN_USER, SERVICE_USERS
+
+# Environment variables this job reads (the compose env-var test checks compose against them).
+ENV_VARS = ("GATEWAY_RECEIPT_PRIVATE_KEY", "BILLING_PROVIDER_PRIVATE_KEY")
+SERVICE_UID = 10001  # the services' images run as this user
+# Each service's folder: its secret files, named as its settings read them.
+SECRETS_BY_SERVICE = {
+    "gateway": ("GATEWAY_RECEIPT_PRIVATE_KEY", "GATEWAY_REDIS_PASSWORD"),
+    "billing": ("BILLING_PROVIDER_PRIVATE_KEY", "BILLING_REDIS_PASSWORD"),
+    "chain-indexer": ("INDEXER_REDIS_PASSWORD",),
+}
+REDIS_FOLDER = "redis"  # one file per ACL user, read by Redis's ACL renderer (runs as root)
+
+
+def write(path: Path, value: str, uid: int | None) -> None:
+    path.write_text(value)
+    path.chmod(0o400)
+    if uid is not None:
+        os.chown(path, uid, uid)
+
+
+def make(root: Path, env: dict[str, str], uid: int | None) -> None:
+    redis = root / REDIS_FOLDER
+    redis.mkdir(parents=True, exist_ok=True)
+    redis.chmod(0o700)
+    passwords = {}
+    for user in (ADMIN_USER, *SERVICE_USERS.values()):
+        path = redis / user
+        if not path.is_file():
+            write(path, secrets.token_urlsafe(24), None)
+        passwords[user] = path.read_text()
+    values = {name: env[name] for name in ENV_VARS}
+    for service, names in SECRETS_BY_SERVICE.items():
+        folder = root / service
+        folder.mkdir(exist_ok=True)
+        folder.chmod(0o500)
+        for name in names:
+            value = passwords[SERVICE_USERS[service]] if name.endswith("_REDIS_PASSWORD") else None
+            path = folder / name
+            path.unlink(missing_ok=True)
+            write(path, value if value is not None else values[name], uid)
+        if uid is not None:
+            os.chown(folder, uid, uid)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("root", type=Path, help="the secrets volume, e.g. /secrets")
+    parser.add_argument(
+        "--owner", type=int, default=SERVICE_UID, help="uid of the services (-1: keep)"
+    )
+    args = parser.parse_args(argv)
+    missing = [name for name in ENV_VARS if not os.environ.get(name)]
+    if missing:
+        print(f"error: set {', '.join(missing)}", file=sys.stderr)
+        return 2
+    make(args.root, dict(os.environ), None if args.owner < 0 else args.owner)
+    print(f"secrets ready under {args.root}: {', '.join(sorted(SECRETS_BY_SERVICE))}, redis")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

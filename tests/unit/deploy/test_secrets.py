@@ -1,0 +1,187 @@
+# SPDX-License-Identifier: Apache-2.0
+"""Secrets in compose and Kubernetes: files, never environment variables, each container only
+its own; the provider's wallet and the gateway's receipt key two separate Secrets; Redis with
+the repository's one ACL source, each service logging in as its own user."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from eth_account import Account as EthAccount
+
+from tests.unit.deploy import kustomize
+from tests.unit.deploy.common import DEPLOY_JOB_SCRIPT, OVERLAYS, load_script, rendered
+from tests.unit.deploy.compose import environment, load_compose
+from zg_shared.redisacl import ACL_DIR, ACL_TEMPLATE, SERVICE_USERS, users_with_login
+
+MAKE_SECRETS = DEPLOY_JOB_SCRIPT.with_name("make_secrets.py")
+PREFIX = {"gateway": "GATEWAY_", "billing": "BILLING_", "chain-indexer": "INDEXER_"}
+SERVICES = ("gateway", "billing", "chain-indexer", "prover")
+
+
+def pod(overlay: str, name: str) -> dict[str, Any]:
+    for doc in rendered(overlay):
+        if doc["metadata"]["name"] == name and kustomize.pod_spec(doc) is not None:
+            return doc
+    raise AssertionError(f"{overlay}: no workload {name}")
+
+
+def container(doc: dict[str, Any], name: str) -> dict[str, Any]:
+    spec = kustomize.pod_spec(doc)
+    assert spec is not None
+    return next(c for c in spec["containers"] if c["name"] == name)
+
+
+def referenced_secrets(doc: dict[str, Any]) -> set[str]:
+    spec = kustomize.pod_spec(doc)
+    assert spec is not None
+    names = set()
+    for volume in spec.get("volumes", []):
+        if "secret" in volume:
+            names.add(volume["secret"]["secretName"])
+        for source in volume.get("projected", {}).get("sources", []):
+            if "secret" in source:
+                names.add(source["secret"]["name"])
+    for c in spec["containers"] + spec.get("initContainers", []):
+        for item in c.get("env", []):
+            ref = item.get("valueFrom", {}).get("secretKeyRef")
+            if ref:
+                names.add(ref["name"])
+    return names
+
+
+def secret_items(doc: dict[str, Any]) -> dict[str, tuple[str, str]]:
+    """File name under /run/secrets -> (Secret, key)."""
+    spec = kustomize.pod_spec(doc)
+    assert spec is not None
+    items = {}
+    for volume in spec.get("volumes", []):
+        for source in volume.get("projected", {}).get("sources", []):
+            for item in source["secret"]["items"]:
+                items[item["path"]] = (source["secret"]["name"], item["key"])
+    return items
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+@pytest.mark.parametrize("name", SERVICES)
+def test_services_take_no_secret_from_the_environment(overlay: str, name: str) -> None:
+    for item in container(pod(overlay, name), name).get("env", []):
+        assert "secretKeyRef" not in item.get("valueFrom", {}), f"{name}: {item['name']}"
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_the_gateway_never_holds_the_providers_wallet(overlay: str) -> None:
+    gateway = referenced_secrets(pod(overlay, "gateway"))
+    billing = referenced_secrets(pod(overlay, "billing"))
+    assert "zgserve-provider-wallet" not in gateway
+    assert "zgserve-receipt-key" in gateway
+    assert "zgserve-receipt-key" not in billing
+    assert "zgserve-provider-wallet" in billing
+    assert secret_items(pod(overlay, "gateway"))["GATEWAY_RECEIPT_PRIVATE_KEY"] == (
+        "zgserve-receipt-key",
+        "private-key",
+    )
+    for name in ("chain-indexer", "prover"):
+        assert not {"zgserve-provider-wallet", "zgserve-receipt-key"} & referenced_secrets(
+            pod(overlay, name)
+        )
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+@pytest.mark.parametrize("name", sorted(SERVICE_USERS))
+def test_each_service_logs_in_to_redis_as_its_own_user(overlay: str, name: str) -> None:
+    docs = rendered(overlay)
+    doc = pod(overlay, name)
+    configmaps = {
+        d["metadata"]["name"]: d.get("data", {}) for d in docs if d["kind"] == "ConfigMap"
+    }
+    env: dict[str, str] = {}
+    for source in container(doc, name).get("envFrom", []):
+        env.update(configmaps[source["configMapRef"]["name"]])
+    prefix = PREFIX[name]
+    assert env[f"{prefix}REDIS_USERNAME"] == SERVICE_USERS[name]
+    assert secret_items(doc)[f"{prefix}REDIS_PASSWORD"] == (
+        "zgserve-redis-users",
+        SERVICE_USERS[name],
+    )
+    # Only its own password: no other user's key of the Secret.
+    keys = {key for secret, key in secret_items(doc).values() if secret == "zgserve-redis-users"}
+    assert keys == {SERVICE_USERS[name]}
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_redis_loads_the_repositorys_acl_source(overlay: str) -> None:
+    docs = rendered(overlay)
+    acl = next(d for d in docs if d["kind"] == "ConfigMap" and d["metadata"]["name"] == "redis-acl")
+    assert acl["data"]["users.acl"] == ACL_TEMPLATE.read_text()
+    assert acl["data"]["render-acl.sh"] == (ACL_DIR / "render-acl.sh").read_text()
+    redis = pod(overlay, "redis")
+    spec = kustomize.pod_spec(redis)
+    assert spec is not None
+    server = container(redis, "redis")
+    assert server["args"][server["args"].index("--aclfile") + 1] == "/acl/users.acl"
+    init = spec["initContainers"][0]
+    assert "render-acl.sh" in " ".join(init["command"])
+    assert referenced_secrets(redis) == {"zgserve-redis-users"}
+
+
+def test_the_acl_source_names_every_service_and_no_anonymous_user() -> None:
+    template = ACL_TEMPLATE.read_text()
+    assert set(users_with_login(template)) == {"admin", *SERVICE_USERS.values()}
+    assert "user default off" in template.splitlines()
+
+
+# ------------------------------------------------------------------ compose
+
+
+def test_compose_mounts_each_container_only_its_own_secrets() -> None:
+    compose = load_compose()
+    by_service = load_script(MAKE_SECRETS).SECRETS_BY_SERVICE
+    for name, service in compose["services"].items():
+        mounts = [
+            m
+            for m in service.get("volumes", [])
+            if isinstance(m, dict) and m["source"] == "secrets"
+        ]
+        for mount in mounts:
+            assert mount["read_only"] is True, name
+            folder = mount["volume"]["subpath"]
+            assert folder == ("redis" if name == "redis" else name), name
+        if name in PREFIX:
+            assert len(mounts) == 1, name
+            files = by_service[name]
+            assert all(f.startswith(PREFIX[name]) for f in files), name
+            env = environment(service)
+            assert env[f"{PREFIX[name]}REDIS_USERNAME"] == SERVICE_USERS[name]
+            assert not any("PRIVATE_KEY" in k for k in env), f"{name}: a key in its environment"
+    assert "BILLING_PROVIDER_PRIVATE_KEY" not in by_service["gateway"]
+
+
+def test_compose_gives_the_gateway_a_receipt_key_of_its_own() -> None:
+    compose = load_compose()
+    job = environment(compose["services"]["secrets-init"])
+    receipt = EthAccount.from_key(job["GATEWAY_RECEIPT_PRIVATE_KEY"]).address
+    provider = EthAccount.from_key(job["BILLING_PROVIDER_PRIVATE_KEY"]).address
+    assert receipt != provider
+    deploy = environment(compose["services"]["deploy-contracts"])
+    assert deploy["ZG_RECEIPT_SIGNER_ADDRESS"] == receipt
+    assert EthAccount.from_key(deploy["ZG_PROVIDER_PRIVATE_KEY"]).address == provider
+
+
+def test_the_secrets_job_keeps_redis_passwords_and_rewrites_keys(tmp_path: Path) -> None:
+    make = load_script(MAKE_SECRETS)
+    env = {"GATEWAY_RECEIPT_PRIVATE_KEY": "0x" + "22" * 32, "BILLING_PROVIDER_PRIVATE_KEY": "0x1"}
+    make.make(tmp_path, env, None)
+    gateway_password = (tmp_path / "gateway" / "GATEWAY_REDIS_PASSWORD").read_text()
+    assert gateway_password == (tmp_path / "redis" / "gateway").read_text()
+    assert len(gateway_password) >= 32
+    assert gateway_password != (tmp_path / "redis" / "billing").read_text()
+    make.make(tmp_path, {**env, "GATEWAY_RECEIPT_PRIVATE_KEY": "0x" + "33" * 32}, None)
+    assert (tmp_path / "gateway" / "GATEWAY_REDIS_PASSWORD").read_text() == gateway_password
+    assert (tmp_path / "gateway" / "GATEWAY_RECEIPT_PRIVATE_KEY").read_text() == "0x" + "33" * 32
+    assert sorted(p.name for p in (tmp_path / "gateway").iterdir()) == sorted(
+        make.SECRETS_BY_SERVICE["gateway"]
+    )
+    assert (tmp_path / "gateway" / "GATEWAY_RECEIPT_PRIVATE_KEY").stat().st_mode & 0o077 == 0
