@@ -11,8 +11,10 @@
 #   docker build --target devnet         -t zgserve/devnet .        # anvil + zg-devnet (dev only)
 #
 # Bases are pinned to exact tags (replace them with digests in a registry you control: see
-# docs/operations.md). Images run as the unprivileged user 10001 and hold no keys: those come
-# from the environment (compose's env file, a Kubernetes Secret).
+# docs/operations.md). Python packages come only from the lock (requirements/*.txt, made by
+# scripts/lock.sh), every file checked against its sha256 (--require-hashes); the project is
+# built by the locked setuptools (--no-build-isolation). Images run as the unprivileged user
+# 10001 and hold no keys: those are files mounted at run time (/run/secrets).
 #
 # The project is installed in editable mode under /app: the prover finds its circuit keys, the
 # compiled witness generator and snarkjs relative to the source tree (zg_shared.zk.snarkjs).
@@ -45,20 +47,19 @@ RUN apt-get update \
 RUN python -m venv /opt/venv
 ENV PATH=/opt/venv/bin:$PATH
 WORKDIR /app
-# Dependencies first (their layer survives source edits): the package folders are empty here.
+# Dependencies first (their layer survives source edits), from the hash-checked lock.
+COPY requirements/runtime.txt requirements/prover.txt requirements/
+RUN pip install --require-hashes -r requirements/runtime.txt
 COPY pyproject.toml setup.py README.md ./
-RUN mkdir -p shared services/gateway services/billing services/prover services/chain-indexer \
-      services/sample-backend sdk \
- && pip install . && pip uninstall -y zgserve
 COPY shared/ shared/
 COPY services/ services/
 COPY sdk/ sdk/
 # Editable: the C fast path (zg_shared.crypto._fast) is compiled in place, under /app.
-RUN pip install --no-deps -e . \
+RUN pip install --no-deps --no-build-isolation -e . \
  && python -c "import zg_shared.crypto._fast, zg_gateway, zg_prover, zg_sample_backend"
 
 FROM python-build AS python-build-prover
-RUN pip install -e ".[arkworks]"
+RUN pip install --require-hashes -r requirements/prover.txt
 
 # The circuit's witness generator (wasm), compiled by the pinned circom for the committed keys.
 FROM python-build-prover AS zk-build
@@ -116,7 +117,7 @@ FROM runtime-base AS devnet
 COPY --from=python-build /opt/venv /opt/venv
 COPY --from=python-build /app /app
 COPY --from=npm-tools /app/node_modules/@foundry-rs/anvil-linux-amd64/bin/anvil /usr/local/bin/anvil
-COPY deploy/compose/deploy_contracts.py /app/deploy/compose/deploy_contracts.py
+COPY deploy/compose/deploy_contracts.py deploy/compose/make_secrets.py /app/deploy/compose/
 RUN mkdir -p /var/lib/anvil && chown 10001:10001 /var/lib/anvil
 USER 10001:10001
 EXPOSE 8545
@@ -142,11 +143,13 @@ RUN apt-get update \
  && apt-get install -y --no-install-recommends python3-dev gcc libc6-dev \
  && rm -rf /var/lib/apt/lists/*
 RUN python3 -m venv /opt/venv
+COPY requirements/prover.txt requirements/
+RUN pip install --require-hashes -r requirements/prover.txt
 COPY pyproject.toml setup.py README.md ./
 COPY shared/ shared/
 COPY services/ services/
 COPY sdk/ sdk/
-RUN pip install -e ".[arkworks]" \
+RUN pip install --no-deps --no-build-isolation -e . \
  && python -c "import zg_shared.crypto._fast, zg_prover, groth16py"
 
 FROM cuda-base AS prover-cuda

@@ -18,9 +18,19 @@ if [ ! -x .venv/bin/python ]; then
   step "creating .venv"
   "$PYTHON" -m venv .venv
 fi
-step "installing Python packages (pip install -e '.[dev]')"
-.venv/bin/python -m pip install --quiet --upgrade pip
-.venv/bin/python -m pip install --quiet --progress-bar off -e '.[dev]'
+# Every package from the lock, each file checked against its sha256 (scripts/lock.sh makes the
+# lock); then the project itself, editable, built by the locked setuptools. Skipped when the lock,
+# the build inputs and the C source are as at the last install: a rerun costs nothing here.
+stamp=.venv/.zg-installed
+inputs=$(cat requirements/dev.txt pyproject.toml setup.py shared/zg_shared/crypto/_fast.c | sha256sum)
+if [ "$(cat "$stamp" 2>/dev/null)" != "$inputs" ]; then
+  step "installing Python packages from requirements/dev.txt (hash-checked)"
+  .venv/bin/python -m pip install --quiet --progress-bar off --require-hashes -r requirements/dev.txt
+  .venv/bin/python -m pip install --quiet --progress-bar off --no-deps --no-build-isolation -e .
+  echo "$inputs" >"$stamp"
+else
+  step "Python packages: as locked in requirements/dev.txt (nothing to do)"
+fi
 
 if ! command -v chromium >/dev/null 2>&1 || ! command -v chromedriver >/dev/null 2>&1; then
   # The marketplace page is tested in headless Chromium (Debian's packages).
@@ -34,8 +44,16 @@ if ! command -v chromium >/dev/null 2>&1 || ! command -v chromedriver >/dev/null
   fi
 fi
 
-step "installing pinned npm tools (npm ci)"
-npm ci --no-audit --no-fund --ignore-scripts --loglevel=error
+# npm ci starts from an empty node_modules (~30 s): only when package-lock.json changed.
+npm_stamp=node_modules/.zg-installed
+npm_inputs=$(sha256sum <package-lock.json)
+if [ "$(cat "$npm_stamp" 2>/dev/null)" != "$npm_inputs" ]; then
+  step "installing pinned npm tools (npm ci)"
+  npm ci --no-audit --no-fund --ignore-scripts --loglevel=error
+  echo "$npm_inputs" >"$npm_stamp"
+else
+  step "npm tools: as locked in package-lock.json (nothing to do)"
+fi
 
 step "compiling the settlement circuit for the committed N=4 keys (cached in .cache/zk)"
 .venv/bin/python scripts/zk_setup.py --size 4 --compile-only
