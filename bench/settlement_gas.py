@@ -4,8 +4,9 @@ on a local anvil node, for each N, one chunk per call and several chunks (and us
     .venv/bin/python bench/settlement_gas.py                 # N = 4, 16, 64
     .venv/bin/python bench/settlement_gas.py --sizes 4 --json
 
-For each N: a fresh anvil, the N's own Solidity verifier (snarkjs's template with that N's key)
-deployed beside a fresh `Serving`, four users with accounts at one provider, then four
+For each N: a fresh anvil, the N's own Solidity verifier (zg_shared/zk/solidity_verifier.py
+rendered with that N's key) deployed beside a fresh `Serving`, four users with accounts at one
+provider, then four
 `settleFees` calls: 1 chunk of 1 user, 4 chunks of 1 user, 4 chunks of 4 users, 8 chunks of 4
 users (`--cases small`, the default above N=64: 1, 2 and 3 chunks, one per user); every chunk
 full (N requests). A row's gas is the transaction's `gasUsed` (21,000 base and calldata

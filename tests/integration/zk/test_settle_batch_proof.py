@@ -196,6 +196,33 @@ async def test_solidity_verifier_rejects_tampering(verifier: Any, full_proof: Gr
     assert not await fn(a, full_proof.pi_b, c, inputs).call({"gas": VERIFY_GAS})
 
 
+async def test_solidity_verifier_refuses_malleable_and_malformed_input(
+    verifier: Any, full_proof: Groth16Proof
+) -> None:
+    """An input plus the scalar field's order is the same number to the pairing: accepting it
+    would let one proof settle under two encodings. Coordinates outside the base field, a point
+    off the curve and a negated A all give false, never a revert."""
+    from zg_shared.zk.solidity_verifier import FIELD_Q, FIELD_R
+
+    a, b, c, inputs = full_proof.to_calldata()
+    fn = verifier.functions.verifyProof
+    for i in range(len(inputs)):
+        shifted = (*inputs[:i], inputs[i] + FIELD_R, *inputs[i + 1 :])
+        if shifted[i] < 2**256:
+            assert not await fn(a, b, c, shifted).call({"gas": VERIFY_GAS}), i
+    cases = [
+        ((a[0] + FIELD_Q, a[1]), b, c),
+        ((a[0], FIELD_Q - a[1]), b, c),  # -A
+        ((a[0], a[1] + 1), b, c),  # off the curve
+        (a, b, (c[0], c[1] + FIELD_Q)),
+        (a, ((b[0][0] + FIELD_Q, b[0][1]), b[1]), c),
+        ((0, 0), b, c),  # the point at infinity
+    ]
+    for pa, pb, pc in cases:
+        assert not await fn(pa, pb, pc, inputs).call({"gas": VERIFY_GAS}), (pa, pb, pc)
+    assert await fn(a, b, c, inputs).call({"gas": VERIFY_GAS})
+
+
 async def test_serving_settles_against_a_real_proof(
     w3: Web3Client,
     keys: list[LocalAccount],

@@ -1,9 +1,10 @@
-"""scripts/zk_setup.py's pure parts: r1cs header, ptau sizing, key sanity, verifier adaptation."""
+"""scripts/zk_setup.py's pure parts: r1cs header, ptau sizing, key sanity, verifier rendering."""
 
 from __future__ import annotations
 
 import copy
 import importlib.util
+import json
 import struct
 import sys
 from pathlib import Path
@@ -95,34 +96,25 @@ def test_check_vkey_refuses_degenerate_keys(breakage: str) -> None:
         zk_setup.check_vkey(vk)
 
 
-TEMPLATE = """// SPDX-License-Identifier: GPL-3.0
-pragma solidity >=0.7.0 <0.9.0;
-
-contract Groth16Verifier {
-    uint256 constant r = 1;   \n\
-    function verifyProof(uint[2] calldata _pA, uint[2][2] calldata _pB, uint[2] calldata _pC, \
-uint[7] calldata _pubSignals) public view returns (bool) {
-        return true;
-    }
-}
-"""
+COMMITTED_VKEY = ROOT / "circuits" / "keys" / "settle_batch_4" / "verification_key.json"
 
 
-def test_adapt_verifier_implements_the_interface() -> None:
-    out = zk_setup.adapt_verifier(TEMPLATE, 4)
+def test_verifier_source_implements_the_interface_for_any_size() -> None:
+    vk = json.loads(COMMITTED_VKEY.read_text())
+    out = zk_setup.verifier_source(vk, 64, "DEV keys somewhere")
+    assert out.startswith("// SPDX-License-Identifier: Apache-2.0\n")
     assert "pragma solidity 0.8.30;" in out
     assert 'import {ISettlementVerifier} from "../interfaces/ISettlementVerifier.sol";' in out
-    assert "contract SettleBatchVerifier4 is ISettlementVerifier {" in out
-    assert (
-        "function verifyProof(uint256[2] calldata _pA, uint256[2][2] calldata _pB, "
-        "uint256[2] calldata _pC, uint256[7] calldata _pubSignals) external view returns (bool)"
-    ) in out
+    assert "contract SettleBatchVerifier64 is ISettlementVerifier {" in out
+    assert "from\n///        DEV keys somewhere with" in out
+    assert "uint256[7] calldata publicInputs" in out
     assert all(line == line.rstrip() for line in out.splitlines())
 
 
-def test_adapt_verifier_fails_loudly_on_another_template() -> None:
-    with pytest.raises(zk_setup.SetupError, match="template changed"):
-        zk_setup.adapt_verifier(TEMPLATE.replace("uint[7]", "uint[6]"), 4)
+def test_verifier_source_fails_loudly_on_a_bad_key() -> None:
+    vk = json.loads(COMMITTED_VKEY.read_text())
+    with pytest.raises(zk_setup.SetupError, match="IC points"):
+        zk_setup.verifier_source({**vk, "IC": vk["IC"][:-1]}, 4)
 
 
 @pytest.mark.parametrize(
