@@ -1,4 +1,5 @@
 # syntax=docker/dockerfile:1.7
+# SPDX-License-Identifier: Apache-2.0
 #
 # Every zgserve image, built from one file with one target per image:
 #

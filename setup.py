@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Declares the C extension only; everything else about the package is in pyproject.toml."""
 
 from setuptools import Extension, setup

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Proof time and peak memory of SettleBatch(N), per prover backend, with the constraint count.
 
     .venv/bin/python bench/bench_proofs.py                       # N = 4, 16, 64; both backends

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Benchmark request-signature crypto: pure Python vs the C extension, one core.
 
 Run: .venv/bin/python bench/bench_signatures.py [--quick]

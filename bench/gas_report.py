@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Gas used by each Serving contract function, measured on a local anvil node.
 
     .venv/bin/python bench/gas_report.py          # a table

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Requests per second and added latency of one gateway process, against the sample backend
 called directly, in one run.
 

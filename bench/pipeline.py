@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The whole pipeline under load: served requests per second, how fast billing books them,
 settlement lag (p50, p99) and gas per settled request at the batch sizes billing chooses.
 

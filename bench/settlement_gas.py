@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Gas per settled request, measured: real SettleBatch(N) proofs settled by `Serving.settleFees`
 on a local anvil node, for each N, one chunk per call and several chunks (and users) per call.
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 pragma circom 2.1.0;
 
 // Compile with the repository's node_modules on the library path:

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Compile the Solidity contracts with the pinned solc (npm `solc`) into ABI + bytecode artifacts.
 
     python scripts/compile_contracts.py          # write shared/zg_shared/chain/artifacts/*.json

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # Installs everything zgserve needs on a fresh machine: a Python venv with the project and its
 # dev tools, and the pinned npm tools (solc, anvil, circom, snarkjs). Safe to rerun.
 set -euo pipefail

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # Sets up (scripts/setup.sh), starts what the tests need, runs every check CI runs:
 # contract artifacts match a fresh compile, ruff (lint, and format drift of code), mypy, then
 # pytest against real servers.
@@ -14,6 +15,9 @@ step "NATS and Redis (started from the venv's embedded binaries unless already l
 
 step "compiled contracts match the sources"
 .venv/bin/python scripts/compile_contracts.py --check
+
+step "dependency licences (scripts/licenses.py: exceptions in requirements/license-exceptions.toml)"
+.venv/bin/python scripts/licenses.py --problems
 
 step "ruff"
 .venv/bin/ruff check .

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Build the SettleBatch(N) circuit, its Groth16 keys and its Solidity verifier.
 
     python scripts/zk_setup.py --size 4                 # dev keys, cached under .cache/zk/

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Fixtures for every test folder: one real anvil node per session, fresh contracts per test."""
 
 from __future__ import annotations

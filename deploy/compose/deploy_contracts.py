@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The compose stack's one-shot deploy job: contracts onto the compose chain, once.
 
 Waits for the chain's JSON-RPC, then deploys the settlement verifier and `Serving` and registers

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Writes the Grafana dashboards in deploy/grafana/dashboards/ (the JSON files are committed).
 
     .venv/bin/python deploy/grafana/build_dashboards.py          # rewrite the JSON files

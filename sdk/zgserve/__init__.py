@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """zgserve: the user broker (SDK) for the 0G Serving Network.
 
 Async first (`ZgClient`), with a thin blocking wrapper (`SyncZgClient`). Errors are drawn

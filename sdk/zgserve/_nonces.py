@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Request nonces that never repeat, for many requests in flight and several processes.
 
 A nonce is `max(previous + 1, microseconds since the epoch x 1024 + offset)`:

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """What the SDK keeps per provider: the signing key, nonces, the output fees received and not
 yet paid, the evidence, and whether the provider has been stopped."""
 

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Reading what a provider answered: generated text and usage (plain JSON or SSE), and the
 receipt the gateway appends to a stream as an SSE comment line."""
 

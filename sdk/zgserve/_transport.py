@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The httpx2 transport that turns plain OpenAI calls into paid, verified requests.
 
 It signs and attaches the payment headers to every metered call under

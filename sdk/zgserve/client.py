@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """ZgClient: the user's side of the 0G Serving Network, async.
 
 async with ZgClient.from_config(load_config()) as zg:

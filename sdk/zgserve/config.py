@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Where the SDK finds the chain, the contract and the wallet: arguments first, then the
 environment, then the deployment file `zg-devnet` writes (`var/deployment.json`).
 

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Evidence: the signed requests, response bodies and receipts exchanged with one provider,
 in a file that any machine can check offline (`zg verify FILE`, or `verify_evidence`).
 

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """A blocking facade over ZgClient, for scripts and the synchronous `openai.OpenAI` client.
 
 It runs one ZgClient on an event loop in a background thread; every method hands its

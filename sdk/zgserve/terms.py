@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """A service's terms: what a request signed under them may be charged.
 
 The SDK reads them from the chain's `Service` (here, and nowhere else), attaches the terms in

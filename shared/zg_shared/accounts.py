@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Each (user, provider) account's live state in Redis, shared by three services.
 
 One hash per account, with fields owned by whoever changes them:

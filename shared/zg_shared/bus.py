@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The JetStream streams and how events are published onto them.
 
 Two durable streams, file storage, de-duplication by `Nats-Msg-Id` within a window:

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Commands sent over core NATS request/reply (not JetStream: a command that finds no one
 listening should fail at once, not wait in a stream)."""
 

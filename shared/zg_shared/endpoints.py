@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The paid endpoints, in one table: the gateway's routes and checks, the metering rule and the
 SDK's list of requests to sign are all derived from `ENDPOINTS` (tests/unit/test_architecture.py
 refuses a second list). Adding an endpoint is one `Endpoint(...)` line here, plus its text

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """`/healthz`, `/readyz` and `/metrics` for every service.
 
 `/healthz` says the process is alive (the event loop answers). `/readyz` runs the service's

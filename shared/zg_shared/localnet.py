@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The whole network on one machine, as separate processes: NATS, Redis, anvil with the
 contracts deployed, the sample backend and the four services (gateway, prover, chain indexer,
 billing), each started from its console script with its settings in the environment.

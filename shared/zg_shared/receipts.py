@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The provider's signed receipt for one response (docs/protocol.md, section 6).
 
     digest = keccak(requestHash || sha256(request body) || sha256(response body) || outputFee)

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The service registry (the marketplace list) as kept in Redis: one hash per provider,
 service name -> the Service as JSON. The chain indexer keeps it current; until it has run, the
 gateway fills it from the contract (`sync_from_chain`).

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """OpenTelemetry traces and metrics, and JSON logs, set up the same way in every service.
 
 Traces go to an OTLP/HTTP collector when the standard `OTEL_EXPORTER_OTLP_ENDPOINT` (or

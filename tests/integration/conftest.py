@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Fixtures for integration tests: a private anvil a test may rewind, stop or reorganise
 without disturbing the session's shared one, and the spans the services in this process end."""
 

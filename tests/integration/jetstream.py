@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Reading what a test's services published to JetStream."""
 
 from __future__ import annotations

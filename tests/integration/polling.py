@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Waiting for a condition that has no event to await: another process's work, a chain read."""
 
 from __future__ import annotations

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """A TCP forwarder whose endpoint a test can take down and bring back: a real outage."""
 
 from __future__ import annotations

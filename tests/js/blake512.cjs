@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Read hex lines on stdin, print BLAKE-512 digests (hex) from the npm blake-hash package.
 const createBlakeHash = require("blake-hash");
 const lines = require("fs").readFileSync(0, "utf8").split("\n").filter((l) => l.length > 0);

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Reference vectors from circomlibjs for the Python tests.
 // stdin: JSON {sign: [{prv: hex, msg: dec}], poseidon: [[dec, ...]],
 //              verify: [{msg, r8: [x, y], s, a: [x, y]}], unpack: [hex]}

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Print circomlibjs's reference Poseidon tables (C, M) as JSON with decimal strings.
 import { createRequire } from "module";
 const require = createRequire(import.meta.url);

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The layout rules: services never import each other, shared code never imports a service."""
 
 from __future__ import annotations

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The repository describes its own protocol: nothing cites a document outside it, and every
 citation of docs/protocol.md names a section that exists."""
 

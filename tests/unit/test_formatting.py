@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """`ruff format --check` covers code and only code, the code is formatted, and scripts/test.sh
 (what CI runs) fails when it is not."""
 

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """`zg` (and `python -m zgserve.cli`)."""
 
 from __future__ import annotations

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The `zg` commands. `zg --help` lists them; docs/cli.md describes each, with exit codes."""
 
 from __future__ import annotations

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """What every `zg` command shares: configuration, amounts, output, spinners and exit codes."""
 
 from __future__ import annotations

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """`zg network up|status|down`: the whole network on one machine, for development and demos.
 
 `up` (in the foreground, or in the background with `--detach`) makes sure NATS with JetStream

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """`zg provider settle`: ask the provider's billing to settle now, and watch it happen.
 
 The request goes to billing over core NATS request/reply (`zg_shared.commands.SettleNow`);

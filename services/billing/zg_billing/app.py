@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Wiring: broker, router, settler loop, health server, telemetry. `create_app(settings)`
 builds it all; `BillingApp.start/stop` run it in-process (tests), `__main__` runs it until a
 signal."""

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Billing's book of each account's unsettled requests, as atomic Redis scripts.
 
 Per account (keys share the account's hash tag, see `zg_shared.accounts`):

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Billing settings, read from BILLING_* environment variables."""
 
 from __future__ import annotations

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """JetStream subscribers: decode, then hand to the intake or the settler. No billing logic here.
 
 Every consumer is durable with explicit acks: a message is acked only after its effect is in

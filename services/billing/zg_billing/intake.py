@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Served-request events into the book, with the account loaded from the chain when Redis
 lacks it (a new account, or a Redis that was flushed)."""
 

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """When an account is due for settlement: a pure function of its summary and the settings."""
 
 from __future__ import annotations

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Rebuilding billing's view after Redis lost it.
 
 Redis is a view; the durable record of what users owe is the `ZG_SERVING` stream. A marker key

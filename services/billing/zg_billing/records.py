@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Settlements in flight, kept in Redis: what each one took from the book and where it stands.
 
 A record lives from the seal until every chunk is confirmed on chain (or the attempt is given

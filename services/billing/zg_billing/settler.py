@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """From unsettled requests to confirmed settlements.
 
 `tick` runs the policy: it seals the due accounts' requests into settlements (several users and

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """`python -m zg_chain_indexer`: reads INDEXER_* settings and runs until SIGTERM/SIGINT."""
 
 from __future__ import annotations

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Wiring: RPC, Redis, the publishing broker, the follower task, health and telemetry.
 `create_app(settings)` builds it all; nothing connects until the app starts."""
 

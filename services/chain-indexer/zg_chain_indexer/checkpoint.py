@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Where the indexer is, kept in Redis beside the view it maintains.
 
 - `cursor` (hash): the last log published, `(block, block_hash, log_index)`, or a whole block

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Chain-indexer settings, read from INDEXER_* environment variables."""
 
 from __future__ import annotations

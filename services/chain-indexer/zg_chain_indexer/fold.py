@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """What one block's logs do to the indexer's view, as plain data: no Redis, no RPC.
 
 `fold_block` walks a block's decoded logs in chain order, starting from each touched account's

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Follows the Serving contract's logs, `confirmations` blocks behind the head.
 
 One `step` reads the next bounded block range after the cursor and, block by block:

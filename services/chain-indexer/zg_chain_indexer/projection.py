@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The indexer's writes to Redis: accounts (through `AccountStore`), their refunds and
 confirmed settlements, and the service registry (through `ServiceRegistry`).
 

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """What the indexer published, read back from the `ZG_CHAIN` stream.
 
 JetStream is the durable record of what was published: when Redis loses the cursor (a

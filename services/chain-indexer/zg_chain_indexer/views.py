@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The contract's views read as of one block, so that a rebuilt view matches a block exactly.
 
 `ServingClient`'s views read the latest state; the indexer needs them pinned to the block it

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """`python -m zg_gateway` (and the `zg-gateway` script): see `zg_gateway.server`."""
 
 from __future__ import annotations

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Wiring: `create_app(settings)` builds the aiohttp application with its resources opened and
 closed in cleanup contexts: Redis, the NATS publisher, the backend HTTP session, the chain
 client, the outbox drainer and the stale-request sweeper."""

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Gateway settings, read from GATEWAY_* environment variables."""
 
 from __future__ import annotations

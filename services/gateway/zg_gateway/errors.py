@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Why the gateway refuses a request, as exceptions that become OpenAI-shaped JSON errors.
 
 GatewayError                 status, code, message

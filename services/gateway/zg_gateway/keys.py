@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Typed keys for what the app shares with its handlers (no globals, no string keys)."""
 
 from __future__ import annotations

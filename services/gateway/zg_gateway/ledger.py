@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The gateway's side of each account, as atomic Redis scripts.
 
 `admit` runs every balance and nonce check and takes the reservation in one step, so two

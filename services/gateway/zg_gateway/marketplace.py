@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The marketplace page: the provider's services with their prices and, for an address the
 visitor connects (typed in, or from a browser wallet), that user's account and settlements.
 

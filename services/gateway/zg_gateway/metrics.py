@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The gateway's metrics (OpenTelemetry instruments, exported on /metrics)."""
 
 from __future__ import annotations

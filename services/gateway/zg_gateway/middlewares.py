@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Request ids, a server span per request, and every error as OpenAI-shaped JSON."""
 
 from __future__ import annotations

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """A transactional outbox: served-request events are written to Redis in the same atomic step
 that books the request (see `Ledger.finish`), then published to JetStream by a background
 drainer. A gateway that dies after booking still has its events in Redis; the next drain

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The payment headers of a request (docs/protocol.md, section 5) and the checks that need no
 state."""
 

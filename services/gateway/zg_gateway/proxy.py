@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Talking to the AI backend: one JSON call, or an SSE stream relayed chunk by chunk while the
 generated text and the usage chunk are read off it."""
 

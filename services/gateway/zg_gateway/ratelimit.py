@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Per-user token buckets, in this gateway process (each replica limits on its own)."""
 
 from __future__ import annotations

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Receipt signing on the request path: the same EIP-191 signature as
 `zg_shared.receipts.sign_receipt`, byte for byte, without eth-account's per-call key parsing
 and public-key derivation (a third of the cost of a signature there)."""

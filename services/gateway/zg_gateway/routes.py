@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """HTTP routes: the metered proxy, the receipt lookup, and the provider's service list."""
 
 from __future__ import annotations

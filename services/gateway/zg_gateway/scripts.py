@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Lua scripts for many concurrent requests, sent in one Redis pipeline per event-loop turn.
 
 redis-py spends about 60 us of CPU on each command it sends (pool, retries, timeouts), and

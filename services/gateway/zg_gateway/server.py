@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Serving the gateway: reads GATEWAY_* settings and serves until SIGTERM/SIGINT, finishing
 requests in flight first (aiohttp's graceful shutdown).
 

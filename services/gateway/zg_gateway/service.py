@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The gateway's domain logic: which service, which account, may this request be served, and
 what it cost. No aiohttp here: routes.py does the HTTP."""
 

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """`python -m zg_prover`: reads PROVER_* settings and runs until SIGTERM/SIGINT."""
 
 from __future__ import annotations

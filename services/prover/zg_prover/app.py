@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Wiring: broker, router, health server, telemetry. `create_app(settings)` builds it all."""
 
 from __future__ import annotations

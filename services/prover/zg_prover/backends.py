@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Proving backends behind one interface.
 
 A backend proves one chunk (a `ChunkInput` for SettleBatch(N)) and verifies the proof locally

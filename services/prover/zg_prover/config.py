@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Prover settings, read from PROVER_* environment variables."""
 
 from __future__ import annotations

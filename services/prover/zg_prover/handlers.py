@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """JetStream subscribers: validate -> prove -> publish. No proving logic here."""
 
 from __future__ import annotations

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Turns a settlement request into proofs: sort, chunk, prove each chunk, check, package."""
 
 from __future__ import annotations

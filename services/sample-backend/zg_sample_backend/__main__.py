@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """`python -m zg_sample_backend`: reads SAMPLE_BACKEND_* settings, command-line flags override."""
 
 from __future__ import annotations

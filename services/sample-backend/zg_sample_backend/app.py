@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """`create_app(settings)`: the aiohttp application, with no state outside it."""
 
 from __future__ import annotations

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Backend settings, read from SAMPLE_BACKEND_* environment variables.
 
 This stands in for a third-party server (vLLM, llama.cpp, Ollama), so it deliberately does not

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Every error leaves as OpenAI's `{"error": {"message", "type", "param", "code"}}`."""
 
 from __future__ import annotations

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The deterministic "model": replies, token counts, embeddings and ids are pure functions of
 the request, so tests and benchmarks can predict every byte (except `created`)."""
 

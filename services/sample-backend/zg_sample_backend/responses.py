@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Builds OpenAI response bodies and stream events from the model's generations."""
 
 from __future__ import annotations

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """HTTP handlers: parse the request, ask the model, shape the answer the way OpenAI does."""
 
 from __future__ import annotations

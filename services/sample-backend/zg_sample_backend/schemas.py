@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """OpenAI's request and response shapes, as far as this backend uses them.
 
 Requests ignore fields they do not know (temperature, top_p, ...): accepted, no effect.

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Server-sent events, with the latency and mid-stream failure knobs applied."""
 
 from __future__ import annotations

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Access to the Serving contract: a typed async client, event models, and a local anvil node."""
 
 from zg_shared.chain.anvil import AnvilNode, DevAccount, DevChain, find_anvil

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Starts and drives a local anvil node for development and tests."""
 
 from __future__ import annotations

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Compiled contract artifacts (ABI + bytecode) shipped with the package.
 
 They are produced by `scripts/compile_contracts.py` from the pinned solc; CI checks that the

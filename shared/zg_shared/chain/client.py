@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """A typed async client for the Serving contract over web3.py's AsyncWeb3."""
 
 from __future__ import annotations

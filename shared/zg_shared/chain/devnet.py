@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Runs a local chain with the Serving contract deployed and a demo service registered.
 
     zg-devnet                 # start anvil, deploy, register, print, run until Ctrl-C

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The Serving contract's events as pydantic models, and a decoder from raw logs.
 
 Every event carries where it was seen (`LogPosition`), so that an indexer can checkpoint,

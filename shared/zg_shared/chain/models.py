@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The Serving contract's structs as pydantic models: snake_case fields, ABI names as aliases."""
 
 from __future__ import annotations

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Signs and sends transactions from one local key: nonces, gas, fees, receipts, reverts.
 
 Nonces are allocated under a lock from the node's pending count, so that many transactions

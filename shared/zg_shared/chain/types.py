@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Pydantic field types for chain values: checksummed addresses, 32-byte hashes, wei."""
 
 from __future__ import annotations

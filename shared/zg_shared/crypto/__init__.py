@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Request-signing crypto: Poseidon, BabyJubJub EdDSA (circomlibjs-compatible), key custody.
 
 The public functions take the C route (``_fast``) when it is built, else pure Python.

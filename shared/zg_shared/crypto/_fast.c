@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /*
  * zg_shared.crypto._fast: the fast route for Poseidon and EdDSA-Poseidon over BabyJubJub.
  *

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Type stub for the C extension built from _fast.c."""
 
 from collections.abc import Sequence

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """BabyJubJub in pure Python, as circomlibjs ``babyJub``: the oracle for the C extension.
 
 Twisted Edwards curve a*x^2 + y^2 = 1 + d*x^2*y^2 over the BN254 scalar field. Points

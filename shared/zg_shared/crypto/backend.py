@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Chooses the C route (``_fast``) when it was built, else pure Python with a warning."""
 
 from __future__ import annotations

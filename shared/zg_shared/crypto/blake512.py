@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """BLAKE-512, the SHA-3 finalist (not BLAKE2), as circomlibjs derives EdDSA keys with it.
 
 No maintained PyPI package provides it, so here it is: short, pure Python, used only

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Key custody: the request-signing key, encrypted under a key the user's wallet re-derives.
 
 Scheme (docs/key-custody.md explains it and its threats):

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """EdDSA-Poseidon on BabyJubJub, byte for byte as circomlibjs ``signPoseidon``/``verifyPoseidon``.
 
 Takes the C route when it is built (see ``backend``), else the pure-Python reference.

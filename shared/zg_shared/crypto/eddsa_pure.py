@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """EdDSA-Poseidon over BabyJubJub in pure Python, step for step as circomlibjs ``Eddsa``.
 
 The reference the C route is tested against, and the fallback when it is missing.

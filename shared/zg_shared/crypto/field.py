@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The BN254 scalar field, which is both the circuit's field and BabyJubJub's base field."""
 
 from __future__ import annotations

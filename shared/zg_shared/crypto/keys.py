@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Wire formats for BabyJubJub public keys and EdDSA-Poseidon signatures
 (docs/protocol.md, section 4)."""
 

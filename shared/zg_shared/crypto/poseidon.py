@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Poseidon hash compatible with circomlibjs ``buildPoseidon`` and circomlib ``Poseidon(n)``."""
 
 from __future__ import annotations

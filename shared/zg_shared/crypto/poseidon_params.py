@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Poseidon parameters for circomlib's instance, derived rather than pasted.
 
 circomlib's constants come from the Poseidon authors' reference script

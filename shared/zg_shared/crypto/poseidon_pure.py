@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Pure-Python Poseidon, written like circomlibjs's reference: the test oracle and fallback."""
 
 from __future__ import annotations

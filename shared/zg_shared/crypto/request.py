@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The signed request message M = Poseidon(user, provider, nonce, fee)
 (docs/protocol.md, section 4)."""
 

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Bus event payloads, one module per producing domain; see `base.Event` for the envelope."""
 
 from zg_shared.events.base import Event, new_event_id, utc_now

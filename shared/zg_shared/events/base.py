@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The envelope every bus event shares.
 
 Events are frozen pydantic models. `event_id` becomes the `Nats-Msg-Id` header, so a

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Events the chain indexer publishes about what it saw on chain (`chain.>` subjects).
 
 Each one carries the log it came from (`position`) and is published only once the log is

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Events the gateway publishes about the requests it served."""
 
 from __future__ import annotations

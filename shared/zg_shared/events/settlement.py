@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Events between billing and the prover: what to prove, and the proofs."""
 
 from __future__ import annotations

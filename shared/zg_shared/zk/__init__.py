@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The settlement proof: SettleBatch circuit inputs, Groth16 proofs and their calldata."""
 
 from zg_shared.zk.models import (

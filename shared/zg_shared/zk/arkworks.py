@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Optional faster CPU prover: groth16py (arkworks, in Rust) proving with the same snarkjs zkey.
 
 The witness still comes from circom's wasm through snarkjs (groth16py's in-process wasmi

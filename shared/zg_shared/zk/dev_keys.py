@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Finding SettleBatch(N) keys in a checkout, for benches and devnets: the committed ones, a
 snarkjs zkey cached by `scripts/zk_setup.py --size N`, or the groth16py DEV keys of
 `scripts/zk_setup.py --size N --arkworks-dev` (single party: never for real funds).

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Settlement chunks for the SettleBatch circuit: signed requests in, circuit input and
 calldata out.
 

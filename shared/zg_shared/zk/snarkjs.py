@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Witness generation, Groth16 proving and local verification through the snarkjs CLI.
 
 Each call is a node subprocess: witness (~0.5 s for N=4), prove (~2 s for N=4 on 2 cores).

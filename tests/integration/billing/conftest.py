@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """A provider's whole pipeline in one test process, on real servers: anvil with Serving and the
 generated verifier, the sample backend over HTTP, the gateway, the prover (real Groth16 proofs),
 the chain indexer and billing, talking through a private NATS and Redis."""

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Billing's book on a real Redis, next to the gateway's real ledger scripts: recording served
 requests once, sealing only what no in-flight request can fall behind, confirming, writing off,
 and rebuilding the gateway's view when Redis lost it."""

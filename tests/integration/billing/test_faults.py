@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Fault drills on a private chain: a reorg drops the block with billing's settlement, and the
 RPC endpoint goes away while billing submits. Each ends with every fee settled once."""
 

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The marketplace page in headless Chromium: it lists the provider's services with prices, and
 for an address its account and the settlements the chain indexer confirmed. A screenshot is
 saved to `test-artifacts/marketplace.png`."""

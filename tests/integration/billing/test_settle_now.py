@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """`zg provider settle`: an operator makes billing settle now, whatever its policy says, and the
 command waits until the settlement is confirmed on chain."""
 

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Billing closes the loop on real servers: requests served by the gateway end as fees settled
 on chain with real proofs, exactly once, through redelivery, a flushed Redis and a reverted
 settlement."""

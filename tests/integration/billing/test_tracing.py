@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """One trace from a user's HTTP request to the settlement transaction: the gateway's span, the
 served-request event, billing's settlement, the prover's proof and the settleFees call all
 share one trace id (W3C trace context carried in the NATS headers)."""

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The transaction sender on a private anvil: a transaction the chain does not take is replaced
 with higher fees under the same nonce, and exactly one version is mined; a node that lost a
 transaction leaves no nonce gap."""

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Fixtures for the chain indexer: a clean Redis and chain stream per test, indexers started on
 demand (and always stopped), and checks that Redis agrees with the contract's views."""
 

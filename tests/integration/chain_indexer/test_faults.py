@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Faults on a private anvil (the session's is shared and must not be rewound): a reorg that
 drops indexed blocks, and the RPC endpoint going away for a while."""
 

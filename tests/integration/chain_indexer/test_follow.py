@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The indexer on the session anvil, NATS and Redis: each contract event published once, in
 chain order, after Redis shows it; confirmations; restarts; backfill after a flush."""
 

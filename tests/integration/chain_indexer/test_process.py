@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """`zg-chain-indexer` as a process: configured by INDEXER_* variables, ready on /readyz, and
 SIGTERM ends it cleanly with its cursor saved."""
 

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """addAccount, depositFund and getAccount against a real anvil node."""
 
 from __future__ import annotations

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Random sequences of deposits, refund requests and refund processing across several users and
 providers, checked after every step against a model and against the contract's ether."""
 

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """requestRefund and processRefund: accounting, the lock time, and a reentrant receiver."""
 
 from __future__ import annotations

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The service registry: add, update, remove, enumerate."""
 
 from __future__ import annotations

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """settleFees: every check that runs before the proof is verified.
 
 The proof-verified path (a real Groth16 verifier and real proofs) is tested with the

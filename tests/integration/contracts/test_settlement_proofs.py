@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """settleFees with real Groth16 proofs of the committed SettleBatch(4) circuit."""
 
 from __future__ import annotations

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The whole network as separate processes (zg_shared.localnet): a provider's services, a
 local chain, NATS and Redis. Two users deposit and send requests through the gateway; billing
 settles; the chain pays the provider exactly what the users signed. Then the fault drills:

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """A provider's gateway on real servers: anvil with the Serving contract, a private Redis and
 NATS, the sample backend over HTTP, and the gateway itself on a local port."""
 

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The fee-only request (`POST /v1/proxy/{service}/settle`): pays the output fees a user still
 owes, with a receipt, without calling the backend; checked like any request."""
 

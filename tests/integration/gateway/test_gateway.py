@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The gateway end to end over real HTTP: signed requests in, metered responses and receipts
 out, every refusal changing nothing, and the served events on JetStream."""
 

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The gateway's atomic admission and finish scripts on a real Redis."""
 
 from __future__ import annotations

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The gateway's behaviour at its edges, over real HTTP: the per-user rate limit, a user who hangs
 up mid-stream, the trace that joins the request to the served event on NATS, and the metric
 names the dashboards and alerts read from /metrics."""

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The outbox drainer on a real Redis and JetStream: batches published once and in order, the
 sending list emptied, and a dead drainer's unconfirmed entries published again harmlessly."""
 

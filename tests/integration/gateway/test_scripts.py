@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Script calls of concurrent requests sent in shared pipelines, on a real Redis: each gets its
 own reply, one call's error stays its own, and a Redis that lost its scripts is handled."""
 

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """`python -m zg_gateway` with GATEWAY_WORKERS=2: two processes share the port, every request
 is served once, and SIGTERM stops them all."""
 

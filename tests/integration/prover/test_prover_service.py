@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The prover service on a real NATS: settlement requests in, locally verified proofs out,
 and those proofs paying the provider through Serving.settleFees on anvil."""
 

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """A provider on real servers for the SDK to use: anvil with the Serving contract and one
 registered service, a private Redis and NATS, the sample backend over HTTP, and a real
 gateway on a local port. The user's account is left for the SDK to create."""

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """`zg` as a user runs it (the installed console script), with --json and exit codes."""
 
 from __future__ import annotations

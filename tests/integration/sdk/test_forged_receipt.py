@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """A gateway that signs receipts with a key other than the service's registered signer: the
 SDK stops at the first receipt, writes the evidence, refuses to send more, and `zg verify`
 rejects the evidence offline."""

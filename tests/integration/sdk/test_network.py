@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """`zg network up --detach` runs the whole network as processes on free ports; a demo user
 creates an account, chats through the CLI, and sees the fees settle on chain with a real
 proof; `zg network down` stops every process."""

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The SDK against a real gateway: accounts on chain, paid and verified requests through the
 official openai client, plain and streamed, concurrent, and the last output fee paid at close."""
 

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The blocking facade with the synchronous openai client, plain and streamed. The test runs
 it in a worker thread: the gateway it talks to is served by this test session's event loop."""
 

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The Lua decimal arithmetic agrees with Python's integers, on a real Redis."""
 
 from __future__ import annotations

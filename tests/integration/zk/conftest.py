@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Fixtures for the settlement circuit: circomlibjs signatures, the compiled N=4 circuit, the
 committed keys. Signing goes through node (tests/js/zk/sign.js), the reference that the
 circuit has to agree with."""

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """`scripts/zk_setup.py --arkworks-dev` keys (groth16py single-party setup, N=4 here): groth16py
 proves with them, snarkjs verifies under the exported key, and the Solidity verifier rendered
 from that key and compiled by `compile_verifier` accepts the proof on anvil (and a settleFees

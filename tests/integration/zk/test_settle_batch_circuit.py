@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """SettleBatch(4) witness generation: valid chunks pass, and each constraint broken on purpose
 makes circom's witness generator fail at that constraint (so no proof can exist for it)."""
 

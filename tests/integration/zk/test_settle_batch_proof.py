@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Proofs with the committed SettleBatch(4) keys: snarkjs verifies them, the generated Solidity
 verifier accepts them in to_calldata()'s form, and Serving.settleFees pays against them."""
 

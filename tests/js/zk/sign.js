@@ -1,4 +1,5 @@
 #!/usr/bin/env node
+// SPDX-License-Identifier: Apache-2.0
 // Test helper: signs settlement messages with circomlibjs, the reference implementation that
 // the circuit (and zg_shared.crypto) must agree with.
 //

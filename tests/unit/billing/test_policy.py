@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The settlement policy: which accounts are due, and why."""
 
 from __future__ import annotations

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Revert and event decoding against the real Serving ABI, without a node."""
 
 from __future__ import annotations

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The indexer's pure parts: folding a block's logs into changes and events, and the cursor."""
 
 from __future__ import annotations

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Reference vectors computed by circomlibjs (node) during the test session itself."""
 
 from __future__ import annotations

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """BabyJubJub arithmetic and circomlibjs point packing."""
 
 from __future__ import annotations

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Route selection: C when built, pure Python with a logged warning otherwise."""
 
 from __future__ import annotations

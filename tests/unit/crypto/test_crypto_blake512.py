@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """BLAKE-512 (the SHA-3 finalist) against the npm blake-hash package."""
 
 from __future__ import annotations

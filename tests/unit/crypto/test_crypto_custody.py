@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Key custody: the signing key round-trips through additionalInfo with the wallet alone."""
 
 from __future__ import annotations

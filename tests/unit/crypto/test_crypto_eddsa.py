@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """EdDSA-Poseidon: exact agreement with circomlibjs, both routes, and every rejection rule."""
 
 from __future__ import annotations

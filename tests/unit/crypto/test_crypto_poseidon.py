@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Poseidon: derived constants, and the three implementations against circomlibjs."""
 
 from __future__ import annotations

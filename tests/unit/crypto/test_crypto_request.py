@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The request message M = Poseidon(user, provider, nonce, fee) and its signatures."""
 
 from __future__ import annotations

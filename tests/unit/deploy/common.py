@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """What the deploy tests share: the repository's deploy files, the services' settings classes
 (read by introspection, never hard-coded) and the metric names the services really export."""
 

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """docker-compose.yml as the Compose CLI would read it: YAML (anchors and merge keys) plus
 `${VAR}`, `${VAR:-default}` and `${VAR-default}` interpolation from a given environment."""
 

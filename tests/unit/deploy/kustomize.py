@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The part of kustomize that deploy/k8s uses, in Python, so CI renders the overlays offline
 where `kubectl kustomize` is not installed. Where kubectl is, a test checks both agree.
 

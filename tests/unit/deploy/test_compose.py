@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """docker-compose.yml: valid against the Compose Specification, complete, and pinned. Offline:
 no Docker engine is needed (the schema is the one check-jsonschema vendors)."""
 

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Grafana dashboards and Prometheus alert rules query only metrics the services export."""
 
 from __future__ import annotations

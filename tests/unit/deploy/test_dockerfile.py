@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The Dockerfile, read without a Docker engine: every image target exists, bases are pinned,
 runtime images run as a non-root user, and the build context ships what the COPYs need and
 nothing else."""

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Every environment variable compose and the Kubernetes manifests give a zgserve container is
 one that container reads: its settings class's fields under its env prefix (found by
 introspecting the class, never listed here), or the OpenTelemetry SDK's own. So is every secret

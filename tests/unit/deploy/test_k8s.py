@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """deploy/k8s: each overlay renders (with kubectl kustomize where installed, else the Python
 renderer beside this file, and both agree), validates against the Kubernetes API schemas
 offline (kubernetes-validate, strict), and has what operating it needs: probes, resources,

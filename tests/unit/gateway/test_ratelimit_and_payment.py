@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The gateway's stateless checks: rate limiting and payment-header parsing."""
 
 from __future__ import annotations

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The gateway's fast receipt signer gives the same bytes as the shared reference signer."""
 
 from __future__ import annotations

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The served event the gateway builds without validation equals the validated one."""
 
 from __future__ import annotations

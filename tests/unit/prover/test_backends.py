@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Which proving backend a setting picks."""
 
 from __future__ import annotations

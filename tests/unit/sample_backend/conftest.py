@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """A sample backend on aiohttp's test server (real HTTP on a free port), one per settings."""
 
 from __future__ import annotations

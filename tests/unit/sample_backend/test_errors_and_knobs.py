@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """OpenAI-shaped errors, and the latency and failure-injection knobs."""
 
 from __future__ import annotations

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """`python -m zg_sample_backend` as a real process."""
 
 from __future__ import annotations

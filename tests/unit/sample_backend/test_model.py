@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The deterministic model, without HTTP."""
 
 from __future__ import annotations

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The official `openai` client works against the backend (skipped where it is not installed)."""
 
 from __future__ import annotations

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """POST /v1/completions and /v1/embeddings, GET /v1/models and /healthz."""
 
 from __future__ import annotations

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Offline verification of evidence, with keys made here: what passes, and each way a
 receipt or the evidence itself can be wrong."""
 

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Nonces never repeat: in one process under threads, and across processes sharing the
 state file, and they stay time-based (above anything an earlier run used)."""
 

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The SDK's public names: what `from zgserve import *` gives, and nothing private."""
 
 from __future__ import annotations

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Reading replies (plain and SSE), the receipt comment, amounts and configuration."""
 
 from __future__ import annotations

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The counting rule and the provider's receipt signatures."""
 
 from __future__ import annotations

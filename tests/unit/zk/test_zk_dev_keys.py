@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Fast DEV keys for large N and the proof/gas benches: key lookup, the verifier rendered from a
 verification key, zk_setup.py's --arkworks-dev usage, the bench tables. No circuit, no proofs."""
 

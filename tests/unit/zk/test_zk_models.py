@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """SignedRequest / ChunkInput / Groth16Proof: validation, padding and calldata, no circuit."""
 
 from __future__ import annotations

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """scripts/zk_setup.py's pure parts: r1cs header, ptau sizing, key sanity, verifier rendering."""
 
 from __future__ import annotations
