@@ -59,7 +59,7 @@ async def settle_now(
             while waiting and time.monotonic() < deadline:
                 try:
                     messages = await watch.fetch(16, timeout=1.0)
-                except NatsTimeout:
+                except TimeoutError:  # nats-py raises its own or asyncio's, by code path
                     continue
                 for message in messages:
                     confirmed = SettlementConfirmedV1.model_validate_json(message.data)

@@ -13,7 +13,6 @@ from __future__ import annotations
 import logging
 
 import nats
-from nats.errors import TimeoutError as NatsTimeout
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from redis.asyncio import Redis
 
@@ -54,7 +53,7 @@ class Rebuilder:
             while True:
                 try:
                     messages = await sub.fetch(FETCH_BATCH, timeout=1.0)
-                except NatsTimeout:
+                except TimeoutError:  # nats-py raises its own or asyncio's, by code path
                     break
                 for message in messages:
                     await self.intake.record(RequestServedV1.model_validate_json(message.data))
