@@ -27,7 +27,6 @@ from zg_shared.chain import (
 )
 
 LOCK_TIME = 3600
-NO_VERIFIER = "0x000000000000000000000000000000000000dEaD"
 SIGNER = (0x1234, 0x5678)
 
 
@@ -42,7 +41,7 @@ async def measure() -> list[tuple[str, int]]:
         keys = [EthAccount.from_key(a.private_key) for a in node.accounts]
         chain = DevChain(w3)
         deployed = await deploy_contract(
-            w3, keys[0], load_artifact("Serving"), LOCK_TIME, NO_VERIFIER
+            w3, keys[0], load_artifact("Serving"), LOCK_TIME, []
         )
         record("deploy Serving", deployed)
         assert deployed.contract_address is not None

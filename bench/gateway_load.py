@@ -41,7 +41,6 @@ BODY = {
     "messages": [{"role": "user", "content": "one two three four"}],
     "max_tokens": 16,
 }
-NO_VERIFIER = "0x000000000000000000000000000000000000dEaD"
 
 
 @dataclass
@@ -127,7 +126,7 @@ async def run(total: int, concurrency: int, workers: int, loop: str) -> list[Row
         async with AnvilNode(accounts=20) as node:
             w3 = node.web3()
             keys = [EthAccount.from_key(a.private_key) for a in node.accounts]
-            serving = await ServingClient.deploy(w3, keys[0], lock_time=3600, verifier=NO_VERIFIER)
+            serving = await ServingClient.deploy(w3, keys[0], lock_time=3600)
             provider, receipt_key = keys[1], keys[2]
             backend_port, gateway_port = free_port(), free_port()
             backend_url = f"http://127.0.0.1:{backend_port}/v1"

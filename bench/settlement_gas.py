@@ -165,7 +165,7 @@ async def measure_size(
         verifier = await deploy_contract(w3, accounts[0], verifier_artifact)
         assert verifier.contract_address is not None
         serving = await ServingClient.deploy(
-            w3, accounts[0], lock_time=3600, verifier=verifier.contract_address
+            w3, accounts[0], lock_time=3600, verifiers={n: verifier.contract_address}
         )
         provider = accounts[1]
         users = accounts[4:8]

@@ -14,6 +14,7 @@ import argparse
 import json
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +27,7 @@ CONTRACTS: list[tuple[str, str, Path]] = [
     ("contracts/src/Serving.sol", "Serving", SHIPPED),
     ("contracts/src/verifiers/SettleBatchVerifier4.sol", "SettleBatchVerifier4", SHIPPED),
     ("contracts/test/ReentrantRefunder.sol", "ReentrantRefunder", TEST_ONLY),
+    ("contracts/test/ConstantVerifier.sol", "ConstantVerifier", TEST_ONLY),
 ]
 SETTINGS: dict[str, Any] = {
     "optimizer": {"enabled": True, "runs": 200},
@@ -43,19 +45,25 @@ def standard_json_input() -> dict[str, Any]:
 
 
 def compile_all() -> dict[str, dict[str, Any]]:
-    proc = subprocess.run(
-        [str(SOLCJS), "--standard-json", "--base-path", ".", "--include-path", "node_modules"],
-        input=json.dumps(standard_json_input()),
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        check=False,
-    )
+    # stdout goes to a file: node exits before a pipe has taken all of a large (>64 KiB)
+    # output, which arrived cut short; writes to a file are synchronous.
+    with tempfile.TemporaryFile(mode="w+") as out:
+        proc = subprocess.run(
+            [str(SOLCJS), "--standard-json", "--base-path", ".", "--include-path", "node_modules"],
+            input=json.dumps(standard_json_input()),
+            stdout=out,
+            stderr=subprocess.PIPE,
+            text=True,
+            cwd=ROOT,
+            check=False,
+        )
+        out.seek(0)
+        stdout = out.read()
     # solcjs prints warnings before the JSON document on stdout.
-    start = proc.stdout.find("{")
+    start = stdout.find("{")
     if proc.returncode != 0 or start < 0:
-        sys.exit(f"solcjs failed ({proc.returncode}):\n{proc.stderr}\n{proc.stdout}")
-    output = json.loads(proc.stdout[start:])
+        sys.exit(f"solcjs failed ({proc.returncode}):\n{proc.stderr}\n{stdout}")
+    output = json.loads(stdout[start:])
     errors = [e for e in output.get("errors", []) if e["severity"] == "error"]
     for diagnostic in output.get("errors", []):
         print(diagnostic["formattedMessage"], file=sys.stderr)

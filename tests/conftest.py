@@ -17,8 +17,6 @@ from zg_shared.redisacl import ADMIN_USER, RedisCredentials
 
 TEST_ARTIFACTS = Path(__file__).parent / "artifacts"
 LOCK_TIME = 3600
-# No code at this address: settlement reverts until a verifier is deployed (issue 3).
-NO_VERIFIER = "0x000000000000000000000000000000000000dEaD"
 
 
 @pytest.fixture(autouse=True)
@@ -72,7 +70,7 @@ def keys(anvil: AnvilNode) -> list[LocalAccount]:
 @pytest.fixture
 async def serving(w3: Web3Client, keys: list[LocalAccount]) -> ServingClient:
     """A freshly deployed Serving contract, read through the deployer's client."""
-    return await ServingClient.deploy(w3, keys[0], lock_time=LOCK_TIME, verifier=NO_VERIFIER)
+    return await ServingClient.deploy(w3, keys[0], lock_time=LOCK_TIME)
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

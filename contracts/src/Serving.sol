@@ -16,17 +16,40 @@ contract Serving is IServing, ReentrancyGuard {
     using AccountLibrary for IServing.Account;
     using ServiceLibrary for ServiceLibrary.ServiceMap;
 
+    /// Bounds of `lockTime`: below the minimum a provider has no real window to prove and
+    /// settle; the maximum keeps every unlock time far inside uint64 and refunds payable.
+    uint256 public constant MIN_LOCK_TIME = 10 minutes;
+    uint256 public constant MAX_LOCK_TIME = 365 days;
+
     /// Seconds a refund waits before it can be processed: the provider's window to settle
     /// what it has served against that money.
     uint256 public immutable lockTime;
-    ISettlementVerifier public immutable verifier;
+
+    /// One Groth16 verifier per circuit size N, fixed at deployment (no owner can change it).
+    /// A mapping costs one cold SLOAD (2,100 gas) per size per settlement, next to ~200k for
+    /// the pairing check; it keeps the number of sizes open.
+    mapping(uint256 circuitSize => ISettlementVerifier) private _verifiers;
+    uint256[] private _circuitSizes;
 
     AccountLibrary.AccountMap private _accounts;
     ServiceLibrary.ServiceMap private _services;
 
-    constructor(uint256 lockTime_, ISettlementVerifier verifier_) {
+    constructor(uint256 lockTime_, CircuitVerifier[] memory verifiers_) {
+        if (lockTime_ < MIN_LOCK_TIME || lockTime_ > MAX_LOCK_TIME) {
+            revert ServingLockTimeOutOfRange(lockTime_, MIN_LOCK_TIME, MAX_LOCK_TIME);
+        }
         lockTime = lockTime_;
-        verifier = verifier_;
+        for (uint256 i = 0; i < verifiers_.length; ++i) {
+            uint256 size = verifiers_[i].circuitSize;
+            ISettlementVerifier verifier = verifiers_[i].verifier;
+            // A size given twice, or a verifier without code, is a deployment mistake that
+            // would only show when the first settlement fails.
+            if (size == 0 || address(verifier).code.length == 0 || address(_verifiers[size]) != address(0)) {
+                revert ServingInvalidVerifier(size, address(verifier));
+            }
+            _verifiers[size] = verifier;
+            _circuitSizes.push(size);
+        }
     }
 
     // ---------------------------------------------------------------- accounts (user side)
@@ -70,19 +93,7 @@ contract Serving is IServing, ReentrancyGuard {
     // ---------------------------------------------------------------- services (provider side)
 
     function addOrUpdateService(ServiceParams calldata params) external {
-        Service storage s = _services.upsert(msg.sender, params);
-        emit ServiceUpdated(
-            msg.sender,
-            s.name,
-            s.serviceType,
-            s.url,
-            s.model,
-            s.verifiability,
-            s.inputPrice,
-            s.outputPrice,
-            s.signerAddress,
-            s.updatedAt
-        );
+        emit ServiceUpdated(msg.sender, _services.upsert(msg.sender, params));
     }
 
     function removeService(string calldata name) external {
@@ -120,6 +131,8 @@ contract Serving is IServing, ReentrancyGuard {
         if (inputs[2] <= account.nonce) revert ServingNonceTooLow(index, inputs[2], account.nonce);
         fee = inputs[4];
         if (fee > account.balance) revert ServingInsufficientBalance(index, fee, account.balance);
+        ISettlementVerifier verifier = _verifiers[proof.circuitSize];
+        if (address(verifier) == address(0)) revert ServingUnknownCircuitSize(index, proof.circuitSize);
         // The pairing check is the expensive part: it runs only once the cheap checks passed.
         if (!verifier.verifyProof(proof.a, proof.b, proof.c, inputs)) revert ServingInvalidProof(index);
 
@@ -130,6 +143,16 @@ contract Serving is IServing, ReentrancyGuard {
     }
 
     // ---------------------------------------------------------------- views
+
+    /// The circuit sizes this deployment settles, in the order given at deployment.
+    function circuitSizes() external view returns (uint256[] memory) {
+        return _circuitSizes;
+    }
+
+    /// The verifier of proofs made with SettleBatch(`circuitSize`); zero if there is none.
+    function verifierOf(uint256 circuitSize) external view returns (ISettlementVerifier) {
+        return _verifiers[circuitSize];
+    }
 
     function getAccount(address user, address provider) external view returns (Account memory) {
         return _accounts.get(user, provider);

@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 pragma solidity 0.8.30;
 
+import {ISettlementVerifier} from "./ISettlementVerifier.sol";
+
 /// @notice Types, events and errors of the Serving contract, kept apart so that tools and other
 ///         contracts can use them without the implementation.
 interface IServing {
@@ -39,6 +41,8 @@ interface IServing {
         /// The secp256k1 address that signs the provider's response receipts.
         address signerAddress;
         uint256 updatedAt;
+        /// How request and response units are counted (e.g. "words"); never empty.
+        string countingRule;
     }
 
     struct ServiceParams {
@@ -50,14 +54,23 @@ interface IServing {
         uint256 inputPrice;
         uint256 outputPrice;
         address signerAddress;
+        string countingRule;
     }
 
     /// One Groth16 proof for one chunk of one user's requests (see ISettlementVerifier).
     struct SettlementProof {
+        /// N of the SettleBatch(N) circuit it was proved with: picks the verifier.
+        uint256 circuitSize;
         uint256[2] a;
         uint256[2][2] b;
         uint256[2] c;
         uint256[7] publicInputs;
+    }
+
+    /// A verifier for one circuit size, given to the constructor.
+    struct CircuitVerifier {
+        uint256 circuitSize;
+        ISettlementVerifier verifier;
     }
 
     event AccountAdded(
@@ -73,20 +86,12 @@ interface IServing {
     /// The account's balance after any change; absolute values, so that replays are idempotent.
     event BalanceUpdated(address indexed user, address indexed provider, uint256 balance, uint256 pendingRefund);
     event FeesSettled(address indexed user, address indexed provider, uint256 amount, uint256 finalNonce);
-    event ServiceUpdated(
-        address indexed provider,
-        string name,
-        string serviceType,
-        string url,
-        string model,
-        string verifiability,
-        uint256 inputPrice,
-        uint256 outputPrice,
-        address signerAddress,
-        uint256 updatedAt
-    );
+    /// The service as it now stands.
+    event ServiceUpdated(address indexed provider, Service service);
     event ServiceRemoved(address indexed provider, string name);
 
+    error ServingLockTimeOutOfRange(uint256 lockTime, uint256 min, uint256 max);
+    error ServingInvalidVerifier(uint256 circuitSize, address verifier);
     error ServingAccountExists(address user, address provider);
     error ServingAccountNotFound(address user, address provider);
     error ServingInvalidSigner();
@@ -98,6 +103,7 @@ interface IServing {
     error ServingInvalidService(string reason);
     error ServingServiceNotFound(address provider, string name);
     error ServingNoProofs();
+    error ServingUnknownCircuitSize(uint256 proofIndex, uint256 circuitSize);
     error ServingInvalidPublicInput(uint256 proofIndex);
     error ServingProviderMismatch(uint256 proofIndex, address provider);
     error ServingSignerMismatch(uint256 proofIndex);

@@ -32,6 +32,7 @@ library ServiceLibrary {
         if (bytes(params.name).length == 0) revert IServing.ServingInvalidService("empty name");
         if (bytes(params.url).length == 0) revert IServing.ServingInvalidService("empty url");
         if (params.signerAddress == address(0)) revert IServing.ServingInvalidService("zero signer");
+        if (bytes(params.countingRule).length == 0) revert IServing.ServingInvalidService("empty counting rule");
         bytes32 k = key(provider, params.name);
         uint256 slot = map.slot[k];
         if (slot == 0) {
@@ -50,6 +51,7 @@ library ServiceLibrary {
         service.outputPrice = params.outputPrice;
         service.signerAddress = params.signerAddress;
         service.updatedAt = block.timestamp;
+        service.countingRule = params.countingRule;
     }
 
     /// Swap-and-pop: O(1), but the order of `values` changes.

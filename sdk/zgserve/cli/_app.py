@@ -16,8 +16,10 @@ from rich.console import Console
 from rich.table import Table
 
 from zg_shared.chain import Account, ContractRevert, Service, ServiceParams, checksum
+from zg_shared.chain.client import MAX_LOCK_TIME_S, MIN_LOCK_TIME_S
 from zg_shared.chain.devnet import DEFAULT_LOCK_TIME
 from zg_shared.crypto import PublicKey
+from zg_shared.metering import DEFAULT_RULE, RULES
 from zgserve.cli._common import Amount, Context, Exit, format_wei, run
 from zgserve.cli._network import Plan, network_dir, read_state, shut_down, supervise
 from zgserve.cli._network import check as check_network
@@ -497,6 +499,12 @@ def _service_options(required: bool) -> Callable[[F], F]:
                     required=required,
                     help="Address whose key signs receipts (the gateway's receipt key).",
                 ),
+                click.option(
+                    "--rule",
+                    "counting_rule",
+                    type=click.Choice(sorted(RULES)),
+                    help=f"How units are counted [{DEFAULT_RULE}].",
+                ),
             ]
         ):
             f = option(f)
@@ -625,7 +633,11 @@ def network() -> None:
 @click.option("--gateway-port", type=int, default=3080, show_default=True)
 @click.option("--backend-port", type=int, default=8000, show_default=True)
 @click.option(
-    "--lock-time", type=int, default=DEFAULT_LOCK_TIME, show_default=True, help="Refund lock, s."
+    "--lock-time",
+    type=click.IntRange(MIN_LOCK_TIME_S, MAX_LOCK_TIME_S),
+    default=DEFAULT_LOCK_TIME,
+    show_default=True,
+    help="Refund lock, s.",
 )
 @click.option(
     "--settle-threshold",

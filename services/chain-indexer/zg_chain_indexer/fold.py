@@ -168,18 +168,7 @@ def fold_block(
             raise ValueError(f"{event.EVENT} has no log position")
         tx = position.transaction_hash
         if isinstance(event, ServiceUpdated):
-            service = Service(
-                provider=event.provider,
-                name=event.name,
-                service_type=event.service_type,
-                url=event.url,
-                model=event.model,
-                verifiability=event.verifiability,
-                input_price=event.input_price,
-                output_price=event.output_price,
-                signer_address=event.signer_address,
-                updated_at=event.updated_at,
-            )
+            service = event.service
             skey = (service.provider, service.name)
             changes.services_removed.discard(skey)
             changes.services_put[skey] = service

@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any
 
 from eth_account import Account as EthAccount
@@ -21,6 +21,10 @@ from zg_shared.chain.sender import TransactionSender, TxResult, revert_data
 from zg_shared.chain.types import Address, Web3Client, checksum
 
 DEFAULT_PAGE = 100
+# The contract's MIN_LOCK_TIME and MAX_LOCK_TIME: its constructor refuses a lock time outside.
+MIN_LOCK_TIME_S = 10 * 60
+MAX_LOCK_TIME_S = 365 * 24 * 3600
+ZERO_ADDRESS = "0x0000000000000000000000000000000000000000"
 
 
 def connect(rpc_url: str, timeout: float = 30.0) -> Web3Client:
@@ -74,9 +78,19 @@ class ServingClient:
 
     @classmethod
     async def deploy(
-        cls, w3: Web3Client, deployer: LocalAccount, *, lock_time: int, verifier: str
+        cls,
+        w3: Web3Client,
+        deployer: LocalAccount,
+        *,
+        lock_time: int,
+        verifiers: Mapping[int, str] | None = None,
     ) -> ServingClient:
-        result = await deploy_contract(w3, deployer, load_artifact("Serving"), lock_time, verifier)
+        """Deploys `Serving` with one deployed verifier per circuit size N (`{4: address,
+        64: address}`), fixed for the contract's life; none means settlement always reverts
+        (`ServingUnknownCircuitSize`), for tests that never settle."""
+        # (circuitSize, verifier) tuples: web3's constructor encoder takes no dicts for structs.
+        entries = [(size, checksum(address)) for size, address in (verifiers or {}).items()]
+        result = await deploy_contract(w3, deployer, load_artifact("Serving"), lock_time, entries)
         assert result.contract_address is not None
         return cls(w3, result.contract_address, deployer)
 
@@ -129,8 +143,15 @@ class ServingClient:
     async def lock_time(self) -> int:
         return int(await self._view("lockTime"))
 
-    async def verifier(self) -> Address:
-        return checksum(await self._view("verifier"))
+    async def verifier_of(self, circuit_size: int) -> Address | None:
+        """The verifier of SettleBatch(`circuit_size`) proofs, or None if this contract has none."""
+        address = checksum(await self._view("verifierOf", circuit_size))
+        return None if address == ZERO_ADDRESS else address
+
+    async def verifiers(self) -> dict[int, Address]:
+        """Every circuit size this contract settles, with its verifier."""
+        sizes = [int(n) for n in await self._view("circuitSizes")]
+        return {n: checksum(await self._view("verifierOf", n)) for n in sizes}
 
     async def get_account(self, user: str, provider: str) -> Account:
         return Account.model_validate(

@@ -18,6 +18,7 @@ import asyncio
 import contextlib
 import sys
 import time
+from collections.abc import Mapping
 from pathlib import Path
 
 from eth_account import Account as EthAccount
@@ -26,15 +27,21 @@ from pydantic import BaseModel
 
 from zg_shared import devkeys
 from zg_shared.chain.anvil import AnvilNode
-from zg_shared.chain.artifacts import load_artifact
-from zg_shared.chain.client import ServingClient, connect, deploy_contract
+from zg_shared.chain.artifacts import ContractArtifact, load_artifact
+from zg_shared.chain.client import (
+    MAX_LOCK_TIME_S,
+    MIN_LOCK_TIME_S,
+    ServingClient,
+    connect,
+    deploy_contract,
+)
 from zg_shared.chain.errors import ChainError
 from zg_shared.chain.models import Service, ServiceParams
 from zg_shared.chain.types import Web3Client
 
 DEFAULT_LOCK_TIME = 24 * 3600
-NO_VERIFIER = "0x0000000000000000000000000000000000000000"
 # The Groth16 verifier of the committed SettleBatch(4) keys (scripts/zk_setup.py).
+COMMITTED_CIRCUIT_SIZE = 4
 VERIFIER_ARTIFACT = "SettleBatchVerifier4"
 VERIFIER_KEY_MANIFEST = (
     Path(__file__).resolve().parents[3] / "circuits" / "keys" / "settle_batch_4" / "manifest.json"
@@ -53,7 +60,8 @@ class Deployment(BaseModel):
     rpc_url: str
     chain_id: int
     serving: str
-    verifier: str
+    verifiers: dict[int, str]
+    """Circuit size N -> the verifier of SettleBatch(N) proofs that `serving` uses."""
     lock_time: int
     deployed_at_block: int
     provider: str
@@ -73,6 +81,23 @@ def demo_service(signer_address: str, backend_url: str) -> ServiceParams:
     )
 
 
+def committed_verifiers() -> dict[int, ContractArtifact]:
+    """The verifier artifacts shipped with the package, by circuit size."""
+    return {COMMITTED_CIRCUIT_SIZE: load_artifact(VERIFIER_ARTIFACT)}
+
+
+async def deploy_verifiers(
+    w3: Web3Client, deployer: LocalAccount, artifacts: Mapping[int, ContractArtifact]
+) -> dict[int, str]:
+    """Deploys one compiled verifier per circuit size, in the order given; their addresses."""
+    deployed: dict[int, str] = {}
+    for size, artifact in artifacts.items():
+        result = await deploy_contract(w3, deployer, artifact)
+        assert result.contract_address is not None
+        deployed[size] = result.contract_address
+    return deployed
+
+
 async def deploy_network(
     w3: Web3Client,
     rpc_url: str,
@@ -82,12 +107,13 @@ async def deploy_network(
     *,
     lock_time: int = DEFAULT_LOCK_TIME,
     backend_url: str = "http://127.0.0.1:8000/v1",
+    verifiers: Mapping[int, ContractArtifact] | None = None,
 ) -> Deployment:
-    verifier = await deploy_contract(w3, deployer, load_artifact(VERIFIER_ARTIFACT))
-    assert verifier.contract_address is not None
-    serving = await ServingClient.deploy(
-        w3, deployer, lock_time=lock_time, verifier=verifier.contract_address
-    )
+    """Deploys the verifiers (`verifiers`, by circuit size; the committed N=4 one by default),
+    then `Serving` using them, and registers the demo service. The deployer's transactions
+    are the verifiers in order, then `Serving` (fixed addresses on a fresh chain)."""
+    addresses = await deploy_verifiers(w3, deployer, verifiers or committed_verifiers())
+    serving = await ServingClient.deploy(w3, deployer, lock_time=lock_time, verifiers=addresses)
     block = await w3.eth.block_number
     provider_client = serving.as_sender(provider)
     await provider_client.add_or_update_service(demo_service(response_signer, backend_url))
@@ -95,7 +121,7 @@ async def deploy_network(
         rpc_url=rpc_url,
         chain_id=await w3.eth.chain_id,
         serving=serving.address,
-        verifier=await serving.verifier(),
+        verifiers=await serving.verifiers(),
         lock_time=await serving.lock_time(),
         deployed_at_block=block,
         provider=provider.address,
@@ -110,12 +136,8 @@ def _print(deployment: Deployment, as_json: bool) -> None:
     print(f"chain        {deployment.rpc_url} (chain id {deployment.chain_id})")
     print(f"Serving      {deployment.serving} (block {deployment.deployed_at_block})")
     print(f"lock time    {deployment.lock_time} s")
-    verifier = (
-        "none deployed: settlement disabled"
-        if deployment.verifier == NO_VERIFIER
-        else deployment.verifier
-    )
-    print(f"verifier     {verifier}")
+    for size, verifier in sorted(deployment.verifiers.items()):
+        print(f"verifier     N={size} at {verifier}")
     print(f"provider     {deployment.provider}")
     for s in deployment.services:
         print(
@@ -200,7 +222,10 @@ def main(argv: list[str] | None = None) -> int:
         "service's signer (a key of its own, not the provider's)",
     )
     parser.add_argument(
-        "--lock-time", type=int, default=DEFAULT_LOCK_TIME, help="refund lock, seconds"
+        "--lock-time",
+        type=int,
+        default=DEFAULT_LOCK_TIME,
+        help=f"refund lock, seconds ({MIN_LOCK_TIME_S} to {MAX_LOCK_TIME_S})",
     )
     parser.add_argument(
         "--backend-url", default="http://127.0.0.1:8000/v1", help="demo service URL"
@@ -211,6 +236,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", action="store_true", help="print the deployment as JSON")
     parser.add_argument("--exit", action="store_true", help="stop after deploying")
     args = parser.parse_args(argv)
+    if not MIN_LOCK_TIME_S <= args.lock_time <= MAX_LOCK_TIME_S:
+        parser.error(f"--lock-time must be {MIN_LOCK_TIME_S} to {MAX_LOCK_TIME_S} seconds")
     try:
         return asyncio.run(_run(args))
     except KeyboardInterrupt:

@@ -15,6 +15,7 @@ from eth_utils.abi import event_signature_to_log_topic
 from pydantic import BaseModel, ConfigDict
 from pydantic.alias_generators import to_camel
 
+from zg_shared.chain.models import Service
 from zg_shared.chain.types import Address, Hash32, Uint256, Wei
 
 
@@ -94,15 +95,7 @@ class FeesSettled(ServingEvent):
 class ServiceUpdated(ServingEvent):
     EVENT = "ServiceUpdated"
     provider: Address
-    name: str
-    service_type: str
-    url: str
-    model: str
-    verifiability: str
-    input_price: Wei
-    output_price: Wei
-    signer_address: Address
-    updated_at: int
+    service: Service
 
 
 class ServiceRemoved(ServingEvent):
@@ -128,6 +121,24 @@ def _hex(value: Any) -> str:
     return value.hex() if isinstance(value, bytes | bytearray) else str(value)
 
 
+def _abi_type(param: Mapping[str, Any]) -> str:
+    """The eth_abi type string of an ABI parameter: a struct is a tuple of its components."""
+    kind = str(param["type"])
+    if kind.startswith("tuple"):
+        inner = ",".join(_abi_type(c) for c in param["components"])
+        return f"({inner}){kind.removeprefix('tuple')}"
+    return kind
+
+
+def _named(param: Mapping[str, Any], value: Any) -> Any:
+    """A decoded struct (a tuple) as a dict keyed by its components' names."""
+    if param["type"] == "tuple":
+        return {
+            c["name"]: _named(c, v) for c, v in zip(param["components"], value, strict=True)
+        }
+    return value
+
+
 class EventDecoder:
     """Decodes raw logs (from receipts or eth_getLogs) of one contract into event models."""
 
@@ -137,7 +148,7 @@ class EventDecoder:
         for entry in abi:
             if entry.get("type") != "event" or entry["name"] not in by_name:
                 continue
-            signature = f"{entry['name']}({','.join(i['type'] for i in entry['inputs'])})"
+            signature = f"{entry['name']}({','.join(_abi_type(i) for i in entry['inputs'])})"
             self._events[event_signature_to_log_topic(signature)] = (by_name[entry["name"]], entry)
         missing = set(by_name) - {t.EVENT for t, _ in self._events.values()}
         if missing:
@@ -159,8 +170,8 @@ class EventDecoder:
         for param, topic in zip(indexed, topics[1:], strict=True):
             (values[param["name"]],) = decode([param["type"]], topic)
         data = bytes.fromhex(_hex(log["data"]).removeprefix("0x"))
-        for param, value in zip(plain, decode([p["type"] for p in plain], data), strict=True):
-            values[param["name"]] = value
+        for param, value in zip(plain, decode([_abi_type(p) for p in plain], data), strict=True):
+            values[param["name"]] = _named(param, value)
         position = LogPosition(
             block_number=log["blockNumber"],
             block_hash=log["blockHash"],

@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
 from zg_shared.chain.types import Address, Uint256, Wei
+from zg_shared.metering import DEFAULT_RULE
 
 
 class ChainModel(BaseModel):
@@ -53,6 +54,11 @@ class ServiceParams(ChainModel):
     input_price: Wei = Field(description="Wei per input unit")
     output_price: Wei = Field(description="Wei per output unit")
     signer_address: Address = Field(description="Signs the provider's response receipts")
+    counting_rule: str = Field(
+        DEFAULT_RULE,
+        min_length=1,
+        description="How units are counted (zg_shared.metering); read as the chain has it",
+    )
 
 
 class Service(ServiceParams):
@@ -63,6 +69,9 @@ class Service(ServiceParams):
 class SettlementProof(ChainModel):
     """One Groth16 proof for one chunk of one user's requests, in Solidity calldata form."""
 
+    circuit_size: int = Field(
+        ge=1, description="N of the SettleBatch(N) circuit it was proved with: picks the verifier"
+    )
     a: tuple[Uint256, Uint256]
     b: tuple[tuple[Uint256, Uint256], tuple[Uint256, Uint256]]
     c: tuple[Uint256, Uint256]

@@ -140,7 +140,7 @@ async def build_stack(
     verifier = await deploy_contract(w3, keys[0], load_artifact("SettleBatchVerifier4"))
     assert verifier.contract_address is not None
     deployer = await ServingClient.deploy(
-        w3, keys[0], lock_time=LOCK_TIME, verifier=verifier.contract_address
+        w3, keys[0], lock_time=LOCK_TIME, verifiers={4: verifier.contract_address}
     )
     provider_key, receipt_key = keys[1], keys[2]
     serving = deployer.as_sender(provider_key)

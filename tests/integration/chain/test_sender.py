@@ -11,7 +11,7 @@ from typing import Any
 from eth_account import Account as EthAccount
 from web3.types import RPCEndpoint
 
-from tests.conftest import LOCK_TIME, NO_VERIFIER
+from tests.conftest import LOCK_TIME
 from zg_shared.chain import ServingClient, Web3Client
 from zg_shared.chain.anvil import AnvilNode
 from zg_shared.chain.sender import BUMP_DEN, BUMP_NUM, TransactionSender
@@ -26,7 +26,7 @@ async def test_a_stuck_transaction_is_replaced_with_higher_fees_and_mined_once(
 ) -> None:
     deployer = EthAccount.from_key(node.accounts[0].private_key)
     serving = await ServingClient.deploy(
-        private_w3, deployer, lock_time=LOCK_TIME, verifier=NO_VERIFIER
+        private_w3, deployer, lock_time=LOCK_TIME
     )
     user = EthAccount.from_key(node.accounts[1].private_key)
     sender = TransactionSender(private_w3, user, serving.reverts, serving.events, bump_after_s=0.5)
@@ -59,7 +59,7 @@ async def test_a_transaction_the_node_lost_leaves_no_nonce_gap(
 ) -> None:
     deployer = EthAccount.from_key(node.accounts[0].private_key)
     serving = await ServingClient.deploy(
-        private_w3, deployer, lock_time=LOCK_TIME, verifier=NO_VERIFIER
+        private_w3, deployer, lock_time=LOCK_TIME
     )
     before = await rpc(private_w3, "evm_snapshot")
     user = serving.as_sender(node.accounts[1].private_key)

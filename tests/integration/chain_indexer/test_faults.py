@@ -14,7 +14,7 @@ from eth_account.signers.local import LocalAccount
 from nats.js import JetStreamContext
 from redis.asyncio import Redis
 
-from tests.conftest import LOCK_TIME, NO_VERIFIER
+from tests.conftest import LOCK_TIME
 from tests.integration.chain_indexer.conftest import (
     StartIndexer,
     assert_redis_matches_chain,
@@ -35,7 +35,7 @@ def key(node: AnvilNode, index: int) -> LocalAccount:
 
 
 async def deploy(w3: Web3Client, node: AnvilNode) -> ServingClient:
-    return await ServingClient.deploy(w3, key(node, 0), lock_time=LOCK_TIME, verifier=NO_VERIFIER)
+    return await ServingClient.deploy(w3, key(node, 0), lock_time=LOCK_TIME)
 
 
 async def test_a_reorg_rolls_redis_back_and_publishes_the_new_canonical_events(

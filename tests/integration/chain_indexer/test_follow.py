@@ -125,7 +125,7 @@ async def test_every_event_is_published_once_in_order_and_redis_equals_the_chain
     verifier = await deploy_contract(w3, keys[0], load_artifact("SettleBatchVerifier4"))
     assert verifier.contract_address is not None
     serving = await ServingClient.deploy(
-        w3, keys[0], lock_time=LOCK_TIME, verifier=verifier.contract_address
+        w3, keys[0], lock_time=LOCK_TIME, verifiers={4: verifier.contract_address}
     )
     indexer = await start_indexer(anvil.rpc_url, serving.address)
     provider, alice, bob = keys[1], keys[5], keys[6]

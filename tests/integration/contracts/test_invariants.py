@@ -16,7 +16,7 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 
-from tests.conftest import LOCK_TIME, NO_VERIFIER
+from tests.conftest import LOCK_TIME
 from zg_shared.chain import AnvilNode, ContractRevert, DevChain, ServingClient, connect
 
 T = TypeVar("T")
@@ -56,9 +56,7 @@ class ServingMachine(RuleBasedStateMachine):
         self.w3 = w3
         self.chain = DevChain(w3)
         deployer = self.users[0]
-        self.serving = self.run(
-            ServingClient.deploy(w3, deployer, lock_time=LOCK_TIME, verifier=NO_VERIFIER)
-        )
+        self.serving = self.run(ServingClient.deploy(w3, deployer, lock_time=LOCK_TIME))
         self.clients = [self.serving.as_sender(u) for u in self.users]
         self.model: dict[tuple[int, int], ModelAccount] = {}
 

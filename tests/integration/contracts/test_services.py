@@ -26,6 +26,7 @@ def params(name: str, signer: str, **changes: object) -> ServiceParams:
         input_price=100,
         output_price=300,
         signer_address=signer,
+        counting_rule="words",
     )
     return base.model_copy(update=changes)
 
@@ -43,8 +44,10 @@ async def test_a_registered_service_reads_back_whole(
         == params("chat", keys[2].address).model_dump()
     )
     [event] = result.events_of(ServiceUpdated)
-    assert event.model_dump(exclude={"position"}) == service.model_dump()
-    assert event.updated_at > 0
+    assert event.provider == keys[1].address
+    assert event.service == service
+    assert service.updated_at > 0
+    assert service.counting_rule == "words"
 
 
 async def test_updating_replaces_fields_in_place(
@@ -61,9 +64,22 @@ async def test_updating_replaces_fields_in_place(
     assert service.signer_address == keys[3].address
     assert await serving.service_count() == 1
     assert (
-        second.events_of(ServiceUpdated)[0].updated_at
-        >= first.events_of(ServiceUpdated)[0].updated_at
+        second.events_of(ServiceUpdated)[0].service.updated_at
+        >= first.events_of(ServiceUpdated)[0].service.updated_at
     )
+
+
+async def test_the_counting_rule_is_part_of_the_service(
+    serving: ServingClient, keys: list[LocalAccount]
+) -> None:
+    provider = serving.as_sender(keys[1])
+    await provider.add_or_update_service(params("chat", keys[2].address))
+    result = await provider.add_or_update_service(
+        params("chat", keys[2].address, counting_rule="chars")
+    )
+    # The chain keeps whatever rule the provider declares; clients decide what they support.
+    assert (await serving.get_service(keys[1].address, "chat")).counting_rule == "chars"
+    assert result.events_of(ServiceUpdated)[0].service.counting_rule == "chars"
 
 
 async def test_names_are_per_provider(serving: ServingClient, keys: list[LocalAccount]) -> None:
@@ -117,6 +133,7 @@ async def test_removing_what_is_not_there_reverts(
         ({"name": ""}, "empty name"),
         ({"url": ""}, "empty url"),
         ({"signer_address": "0x" + "00" * 20}, "zero signer"),
+        ({"counting_rule": ""}, "empty counting rule"),
     ],
 )
 async def test_incomplete_services_are_refused_on_chain(

@@ -19,6 +19,7 @@ def proof(
     user: str, provider: str, init: int, final: int, fee: int, signer: tuple[int, int] = SIGNER
 ) -> SettlementProof:
     return SettlementProof(
+        circuit_size=4,
         a=(1, 2),
         b=((3, 4), (5, 6)),
         c=(7, 8),

@@ -37,7 +37,7 @@ async def serving(w3: Web3Client, keys: list[LocalAccount]) -> ServingClient:
     verifier = await deploy_contract(w3, keys[0], load_artifact("SettleBatchVerifier4"))
     assert verifier.contract_address is not None
     return await ServingClient.deploy(
-        w3, keys[0], lock_time=LOCK_TIME, verifier=verifier.contract_address
+        w3, keys[0], lock_time=LOCK_TIME, verifiers={4: verifier.contract_address}
     )
 
 

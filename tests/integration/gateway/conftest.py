@@ -18,7 +18,7 @@ from eth_account.signers.local import LocalAccount
 from nats.js import JetStreamContext
 from redis.asyncio import Redis
 
-from tests.conftest import LOCK_TIME, NO_VERIFIER
+from tests.conftest import LOCK_TIME
 from tests.integration.jetstream import stream_events
 from zg_gateway.app import create_app
 from zg_gateway.config import GatewaySettings
@@ -133,7 +133,7 @@ async def provider(
     backend = await start_backend(backend_settings)
     backend_url = f"http://127.0.0.1:{backend_settings.port}/v1"
 
-    serving = await ServingClient.deploy(w3, keys[0], lock_time=LOCK_TIME, verifier=NO_VERIFIER)
+    serving = await ServingClient.deploy(w3, keys[0], lock_time=LOCK_TIME)
     provider_key, receipt_key = keys[1], keys[2]
     await serving.as_sender(provider_key).add_or_update_service(
         ServiceParams(

@@ -109,7 +109,7 @@ async def test_a_settlement_is_proven_and_pays_the_provider_on_chain(
     verifier = await deploy_contract(w3, keys[0], load_artifact("SettleBatchVerifier4"))
     assert verifier.contract_address is not None
     serving = await ServingClient.deploy(
-        w3, keys[0], lock_time=LOCK_TIME, verifier=verifier.contract_address
+        w3, keys[0], lock_time=LOCK_TIME, verifiers={4: verifier.contract_address}
     )
     provider, users = keys[1], keys[5:7]
     prvs = [generate_private_key() for _ in users]

@@ -21,7 +21,7 @@ from aiohttp.test_utils import TestServer
 from eth_account.signers.local import LocalAccount
 from redis.asyncio import Redis
 
-from tests.conftest import LOCK_TIME, NO_VERIFIER
+from tests.conftest import LOCK_TIME
 from tests.integration.gateway.conftest import start_backend
 from zg_gateway.app import create_app
 from zg_gateway.config import GatewaySettings
@@ -74,7 +74,7 @@ async def deployed(
     """The contract with the provider's service registered; no gateway (account tests)."""
     redis = Redis.from_url(redis_url)
     await redis.flushdb()
-    serving = await ServingClient.deploy(w3, keys[0], lock_time=LOCK_TIME, verifier=NO_VERIFIER)
+    serving = await ServingClient.deploy(w3, keys[0], lock_time=LOCK_TIME)
     provider_key, registered_signer = keys[1], keys[2]
     await serving.as_sender(provider_key).add_or_update_service(
         ServiceParams(

@@ -17,11 +17,12 @@ import pytest
 
 from tests.integration.sdk.conftest import run_zg
 from zg_shared.chain import DevChain, FeesSettled, ServingClient, connect
+from zg_shared.chain.client import MIN_LOCK_TIME_S
 from zg_shared.localservers import free_port, port_open
 
 pytestmark = pytest.mark.slow
-# Short, so that the test sees a refund unlock; billing settles well inside it.
-LOCK_TIME_S = 6
+# The shortest the contract allows; the test moves the chain's clock past it.
+LOCK_TIME_S = MIN_LOCK_TIME_S
 
 
 async def test_network_up_chat_settle_down(tmp_path: Path) -> None:
@@ -84,8 +85,7 @@ async def test_network_up_chat_settle_down(tmp_path: Path) -> None:
             await asyncio.sleep(2)
         assert refund.code == 0, refund.stderr
         assert refund.json()["pending_refund"] > 0
-        await asyncio.sleep(LOCK_TIME_S + 2)
-        await _mine(state)  # anvil mines only on demand: let the chain's clock move on
+        await _pass_time(state, LOCK_TIME_S)
         processed = await run_zg("--json", "account", "refund", "--process", env=env, cwd=tmp_path)
         assert processed.code == 0, processed.stderr
         account = processed.json()
@@ -107,10 +107,11 @@ async def test_network_up_chat_settle_down(tmp_path: Path) -> None:
         assert not port_open(port)
 
 
-async def _mine(state: dict[str, Any]) -> None:
+async def _pass_time(state: dict[str, Any], seconds: int) -> None:
+    """Moves the chain's clock on (anvil mines a block at the new time)."""
     w3 = connect(state["rpc_url"])
     try:
-        await DevChain(w3).mine()
+        await DevChain(w3).increase_time(seconds)
     finally:
         await w3.provider.disconnect()
 

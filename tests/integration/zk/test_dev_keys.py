@@ -105,12 +105,12 @@ async def test_rendered_verifier_accepts_on_chain_and_serving_settles(
 
     # A fresh Serving wired to the dev verifier pays the provider for the chunk.
     serving = await ServingClient.deploy(
-        w3, keys[0], lock_time=3600, verifier=deployed.contract_address
+        w3, keys[0], lock_time=3600, verifiers={SIZE: deployed.contract_address}
     )
     signer = prv2pub(PRV).as_tuple()
     await serving.as_sender(user).add_account(provider.address, signer, value=10**18)
     await serving.as_sender(provider).settle_fees(
-        [SettlementProof(a=a, b=b, c=c, public_inputs=inputs)]
+        [SettlementProof(circuit_size=SIZE, a=a, b=b, c=c, public_inputs=inputs)]
     )
     account = await serving.get_account(user.address, provider.address)
     assert account.nonce == 3

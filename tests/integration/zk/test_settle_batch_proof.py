@@ -75,7 +75,9 @@ def compile_verifier() -> ContractArtifact:
 
 def to_settlement(proof: Groth16Proof) -> SettlementProof:
     a, b, c, inputs = proof.to_calldata()
-    return SettlementProof.model_validate({"a": a, "b": b, "c": c, "public_inputs": inputs})
+    return SettlementProof.model_validate(
+        {"circuit_size": SIZE, "a": a, "b": b, "c": c, "public_inputs": inputs}
+    )
 
 
 @pytest.fixture(scope="module")
@@ -237,7 +239,7 @@ async def test_serving_settles_against_a_real_proof(
     user, provider = keys[5], keys[1]
     pub, _ = requests
     serving = await ServingClient.deploy(
-        w3, keys[0], lock_time=LOCK_TIME, verifier=verifier.address
+        w3, keys[0], lock_time=LOCK_TIME, verifiers={SIZE: verifier.address}
     )
     await serving.as_sender(user).add_account(provider.address, pub, value=10**6)
     as_provider = serving.as_sender(provider)

@@ -86,29 +86,28 @@ def test_an_event_log_decodes_into_its_model_with_its_position() -> None:
     assert event.position.block_hash == "0x" + "01" * 32
 
 
-def test_string_fields_decode_from_the_data_section() -> None:
+def test_a_struct_field_decodes_into_its_model() -> None:
+    service = (PROVIDER, "chat", "chatbot", "http://x", "m", "TeeML", 1, 2, USER, 5, "words")
     raw = log(
-        "ServiceUpdated(address,string,string,string,string,string,uint256,uint256,address,uint256)",
+        "ServiceUpdated(address,(address,string,string,string,string,string,uint256,uint256,"
+        "address,uint256,string))",
         [("address", PROVIDER)],
         [
-            ("string", "chat"),
-            ("string", "chatbot"),
-            ("string", "http://x"),
-            ("string", "m"),
-            ("string", "TeeML"),
-            ("uint256", 1),
-            ("uint256", 2),
-            ("address", USER),
-            ("uint256", 5),
+            (
+                "(address,string,string,string,string,string,uint256,uint256,address,uint256,string)",
+                service,
+            )
         ],
     )
     event = EventDecoder(ABI).decode(raw)
     assert isinstance(event, ServiceUpdated)
-    assert (event.name, event.url, event.signer_address, event.updated_at) == (
+    s = event.service
+    assert (s.name, s.url, s.signer_address, s.updated_at, s.counting_rule) == (
         "chat",
         "http://x",
         USER,
         5,
+        "words",
     )
 
 
@@ -142,7 +141,9 @@ def test_service_params_speak_the_abi_names() -> None:
         "inputPrice",
         "outputPrice",
         "signerAddress",
+        "countingRule",
     }
+    assert params.counting_rule == "words"
 
 
 def test_amounts_are_never_negative_and_addresses_are_checked() -> None:

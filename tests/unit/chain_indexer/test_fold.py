@@ -28,6 +28,7 @@ from zg_shared.chain.events import (
     ServiceUpdated,
     ServingEvent,
 )
+from zg_shared.chain.models import Service
 from zg_shared.events.chain import (
     AccountUpdatedV1,
     FeesSettledV1,
@@ -150,7 +151,7 @@ def test_refund_processed_marks_it_and_keeps_the_signer_from_before() -> None:
 
 
 def test_services_put_and_removed_the_last_log_wins() -> None:
-    updated = ServiceUpdated(
+    service = Service(
         provider=PROVIDER,
         name="chat",
         service_type="chatbot",
@@ -162,6 +163,7 @@ def test_services_put_and_removed_the_last_log_wins() -> None:
         signer_address=USER,
         updated_at=5,
     )
+    updated = ServiceUpdated(provider=PROVIDER, service=service)
     logs = Logs().tx(updated).tx(ServiceRemoved(provider=PROVIDER, name="chat")).tx(updated)
 
     changes = fold_block(logs.events, {}, LOCK)
