@@ -40,9 +40,7 @@ async def measure() -> list[tuple[str, int]]:
         w3 = node.web3()
         keys = [EthAccount.from_key(a.private_key) for a in node.accounts]
         chain = DevChain(w3)
-        deployed = await deploy_contract(
-            w3, keys[0], load_artifact("Serving"), LOCK_TIME, []
-        )
+        deployed = await deploy_contract(w3, keys[0], load_artifact("Serving"), LOCK_TIME, [])
         record("deploy Serving", deployed)
         assert deployed.contract_address is not None
         serving = ServingClient(w3, deployed.contract_address, keys[0])

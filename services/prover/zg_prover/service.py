@@ -76,9 +76,7 @@ class ProverService:
                     final_nonce=chunk.final_nonce,
                     total_fee=chunk.total_fee,
                     request_count=chunk.count,
-                    calldata=SettlementProof(
-                        circuit_size=n, a=a, b=b, c=c, public_inputs=public
-                    ),
+                    calldata=SettlementProof(circuit_size=n, a=a, b=b, c=c, public_inputs=public),
                 )
             )
         return proofs

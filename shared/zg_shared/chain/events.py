@@ -133,9 +133,7 @@ def _abi_type(param: Mapping[str, Any]) -> str:
 def _named(param: Mapping[str, Any], value: Any) -> Any:
     """A decoded struct (a tuple) as a dict keyed by its components' names."""
     if param["type"] == "tuple":
-        return {
-            c["name"]: _named(c, v) for c, v in zip(param["components"], value, strict=True)
-        }
+        return {c["name"]: _named(c, v) for c, v in zip(param["components"], value, strict=True)}
     return value
 
 

@@ -25,9 +25,7 @@ async def test_a_stuck_transaction_is_replaced_with_higher_fees_and_mined_once(
     node: AnvilNode, private_w3: Web3Client
 ) -> None:
     deployer = EthAccount.from_key(node.accounts[0].private_key)
-    serving = await ServingClient.deploy(
-        private_w3, deployer, lock_time=LOCK_TIME
-    )
+    serving = await ServingClient.deploy(private_w3, deployer, lock_time=LOCK_TIME)
     user = EthAccount.from_key(node.accounts[1].private_key)
     sender = TransactionSender(private_w3, user, serving.reverts, serving.events, bump_after_s=0.5)
     data = serving.contract.encode_abi("addAccount", args=[deployer.address, [1, 2], ""])
@@ -58,9 +56,7 @@ async def test_a_transaction_the_node_lost_leaves_no_nonce_gap(
     node: AnvilNode, private_w3: Web3Client
 ) -> None:
     deployer = EthAccount.from_key(node.accounts[0].private_key)
-    serving = await ServingClient.deploy(
-        private_w3, deployer, lock_time=LOCK_TIME
-    )
+    serving = await ServingClient.deploy(private_w3, deployer, lock_time=LOCK_TIME)
     before = await rpc(private_w3, "evm_snapshot")
     user = serving.as_sender(node.accounts[1].private_key)
     await user.add_account(deployer.address, (1, 2), value=10)
