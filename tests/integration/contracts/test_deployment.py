@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The constructor: the lock time's bounds and one verifier per circuit size."""
 
 from __future__ import annotations
