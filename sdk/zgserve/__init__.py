@@ -6,12 +6,14 @@ in `zgserve.errors`; a service's terms in `zgserve.terms`; evidence files and th
 check in `zgserve.evidence`.
 """
 
-from zgserve.client import ServiceSession, ZgClient
+from zgserve.client import RefundStatus, ServiceSession, ZgClient
 from zgserve.config import ZgConfig, load_config
 from zgserve.errors import (
     AccountError,
+    CeilingExceeded,
     ConfigError,
     GatewayRefused,
+    InsufficientFunds,
     NoAccount,
     NoService,
     NotFound,
@@ -21,18 +23,22 @@ from zgserve.errors import (
 )
 from zgserve.evidence import Evidence, Finding, verify_evidence
 from zgserve.sync import SyncServiceSession, SyncZgClient
-from zgserve.terms import ServiceTerms
+from zgserve.terms import Limits, ServiceTerms
 
 __all__ = [
     "AccountError",
+    "CeilingExceeded",
     "ConfigError",
     "Evidence",
     "Finding",
     "GatewayRefused",
+    "InsufficientFunds",
+    "Limits",
     "NoAccount",
     "NoService",
     "NotFound",
     "ProviderStopped",
+    "RefundStatus",
     "ServiceSession",
     "ServiceTerms",
     "SyncServiceSession",

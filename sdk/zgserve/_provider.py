@@ -1,6 +1,7 @@
 # SPDX-License-Identifier: Apache-2.0
 """What the SDK keeps per provider: the signing key, nonces, the output fees received and not
-yet paid, the evidence, and whether the provider has been stopped."""
+yet paid, the worst case of the requests in flight, the evidence, and whether the provider
+has been stopped."""
 
 from __future__ import annotations
 
@@ -8,11 +9,12 @@ import base64
 from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import NoReturn
 
 from zg_shared.crypto import PublicKey, sign_request
+from zgserve._costs import Quote
 from zgserve._nonces import NonceAllocator
-from zgserve.errors import ProviderStopped, VerificationError
+from zgserve.errors import CeilingExceeded, ProviderStopped, VerificationError
 from zgserve.evidence import Evidence, EvidenceRecord, check_record
 from zgserve.terms import ServiceTerms
 
@@ -26,6 +28,7 @@ class SignedPayment:
     previous_output_fee: int
     fee: int
     signature: str
+    quote: Quote  # the terms it was signed under, and its worst case
 
     def headers(self, user: str) -> dict[str, str]:
         return {
@@ -36,6 +39,17 @@ class SignedPayment:
             "Fee": str(self.fee),
             "Signature": self.signature,
         }
+
+
+@dataclass(frozen=True)
+class ReceivedReceipt:
+    """A receipt as the provider gave it, for one request."""
+
+    request_id: str
+    output_fee: int
+    signature: str
+    # For a stream abandoned before its end: the response hash the receipt covers.
+    relayed_sha256: str | None = None
 
 
 @dataclass
@@ -49,6 +63,7 @@ class ProviderState:
     nonces: NonceAllocator
     evidence_dir: Path | None = None
     unpaid: int = 0
+    in_flight: int = 0  # worst-case output fees of the requests not yet concluded
     services: dict[str, ServiceTerms] = field(default_factory=dict)
     records: deque[EvidenceRecord] = field(default_factory=lambda: deque(maxlen=EVIDENCE_KEPT))
     failure: VerificationError | None = None
@@ -58,18 +73,34 @@ class ProviderState:
         if self.failure is not None:
             raise ProviderStopped(self.provider, self.failure)
 
-    def sign(self, input_fee: int) -> SignedPayment:
-        """A fresh nonce, and every received-and-unpaid output fee taken into this request."""
+    def sign(self, quote: Quote, max_debt: int) -> SignedPayment:
+        """A fresh nonce, and every received-and-unpaid output fee taken into this request.
+        Refused (CeilingExceeded) when the requests in flight and this one could leave more
+        than `max_debt` owed to the provider."""
         self.check_usable()
+        exposure = self.in_flight + quote.worst_output_fee
+        if exposure > max_debt:
+            what = (
+                f"what you could owe provider {self.provider} with this request and the "
+                f"{self.in_flight} wei of worst-case output fees in flight"
+            )
+            raise CeilingExceeded("max_debt", exposure, max_debt, what)
         previous, self.unpaid = self.unpaid, 0
+        self.in_flight += quote.worst_output_fee
         nonce = self.nonces.next()
-        fee = input_fee + previous
+        fee = quote.input_fee + previous
         signature = sign_request(self.signing_key, self.user, self.provider, nonce, fee)
-        return SignedPayment(nonce, input_fee, previous, fee, signature.to_hex())
+        return SignedPayment(nonce, quote.input_fee, previous, fee, signature.to_hex(), quote)
 
-    def refund(self, payment: SignedPayment) -> None:
+    def refused(self, payment: SignedPayment) -> None:
         """The request was refused or voided: what it paid of the debt is owed again."""
         self.unpaid += payment.previous_output_fee
+        self.in_flight -= payment.quote.worst_output_fee
+
+    def unknown(self, payment: SignedPayment) -> None:
+        """The outcome cannot be told (the connection failed, no receipt could be found):
+        the debt it carried is not offered again (over-paying would be refused)."""
+        self.in_flight -= payment.quote.worst_output_fee
 
     def receive(
         self,
@@ -79,11 +110,10 @@ class ProviderState:
         request_body: bytes,
         response_body: bytes,
         streamed: bool,
-        receipt_id: str,
-        output_fee: int,
-        receipt_signature: str,
+        receipt: ReceivedReceipt,
     ) -> EvidenceRecord:
-        """Records one response and its receipt as evidence (not yet judged)."""
+        """Records one response and its receipt as evidence (not yet judged), with the terms
+        in force when the request was signed."""
         record = EvidenceRecord(
             service=service,
             endpoint=endpoint,
@@ -95,40 +125,33 @@ class ProviderState:
             request_body_b64=base64.b64encode(request_body).decode(),
             response_body_b64=base64.b64encode(response_body).decode(),
             streamed=streamed,
-            receipt_id=receipt_id,
-            output_fee=output_fee,
-            receipt_signature=receipt_signature,
-            terms=self.services[service],
+            receipt_id=receipt.request_id,
+            output_fee=receipt.output_fee,
+            receipt_signature=receipt.signature,
+            terms=payment.quote.terms,
+            partial=receipt.relayed_sha256 is not None,
+            response_body_sha256=receipt.relayed_sha256,
         )
         self.records.append(record)
         return record
 
-    def replace(self, old: EvidenceRecord, new: EvidenceRecord) -> None:
-        for i, kept in enumerate(self.records):
-            if kept is old:
-                self.records[i] = new
-                return
-
     def verdict(self, record: EvidenceRecord) -> str | None:
-        """Why the record fails under the service's current terms, or None."""
-        terms = self.services[record.service]
+        """Why the record fails under the terms it was signed under, or None."""
+        terms = record.terms or self.services[record.service]
         return check_record(record, terms, self.user, self.provider, self.signer)
 
-    def conclude(self, record: EvidenceRecord, reason: str | None) -> None:
-        """A good receipt's output fee becomes debt to pay with the next request; a bad one
-        stops the provider (VerificationError)."""
+    def conclude(self, payment: SignedPayment, record: EvidenceRecord) -> None:
+        """Judges the record: a good receipt's output fee becomes debt to pay with the next
+        request; a bad one stops the provider (VerificationError)."""
+        self.in_flight -= payment.quote.worst_output_fee
+        reason = self.verdict(record)
         if reason is None:
             self.unpaid += record.output_fee
             self.served += 1
             return
         self.stop(reason)
 
-    def accept(self, *args: Any, **kwargs: Any) -> None:
-        """`receive`, judged under the current terms, then `conclude`."""
-        record = self.receive(*args, **kwargs)
-        self.conclude(record, self.verdict(record))
-
-    def stop(self, reason: str) -> None:
+    def stop(self, reason: str) -> NoReturn:
         if self.failure is None:
             self.failure = VerificationError(self.provider, reason)
             if self.evidence_dir is not None:

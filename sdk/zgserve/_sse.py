@@ -4,6 +4,7 @@ receipt the gateway appends to a stream as an SSE comment line."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 from dataclasses import dataclass
 from typing import Any
@@ -37,58 +38,92 @@ def split_stream(raw: bytes) -> tuple[bytes, StreamReceipt | None]:
     return raw[:at], receipt
 
 
-def _choice_texts(choices: Any, key: str) -> list[str]:
-    texts: list[str] = []
-    for choice in choices if isinstance(choices, list) else []:
-        if not isinstance(choice, dict):
+@dataclass(frozen=True)
+class Reply:
+    """What a response says it generated."""
+
+    usage: dict[str, Any] | None
+    texts: list[str]  # the text the counting rule reads (content, completion text)
+    generated_bytes: int  # UTF-8 bytes of everything generated: text, reasoning, tool calls
+    choices: int
+
+    @property
+    def units(self) -> int:
+        """Output units by the shared rule: `usage.completion_tokens`, else words."""
+        return count_output_units(self.usage, self.texts)
+
+
+# Fields of a message (or a stream's delta) that hold generated text besides `content`.
+GENERATED_FIELDS = ("content", "reasoning_content", "reasoning", "refusal")
+
+
+def _generated(part: dict[str, Any]) -> list[str]:
+    """Every string a model generated in one message or delta, for the size bound."""
+    found = [part[k] for k in GENERATED_FIELDS if isinstance(part.get(k), str)]
+    calls = part.get("tool_calls")
+    functions = (
+        [c.get("function") for c in calls if isinstance(c, dict)] if isinstance(calls, list) else []
+    )
+    functions.append(part.get("function_call"))
+    for function in functions:
+        if isinstance(function, dict):
+            found += [
+                function[k] for k in ("name", "arguments") if isinstance(function.get(k), str)
+            ]
+    return found
+
+
+class _Collector:
+    def __init__(self) -> None:
+        self.usage: dict[str, Any] | None = None
+        self.texts: list[str] = []
+        self.generated = 0
+        self.indices: set[object] = set()
+
+    def event(self, event: Any, key: str) -> None:
+        if not isinstance(event, dict):
+            return
+        if isinstance(event.get("usage"), dict):
+            self.usage = event["usage"]
+        choices = event.get("choices")
+        for choice in choices if isinstance(choices, list) else []:
+            if not isinstance(choice, dict):
+                continue
+            index = choice.get("index", 0)
+            self.indices.add(index if isinstance(index, int) else 0)
+            part = choice.get(key)
+            strings: list[str] = []
+            if isinstance(part, dict):
+                strings = _generated(part)
+                if isinstance(part.get("content"), str):
+                    self.texts.append(part["content"])
+            if isinstance(choice.get("text"), str):
+                self.texts.append(choice["text"])
+                strings.append(choice["text"])
+            self.generated += sum(len(s.encode()) for s in strings)
+
+    def reply(self) -> Reply:
+        return Reply(self.usage, self.texts, self.generated, max(1, len(self.indices)))
+
+
+def read_reply(body: bytes, streamed: bool) -> Reply:
+    """The usage and generated text of a plain JSON reply or of an SSE stream's events."""
+    collector = _Collector()
+    if not streamed:
+        with contextlib.suppress(ValueError):
+            collector.event(json.loads(body), "message")
+        return collector.reply()
+    for line in body.split(b"\n"):
+        line = line.strip()
+        if not line.startswith(b"data:") or line[5:].strip() == b"[DONE]":
             continue
-        part = choice.get(key)
-        if isinstance(part, dict) and isinstance(part.get("content"), str):
-            texts.append(part["content"])
-        if isinstance(choice.get("text"), str):
-            texts.append(choice["text"])
-    return texts
+        try:
+            collector.event(json.loads(line[5:]), "delta")
+        except ValueError:
+            continue
+    return collector.reply()
 
 
 def output_units(body: bytes, streamed: bool) -> int:
     """Output units by the shared rule: the backend's `usage.completion_tokens`, else words."""
-    usage: dict[str, Any] | None = None
-    texts: list[str] = []
-    if streamed:
-        for line in body.split(b"\n"):
-            line = line.strip()
-            if not line.startswith(b"data:") or line[5:].strip() == b"[DONE]":
-                continue
-            try:
-                event = json.loads(line[5:])
-            except ValueError:
-                continue
-            if not isinstance(event, dict):
-                continue
-            if isinstance(event.get("usage"), dict):
-                usage = event["usage"]
-            texts += _choice_texts(event.get("choices"), "delta")
-    else:
-        try:
-            payload = json.loads(body)
-        except ValueError:
-            return 0
-        if isinstance(payload, dict):
-            usage = payload.get("usage") if isinstance(payload.get("usage"), dict) else None
-            texts = _choice_texts(payload.get("choices"), "message")
-    return count_output_units(usage, texts)
-
-
-def output_bound(request_body: bytes) -> int | None:
-    """`max_completion_tokens` / `max_tokens` of the request, when it set one."""
-    try:
-        body = json.loads(request_body)
-    except ValueError:
-        return None
-    if not isinstance(body, dict):
-        return None
-    for name in ("max_completion_tokens", "max_tokens"):
-        value = body.get(name)
-        if isinstance(value, int) and not isinstance(value, bool) and value > 0:
-            return value
-    return None
+    return read_reply(body, streamed).units

@@ -5,31 +5,40 @@ It signs and attaches the payment headers to every metered call under
 `/v1/proxy/{service}/...`, verifies the receipt of every response (plain: from the headers;
 streamed: from the SSE comment the gateway appends, else from `GET .../signature/{id}`), and
 raises VerificationError on the first bad receipt. Any other request passes through.
+
+Every request is signed under the service's terms as the SDK last read them from the chain
+(read again when older than `terms_max_age_s`, or when the gateway says the input fee is too
+low), within the user's ceilings, and its receipt is judged under those terms only.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import hashlib
 import json
+import logging
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any
 
 import httpx2
+from pydantic import BaseModel, Field, ValidationError
 
 from zg_shared.endpoints import PAID_PATHS
-from zg_shared.metering import MeteringError, count_input_units
-from zgserve._provider import ProviderState, SignedPayment
+from zgserve._costs import quote, with_output_bound
+from zgserve._provider import ProviderState, ReceivedReceipt, SignedPayment
 from zgserve._sse import split_stream
-from zgserve.errors import ZgError
-from zgserve.evidence import EvidenceRecord
+from zgserve.terms import Limits, ServiceTerms
 
 METERED = PAID_PATHS
 NONCE_CONFLICTS = ("nonce_reused", "nonce_too_low")
 NONCE_ATTEMPTS = 3
 DONE = b"data: [DONE]"
 RECEIPT_WAIT_S = 10.0
+TERMS_MAX_AGE_S = 5.0  # the gateway's own cache of the registry holds terms this long
 # Hop-by-hop or encoding headers that no longer describe the body we hand on.
 DROPPED = ("content-length", "transfer-encoding", "content-encoding", "connection")
+log = logging.getLogger(__name__)
 
 
 def _endpoint(path: str) -> tuple[str, str] | None:
@@ -56,16 +65,38 @@ def _headers(response: httpx2.Response) -> list[tuple[str, str]]:
     return [(k, v) for k, v in response.headers.items() if k.lower() not in DROPPED]
 
 
+def _done(body: bytes | bytearray) -> bool:
+    """Whether the stream's `[DONE]` event arrived (a line of its own)."""
+    return body.startswith(DONE) or b"\n" + DONE in body
+
+
+def _fee(text: str) -> int | None:
+    """A receipt's output fee: ASCII decimal within uint256, else None."""
+    if not (text.isascii() and text.isdigit()) or len(text) > 78:
+        return None
+    value = int(text)
+    return value if value < 2**256 else None
+
+
+class StoredReceipt(BaseModel):
+    """What `GET /v1/proxy/{service}/signature/{id}` answers."""
+
+    output_fee: int = Field(ge=0, lt=2**256)
+    signature: str
+    response_body_sha256: str = Field(pattern="^[0-9a-f]{64}$")
+
+
 class _VerifyingStream(httpx2.AsyncByteStream):
     """Hands the SSE stream on chunk by chunk and verifies its receipt at the end.
 
     Iterating it again continues where the last iteration stopped (the openai client reads
     up to `[DONE]`, then drains the rest in a second loop: the receipt comes in that rest).
-    A stream closed before `[DONE]` is not verified: the gateway charges what was delivered
-    and its receipt stays at `GET .../signature/{id}`.
+    `on_end(body, abandoned)` runs once: at the end of the stream, or when it is closed.
     """
 
-    def __init__(self, inner: httpx2.Response, on_end: Callable[[bytes], Awaitable[None]]) -> None:
+    def __init__(
+        self, inner: httpx2.Response, on_end: Callable[[bytes, bool], Awaitable[None]]
+    ) -> None:
         self._inner = inner
         self._on_end = on_end
         self._body = bytearray()
@@ -78,42 +109,95 @@ class _VerifyingStream(httpx2.AsyncByteStream):
         async for chunk in self._chunks:
             self._body += chunk
             yield chunk
-        await self._end()
+        await self._end(abandoned=False)
 
-    async def _end(self) -> None:
+    async def _end(self, abandoned: bool) -> None:
         if not self._ended:
             self._ended = True
-            await self._on_end(bytes(self._body))
+            await self._on_end(bytes(self._body), abandoned)
 
     async def aclose(self) -> None:
-        """Closed after `[DONE]` but before the receipt (the sync openai client stops reading
-        at `[DONE]`): read the little that is left, so the receipt is still verified."""
+        """Closed before the end. After `[DONE]` (the sync openai client stops reading there)
+        the little that is left is read, so the receipt comment is verified. Before `[DONE]`
+        the stream is abandoned: closing the connection stops the gateway, which charges what
+        it relayed; that receipt is then fetched and verified like any other."""
+        if self._ended:
+            await self._inner.aclose()
+            return
         try:
-            if not self._ended and self._chunks is not None and DONE in self._body:
-                async with asyncio.timeout(RECEIPT_WAIT_S):
-                    async for chunk in self._chunks:
-                        self._body += chunk
-                await self._end()
+            if self._chunks is not None and _done(self._body):
+                with contextlib.suppress(TimeoutError, httpx2.HTTPError):
+                    async with asyncio.timeout(RECEIPT_WAIT_S):
+                        async for chunk in self._chunks:
+                            self._body += chunk
         finally:
             await self._inner.aclose()
+        await self._end(abandoned=not _done(self._body))
 
 
 class PaidTransport(httpx2.AsyncBaseTransport):
-    """`refresh(service)` re-reads a service's terms from the chain: called once when the
-    gateway says the input fee is too low (the provider changed its price)."""
+    """`read_terms(service)` reads a service's terms from the chain."""
 
     def __init__(
         self,
         state: ProviderState,
+        read_terms: Callable[[str], Awaitable[ServiceTerms]],
+        limits: Limits,
         inner: httpx2.AsyncBaseTransport | None = None,
-        refresh: Callable[[str], Awaitable[None]] | None = None,
+        *,
+        terms_max_age_s: float = TERMS_MAX_AGE_S,
+        clock: Callable[[], float] = time.monotonic,
     ):
         self.state = state
+        self.limits = limits
+        self._read_terms = read_terms
         self._inner = inner or httpx2.AsyncHTTPTransport()
-        self._refresh = refresh
+        self._terms_max_age_s = terms_max_age_s
+        self._clock = clock
+        self._read_at: dict[str, float] = {}
+        self._reading: dict[str, asyncio.Lock] = {}
 
     async def aclose(self) -> None:
         await self._inner.aclose()
+
+    def learn(self, terms: ServiceTerms) -> None:
+        """Terms just read from the chain (when the session opened)."""
+        self.limits.check_terms(self.state.provider, terms)
+        self.state.services[terms.name] = terms
+        self._read_at[terms.name] = self._clock()
+
+    async def terms(self, service: str, *, read_after: float | None = None) -> ServiceTerms:
+        """The terms to sign under: read from the chain again when older than the maximum
+        age (or than `read_after`); refused (CeilingExceeded) when above the ceilings."""
+
+        def stale() -> bool:
+            read_at = self._read_at.get(service)
+            return (
+                read_at is None
+                or self._clock() - read_at > self._terms_max_age_s
+                or (read_after is not None and read_at < read_after)
+            )
+
+        if stale():
+            async with self._reading.setdefault(service, asyncio.Lock()):
+                if stale():  # else another request read them meanwhile
+                    started = self._clock()
+                    before = self.state.services.get(service)
+                    terms = await self._read_terms(service)
+                    self.state.services[service] = terms
+                    self._read_at[service] = started
+                    if before is not None and before != terms:
+                        log.warning(
+                            "service %r of %s changed its terms on chain: input %d -> %d, "
+                            "output %d -> %d wei per unit, receipts by %s; new requests are "
+                            "signed under the new terms if within your ceilings",
+                            service, self.state.provider, before.input_price,
+                            terms.input_price, before.output_price, terms.output_price,
+                            terms.signer_address,
+                        )  # fmt: skip
+        terms = self.state.services[service]
+        self.limits.check_terms(self.state.provider, terms)
+        return terms
 
     async def handle_async_request(self, request: httpx2.Request) -> httpx2.Response:
         found = _endpoint(request.url.path)
@@ -121,12 +205,13 @@ class PaidTransport(httpx2.AsyncBaseTransport):
             return await self._inner.handle_async_request(request)
         service, endpoint = found
         self.state.check_usable()
-        if service not in self.state.services:
-            raise ZgError(f"no terms for service {service!r}: open it with ZgClient.session")
-        body = await request.aread()
-        refreshed = False
+        body = with_output_bound(endpoint, await request.aread(), self.limits.max_tokens)
+        read_after: float | None = None
         for attempt in range(NONCE_ATTEMPTS):
-            payment = self.state.sign(self._input_fee(service, endpoint, body))
+            terms = await self.terms(service, read_after=read_after)
+            payment = self.state.sign(
+                quote(endpoint, body, terms, self.limits), self.limits.max_debt
+            )
             headers = [
                 (k, v)
                 for k, v in request.headers.items()
@@ -136,34 +221,32 @@ class PaidTransport(httpx2.AsyncBaseTransport):
             paid = httpx2.Request(
                 "POST", request.url, headers=headers, content=body, extensions=request.extensions
             )
-            # If this raises, the outcome is unknown: whether the gateway took the debt this
-            # request carried cannot be told, so it is not offered again (over-paying would
-            # be refused); the gateway keeps counting it, and the account's refund shows it.
-            response = await self._inner.handle_async_request(paid)
+            try:
+                response = await self._inner.handle_async_request(paid)
+            except BaseException:
+                # The outcome is unknown: whether the gateway took the debt this request
+                # carried cannot be told, so it is not offered again (over-paying would be
+                # refused); the gateway keeps counting it, and the account's refund shows it.
+                self.state.unknown(payment)
+                raise
             if response.status_code == 200:
                 return await self._served(request, service, endpoint, body, payment, response)
             reply = await response.aread()
             await response.aclose()
-            self.state.refund(payment)
+            self.state.refused(payment)
             code, retries_left = _error_code(reply), attempt + 1 < NONCE_ATTEMPTS
             if response.status_code == 409 and code in NONCE_CONFLICTS and retries_left:
                 continue
-            if code == "input_fee_too_low" and self._refresh and not refreshed and retries_left:
-                refreshed = True
-                await self._refresh(service)
-                continue
+            if code == "input_fee_too_low" and read_after is None and retries_left:
+                # The provider may have raised its price: read the terms again (refused
+                # beyond the ceilings), and sign again only if they changed.
+                read_after = self._clock()
+                if await self.terms(service, read_after=read_after) != terms:
+                    continue
             return httpx2.Response(
                 response.status_code, headers=_headers(response), content=reply, request=request
             )
         raise AssertionError("unreachable")
-
-    def _input_fee(self, service: str, endpoint: str, body: bytes) -> int:
-        try:
-            parsed: Any = json.loads(body)
-            units = count_input_units(endpoint, parsed if isinstance(parsed, dict) else {})
-        except (ValueError, MeteringError):
-            units = 0  # the gateway answers 400 with the reason; nothing is charged
-        return units * self.state.services[service].input_price
 
     async def _served(
         self,
@@ -174,49 +257,55 @@ class PaidTransport(httpx2.AsyncBaseTransport):
         payment: SignedPayment,
         response: httpx2.Response,
     ) -> httpx2.Response:
-        if "text/event-stream" not in response.headers.get("content-type", ""):
-            reply = await response.aread()
-            await response.aclose()
-            record = self.state.receive(
-                service,
-                endpoint,
-                payment,
-                body,
-                reply,
-                streamed=False,
-                receipt_id=response.headers.get("ZG-Res-Key", ""),
-                output_fee=int(response.headers.get("ZG-Output-Fee", "0") or 0),
-                receipt_signature=response.headers.get("ZG-Signature", ""),
-            )
-            await self._judge(record)
-            return httpx2.Response(200, headers=_headers(response), content=reply, request=request)
         request_id = response.headers.get("ZG-Res-Key", "")
+        if "text/event-stream" not in response.headers.get("content-type", ""):
+            try:
+                reply = await response.aread()
+            except BaseException:
+                self.state.unknown(payment)
+                raise
+            finally:
+                await response.aclose()
+            fee_header = response.headers.get("ZG-Output-Fee", "0") or "0"
+            fee = _fee(fee_header)
+            if fee is None:
+                self.state.unknown(payment)
+                self.state.stop(f"the receipt's output fee {fee_header[:80]!r} is not an amount")
+            receipt = ReceivedReceipt(request_id, fee, response.headers.get("ZG-Signature", ""))
+            record = self.state.receive(service, endpoint, payment, body, reply, False, receipt)
+            self.state.conclude(payment, record)
+            return httpx2.Response(200, headers=_headers(response), content=reply, request=request)
 
-        async def on_end(raw: bytes) -> None:
-            relayed, receipt = split_stream(raw)
-            if receipt is None:
-                receipt_json = await self._fetch_receipt(request, service, request_id)
-                if receipt_json is None:
-                    self.state.refund(payment)  # no receipt anywhere: the request was voided
-                    return
-                fee, signature = int(receipt_json["output_fee"]), str(receipt_json["signature"])
+        async def on_end(raw: bytes, abandoned: bool) -> None:
+            relayed, comment = split_stream(raw)
+            if comment is not None:
+                receipt = ReceivedReceipt(request_id, comment.output_fee, comment.signature)
             else:
-                fee, signature = receipt.output_fee, receipt.signature
-            if not signature:
-                self.state.refund(payment)  # voided (the backend broke off): nothing charged
+                wait_s = RECEIPT_WAIT_S if abandoned else 0.0
+                stored = await self._fetch_receipt(request, service, request_id, wait_s, payment)
+                if stored is None:
+                    if abandoned:
+                        log.warning(
+                            "no receipt for abandoned stream %s of provider %s within %.0f s: "
+                            "what it was charged is unknown",
+                            request_id, self.state.provider, wait_s,
+                        )  # fmt: skip
+                        self.state.unknown(payment)
+                    else:
+                        self.state.refused(payment)  # no receipt anywhere: it was voided
+                    return
+                whole = stored.response_body_sha256 == hashlib.sha256(relayed).hexdigest()
+                receipt = ReceivedReceipt(
+                    request_id,
+                    stored.output_fee,
+                    stored.signature,
+                    None if whole else stored.response_body_sha256,
+                )
+            if not receipt.signature:
+                self.state.refused(payment)  # voided (the backend broke off): nothing charged
                 return
-            record = self.state.receive(
-                service,
-                endpoint,
-                payment,
-                body,
-                relayed,
-                streamed=True,
-                receipt_id=request_id,
-                output_fee=fee,
-                receipt_signature=signature,
-            )
-            await self._judge(record)
+            record = self.state.receive(service, endpoint, payment, body, relayed, True, receipt)
+            self.state.conclude(payment, record)
 
         return httpx2.Response(
             200,
@@ -225,33 +314,37 @@ class PaidTransport(httpx2.AsyncBaseTransport):
             request=request,
         )
 
-    async def _judge(self, record: EvidenceRecord) -> None:
-        """Verifies a receipt; before calling a failure, reads the service's terms again (the
-        provider may have changed its price or receipt key on chain since the session began)."""
-        reason = self.state.verdict(record)
-        if reason is not None and self._refresh is not None:
-            await self._refresh(record.service)
-            reason = self.state.verdict(record)
-            if reason is None:  # judged under the new terms: the evidence says so
-                self.state.replace(
-                    record,
-                    record.model_copy(update={"terms": self.state.services[record.service]}),
-                )
-        self.state.conclude(record, reason)
-
     async def _fetch_receipt(
-        self, request: httpx2.Request, service: str, request_id: str
-    ) -> dict[str, Any] | None:
+        self,
+        request: httpx2.Request,
+        service: str,
+        request_id: str,
+        wait_s: float,
+        payment: SignedPayment,
+    ) -> StoredReceipt | None:
+        """The receipt the gateway keeps for `request_id`, asked again while it answers 404
+        (not finished yet) for up to `wait_s`; None when there is none."""
         if not request_id:
             return None
         path = request.url.path
         base = path[: path.find("/v1/proxy/")]
         url = request.url.copy_with(path=f"{base}/v1/proxy/{service}/signature/{request_id}")
-        lookup = httpx2.Request("GET", url, extensions=request.extensions)
-        response = await self._inner.handle_async_request(lookup)
-        raw = await response.aread()
-        await response.aclose()
-        if response.status_code != 200:
-            return None
-        found: dict[str, Any] = json.loads(raw)
-        return found
+        deadline, pause = self._clock() + wait_s, 0.05
+        while True:
+            lookup = httpx2.Request("GET", url, extensions=request.extensions)
+            try:
+                response = await self._inner.handle_async_request(lookup)
+                raw = await response.aread()
+                await response.aclose()
+            except httpx2.HTTPError:
+                return None
+            if response.status_code == 200:
+                try:
+                    return StoredReceipt.model_validate_json(raw)
+                except ValidationError:
+                    self.state.unknown(payment)
+                    self.state.stop(f"the receipt at {url} is malformed")
+            if response.status_code != 404 or self._clock() + pause > deadline:
+                return None
+            await asyncio.sleep(pause)
+            pause = min(2 * pause, 0.5)

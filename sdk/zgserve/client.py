@@ -3,16 +3,17 @@
 
 async with ZgClient.from_config(load_config()) as zg:
     await zg.create_account(provider, deposit=10**17)
-    session = await zg.session(provider, "demo-chat", "http://127.0.0.1:3080")
+    session = await zg.session(provider, "demo-chat")   # the gateway URL registered on chain
     ai = openai.AsyncOpenAI(base_url=session.base_url, api_key="zg", http_client=session.http)
 """
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import Self
+from typing import Self, TypeVar
 
 import httpx2
 from eth_account import Account as EthAccount
@@ -20,6 +21,7 @@ from eth_account.signers.local import LocalAccount
 
 from zg_shared.chain import (
     Account,
+    ChainUnavailable,
     ContractRevert,
     Service,
     ServiceParams,
@@ -39,21 +41,25 @@ from zg_shared.crypto import (
     prv2pub,
 )
 from zg_shared.endpoints import FEE_ONLY_ENDPOINT
+from zgserve._amounts import format_wei
 from zgserve._nonces import NonceAllocator
 from zgserve._provider import ProviderState
-from zgserve._transport import PaidTransport
+from zgserve._transport import TERMS_MAX_AGE_S, PaidTransport
+from zgserve._when import when
 from zgserve.config import ZgConfig
 from zgserve.errors import (
     AccountError,
     ConfigError,
     GatewayRefused,
+    InsufficientFunds,
     NoAccount,
     NoService,
     ZgError,
 )
-from zgserve.terms import ServiceTerms
+from zgserve.terms import Limits, ServiceTerms
 
 DEFAULT_TIMEOUT_S = 300.0
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -79,13 +85,22 @@ class ZgClient:
         state_dir: Path | None = None,
         evidence_dir: Path | None = None,
         timeout_s: float = DEFAULT_TIMEOUT_S,
+        limits: Limits | None = None,
+        terms_max_age_s: float = TERMS_MAX_AGE_S,
     ) -> None:
+        self._wallet: LocalAccount | None = _wallet(wallet_key) if wallet_key else None
+        try:
+            contract = checksum(contract)
+        except ValueError:
+            raise ConfigError(f"the contract address {contract!r} is not an address") from None
+        self.rpc_url = rpc_url
         self.w3: Web3Client = connect(rpc_url)
-        self._wallet: LocalAccount | None = EthAccount.from_key(wallet_key) if wallet_key else None
         self.chain = ServingClient(self.w3, contract, self._wallet)
         self.state_dir = state_dir
         self.evidence_dir = evidence_dir or (state_dir / "evidence" if state_dir else None)
         self.timeout_s = timeout_s
+        self.limits = limits or Limits()
+        self.terms_max_age_s = terms_max_age_s
         self._chain_id: int | None = None
         self._providers: dict[str, ProviderState] = {}
         self._sessions: list[ServiceSession] = []
@@ -105,6 +120,7 @@ class ZgClient:
             state_dir=config.state_dir,
             evidence_dir=evidence_dir,
             timeout_s=timeout_s,
+            limits=config.limits,
         )
 
     async def __aenter__(self) -> Self:
@@ -171,7 +187,11 @@ class ZgClient:
         prv = generate_private_key()
         pub = prv2pub(prv)
         blob = encrypt_signing_key(self._require_wallet().key, await self._custody(provider), prv)
-        await self.chain.add_account(provider, pub.as_tuple(), blob, value=deposit)
+        await self._paying(
+            deposit,
+            f"creating the account with a deposit of {format_wei(deposit)}",
+            lambda: self.chain.add_account(provider, pub.as_tuple(), blob, value=deposit),
+        )
         return await self.account(provider)
 
     async def recover_signing_key(self, provider: str) -> bytes:
@@ -188,40 +208,88 @@ class ZgClient:
             raise AccountError(f"cannot recover the signing key from the chain: {exc}") from exc
 
     async def deposit(self, provider: str, amount: int) -> TxResult:
-        return await self.chain.deposit_fund(provider, value=amount)
+        return await self._paying(
+            amount,
+            f"depositing {format_wei(amount)}",
+            lambda: self.chain.deposit_fund(provider, value=amount),
+        )
 
     async def request_refund(self, provider: str, amount: int | None = None) -> TxResult:
         """Asks for `amount` wei back (all that is available when None); it can be processed
         after the contract's lock time, which leaves the provider time to settle."""
         if amount is None:
             amount = (await self.account(provider)).available
-        return await self.chain.request_refund(provider, amount)
+        return await self._paying(
+            0, "requesting a refund", lambda: self.chain.request_refund(provider, amount)
+        )
 
-    async def refundable(self, provider: str) -> list[int]:
-        """Indices of refunds whose lock time has passed and that are not processed yet."""
+    async def refunds(self, provider: str) -> list[RefundStatus]:
+        """The account's refunds, each with when it unlocks by the chain's clock."""
         account = await self.account(provider)
         lock = await self.chain.lock_time()
         now = int((await self.w3.eth.get_block("latest"))["timestamp"])
         return [
-            i
+            RefundStatus(
+                index=i,
+                amount=r.amount,
+                requested_at=r.created_at,
+                unlocks_at=r.created_at + lock,
+                processed=r.processed,
+                seconds_left=max(0, r.created_at + lock - now),
+            )
             for i, r in enumerate(account.refunds)
-            if not r.processed and r.created_at + lock <= now
         ]
+
+    async def refundable(self, provider: str) -> list[int]:
+        """Indices of refunds whose lock time has passed and that are not processed yet."""
+        return [r.index for r in await self.refunds(provider) if r.due]
 
     async def process_refunds(self, provider: str, indices: list[int] | None = None) -> TxResult:
         if indices is None:
-            indices = await self.refundable(provider)
-        if not indices:
-            raise AccountError("no refund has passed its lock time yet")
-        return await self.chain.process_refund(provider, indices)
+            refunds = await self.refunds(provider)
+            indices = [r.index for r in refunds if r.due]
+            if not indices:
+                pending = [r for r in refunds if not r.processed]
+                if not pending:
+                    raise AccountError("there is no refund to process: ask for one first")
+                first = min(pending, key=lambda r: r.seconds_left)
+                raise AccountError(
+                    f"no refund has passed its lock time yet: the next, of "
+                    f"{format_wei(first.amount)}, unlocks {when(first.seconds_left)}"
+                )
+        chosen = indices
+        return await self._paying(
+            0, "processing refunds", lambda: self.chain.process_refund(provider, chosen)
+        )
+
+    async def _paying(self, value: int, what: str, send: Callable[[], Awaitable[T]]) -> T:
+        """Sends a transaction of `value` wei, refused with the wallet's balance and what was
+        needed when the wallet cannot pay its value and gas (InsufficientFunds)."""
+        wallet = self._require_wallet().address
+        balance = int(await self.w3.eth.get_balance(wallet))
+        if balance < value:
+            raise InsufficientFunds(wallet, balance, value, what)
+        try:
+            return await send()
+        except ChainUnavailable as exc:
+            if "insufficient funds" not in str(exc).lower():
+                raise
+            balance = int(await self.w3.eth.get_balance(wallet))
+            raise InsufficientFunds(wallet, balance, value, what) from None
 
     # ------------------------------------------------------------ provider side
 
     async def register_service(self, params: ServiceParams) -> TxResult:
-        return await self.chain.add_or_update_service(params)
+        return await self._paying(
+            0,
+            f"registering service {params.name!r}",
+            lambda: self.chain.add_or_update_service(params),
+        )
 
     async def remove_service(self, name: str) -> TxResult:
-        return await self.chain.remove_service(name)
+        return await self._paying(
+            0, f"removing service {name!r}", lambda: self.chain.remove_service(name)
+        )
 
     # ------------------------------------------------------------ paid requests
 
@@ -255,25 +323,35 @@ class ZgClient:
         self,
         provider: str,
         service: str,
-        gateway_url: str,
+        gateway_url: str | None = None,
         *,
         transport: httpx2.AsyncBaseTransport | None = None,
     ) -> ServiceSession:
         """An httpx2 client that pays for and verifies every call to `service` through the
-        provider's gateway. Closed by `close()`."""
+        provider's gateway: the URL the service registered on chain, unless `gateway_url`
+        overrides it. Refused (CeilingExceeded) when its prices are above the ceilings.
+        Closed by `close()`."""
         state = await self.provider_state(provider)
         registered = await self.service(state.provider, service)
-        state.services[service] = ServiceTerms.of(registered)
+        url = (gateway_url or registered.url).rstrip("/")
+        if not url.startswith(("http://", "https://")):
+            raise ConfigError(
+                f"service {service!r} of {state.provider} registers the URL {url!r}, which is "
+                "not an http(s) URL: pass the gateway's URL"
+            )
 
-        async def refresh(name: str) -> None:
-            state.services[name] = ServiceTerms.of(await self.service(state.provider, name))
+        async def read_terms(name: str) -> ServiceTerms:
+            return ServiceTerms.of(await self.service(state.provider, name))
 
-        paid = PaidTransport(state, transport, refresh)
+        paid = PaidTransport(
+            state, read_terms, self.limits, transport, terms_max_age_s=self.terms_max_age_s
+        )
+        paid.learn(ServiceTerms.of(registered))
         http = httpx2.AsyncClient(transport=paid, timeout=self.timeout_s)
         session = ServiceSession(
             provider=state.provider,
             service=registered,
-            base_url=f"{gateway_url.rstrip('/')}/v1/proxy/{service}",
+            base_url=f"{url}/v1/proxy/{service}",
             http=http,
             transport=paid,
         )
@@ -322,6 +400,37 @@ class ZgClient:
                 await session.http.aclose()
             self._sessions.clear()
             await self.w3.provider.disconnect()
+
+
+@dataclass(frozen=True)
+class RefundStatus:
+    """One refund of an account; times are the chain's (block timestamps)."""
+
+    index: int
+    amount: int
+    requested_at: int
+    unlocks_at: int
+    processed: bool
+    seconds_left: int  # until it unlocks, from the latest block (0: unlocked)
+
+    @property
+    def due(self) -> bool:
+        """Unlocked and not paid out yet: `process_refunds` pays it."""
+        return not self.processed and self.seconds_left == 0
+
+
+def _wallet(key: str) -> LocalAccount:
+    """The wallet from its key, or a ConfigError that never shows the key."""
+    try:
+        wallet: LocalAccount = EthAccount.from_key(key)
+    except ValueError:
+        digits = key.strip().removeprefix("0x")
+        raise ConfigError(
+            "the wallet key (ZG_PRIVATE_KEY) is not a private key: it must be 0x and 64 hex "
+            f"digits (32 bytes) of a valid secp256k1 key; the one given has {len(digits)} "
+            "characters after 0x"
+        ) from None
+    return wallet
 
 
 def _code(response: httpx2.Response) -> str:

@@ -8,6 +8,9 @@ ZgError
  │    ├── NoAccount       (also an AccountError)
  │    └── NoService
  ├── GatewayRefused       the gateway refused a request the SDK itself sent (settle, lookups)
+ ├── CeilingExceeded      a request would cost more than one of the user's ceilings allows:
+ │                        nothing was sent
+ ├── InsufficientFunds    the wallet cannot pay for a transaction (its value plus gas)
  ├── VerificationError    a receipt failed verification: the provider is no longer used
  └── ProviderStopped      a request to a provider that already failed verification
 
@@ -17,6 +20,8 @@ Errors from the chain (`zg_shared.chain.ChainError` and its subclasses) pass thr
 from __future__ import annotations
 
 from pathlib import Path
+
+from zgserve._amounts import format_wei
 
 
 class ZgError(Exception):
@@ -48,6 +53,32 @@ class GatewayRefused(ZgError):
         self.status = status
         self.code = code
         super().__init__(f"the gateway refused ({status} {code}): {message}")
+
+
+class CeilingExceeded(ZgError):
+    """Beyond one of the user's ceilings (`zgserve.Limits`): `ceiling` is the field's name
+    (e.g. `max_input_price`), `value` what the request or the service asks, `limit` the
+    ceiling. Raised before anything is signed or sent."""
+
+    def __init__(self, ceiling: str, value: int, limit: int, what: str) -> None:
+        self.ceiling = ceiling
+        self.value = value
+        self.limit = limit
+        super().__init__(
+            f"refused: {what} is {format_wei(value)}, above your ceiling {ceiling} of "
+            f"{format_wei(limit)}; nothing was sent (raise ZG_{ceiling.upper()} if you agree)"
+        )
+
+
+class InsufficientFunds(ZgError):
+    """The wallet holds less than a transaction needs: its value plus gas."""
+
+    def __init__(self, wallet: str, balance: int, needed: int, what: str) -> None:
+        self.wallet = wallet
+        self.balance = balance
+        self.needed = needed
+        need = f"{format_wei(needed)} plus gas" if needed else "gas"
+        super().__init__(f"the wallet {wallet} holds {format_wei(balance)}; {what} needs {need}")
 
 
 class VerificationError(ZgError):

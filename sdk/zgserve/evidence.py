@@ -2,22 +2,28 @@
 """Evidence: the signed requests, response bodies and receipts exchanged with one provider,
 in a file that any machine can check offline (`zg verify FILE`, or `verify_evidence`).
 
-What is checked for every record (and, by the SDK, for every response as it arrives):
+What is checked for every record (and, by the SDK, for every response as it arrives), under
+the service's terms in force when the request was signed (the record's `terms`):
 
 1. `Fee == Input-Fee + Previous-Output-Fee`, and the user's EdDSA-Poseidon signature over
    `M = Poseidon(user, provider, nonce, fee)` verifies for the account's registered signer
    (the evidence is what the user really sent);
-2. the receipt is an EIP-191 signature by the service's registered `signerAddress` over
+2. the receipt is an EIP-191 signature by the terms' `signerAddress` over
    `keccak(M || sha256(request body) || sha256(response body) || outputFee)`;
-3. the output fee is at most the output units of the response (the backend's
-   `usage.completion_tokens`, else words of the generated text, bounded by the request's
-   `max_tokens`) times the service's output price. Charging less is the provider's loss and
-   is accepted.
+3. the output fee is at most the chargeable output units times the terms' output price
+   (`zgserve._costs`: the units the response counts, bounded by the request's `max_tokens`
+   and by what the received text can hold). Charging less is the provider's loss and is
+   accepted.
+
+A stream the user abandoned before its end is `partial`: its body is what the SDK read, and
+the receipt covers `response_body_sha256`, what the gateway relayed (possibly more); the
+signature is checked over that hash, and only the request's bound limits its units.
 """
 
 from __future__ import annotations
 
 import base64
+import hashlib
 import time
 from pathlib import Path
 from typing import Literal
@@ -25,10 +31,11 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from zg_shared.crypto import PublicKey, Signature, request_message, verify_request
-from zg_shared.endpoints import generates_output
 from zg_shared.receipts import Receipt, receipt_signer
-from zgserve._sse import output_bound, output_units
+from zgserve._costs import chargeable_units
 from zgserve.terms import ServiceTerms
+
+MAX_FEE = 2**256 - 1
 
 
 class EvidenceRecord(BaseModel):
@@ -50,7 +57,13 @@ class EvidenceRecord(BaseModel):
     output_fee: int
     receipt_signature: str
     terms: ServiceTerms | None = Field(
-        None, description="the service's terms this response was judged under"
+        None, description="the service's terms when the request was signed: what it is judged under"
+    )
+    partial: bool = Field(
+        False, description="a stream abandoned before its end: the body is what was read"
+    )
+    response_body_sha256: str | None = Field(
+        None, description="for a partial record, the hash the receipt covers (what was relayed)"
     )
 
     @property
@@ -107,34 +120,40 @@ def check_record(
         return f"the request signature is malformed: {exc}"
     if not record.receipt_signature:
         return "the response carries no receipt signature"
-    receipt = Receipt.for_bodies(
-        request_message(user, provider, record.nonce, record.fee),
-        record.request_body,
-        record.response_body,
-        record.output_fee,
+    if not 0 <= record.output_fee <= MAX_FEE:
+        return f"the output fee {record.output_fee} is not a uint256"
+    response_hash = (
+        record.response_body_sha256
+        if record.partial and record.response_body_sha256
+        else hashlib.sha256(record.response_body).hexdigest()
     )
     try:
+        receipt = Receipt(
+            request_hash=request_message(user, provider, record.nonce, record.fee),
+            request_body_sha256=hashlib.sha256(record.request_body).hexdigest(),
+            response_body_sha256=response_hash,
+            output_fee=record.output_fee,
+        )
         signed_by = receipt_signer(receipt, record.receipt_signature)
     except ValueError as exc:
-        return f"the receipt signature is malformed: {exc}"
+        return f"the receipt is malformed: {exc}"
     if signed_by.lower() != terms.signer_address.lower():
         return (
             f"the receipt is signed by {signed_by}, not by the service's registered "
             f"signer {terms.signer_address}"
         )
-    units = (
-        output_units(record.response_body, record.streamed)
-        if generates_output(record.endpoint)
-        else 0
+    chargeable = chargeable_units(
+        record.endpoint,
+        record.request_body,
+        record.response_body,
+        record.streamed,
+        whole=not record.partial,
     )
-    bound = output_bound(record.request_body)
-    if bound is not None:
-        units = min(units, bound)
-    allowed = units * terms.output_price
+    allowed = chargeable.units * terms.output_price
     if record.output_fee > allowed:
         return (
-            f"the output fee {record.output_fee} is above {units} output units x "
-            f"{terms.output_price} wei = {allowed}"
+            f"the output fee {record.output_fee} is above {chargeable.units} output units x "
+            f"{terms.output_price} wei = {allowed} ({chargeable.explain()})"
         )
     return None
 

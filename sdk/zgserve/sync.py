@@ -6,7 +6,7 @@ coroutine to that loop and waits. `session(...).http` is an `httpx2.Client` whos
 forwards to the same paying, verifying transport, streams included:
 
     with SyncZgClient(rpc_url, contract, wallet_key) as zg:
-        session = zg.session(provider, "demo-chat", gateway_url)
+        session = zg.session(provider, "demo-chat")
         ai = openai.OpenAI(base_url=session.base_url, api_key="zg", http_client=session.http)
 """
 
@@ -23,7 +23,7 @@ from typing import Any, Self, TypeVar
 import httpx2
 
 from zg_shared.chain import Account, Service, ServiceParams, TxResult
-from zgserve.client import ZgClient
+from zgserve.client import RefundStatus, ZgClient
 
 T = TypeVar("T")
 
@@ -151,6 +151,9 @@ class SyncZgClient:
     def request_refund(self, provider: str, amount: int | None = None) -> TxResult:
         return self._loop.run(self.aio.request_refund(provider, amount))
 
+    def refunds(self, provider: str) -> list[RefundStatus]:
+        return self._loop.run(self.aio.refunds(provider))
+
     def process_refunds(self, provider: str, indices: list[int] | None = None) -> TxResult:
         return self._loop.run(self.aio.process_refunds(provider, indices))
 
@@ -160,7 +163,9 @@ class SyncZgClient:
     def remove_service(self, name: str) -> TxResult:
         return self._loop.run(self.aio.remove_service(name))
 
-    def session(self, provider: str, service: str, gateway_url: str) -> SyncServiceSession:
+    def session(
+        self, provider: str, service: str, gateway_url: str | None = None
+    ) -> SyncServiceSession:
         opened = self._loop.run(self.aio.session(provider, service, gateway_url))
         http = httpx2.Client(
             transport=_BridgeTransport(opened.transport, self._loop), timeout=self.aio.timeout_s

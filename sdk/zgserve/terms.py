@@ -4,7 +4,7 @@
 The SDK reads them from the chain's `Service` (here, and nowhere else), attaches the terms in
 force to every request it signs, and judges that request's receipt under those terms only:
 a provider that changes its price on chain after a request was signed cannot charge the new
-price for it.
+price for it. `Limits` are the user's ceilings on what any request may cost.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from __future__ import annotations
 from pydantic import BaseModel, ConfigDict, Field
 
 from zg_shared.chain import Service
+from zgserve.errors import CeilingExceeded
 
 
 class ServiceTerms(BaseModel):
@@ -34,3 +35,50 @@ class ServiceTerms(BaseModel):
             signer_address=service.signer_address,
             updated_at=service.updated_at,
         )
+
+
+# Defaults: a price rise of many orders of magnitude (a dishonest or mistaken provider) is
+# refused, while any price a real service asks today passes. Each is one setting away.
+DEFAULT_MAX_PRICE = 10**12  # wei per unit (1,000 gwei): a million units for at most 1 0G
+DEFAULT_MAX_REQUEST_FEE = 10**16  # 0.01 0G for one request, worst case
+DEFAULT_MAX_DEBT = 10**17  # 0.1 0G owed to one provider at once, worst case
+DEFAULT_MAX_TOKENS = 1024  # sent as `max_tokens` when a request sets no output bound
+
+
+class Limits(BaseModel):
+    """What the user agrees to pay at most. The SDK refuses (`CeilingExceeded`) to sign a
+    request beyond any of them, before anything is sent. Environment: `ZG_MAX_INPUT_PRICE`,
+    `ZG_MAX_OUTPUT_PRICE`, `ZG_MAX_REQUEST_FEE`, `ZG_MAX_DEBT`, `ZG_MAX_TOKENS`."""
+
+    model_config = ConfigDict(frozen=True)
+
+    max_input_price: int = Field(DEFAULT_MAX_PRICE, ge=0, description="wei per input unit")
+    max_output_price: int = Field(DEFAULT_MAX_PRICE, ge=0, description="wei per output unit")
+    max_request_fee: int = Field(
+        DEFAULT_MAX_REQUEST_FEE,
+        ge=0,
+        description="wei one request may cost at worst: its input fee plus its output bound "
+        "(max_tokens) times the output price",
+    )
+    max_debt: int = Field(
+        DEFAULT_MAX_DEBT,
+        ge=0,
+        description="wei the SDK may owe one provider at once, at worst: output fees received "
+        "and not yet paid plus the worst case of every request in flight",
+    )
+    max_tokens: int = Field(
+        DEFAULT_MAX_TOKENS,
+        ge=1,
+        description="the output bound sent as `max_tokens` when a request sets none",
+    )
+
+    def check_terms(self, provider: str, terms: ServiceTerms) -> None:
+        """Refuses a service whose prices are above the ceilings."""
+        for ceiling, price, kind in (
+            ("max_input_price", terms.input_price, "input"),
+            ("max_output_price", terms.output_price, "output"),
+        ):
+            limit = getattr(self, ceiling)
+            if price > limit:
+                what = f"the {kind} price per unit of service {terms.name!r} of {provider}"
+                raise CeilingExceeded(ceiling, price, limit, what)

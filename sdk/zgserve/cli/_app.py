@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -12,7 +13,6 @@ from typing import Any, TypeVar
 
 import click
 import openai
-from rich.console import Console
 from rich.table import Table
 
 from zg_shared.chain import Account, ContractRevert, Service, ServiceParams, checksum
@@ -20,18 +20,21 @@ from zg_shared.chain.client import MAX_LOCK_TIME_S, MIN_LOCK_TIME_S
 from zg_shared.chain.devnet import DEFAULT_LOCK_TIME
 from zg_shared.crypto import PublicKey
 from zg_shared.metering import DEFAULT_RULE, RULES
-from zgserve.cli._common import Amount, Context, Exit, format_wei, run
+from zgserve._when import when
+from zgserve.cli._common import Amount, Context, Exit, describe, format_wei, make_console, run
 from zgserve.cli._network import Plan, network_dir, read_state, shut_down, supervise
 from zgserve.cli._network import check as check_network
 from zgserve.cli._network import demo as network_demo_run
 from zgserve.cli._network import detach as detach_network
 from zgserve.cli._network import show as show_network
 from zgserve.cli._settle import settle_now, wait_result
-from zgserve.client import ZgClient
+from zgserve.client import RefundStatus, ZgClient
 from zgserve.errors import NotFound
 from zgserve.evidence import Evidence, verify_evidence
+from zgserve.terms import Limits
 
 pass_ctx = click.make_pass_decorator(Context)
+F = TypeVar("F", bound=Callable[..., Any])
 
 
 def _address(_: click.Context, __: click.Parameter, value: str | None) -> str | None:
@@ -52,7 +55,44 @@ provider_option = click.option(
 )
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class _Commands(click.Group):
+    """Whatever a command did not turn into a message still ends as one line and exit 1,
+    never a traceback (`ZG_DEBUG=1` shows it, for a bug report)."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except (click.ClickException, click.exceptions.Exit, click.Abort):
+            raise
+        except Exception as exc:
+            if os.environ.get("ZG_DEBUG"):
+                raise
+            message = (
+                f"unexpected {type(exc).__name__}: {describe(exc)} "
+                "(run again with ZG_DEBUG=1 for the traceback)"
+            )
+            if isinstance(ctx.obj, Context):
+                ctx.obj.fail(Exit.ERROR, message)
+            click.echo(f"error: {message}", err=True)
+            ctx.exit(int(Exit.ERROR))
+
+
+def _ceiling_options(f: F) -> F:
+    """A global flag per price ceiling of `Limits`, each also read from `ZG_MAX_...`."""
+    for name in reversed(("max_input_price", "max_output_price", "max_request_fee", "max_debt")):
+        field = Limits.model_fields[name]
+        flag = "--" + name.replace("_", "-")
+        f = click.option(
+            flag,
+            name,
+            type=Amount(allow_zero=True),
+            help=f"Ceiling: {field.description} [env ZG_{name.upper()}, default "
+            f"{format_wei(field.default)}].",
+        )(f)
+    return f
+
+
+@click.group(cls=_Commands, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--rpc-url", envvar="ZG_RPC_URL", help="Chain RPC URL [env ZG_RPC_URL].")
 @click.option(
     "--contract", envvar="ZG_CONTRACT", help="Serving contract address [env ZG_CONTRACT]."
@@ -70,15 +110,18 @@ provider_option = click.option(
     help="State directory: nonces, evidence [env ZG_HOME, default ~/.zgserve].",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
+@_ceiling_options
 @click.version_option(package_name="zgserve")
 @click.pass_context
 def cli(
     click_ctx: click.Context,
+    /,
     rpc_url: str | None,
     contract: str | None,
     deployment: Path | None,
     home: Path | None,
     as_json: bool,
+    **ceilings: int | None,
 ) -> None:
     """The 0G Serving Network from the command line: the marketplace, your accounts with
     providers, paid and verified chat, evidence checks, service registration, and a whole
@@ -87,8 +130,12 @@ def cli(
     The wallet key is read from ZG_PRIVATE_KEY only (never a flag). The chain and contract
     come from the flags, ZG_RPC_URL / ZG_CONTRACT, or var/deployment.json (zg-devnet).
 
+    Paid requests stay within your ceilings (--max-input-price, ..., or ZG_MAX_*): a request
+    that could cost more is refused before it is signed.
+
     Exit codes: 0 ok, 1 error, 2 usage or configuration, 3 verification failed,
-    4 not found, 5 refused (by the contract or the gateway), 6 unreachable.
+    4 not found, 5 refused (by the contract, the gateway, your ceilings or your wallet's
+    balance), 6 unreachable.
     """
     click_ctx.obj = Context(
         rpc_url=rpc_url,
@@ -96,8 +143,9 @@ def cli(
         deployment=deployment,
         home=home,
         as_json=as_json,
-        err=Console(stderr=True),
-        out=Console(),
+        err=make_console(sys.stderr),
+        out=make_console(sys.stdout),
+        limits=ceilings,
     )
 
 
@@ -148,17 +196,50 @@ def account() -> None:
     """Your account with a provider: create, deposit, show, refund."""
 
 
-def _account_json(a: Account) -> dict[str, Any]:
+@dataclass(frozen=True)
+class AccountView:
+    account: Account
+    refunds: list[RefundStatus]
+
+
+async def _view(zg: ZgClient, provider: str) -> AccountView:
+    return AccountView(await zg.account(provider), await zg.refunds(provider))
+
+
+def _refund_json(r: RefundStatus) -> dict[str, Any]:
+    return {
+        "index": r.index,
+        "amount": r.amount,
+        "created_at": r.requested_at,
+        "processed": r.processed,
+        "unlocks_at": r.unlocks_at,
+        "unlocks_in_s": r.seconds_left,
+        "due": r.due,
+    }
+
+
+def _account_json(view: AccountView) -> dict[str, Any]:
+    a = view.account
     data = a.model_dump(mode="json", exclude={"additional_info"})
     data["available"] = a.available
     data["key_in_custody"] = a.additional_info.startswith("zgk1:")
+    data["refunds"] = [_refund_json(r) for r in view.refunds]
     return data
 
 
-def _show_account(ctx: Context, a: Account) -> None:
+def _unlock(r: RefundStatus) -> str:
+    if r.processed:
+        return "paid out"
+    if r.due:
+        return "unlocked: zg account refund --process pays it"
+    return f"unlocks {when(r.seconds_left)}"
+
+
+def _show_account(ctx: Context, view: AccountView) -> None:
     if ctx.as_json:
-        ctx.emit(_account_json(a))
+        ctx.emit(_account_json(view))
         return
+    a = view.account
     table = Table(show_header=False, title=f"account {a.user} with {a.provider}")
     table.add_row("balance", format_wei(a.balance))
     table.add_row("pending refund", format_wei(a.pending_refund))
@@ -166,27 +247,28 @@ def _show_account(ctx: Context, a: Account) -> None:
     table.add_row("last settled nonce", str(a.nonce))
     table.add_row("signing key", "in custody on chain (zgk1)" if a.additional_info else "none")
     ctx.out.print(table)
-    if a.refunds:
+    if view.refunds:
         refunds = Table(title="refunds")
-        for column in ("index", "amount", "requested at", "processed"):
+        for column in ("index", "amount", "when"):
             refunds.add_column(column)
-        for i, r in enumerate(a.refunds):
-            refunds.add_row(str(i), format_wei(r.amount), str(r.created_at), str(r.processed))
+        for r in view.refunds:
+            refunds.add_row(str(r.index), format_wei(r.amount), _unlock(r))
         ctx.out.print(refunds)
 
 
 @account.command("create")
 @provider_option
-@click.option("--deposit", type=Amount(), default=0, help="Deposit now (1000, 2gwei, 0.1eth).")
+@click.option("--deposit", type=Amount(), help="Deposit now (1000, 2gwei, 0.1eth).")
 @pass_ctx
-def account_create(ctx: Context, provider: str, deposit: int) -> None:
+def account_create(ctx: Context, provider: str, deposit: int | None) -> None:
     """Create your account with a provider: a new request-signing key, registered on chain
     and stored there encrypted under your wallet (recoverable on any machine)."""
 
-    async def work() -> Account:
+    async def work() -> AccountView:
         async with ctx.client() as zg:
             with ctx.spinner("creating the account"):
-                return await zg.create_account(provider, deposit=deposit)
+                await zg.create_account(provider, deposit=deposit or 0)
+            return await _view(zg, provider)
 
     _show_account(ctx, run(ctx, work))
 
@@ -198,11 +280,11 @@ def account_create(ctx: Context, provider: str, deposit: int) -> None:
 def account_deposit(ctx: Context, provider: str, amount: int) -> None:
     """Add AMOUNT (1000, 2gwei, 0.1eth) to your account with a provider."""
 
-    async def work() -> Account:
+    async def work() -> AccountView:
         async with ctx.client() as zg:
             with ctx.spinner("depositing"):
                 await zg.deposit(provider, amount)
-                return await zg.account(provider)
+            return await _view(zg, provider)
 
     _show_account(ctx, run(ctx, work))
 
@@ -211,11 +293,11 @@ def account_deposit(ctx: Context, provider: str, amount: int) -> None:
 @provider_option
 @pass_ctx
 def account_show(ctx: Context, provider: str) -> None:
-    """Show your balance, pending refunds and settled nonce with a provider."""
+    """Show your balance, settled nonce and refunds with a provider (when each unlocks)."""
 
-    async def work() -> Account:
+    async def work() -> AccountView:
         async with ctx.client() as zg:
-            return await zg.account(provider)
+            return await _view(zg, provider)
 
     _show_account(ctx, run(ctx, work))
 
@@ -229,18 +311,31 @@ def account_show(ctx: Context, provider: str) -> None:
 @pass_ctx
 def account_refund(ctx: Context, provider: str, amount: int | None, process: bool) -> None:
     """Ask for a refund (paid out after the contract's lock time), or with --process pay
-    out the refunds that are due."""
+    out the refunds that are due and say when the next one unlocks."""
 
-    async def work() -> Account:
+    async def work() -> tuple[AccountView, list[RefundStatus]]:
         async with ctx.client() as zg:
             with ctx.spinner("processing refunds" if process else "requesting a refund"):
+                before = await zg.refunds(provider)
                 if process:
                     await zg.process_refunds(provider)
                 else:
                     await zg.request_refund(provider, amount)
-                return await zg.account(provider)
+            view = await _view(zg, provider)
+            paid = [r for r in before if r.due and view.refunds[r.index].processed]
+            return view, paid
 
-    _show_account(ctx, run(ctx, work))
+    view, paid = run(ctx, work)
+    _show_account(ctx, view)
+    if ctx.as_json:
+        return
+    if paid:
+        total = sum(r.amount for r in paid)
+        ctx.out.print(f"paid out {len(paid)} refund(s): {format_wei(total)}", highlight=False)
+    pending = [r for r in view.refunds if not r.processed]
+    if pending:
+        first = min(pending, key=lambda r: r.seconds_left)
+        ctx.out.print(f"the next refund, of {format_wei(first.amount)}, {_unlock(first)}")
 
 
 # ---------------------------------------------------------------- chat
@@ -252,7 +347,9 @@ def account_refund(ctx: Context, provider: str, amount: int | None, process: boo
     "--service", envvar="ZG_SERVICE", required=True, help="Service name [env ZG_SERVICE]."
 )
 @click.option(
-    "--gateway", envvar="ZG_GATEWAY_URL", required=True, help="Gateway URL [env ZG_GATEWAY_URL]."
+    "--gateway",
+    envvar="ZG_GATEWAY_URL",
+    help="Gateway URL [env ZG_GATEWAY_URL; default: the URL the service registered on chain].",
 )
 @click.option("--stream/--no-stream", default=True, show_default=True, help="Stream the reply.")
 @click.option("--max-tokens", type=click.IntRange(min=1), help="Bound the reply (and its fee).")
@@ -268,7 +365,7 @@ def chat(
     ctx: Context,
     provider: str,
     service: str,
-    gateway: str,
+    gateway: str | None,
     stream: bool,
     max_tokens: int | None,
     system: str | None,
@@ -305,7 +402,7 @@ def chat(
 class ChatTurns:
     provider: str
     service: str
-    gateway: str
+    gateway: str | None
     stream: bool
     max_tokens: int | None
     system: str | None
@@ -331,7 +428,8 @@ async def _chat(ctx: Context, zg: ZgClient, chat: ChatTurns) -> dict[str, Any]:
         except openai.APIStatusError as exc:
             ctx.fail(Exit.REFUSED, f"the gateway refused ({exc.status_code}): {exc.message}")
         except openai.APIConnectionError as exc:
-            ctx.fail(Exit.UNREACHABLE, f"cannot reach the gateway at {gateway}: {exc}")
+            url = session.base_url.removesuffix(f"/v1/proxy/{chat.service}")
+            ctx.fail(Exit.UNREACHABLE, f"cannot reach the gateway at {url}: {describe(exc)}")
         messages.append({"role": "assistant", "content": reply})
         replies.append(reply)
         if prompt is not None:
@@ -474,23 +572,30 @@ def provider() -> None:
     ZG_PRIVATE_KEY)."""
 
 
-F = TypeVar("F", bound=Callable[..., Any])
-
-
 def _service_options(required: bool) -> Callable[[F], F]:
     def wrap(f: F) -> F:
         for option in reversed(
             [
                 click.option("--name", required=True, help="Service name."),
-                click.option("--url", required=required, help="The AI backend's base URL."),
+                click.option(
+                    "--url",
+                    required=required,
+                    help="Your gateway's public URL: users reach the service there.",
+                ),
                 click.option("--model", required=required, help="Model name."),
                 click.option("--type", "service_type", help="Service type [chatbot]."),
                 click.option("--verifiability", help="Verifiability (e.g. none, TeeML)."),
                 click.option(
-                    "--input-price", type=Amount(), required=required, help="Per input unit."
+                    "--input-price",
+                    type=Amount(allow_zero=True),
+                    required=required,
+                    help="Per input unit.",
                 ),
                 click.option(
-                    "--output-price", type=Amount(), required=required, help="Per output unit."
+                    "--output-price",
+                    type=Amount(allow_zero=True),
+                    required=required,
+                    help="Per output unit.",
                 ),
                 click.option(
                     "--signer",

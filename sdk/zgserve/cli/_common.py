@@ -6,26 +6,31 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
 import sys
 from collections.abc import Awaitable, Callable, Iterator
-from dataclasses import dataclass
-from decimal import Decimal, InvalidOperation
+from dataclasses import dataclass, field
 from enum import IntEnum
 from pathlib import Path
-from typing import Any, NoReturn, TypeVar
+from typing import IO, Any, NoReturn, TypeVar
 
+import aiohttp
 import click
 import httpx2
 import pydantic
 from rich.console import Console
+from web3.exceptions import BadFunctionCallOutput, Web3RPCError
 
 from zg_shared.chain import ChainError, ChainUnavailable, ContractRevert
+from zgserve._amounts import AmountError, format_wei, parse_amount
 from zgserve.client import ZgClient
 from zgserve.config import ZgConfig, load_config
 from zgserve.errors import (
     AccountError,
+    CeilingExceeded,
     ConfigError,
     GatewayRefused,
+    InsufficientFunds,
     NotFound,
     ProviderStopped,
     VerificationError,
@@ -33,6 +38,9 @@ from zgserve.errors import (
 )
 
 T = TypeVar("T")
+__all__ = ["Amount", "Context", "Exit", "describe", "format_wei", "make_console", "run"]
+# Without a terminal nothing is wrapped: a line meant to be copied (`export ...`) stays one line.
+NO_TERMINAL_WIDTH = 10_000
 
 
 class Exit(IntEnum):
@@ -47,45 +55,41 @@ class Exit(IntEnum):
     UNREACHABLE = 6
 
 
-UNITS = {"wei": 1, "gwei": 10**9, "eth": 10**18, "0g": 10**18}
-
-
-def parse_amount(text: str) -> int:
-    """`1000` (wei), `2.5gwei`, `0.1eth` (or `0g`): an amount in wei."""
-    raw = text.strip().lower().replace("_", "")
-    for unit in sorted(UNITS, key=len, reverse=True):
-        if raw.endswith(unit):
-            number, scale = raw[: -len(unit)].strip(), UNITS[unit]
-            break
-    else:
-        number, scale = raw, 1
-    try:
-        value = Decimal(number) * scale
-    except InvalidOperation:
-        raise click.BadParameter(f"not an amount: {text!r} (e.g. 1000, 2gwei, 0.1eth)") from None
-    if value < 0 or value != value.to_integral_value():
-        raise click.BadParameter(f"{text!r} is not a whole number of wei")
-    return int(value)
-
-
 class Amount(click.ParamType[int]):
+    """`1000` (wei), `2gwei`, `0.1eth`: positive, or also zero with `allow_zero` (prices)."""
+
     name = "amount"
+
+    def __init__(self, *, allow_zero: bool = False) -> None:
+        self.allow_zero = allow_zero
 
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> int:
         if isinstance(value, int):
             return value
         try:
-            return parse_amount(str(value))
-        except click.BadParameter as exc:
-            self.fail(exc.message, param, ctx)
+            return parse_amount(str(value), allow_zero=self.allow_zero)
+        except AmountError as exc:
+            self.fail(str(exc), param, ctx)
 
 
-def format_wei(wei: int) -> str:
-    if wei >= 10**15:
-        return f"{Decimal(wei) / 10**18:f} 0G ({wei} wei)"
-    if wei >= 10**6:
-        return f"{Decimal(wei) / 10**9:f} gwei"
-    return f"{wei} wei"
+def make_console(stream: IO[str]) -> Console:
+    """A console for stdout or stderr: rich's own on a terminal (which soft-wraps long lines
+    without breaking them); elsewhere (a pipe, a file, a test) lines are never wrapped."""
+    if stream.isatty():
+        return Console(file=stream)
+    return Console(file=stream, width=NO_TERMINAL_WIDTH, soft_wrap=True)
+
+
+def describe(exc: BaseException) -> str:
+    """The cause of an error in words: the first non-empty message along its chain of causes,
+    else its kind (`TimeoutError` says nothing by itself)."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        text = str(seen).strip()
+        if text:
+            return text
+        seen = seen.__cause__ or seen.__context__
+    return "timed out" if isinstance(exc, TimeoutError) else type(exc).__name__
 
 
 @dataclass
@@ -99,20 +103,34 @@ class Context:
     as_json: bool
     err: Console
     out: Console
+    limits: dict[str, int | None] = field(default_factory=dict)
+    resolved: ZgConfig | None = None
 
     def config(self) -> ZgConfig:
-        return load_config(
+        self.resolved = load_config(
             rpc_url=self.rpc_url,
             contract=self.contract,
             deployment=self.deployment,
             state_dir=self.home,
+            limits=self.limits,
         )
+        return self.resolved
 
     def client(self, need_wallet: bool = True) -> ZgClient:
         config = self.config()
         if need_wallet and not config.wallet_key:
             raise ConfigError("no wallet key: export ZG_PRIVATE_KEY=0x... (no flag takes it)")
+        if config.state_dir is not None and config.state_dir.exists():
+            if not config.state_dir.is_dir():
+                raise ConfigError(f"the state directory {config.state_dir} is not a directory")
+            if not os.access(config.state_dir, os.W_OK):
+                raise ConfigError(f"the state directory {config.state_dir} is not writable")
         return ZgClient.from_config(config)
+
+    @property
+    def chain(self) -> str:
+        """The chain endpoint, as resolved (for error messages)."""
+        return self.resolved.rpc_url if self.resolved else (self.rpc_url or "the chain")
 
     @contextlib.contextmanager
     def spinner(self, what: str) -> Iterator[None]:
@@ -130,7 +148,7 @@ class Context:
         if self.as_json:
             click.echo(json.dumps({"error": message, "exit_code": int(code)}), err=True)
         else:
-            self.err.print(f"[bold red]error:[/] {message}", highlight=False)
+            self.err.print(f"[bold red]error:[/] {message}", highlight=False, markup=True)
         sys.exit(int(code))
 
 
@@ -138,9 +156,7 @@ def run(ctx: Context, work: Callable[[], Awaitable[T]]) -> T:
     """Runs one command's coroutine, mapping what it raises to a message and an exit code."""
     try:
         return asyncio.run(_awaited(work))
-    except VerificationError as exc:
-        ctx.fail(Exit.VERIFICATION_FAILED, str(exc))
-    except ProviderStopped as exc:
+    except (VerificationError, ProviderStopped) as exc:
         ctx.fail(Exit.VERIFICATION_FAILED, str(exc))
     except ConfigError as exc:
         ctx.fail(Exit.USAGE, str(exc))
@@ -148,20 +164,32 @@ def run(ctx: Context, work: Callable[[], Awaitable[T]]) -> T:
         ctx.fail(Exit.USAGE, f"invalid values: {exc}")
     except NotFound as exc:
         ctx.fail(Exit.NOT_FOUND, str(exc))
-    except AccountError as exc:
-        ctx.fail(Exit.REFUSED, str(exc))
-    except GatewayRefused as exc:
+    except (AccountError, GatewayRefused, CeilingExceeded, InsufficientFunds) as exc:
         ctx.fail(Exit.REFUSED, str(exc))
     except ContractRevert as exc:
         ctx.fail(Exit.REFUSED, f"the contract refused: {exc}")
-    except ChainUnavailable as exc:
-        ctx.fail(Exit.UNREACHABLE, f"the chain is unreachable: {exc}")
-    except (httpx2.ConnectError, httpx2.TimeoutException, OSError) as exc:
-        ctx.fail(Exit.UNREACHABLE, f"cannot connect: {exc}")
+    except BadFunctionCallOutput:
+        contract = ctx.resolved.contract if ctx.resolved else "the contract address"
+        ctx.fail(Exit.USAGE, f"no Serving contract at {contract} on {ctx.chain}")
+    except (ChainUnavailable, aiohttp.ClientError) as exc:
+        ctx.fail(Exit.UNREACHABLE, f"the chain at {ctx.chain} is unreachable: {describe(exc)}")
+    except Web3RPCError as exc:
+        ctx.fail(Exit.ERROR, f"the chain at {ctx.chain} answered with an error: {describe(exc)}")
+    except httpx2.TransportError as exc:
+        ctx.fail(Exit.UNREACHABLE, f"cannot connect to {_url_of(exc)}: {describe(exc)}")
+    except (OSError, TimeoutError) as exc:
+        ctx.fail(Exit.UNREACHABLE, f"cannot connect: {describe(exc)}")
     except (ChainError, ZgError) as exc:
         ctx.fail(Exit.ERROR, str(exc))
     except KeyboardInterrupt:
         sys.exit(130)
+
+
+def _url_of(exc: httpx2.TransportError) -> str:
+    try:
+        return str(exc.request.url)
+    except RuntimeError:
+        return "the gateway"
 
 
 async def _awaited(work: Callable[[], Awaitable[T]]) -> T:

@@ -1,7 +1,8 @@
 # SPDX-License-Identifier: Apache-2.0
 """A provider on real servers for the SDK to use: anvil with the Serving contract and one
 registered service, a private Redis and NATS, the sample backend over HTTP, and a real
-gateway on a local port. The user's account is left for the SDK to create."""
+gateway on a local port, whose URL the service registers on chain. The user's account is
+left for the SDK to create."""
 
 from __future__ import annotations
 
@@ -27,7 +28,7 @@ from zg_gateway.app import create_app
 from zg_gateway.config import GatewaySettings
 from zg_sample_backend import BackendSettings
 from zg_shared.accounts import AccountState, AccountStore
-from zg_shared.chain import ServiceParams, ServingClient, Web3Client
+from zg_shared.chain import Service, ServiceParams, ServingClient, Web3Client
 from zg_shared.localservers import free_port
 from zgserve import ZgClient
 
@@ -50,12 +51,22 @@ class Network:
     user_key: LocalAccount
     state_dir: Path
 
-    def client(self, key: LocalAccount | None = None, *, elsewhere: bool = False) -> ZgClient:
+    def client(
+        self, key: LocalAccount | None = None, *, elsewhere: bool = False, **options: Any
+    ) -> ZgClient:
         """A client of `key` (the user by default); `elsewhere`: on another machine, with no
-        state directory of its own."""
+        state directory of its own; `options`: ZgClient's (limits, terms_max_age_s, ...)."""
         wallet = key or self.user_key
         home = None if elsewhere else self.state_dir
-        return ZgClient(self.rpc_url, self.contract, wallet.key.hex(), state_dir=home)
+        return ZgClient(self.rpc_url, self.contract, wallet.key.hex(), state_dir=home, **options)
+
+    async def reprice(self, **changes: Any) -> Service:
+        """The provider changes its service on chain (prices, URL, ...)."""
+        registered = await self.serving.get_service(self.provider, SERVICE)
+        params = registered.model_dump(exclude={"provider", "updated_at"})
+        provider = self.serving.as_sender(self.provider_key)
+        await provider.add_or_update_service(ServiceParams(**{**params, **changes}))
+        return await self.serving.get_service(self.provider, SERVICE)
 
     async def state(self, user: str) -> AccountState | None:
         return await AccountStore(self.redis).read(user, self.provider)
@@ -65,6 +76,12 @@ class Network:
 def gateway_receipt_key(keys: list[LocalAccount]) -> LocalAccount:
     """The key the gateway signs receipts with: the registered signer (override to forge)."""
     return keys[2]
+
+
+@pytest.fixture
+def backend_knobs() -> dict[str, Any]:
+    """The sample backend's settings beyond its port (override for long or slow replies)."""
+    return {}
 
 
 @pytest.fixture
@@ -110,13 +127,15 @@ async def network(
     redis_url: str,
     nats_url: str,
     gateway_receipt_key: LocalAccount,
+    backend_knobs: dict[str, Any],
 ) -> AsyncIterator[Network]:
-    """`deployed` plus the sample backend and a real gateway in front of it."""
+    """`deployed` plus the sample backend and a real gateway in front of it; the service
+    registers the gateway's URL, as a provider does (the backend's stays gateway config)."""
     nc = await nats.connect(nats_url)
     with contextlib.suppress(nats.js.errors.NotFoundError):
         await nc.jetstream().delete_stream("ZG_SERVING")
     await nc.close()
-    backend_settings = BackendSettings(port=free_port(), created=1_700_000_000)
+    backend_settings = BackendSettings(port=free_port(), created=1_700_000_000, **backend_knobs)
     backend = await start_backend(backend_settings)
     settings = GatewaySettings(
         environment="test",
@@ -135,6 +154,7 @@ async def network(
     await server.start_server()
     try:
         deployed.gateway_url = str(server.make_url("")).rstrip("/")
+        await deployed.reprice(url=deployed.gateway_url)
         yield deployed
     finally:
         await server.close()

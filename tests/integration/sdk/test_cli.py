@@ -68,8 +68,7 @@ async def test_account_lifecycle_and_exit_codes(deployed: Network) -> None:
 
 async def test_chat_one_shot_plain_and_streamed_pays_everything_at_exit(network: Network) -> None:
     env, cwd = zg_env(network), network.state_dir.parent
-    env["ZG_GATEWAY_URL"] = network.gateway_url
-    env["ZG_SERVICE"] = SERVICE
+    env["ZG_SERVICE"] = SERVICE  # the gateway's URL comes from the chain
     created = await run_zg("account", "create", "--deposit", str(DEPOSIT), env=env, cwd=cwd)
     assert created.code == 0, created.stderr
 

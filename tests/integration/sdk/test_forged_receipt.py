@@ -26,7 +26,7 @@ async def test_a_forged_receipt_stops_the_provider_with_evidence(
 ) -> None:
     async with network.client() as zg:
         await zg.create_account(network.provider, deposit=DEPOSIT)
-        session = await zg.session(network.provider, SERVICE, network.gateway_url)
+        session = await zg.session(network.provider, SERVICE)
         ai = openai.AsyncOpenAI(base_url=session.base_url, api_key="zg", http_client=session.http)
         messages: list[openai.types.chat.ChatCompletionMessageParam] = [
             {"role": "user", "content": "hello there"}
@@ -65,7 +65,7 @@ async def test_a_forged_receipt_stops_the_provider_with_evidence(
 
 
 async def test_zg_chat_exits_3_and_names_the_evidence(network: Network) -> None:
-    env = {**zg_env(network), "ZG_SERVICE": SERVICE, "ZG_GATEWAY_URL": network.gateway_url}
+    env = {**zg_env(network), "ZG_SERVICE": SERVICE}
     cwd = network.state_dir.parent
     created = await run_zg("account", "create", "--deposit", str(DEPOSIT), env=env, cwd=cwd)
     assert created.code == 0, created.stderr

@@ -12,9 +12,10 @@ import pytest
 from tests.conftest import LOCK_TIME
 from tests.integration.sdk.conftest import DEPOSIT, INPUT_PRICE, SERVICE, Network
 from zg_shared.accounts import nonces_key
-from zg_shared.chain import DevChain, ServiceParams
+from zg_shared.chain import DevChain
 from zg_shared.crypto import prv2pub
-from zgserve import AccountError, Evidence, verify_evidence
+from zgserve import AccountError, ConfigError, Evidence, verify_evidence
+from zgserve._transport import TERMS_MAX_AGE_S
 
 PROMPT = "hello there gateway"  # 3 input units
 
@@ -55,7 +56,7 @@ async def test_deposit_and_refund_after_the_lock_time(deployed: Network, chain: 
 async def test_openai_client_plain_and_streaming_pays_and_verifies(network: Network) -> None:
     async with network.client() as zg:
         await zg.create_account(network.provider, deposit=DEPOSIT)
-        session = await zg.session(network.provider, SERVICE, network.gateway_url)
+        session = await zg.session(network.provider, SERVICE)
         ai = openai.AsyncOpenAI(base_url=session.base_url, api_key="zg", http_client=session.http)
 
         reply = await ai.chat.completions.create(
@@ -99,7 +100,7 @@ async def test_concurrent_requests_from_one_client_use_distinct_nonces(network: 
     count = 40
     async with network.client() as zg:
         await zg.create_account(network.provider, deposit=DEPOSIT)
-        session = await zg.session(network.provider, SERVICE, network.gateway_url)
+        session = await zg.session(network.provider, SERVICE)
         ai = openai.AsyncOpenAI(base_url=session.base_url, api_key="zg", http_client=session.http)
 
         async def one(i: int) -> int:
@@ -134,7 +135,7 @@ async def test_two_processes_of_one_user_share_the_nonce_file(network: Network) 
         async with network.client() as second:
             clients = []
             for zg in (first, second):
-                session = await zg.session(network.provider, SERVICE, network.gateway_url)
+                session = await zg.session(network.provider, SERVICE)
                 clients.append(
                     openai.AsyncOpenAI(
                         base_url=session.base_url, api_key="zg", http_client=session.http
@@ -160,23 +161,20 @@ async def test_two_processes_of_one_user_share_the_nonce_file(network: Network) 
     assert state.output_debt == 0
 
 
-@pytest.mark.parametrize("price", ["input_price", "output_price"])
-async def test_a_price_rise_is_read_again_from_the_chain(network: Network, price: str) -> None:
-    """The provider raises a price after the session read it: the SDK reads the chain again
-    (input: when the gateway says the input fee is too low; output: before calling the
-    receipt bad) and carries on."""
-    async with network.client() as zg:
+@pytest.mark.parametrize(
+    ("price", "terms_max_age_s"), [("input_price", TERMS_MAX_AGE_S), ("output_price", 0.0)]
+)
+async def test_a_price_rise_before_signing_is_read_again_from_the_chain(
+    network: Network, price: str, terms_max_age_s: float
+) -> None:
+    """The provider raises a price after the session read it, before the request is signed:
+    the SDK reads the chain again (input: when the gateway says the input fee is too low;
+    both: when its copy is older than `terms_max_age_s`) and signs under the new terms."""
+    async with network.client(terms_max_age_s=terms_max_age_s) as zg:
         await zg.create_account(network.provider, deposit=DEPOSIT)
-        session = await zg.session(network.provider, SERVICE, network.gateway_url)
+        session = await zg.session(network.provider, SERVICE)
         registered = session.service
-        await network.serving.as_sender(network.provider_key).add_or_update_service(
-            ServiceParams(
-                **{
-                    **registered.model_dump(exclude={"provider", "updated_at"}),
-                    price: 3 * getattr(registered, price),
-                }
-            )
-        )
+        await network.reprice(**{price: 3 * getattr(registered, price)})
         ai = openai.AsyncOpenAI(base_url=session.base_url, api_key="zg", http_client=session.http)
         await ai.chat.completions.create(
             model="zg-demo-1", messages=[{"role": "user", "content": PROMPT}]
@@ -190,3 +188,21 @@ async def test_a_price_rise_is_read_again_from_the_chain(network: Network, price
             assert record.output_fee == zg.unpaid(network.provider) > 0
         evidence = (await zg.provider_state(network.provider)).evidence()
         assert all(f.ok for f in verify_evidence(evidence))
+
+
+async def test_the_session_finds_the_gateway_from_the_chain(network: Network) -> None:
+    """No gateway URL: the one the service registered on chain; an explicit one overrides."""
+    async with network.client() as zg:
+        await zg.create_account(network.provider, deposit=DEPOSIT)
+        session = await zg.session(network.provider, SERVICE)
+        assert session.base_url == f"{network.gateway_url}/v1/proxy/{SERVICE}"
+        ai = openai.AsyncOpenAI(base_url=session.base_url, api_key="zg", http_client=session.http)
+        reply = await ai.chat.completions.create(
+            model="zg-demo-1", messages=[{"role": "user", "content": PROMPT}]
+        )
+        assert reply.choices[0].message.content
+        other = await zg.session(network.provider, SERVICE, "http://127.0.0.1:9/")
+        assert other.base_url == f"http://127.0.0.1:9/v1/proxy/{SERVICE}"
+        await network.reprice(url="ftp://somewhere")
+        with pytest.raises(ConfigError, match="not an http"):
+            await zg.session(network.provider, SERVICE)

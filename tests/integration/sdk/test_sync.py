@@ -16,7 +16,7 @@ def _use_it(network: Network) -> tuple[str, str, int, list[bool]]:
     key = network.user_key.key.hex()
     with SyncZgClient(network.rpc_url, network.contract, key, state_dir=network.state_dir) as zg:
         zg.create_account(network.provider, deposit=DEPOSIT)
-        session = zg.session(network.provider, SERVICE, network.gateway_url)
+        session = zg.session(network.provider, SERVICE)
         ai = openai.OpenAI(base_url=session.base_url, api_key="zg", http_client=session.http)
         reply = ai.chat.completions.create(
             model="zg-demo-1", messages=[{"role": "user", "content": "hello there"}]

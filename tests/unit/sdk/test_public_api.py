@@ -10,14 +10,18 @@ def test_public_names() -> None:
     assert sorted(zgserve.__all__) == sorted(
         [
             "AccountError",
+            "CeilingExceeded",
             "ConfigError",
             "Evidence",
             "Finding",
             "GatewayRefused",
+            "InsufficientFunds",
+            "Limits",
             "NoAccount",
             "NoService",
             "NotFound",
             "ProviderStopped",
+            "RefundStatus",
             "ServiceSession",
             "ServiceTerms",
             "SyncServiceSession",
@@ -35,7 +39,15 @@ def test_public_names() -> None:
 
 
 def test_errors_form_one_hierarchy() -> None:
-    for name in ("AccountError", "ConfigError", "GatewayRefused", "NotFound", "ProviderStopped"):
+    for name in (
+        "AccountError",
+        "CeilingExceeded",
+        "ConfigError",
+        "GatewayRefused",
+        "InsufficientFunds",
+        "NotFound",
+        "ProviderStopped",
+    ):
         assert issubclass(getattr(zgserve, name), zgserve.ZgError)
     assert issubclass(zgserve.NoAccount, zgserve.AccountError)
     assert issubclass(zgserve.VerificationError, zgserve.ZgError)

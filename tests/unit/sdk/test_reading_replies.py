@@ -6,12 +6,12 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import click
 import pytest
 
 from zgserve import ConfigError, load_config
-from zgserve._sse import output_bound, output_units, split_stream
-from zgserve.cli._common import parse_amount
+from zgserve._amounts import AmountError, parse_amount
+from zgserve._costs import output_bound
+from zgserve._sse import output_units, read_reply, split_stream
 
 STREAM = (
     b'data: {"choices":[{"delta":{"content":"one two"}}]}\n\n'
@@ -61,10 +61,50 @@ def test_amounts(text: str, wei: int) -> None:
     assert parse_amount(text) == wei
 
 
-@pytest.mark.parametrize("text", ["lots", "-1", "0.5", "1.5wei"])
-def test_bad_amounts(text: str) -> None:
-    with pytest.raises(click.BadParameter):
+@pytest.mark.parametrize(
+    ("text", "reason"),
+    [
+        ("lots", "not an amount"),
+        ("nan", "not an amount"),
+        ("-1", "amounts must be positive"),
+        ("0", "amounts must be positive"),
+        ("-0.1eth", "amounts must be positive"),
+        ("0.5", "not a whole number of wei"),
+        ("1.5wei", "not a whole number of wei"),
+        ("1e80", "more than any account can hold"),
+    ],
+)
+def test_bad_amounts_say_why(text: str, reason: str) -> None:
+    with pytest.raises(AmountError, match=reason):
         parse_amount(text)
+
+
+def test_amounts_keep_every_digit_and_zero_only_where_allowed() -> None:
+    assert parse_amount("1000000000000000000000000000001") == 10**30 + 1
+    assert parse_amount("0", allow_zero=True) == 0
+    with pytest.raises(AmountError, match="cannot be negative"):
+        parse_amount("-1", allow_zero=True)
+
+
+def test_generated_text_counts_reasoning_and_tool_calls() -> None:
+    plain = {
+        "choices": [
+            {
+                "index": 0,
+                "message": {
+                    "content": "ab",
+                    "reasoning_content": "cde",
+                    "tool_calls": [{"function": {"name": "f", "arguments": "{}"}}],
+                },
+            },
+            {"index": 1, "message": {"content": "é"}},
+        ],
+        "usage": {"completion_tokens": 9},
+    }
+    reply = read_reply(json.dumps(plain).encode(), streamed=False)
+    assert (reply.generated_bytes, reply.choices, reply.units) == (2 + 3 + 1 + 2 + 2, 2, 9)
+    streamed = read_reply(STREAM, streamed=True)
+    assert (streamed.generated_bytes, streamed.choices, streamed.units) == (7, 1, 7)
 
 
 def test_config_precedence_arguments_env_then_deployment_file(tmp_path: Path) -> None:

@@ -1,0 +1,135 @@
+"""What a request may cost, and what its response may be charged, under the terms it is signed
+under.
+
+Before signing, the SDK makes every generating request carry an output bound (`max_tokens`,
+the user's own when set) and quotes the request: its input fee, and its worst case, the input
+fee plus the output bound times the output price. The user's ceilings (`Limits`) apply to that
+quote. After the response, its output fee may be at most `units x output price`, where `units`
+is the least of:
+
+- the units the shared rule counts in the response (`usage.completion_tokens`, else words);
+- the request's output bound (`max_completion_tokens` or `max_tokens`);
+- what the received text can hold: its UTF-8 bytes plus `SLACK_UNITS_PER_CHOICE` for each
+  choice. A token of any tokenizer in use (byte-level BPE, SentencePiece with byte
+  fallback) decodes to at least one byte, except a few control tokens (end of sequence,
+  channel markers) that the slack covers; so a two-word reply cannot be charged for a
+  billion tokens whatever its `usage` says.
+
+A stream abandoned before its end is charged by the gateway for what it relayed, which may be
+more than the SDK read (bytes in flight when it closed): only the output bound applies then.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from zg_shared.endpoints import generates_output
+from zg_shared.metering import MeteringError, count_input_units
+from zgserve._sse import read_reply
+from zgserve.errors import CeilingExceeded
+from zgserve.terms import Limits, ServiceTerms
+
+SLACK_UNITS_PER_CHOICE = 32
+BOUND_FIELDS = ("max_completion_tokens", "max_tokens")
+
+
+def _json_object(body: bytes) -> dict[str, Any] | None:
+    try:
+        parsed = json.loads(body)
+    except ValueError:
+        return None
+    return parsed if isinstance(parsed, dict) else None
+
+
+def output_bound(request_body: bytes) -> int | None:
+    """`max_completion_tokens` / `max_tokens` of the request, when it set a valid one."""
+    body = _json_object(request_body)
+    for name in BOUND_FIELDS:
+        value = None if body is None else body.get(name)
+        if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+            return value
+    return None
+
+
+def with_output_bound(endpoint: str, body: bytes, default: int) -> bytes:
+    """The body to send: a generating request that names no output bound gets
+    `max_tokens: default`; any other body is sent as the user wrote it."""
+    if not generates_output(endpoint):
+        return body
+    parsed = _json_object(body)
+    if parsed is None or any(name in parsed for name in BOUND_FIELDS):
+        return body
+    return json.dumps({**parsed, "max_tokens": default}).encode()
+
+
+@dataclass(frozen=True)
+class Quote:
+    """One request's price under the terms it is signed under."""
+
+    terms: ServiceTerms
+    input_fee: int
+    max_output_units: int
+
+    @property
+    def worst_output_fee(self) -> int:
+        return self.max_output_units * self.terms.output_price
+
+    @property
+    def worst_cost(self) -> int:
+        return self.input_fee + self.worst_output_fee
+
+
+def quote(endpoint: str, body: bytes, terms: ServiceTerms, limits: Limits) -> Quote:
+    """Raises CeilingExceeded when the request could cost more than `max_request_fee`."""
+    parsed = _json_object(body)
+    try:
+        units = count_input_units(endpoint, parsed or {})
+    except MeteringError:
+        units = 0  # the gateway answers 400 with the reason; nothing is charged
+    max_units = (output_bound(body) or limits.max_tokens) if generates_output(endpoint) else 0
+    quoted = Quote(terms, units * terms.input_price, max_units)
+    if quoted.worst_cost > limits.max_request_fee:
+        what = (
+            f"this request's worst case ({quoted.input_fee} wei of input plus {max_units} "
+            f"output units x {terms.output_price} wei)"
+        )
+        raise CeilingExceeded("max_request_fee", quoted.worst_cost, limits.max_request_fee, what)
+    return quoted
+
+
+@dataclass(frozen=True)
+class Chargeable:
+    """The most output units a response may be charged for, and the bounds that made it."""
+
+    units: int
+    counted: int
+    bound: int | None
+    fits: int | None
+
+    def explain(self) -> str:
+        parts = [f"the response counts {self.counted}"]
+        if self.bound is not None:
+            parts.append(f"the request allows {self.bound}")
+        if self.fits is not None:
+            parts.append(f"the received text holds at most {self.fits}")
+        return "; ".join(parts)
+
+
+def chargeable_units(
+    endpoint: str, request_body: bytes, response_body: bytes, streamed: bool, whole: bool
+) -> Chargeable:
+    """`whole`: the body is the whole response (False for an abandoned stream)."""
+    if not generates_output(endpoint):
+        return Chargeable(0, 0, None, None)
+    reply = read_reply(response_body, streamed)
+    bound = output_bound(request_body)
+    fits = reply.generated_bytes + SLACK_UNITS_PER_CHOICE * reply.choices
+    if not whole:
+        # The gateway counted text the SDK never read; the bound alone applies (or, for a
+        # request without one, the text received: the SDK never sends such a request).
+        counted = bound if bound is not None else fits
+        return Chargeable(counted, counted, bound, None if bound is not None else fits)
+    units = min(reply.units, fits, bound if bound is not None else reply.units)
+    return Chargeable(units, reply.units, bound, fits)
