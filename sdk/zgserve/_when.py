@@ -7,13 +7,13 @@ from datetime import datetime
 
 
 def duration(seconds: int) -> str:
-    """`2 d 3 h`, `23 h 59 min`, `4 min 10 s`, `12 s`."""
+    """`3 d 2 h`, `23 h 59 min` (hours up to two days), `4 min 10 s`, `12 s`."""
     seconds = max(0, seconds)
     days, rest = divmod(seconds, 86_400)
-    hours, rest = divmod(rest, 3_600)
+    if days >= 2:
+        return f"{days} d {rest // 3_600} h"
+    hours, rest = divmod(seconds, 3_600)
     minutes, secs = divmod(rest, 60)
-    if days:
-        return f"{days} d {hours} h"
     if hours:
         return f"{hours} h {minutes} min"
     if minutes:

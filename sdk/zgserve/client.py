@@ -336,8 +336,10 @@ class ZgClient:
         url = (gateway_url or registered.url).rstrip("/")
         if not url.startswith(("http://", "https://")):
             raise ConfigError(
-                f"service {service!r} of {state.provider} registers the URL {url!r}, which is "
-                "not an http(s) URL: pass the gateway's URL"
+                f"the gateway URL {url!r} is not an http(s) URL"
+                if gateway_url
+                else f"service {service!r} of {state.provider} registers the URL {url!r}, "
+                "which is not an http(s) URL: pass the gateway's URL"
             )
 
         async def read_terms(name: str) -> ServiceTerms:

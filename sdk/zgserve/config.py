@@ -85,7 +85,7 @@ def load_config(
 ) -> ZgConfig:
     env = os.environ if environ is None else environ
     deployed: dict[str, object] = {}
-    path = deployment or Path(env.get("ZG_DEPLOYMENT", str(DEFAULT_DEPLOYMENT)))
+    path = deployment or Path(env.get("ZG_DEPLOYMENT") or DEFAULT_DEPLOYMENT)
     if path.is_dir():
         raise ConfigError(f"the deployment file {path} is a directory")
     if path.exists():

@@ -21,7 +21,17 @@ from zg_shared.chain.devnet import DEFAULT_LOCK_TIME
 from zg_shared.crypto import PublicKey
 from zg_shared.metering import DEFAULT_RULE, RULES
 from zgserve._when import when
-from zgserve.cli._common import Amount, Context, Exit, describe, format_wei, make_console, run
+from zgserve.cli._common import (
+    Amount,
+    Context,
+    Exit,
+    describe,
+    format_wei,
+    make_console,
+    one_line,
+    quiet_logging,
+    run,
+)
 from zgserve.cli._network import Plan, network_dir, read_state, shut_down, supervise
 from zgserve.cli._network import check as check_network
 from zgserve.cli._network import demo as network_demo_run
@@ -137,6 +147,7 @@ def cli(
     4 not found, 5 refused (by the contract, the gateway, your ceilings or your wallet's
     balance), 6 unreachable.
     """
+    quiet_logging()
     click_ctx.obj = Context(
         rpc_url=rpc_url,
         contract=contract,
@@ -499,7 +510,7 @@ def verify(ctx: Context, evidence: Path, against_chain: bool) -> None:
         loaded = Evidence.read(evidence)
         findings = verify_evidence(loaded)
     except ValueError as exc:
-        ctx.fail(Exit.USAGE, f"{evidence} is not a zgserve evidence file: {exc}")
+        ctx.fail(Exit.USAGE, f"{evidence} is not a zgserve evidence file: {one_line(exc)}")
     failed = [f for f in findings if not f.ok]
     problems, notes = run(ctx, lambda: _against_chain(ctx, loaded)) if against_chain else ([], [])
     if ctx.as_json:

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import json
+import logging
 import os
 import sys
 from collections.abc import Awaitable, Callable, Iterator
@@ -38,7 +40,17 @@ from zgserve.errors import (
 )
 
 T = TypeVar("T")
-__all__ = ["Amount", "Context", "Exit", "describe", "format_wei", "make_console", "run"]
+__all__ = [
+    "Amount",
+    "Context",
+    "Exit",
+    "describe",
+    "format_wei",
+    "make_console",
+    "one_line",
+    "quiet_logging",
+    "run",
+]
 # Without a terminal nothing is wrapped: a line meant to be copied (`export ...`) stays one line.
 NO_TERMINAL_WIDTH = 10_000
 
@@ -80,16 +92,65 @@ def make_console(stream: IO[str]) -> Console:
     return Console(file=stream, width=NO_TERMINAL_WIDTH, soft_wrap=True)
 
 
+class _OneLine(logging.Formatter):
+    """Warnings from the SDK and its libraries as one line each: `zg: message (cause)`."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        text = record.getMessage()
+        if record.exc_info and record.exc_info[1] is not None:
+            text = f"{text} ({describe(record.exc_info[1])})"
+        return f"zg: {text}"
+
+
+class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """Writes to whatever `sys.stderr` is at the time (click's test runner swaps it)."""
+
+    @property
+    def stream(self) -> IO[str]:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value: IO[str]) -> None:
+        pass
+
+
+def quiet_logging() -> None:
+    """Log records reach the user as one line each, never with a traceback (a library such
+    as nats-py logs one per failed connection attempt); `ZG_DEBUG=1` keeps them whole."""
+    root = logging.getLogger()
+    if os.environ.get("ZG_DEBUG") or any(isinstance(h, _StderrHandler) for h in root.handlers):
+        return
+    handler = _StderrHandler()
+    handler.setFormatter(_OneLine())
+    handler.setLevel(logging.WARNING)
+    root.addHandler(handler)
+    if root.level > logging.WARNING or root.level == logging.NOTSET:
+        root.setLevel(logging.WARNING)
+
+
+def one_line(exc: BaseException) -> str:
+    """An error's message on one line (pydantic's span several)."""
+    if isinstance(exc, pydantic.ValidationError):
+        return "; ".join(
+            f"{'.'.join(str(p) for p in e['loc']) or 'value'}: {e['msg']}" for e in exc.errors()[:3]
+        )
+    return " ".join(str(exc).split())
+
+
 def describe(exc: BaseException) -> str:
-    """The cause of an error in words: the first non-empty message along its chain of causes,
-    else its kind (`TimeoutError` says nothing by itself)."""
+    """The cause of an error in words: its message and, when a deeper cause says something
+    else, that too (`Connection error. ([Errno 111] Connection refused)`); an error with no
+    message is named by its kind (`TimeoutError` says nothing by itself)."""
+    texts: list[str] = []
     seen: BaseException | None = exc
-    while seen is not None:
-        text = str(seen).strip()
-        if text:
-            return text
+    while seen is not None and len(texts) < 10:
+        text = str(seen).strip() or ("timed out" if isinstance(seen, TimeoutError) else "")
+        if text and not any(text in t for t in texts):
+            texts.append(text)
         seen = seen.__cause__ or seen.__context__
-    return "timed out" if isinstance(exc, TimeoutError) else type(exc).__name__
+    if not texts:
+        return type(exc).__name__
+    return texts[0] if len(texts) == 1 else f"{texts[0]} ({texts[-1]})"
 
 
 @dataclass
@@ -117,8 +178,11 @@ class Context:
         return self.resolved
 
     def client(self, need_wallet: bool = True) -> ZgClient:
+        """A client of the configured wallet, or of none when the command reads only."""
         config = self.config()
-        if need_wallet and not config.wallet_key:
+        if not need_wallet:
+            config = dataclasses.replace(config, wallet_key=None)
+        elif not config.wallet_key:
             raise ConfigError("no wallet key: export ZG_PRIVATE_KEY=0x... (no flag takes it)")
         if config.state_dir is not None and config.state_dir.exists():
             if not config.state_dir.is_dir():
@@ -161,7 +225,7 @@ def run(ctx: Context, work: Callable[[], Awaitable[T]]) -> T:
     except ConfigError as exc:
         ctx.fail(Exit.USAGE, str(exc))
     except pydantic.ValidationError as exc:
-        ctx.fail(Exit.USAGE, f"invalid values: {exc}")
+        ctx.fail(Exit.USAGE, f"invalid values: {one_line(exc)}")
     except NotFound as exc:
         ctx.fail(Exit.NOT_FOUND, str(exc))
     except (AccountError, GatewayRefused, CeilingExceeded, InsufficientFunds) as exc:

@@ -13,37 +13,43 @@ import time
 from typing import Any
 
 import nats
+from nats.aio.client import Client as NatsClient
 from nats.errors import NoRespondersError
 from nats.errors import TimeoutError as NatsTimeout
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
+from nats.js.errors import NotFoundError as NatsNotFound
 
 from zg_shared.bus import stream_for
 from zg_shared.chain.types import Address
 from zg_shared.commands import SettleNow, SettleNowReply
 from zg_shared.events import SettlementConfirmedV1
-from zgserve.cli._common import Context, Exit
+from zgserve.cli._common import Context, Exit, describe
 
 
 async def settle_now(
     ctx: Context, nats_url: str, provider: Address, user: Address | None, timeout_s: float
 ) -> dict[str, Any]:
-    try:
-        client = await nats.connect(nats_url, connect_timeout=5, max_reconnect_attempts=0)
-    except (OSError, NatsTimeout, nats.errors.NoServersError) as exc:
-        ctx.fail(Exit.UNREACHABLE, f"cannot reach NATS at {nats_url}: {exc}")
+    client = await _connect(ctx, nats_url)
     try:
         js = client.jetstream()
         subject = SettlementConfirmedV1.SUBJECT
         # Subscribed before asking, so no confirmation can slip between the two.
-        watch = await js.pull_subscribe(
-            subject,
-            stream=stream_for(subject),
-            config=ConsumerConfig(
-                deliver_policy=DeliverPolicy.NEW,
-                ack_policy=AckPolicy.NONE,
-                inactive_threshold=60.0,
-            ),
-        )
+        try:
+            watch = await js.pull_subscribe(
+                subject,
+                stream=stream_for(subject),
+                config=ConsumerConfig(
+                    deliver_policy=DeliverPolicy.NEW,
+                    ack_policy=AckPolicy.NONE,
+                    inactive_threshold=60.0,
+                ),
+            )
+        except NatsNotFound:
+            ctx.fail(
+                Exit.UNREACHABLE,
+                f"NATS at {nats_url} has no stream {stream_for(subject)}: is the provider's "
+                "billing running there?",
+            )
         command = SettleNow(provider=provider, user=user)
         try:
             raw = await client.request(
@@ -79,6 +85,28 @@ async def settle_now(
         "complete": not waiting,
         "still_waiting": sorted(waiting),
     }
+
+
+async def _connect(ctx: Context, nats_url: str) -> NatsClient:
+    """Connected, or exit 6 naming the URL and why (nats-py itself would log a traceback per
+    attempt and, told not to retry, keep retrying a server it never reached)."""
+    seen: list[Exception] = []
+
+    async def remember(exc: Exception) -> None:
+        seen.append(exc)
+
+    try:
+        return await nats.connect(
+            nats_url,
+            connect_timeout=5,
+            max_reconnect_attempts=1,
+            reconnect_time_wait=0.2,
+            allow_reconnect=False,
+            error_cb=remember,
+        )
+    except (OSError, TimeoutError, ValueError, nats.errors.Error) as exc:
+        cause = describe(seen[-1]) if seen else describe(exc)
+        ctx.fail(Exit.UNREACHABLE, f"cannot reach NATS at {nats_url}: {cause}")
 
 
 def _summary(event: SettlementConfirmedV1) -> dict[str, Any]:

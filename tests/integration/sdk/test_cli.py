@@ -3,8 +3,12 @@
 
 from __future__ import annotations
 
+import json
+import re
+
 from eth_account.signers.local import LocalAccount
 
+from tests.conftest import LOCK_TIME
 from tests.integration.sdk.conftest import (
     DEPOSIT,
     INPUT_PRICE,
@@ -149,3 +153,72 @@ async def test_provider_register_update_remove(deployed: Network, keys: list[Loc
     assert gone.code == 4
     missing_option = await run_zg("provider", "register", "--name", "x", env=env, cwd=cwd)
     assert missing_option.code == 2
+
+
+async def test_a_malformed_wallet_key_is_one_line_and_exit_2(deployed: Network) -> None:
+    cwd = deployed.state_dir.parent
+    for key in ("0xdeadbeef", "hello"):
+        result = await run_zg(
+            "account", "show", env={**zg_env(deployed), "ZG_PRIVATE_KEY": key}, cwd=cwd
+        )
+        assert result.code == 2
+        assert "Traceback" not in result.stderr
+        [line] = result.stderr.strip().splitlines()
+        assert line.startswith("error: the wallet key (ZG_PRIVATE_KEY) is not a private key")
+        assert key.removeprefix("0x") not in line  # never shown, even malformed
+
+
+async def test_amounts_must_be_positive_and_within_the_wallet(deployed: Network) -> None:
+    env, cwd = zg_env(deployed), deployed.state_dir.parent
+    created = await run_zg("account", "create", env=env, cwd=cwd)
+    assert created.code == 0, created.stderr
+    for amount in ("-5", "0", "-0.1eth"):
+        refused = await run_zg("account", "deposit", "--", amount, env=env, cwd=cwd)
+        assert refused.code == 2
+        assert "amounts must be positive" in refused.stderr
+    balance = await deployed.serving.w3.eth.get_balance(deployed.user_key.address)
+    too_much = await run_zg("--json", "account", "deposit", "1000000eth", env=env, cwd=cwd)
+    assert too_much.code == 5, too_much.stderr
+    error = json.loads(too_much.stderr)["error"]
+    assert f"the wallet {deployed.user_key.address} holds" in error
+    assert f"({balance} wei)" in error
+    assert "depositing 1000000 0G (1000000000000000000000000 wei) needs" in error
+
+
+async def test_refunds_show_when_they_unlock(deployed: Network) -> None:
+    env, cwd = zg_env(deployed), deployed.state_dir.parent
+    assert (await run_zg("account", "create", "--deposit", "2gwei", env=env, cwd=cwd)).code == 0
+    assert (await run_zg("account", "refund", "--amount", "1gwei", env=env, cwd=cwd)).code == 0
+    soon = r"unlocks at \d{4}-\d\d-\d\d \d\d:\d\d \S+ \(local time\), in (59 min \d+ s|1 h 0 min)"
+
+    shown = await run_zg("account", "show", env=env, cwd=cwd)
+    assert shown.code == 0, shown.stderr
+    # One row per refund, never wrapped (no terminal): the amount and when, on one line.
+    assert re.search(r"│ 0 +│ 1 gwei \(1000000000 wei\) +│ " + soon, shown.stdout), shown.stdout
+    as_json = (await run_zg("--json", "account", "show", env=env, cwd=cwd)).json()
+    [refund] = as_json["refunds"]
+    assert refund["unlocks_at"] == refund["created_at"] + LOCK_TIME
+    assert 0 < refund["unlocks_in_s"] <= LOCK_TIME
+    assert refund["due"] is False
+
+    early = await run_zg("account", "refund", "--process", env=env, cwd=cwd)
+    assert early.code == 5
+    assert re.search(
+        "no refund has passed its lock time yet: the next, of 1 gwei .* " + soon, early.stderr
+    )
+
+
+async def test_chat_refuses_prices_above_the_users_ceiling(network: Network) -> None:
+    env = {**zg_env(network), "ZG_SERVICE": SERVICE}
+    cwd = network.state_dir.parent
+    assert (
+        await run_zg("account", "create", "--deposit", str(DEPOSIT), env=env, cwd=cwd)
+    ).code == 0
+    refused = await run_zg("chat", "hello", env={**env, "ZG_MAX_OUTPUT_PRICE": "19"}, cwd=cwd)
+    assert refused.code == 5
+    [line] = refused.stderr.strip().splitlines()
+    assert "above your ceiling max_output_price of 19 wei" in line
+    flagged = await run_zg("--max-output-price", "19", "chat", "hello", env=env, cwd=cwd)
+    assert flagged.code == 5
+    state = await network.state(network.user_key.address)
+    assert state is None or state.unsettled == 0

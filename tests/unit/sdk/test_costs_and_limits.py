@@ -76,7 +76,13 @@ def test_limits_come_from_arguments_then_the_environment_then_defaults() -> None
 
 @pytest.mark.parametrize(
     ("seconds", "text"),
-    [(86_399, "23 h 59 min"), (2 * 86_400 + 3_600, "2 d 1 h"), (250, "4 min 10 s"), (-3, "0 s")],
+    [
+        (86_399, "23 h 59 min"),
+        (86_400 + 60, "24 h 1 min"),
+        (2 * 86_400 + 3_600, "2 d 1 h"),
+        (250, "4 min 10 s"),
+        (-3, "0 s"),
+    ],
 )
 def test_durations_read_as_people_say_them(seconds: int, text: str) -> None:
     assert duration(seconds) == text

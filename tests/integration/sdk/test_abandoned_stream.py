@@ -1,0 +1,74 @@
+"""A stream the user closes before `[DONE]`: the gateway charges what it relayed; the SDK
+fetches that receipt (`GET .../signature/{id}`), verifies it, owes its output fee and pays it
+with the next request, so no debt is left unknown to it."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import openai
+import pytest
+
+from tests.integration.sdk.conftest import DEPOSIT, SERVICE, Network
+from zgserve import SyncZgClient, verify_evidence
+
+
+@pytest.fixture
+def backend_knobs() -> dict[str, Any]:
+    return {"reply_words": 400, "token_latency_ms": 5.0}  # a reply of about two seconds
+
+
+MESSAGES: list[openai.types.chat.ChatCompletionMessageParam] = [
+    {"role": "user", "content": "tell me a long story"}
+]
+
+
+async def test_an_abandoned_stream_is_paid_for_what_was_delivered(network: Network) -> None:
+    async with network.client() as zg:
+        await zg.create_account(network.provider, deposit=DEPOSIT)
+        session = await zg.session(network.provider, SERVICE)
+        ai = openai.AsyncOpenAI(base_url=session.base_url, api_key="zg", http_client=session.http)
+        stream = await ai.chat.completions.create(model="zg-demo-1", messages=MESSAGES, stream=True)
+        async for chunk in stream:
+            if chunk.choices and chunk.choices[0].delta.content:
+                break
+        await stream.close()
+
+        state = await network.state(zg.address)
+        assert state is not None
+        owed = zg.unpaid(network.provider)
+        assert owed == state.output_debt > 0
+        evidence = (await zg.provider_state(network.provider)).evidence()
+        [record] = evidence.records
+        assert record.streamed
+        assert [f.ok for f in verify_evidence(evidence)] == [True]
+        user = zg.address
+    state = await network.state(user)
+    assert state is not None
+    assert state.output_debt == 0  # paid at close
+
+
+def _abandon_with_the_sync_client(network: Network) -> tuple[int, bool]:
+    key = network.user_key.key.hex()
+    with SyncZgClient(network.rpc_url, network.contract, key, state_dir=network.state_dir) as zg:
+        zg.create_account(network.provider, deposit=DEPOSIT)
+        session = zg.session(network.provider, SERVICE)
+        ai = openai.OpenAI(base_url=session.base_url, api_key="zg", http_client=session.http)
+        stream = ai.chat.completions.create(model="zg-demo-1", messages=MESSAGES, stream=True)
+        for chunk in stream:
+            if chunk.choices and chunk.choices[0].delta.content:
+                break
+        stream.close()
+        [record] = zg.aio._providers[network.provider].records
+        return zg.unpaid(network.provider), record.streamed
+
+
+async def test_the_sync_client_abandoning_a_stream_owes_the_same(network: Network) -> None:
+    """In a worker thread: the gateway is served by this test session's event loop."""
+    unpaid, streamed = await asyncio.to_thread(_abandon_with_the_sync_client, network)
+    assert unpaid > 0
+    assert streamed
+    state = await network.state(network.user_key.address)
+    assert state is not None
+    assert state.output_debt == 0  # paid when the client closed

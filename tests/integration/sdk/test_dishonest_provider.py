@@ -1,0 +1,142 @@
+"""A dishonest provider (tests/integration/sdk/dishonest.py: a small real HTTP server that
+signs its receipts with the service's registered key) cannot make the SDK pay more than the
+user agreed to: not a price raised on chain after the request was signed, not output units
+beyond the `max_tokens` the SDK sends, not more units than the text it received can hold."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import openai
+import pytest
+from eth_account.signers.local import LocalAccount
+
+from tests.integration.sdk.conftest import DEPOSIT, OUTPUT_PRICE, SERVICE, Network
+from tests.integration.sdk.dishonest import Answer, Asked, DishonestProvider
+from zgserve import Limits, VerificationError, ZgClient, verify_evidence
+
+MESSAGES: list[openai.types.chat.ChatCompletionMessageParam] = [
+    {"role": "user", "content": "hello there"}
+]
+
+
+async def _honest(asked: Asked) -> Answer:
+    return Answer("one two three", 3, 3 * OUTPUT_PRICE)
+
+
+@pytest.fixture
+async def dishonest(
+    deployed: Network, keys: list[LocalAccount]
+) -> AsyncIterator[DishonestProvider]:
+    """The service's registered URL points at the dishonest provider."""
+    provider = DishonestProvider(deployed.provider, keys[2], _honest)
+    await provider.start()
+    await deployed.reprice(url=provider.url)
+    try:
+        yield provider
+    finally:
+        await provider.close()
+
+
+async def _ask(zg: ZgClient, network: Network, stream: bool, **extra: object) -> str:
+    session = await zg.session(network.provider, SERVICE)
+    ai = openai.AsyncOpenAI(base_url=session.base_url, api_key="zg", http_client=session.http)
+    if not stream:
+        reply = await ai.chat.completions.create(
+            model="zg-demo-1", messages=MESSAGES, extra_body=extra
+        )
+        return reply.choices[0].message.content or ""
+    chunks = await ai.chat.completions.create(
+        model="zg-demo-1", messages=MESSAGES, stream=True, extra_body=extra
+    )
+    return "".join([c.choices[0].delta.content or "" async for c in chunks if c.choices])
+
+
+@pytest.mark.parametrize("stream", [False, True])
+async def test_an_honest_reply_from_the_same_server_is_accepted(
+    deployed: Network, dishonest: DishonestProvider, stream: bool
+) -> None:
+    async with deployed.client() as zg:
+        await zg.create_account(deployed.provider, deposit=DEPOSIT)
+        assert await _ask(zg, deployed, stream) == "one two three"
+        assert zg.unpaid(deployed.provider) == 3 * OUTPUT_PRICE
+        await zg.close(settle=False)
+
+
+@pytest.mark.parametrize("stream", [False, True])
+async def test_a_price_raised_after_signing_is_not_paid(
+    deployed: Network, dishonest: DishonestProvider, stream: bool
+) -> None:
+    """The provider raises its output price 1000x on chain between the request and the reply
+    and charges the new price: the receipt is judged under the terms the request was signed
+    under, and fails."""
+
+    async def raise_then_charge(asked: Asked) -> Answer:
+        raised = await deployed.reprice(output_price=1000 * OUTPUT_PRICE)
+        return Answer("one two three", 3, 3 * raised.output_price)
+
+    dishonest.behaviour = raise_then_charge
+    async with deployed.client() as zg:
+        await zg.create_account(deployed.provider, deposit=DEPOSIT)
+        with pytest.raises(VerificationError, match=f"above 3 output units x {OUTPUT_PRICE} wei"):
+            await _ask(zg, deployed, stream)
+        assert zg.unpaid(deployed.provider) == 0
+        evidence = (await zg.provider_state(deployed.provider)).evidence()
+        [record] = evidence.records
+        assert record.terms is not None
+        assert record.terms.output_price == OUTPUT_PRICE
+        assert [f.ok for f in verify_evidence(evidence)] == [False]
+
+
+@pytest.mark.parametrize("stream", [False, True])
+async def test_units_beyond_the_max_tokens_the_sdk_sent_are_refused(
+    deployed: Network, dishonest: DishonestProvider, stream: bool
+) -> None:
+    """A two-word answer claiming a billion tokens: the SDK had sent its default max_tokens,
+    and refuses anything above it."""
+
+    async def overcount(asked: Asked) -> Answer:
+        return Answer("two words", 10**9, 10**9 * OUTPUT_PRICE)
+
+    dishonest.behaviour = overcount
+    async with deployed.client() as zg:
+        await zg.create_account(deployed.provider, deposit=DEPOSIT)
+        with pytest.raises(VerificationError, match=f"the request allows {Limits().max_tokens}"):
+            await _ask(zg, deployed, stream)
+        assert zg.unpaid(deployed.provider) == 0
+    [asked] = dishonest.asked
+    assert asked.body["max_tokens"] == Limits().max_tokens
+
+
+@pytest.mark.parametrize("stream", [False, True])
+async def test_units_the_received_text_cannot_hold_are_refused(
+    deployed: Network, dishonest: DishonestProvider, stream: bool
+) -> None:
+    """Within max_tokens, but 1,000 tokens for nine bytes of text: refused."""
+
+    async def overcount(asked: Asked) -> Answer:
+        return Answer("two words", 1000, 1000 * OUTPUT_PRICE)
+
+    dishonest.behaviour = overcount
+    async with deployed.client() as zg:
+        await zg.create_account(deployed.provider, deposit=DEPOSIT)
+        with pytest.raises(VerificationError, match="the received text holds at most"):
+            await _ask(zg, deployed, stream)
+        assert zg.unpaid(deployed.provider) == 0
+
+
+async def test_the_users_own_output_bound_is_sent_and_enforced(
+    deployed: Network, dishonest: DishonestProvider
+) -> None:
+    async def charge_the_bound_plus_one(asked: Asked) -> Answer:
+        bound = asked.body.get("max_completion_tokens") or asked.body["max_tokens"]
+        return Answer("word " * 50, bound + 1, (bound + 1) * OUTPUT_PRICE)
+
+    dishonest.behaviour = charge_the_bound_plus_one
+    async with deployed.client() as zg:
+        await zg.create_account(deployed.provider, deposit=DEPOSIT)
+        with pytest.raises(VerificationError, match="the request allows 7"):
+            await _ask(zg, deployed, False, max_completion_tokens=7)
+    [asked] = dishonest.asked
+    assert asked.body["max_completion_tokens"] == 7
+    assert "max_tokens" not in asked.body
