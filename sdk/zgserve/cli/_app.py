@@ -478,13 +478,17 @@ async def _one_turn(
             ctx.out.print(text, highlight=False)
         return text
     parts: list[str] = []
-    chunks = await ai.chat.completions.create(model=model, messages=messages, stream=True, **extra)
-    async for chunk in chunks:
-        for choice in chunk.choices:
-            piece = choice.delta.content or ""
-            parts.append(piece)
-            if not ctx.as_json:
-                ctx.out.print(piece, end="", highlight=False, soft_wrap=True)
+    # Closed on the way out even when cut short (Ctrl-C): the gateway then charges what it
+    # relayed, and closing fetches and verifies that receipt, so exit pays it.
+    async with await ai.chat.completions.create(
+        model=model, messages=messages, stream=True, **extra
+    ) as chunks:
+        async for chunk in chunks:
+            for choice in chunk.choices:
+                piece = choice.delta.content or ""
+                parts.append(piece)
+                if not ctx.as_json:
+                    ctx.out.print(piece, end="", highlight=False, soft_wrap=True)
     if not ctx.as_json:
         ctx.out.print()
     return "".join(parts)

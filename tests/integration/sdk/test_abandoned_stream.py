@@ -5,12 +5,16 @@ with the next request, so no debt is left unknown to it."""
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
+import sys
+from pathlib import Path
 from typing import Any
 
 import openai
 import pytest
 
-from tests.integration.sdk.conftest import DEPOSIT, SERVICE, Network
+from tests.integration.sdk.conftest import DEPOSIT, SERVICE, Network, run_zg, zg_env
 from zgserve import SyncZgClient, verify_evidence
 
 
@@ -72,3 +76,29 @@ async def test_the_sync_client_abandoning_a_stream_owes_the_same(network: Networ
     state = await network.state(network.user_key.address)
     assert state is not None
     assert state.output_debt == 0  # paid when the client closed
+
+
+async def test_zg_chat_interrupted_mid_stream_pays_what_it_was_charged(network: Network) -> None:
+    env = {**zg_env(network), "ZG_SERVICE": SERVICE}
+    cwd = network.state_dir.parent
+    created = await run_zg("account", "create", "--deposit", str(DEPOSIT), env=env, cwd=cwd)
+    assert created.code == 0, created.stderr
+    process = await asyncio.create_subprocess_exec(
+        str(Path(sys.executable).parent / "zg"),
+        "chat",
+        "tell me a long story",
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        env={"PATH": os.environ.get("PATH", ""), "HOME": str(cwd), **env},
+        cwd=cwd,
+    )
+    assert process.stdout is not None
+    assert await process.stdout.read(1)  # the reply has started
+    process.send_signal(signal.SIGINT)
+    _, err = await process.communicate()
+    assert process.returncode == 130, err.decode()
+    assert b"Traceback" not in err
+    state = await network.state(network.user_key.address)
+    assert state is not None
+    assert state.unsettled > 0  # the interrupted request was charged for what it relayed
+    assert state.output_debt == 0  # and its output fee paid before exiting
