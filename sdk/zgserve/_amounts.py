@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Amounts of wei as people write and read them: `1000` (wei), `2.5gwei`, `0.1eth` or `0.1 0G`."""
 
 from __future__ import annotations

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """What a request may cost, and what its response may be charged, under the terms it is signed
 under.
 

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Moments as people read them: a local time and how long until then."""
 
 from __future__ import annotations

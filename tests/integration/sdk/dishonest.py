@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """A dishonest provider, played by a small real HTTP server.
 
 It answers the SDK's paid requests as a provider trying to overcharge would: whatever reply,

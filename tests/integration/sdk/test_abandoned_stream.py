@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """A stream the user closes before `[DONE]`: the gateway charges what it relayed; the SDK
 fetches that receipt (`GET .../signature/{id}`), verifies it, owes its output fee and pays it
 with the next request, so no debt is left unknown to it."""

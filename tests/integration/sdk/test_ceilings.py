@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The user's ceilings against a real gateway: a price raised beyond them is refused, not
 silently re-signed after `input_fee_too_low`; a request whose worst case is above the fee
 ceiling is never sent; a user who raises a ceiling pays the new price."""

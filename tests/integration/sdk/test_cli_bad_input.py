@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Every `zg` command, given bad arguments or a bad environment, answers with a message and a
 documented exit code, never a traceback. The commands are read from the CLI itself, so a new
 command is audited too (and fails here until it has a placeholder for each required value).

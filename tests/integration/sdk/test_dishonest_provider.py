@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """A dishonest provider (tests/integration/sdk/dishonest.py: a small real HTTP server that
 signs its receipts with the service's registered key) cannot make the SDK pay more than the
 user agreed to: not a price raised on chain after the request was signed, not output units

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """What `zg` prints without a terminal: lines are never wrapped (a line meant to be copied,
 such as `export ZG_PRIVATE_KEY=...`, pastes as it was printed), and errors are described with
 their cause."""

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """What a request may cost before it is signed: the output bound every generating request
 carries, the quote, and the user's ceilings, from arguments or the environment."""
 
