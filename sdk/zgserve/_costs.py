@@ -27,9 +27,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from zg_shared.endpoints import generates_output
-from zg_shared.metering import MeteringError, count_input_units
+from zg_shared.metering import RULES, MeteringError, count_input_units
 from zgserve._sse import read_reply
-from zgserve.errors import CeilingExceeded
+from zgserve.errors import CeilingExceeded, ZgError
 from zgserve.terms import Limits, ServiceTerms
 
 SLACK_UNITS_PER_CHOICE = 32
@@ -84,9 +84,14 @@ class Quote:
 
 def quote(endpoint: str, body: bytes, terms: ServiceTerms, limits: Limits) -> Quote:
     """Raises CeilingExceeded when the request could cost more than `max_request_fee`."""
+    if terms.counting_rule not in RULES:
+        raise ZgError(
+            f"service {terms.name!r} counts units by the rule {terms.counting_rule!r}, which "
+            f"this SDK does not know (it knows {', '.join(sorted(RULES))}): nothing was sent"
+        )
     parsed = _json_object(body)
     try:
-        units = count_input_units(endpoint, parsed or {})
+        units = count_input_units(endpoint, parsed or {}, terms.counting_rule)
     except MeteringError:
         units = 0  # the gateway answers 400 with the reason; nothing is charged
     max_units = (output_bound(body) or limits.max_tokens) if generates_output(endpoint) else 0

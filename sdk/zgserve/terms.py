@@ -12,6 +12,7 @@ from __future__ import annotations
 from pydantic import BaseModel, ConfigDict, Field
 
 from zg_shared.chain import Service
+from zg_shared.metering import DEFAULT_RULE
 from zgserve.errors import CeilingExceeded
 
 
@@ -25,6 +26,9 @@ class ServiceTerms(BaseModel):
     output_price: int = Field(description="wei per output unit")
     signer_address: str = Field(description="the address whose key signs the receipts")
     updated_at: int = Field(0, description="the chain's time of the registration read (0: unknown)")
+    counting_rule: str = Field(
+        DEFAULT_RULE, description="how units are counted (zg_shared.metering)"
+    )
 
     @classmethod
     def of(cls, service: Service) -> ServiceTerms:
@@ -34,6 +38,7 @@ class ServiceTerms(BaseModel):
             output_price=service.output_price,
             signer_address=service.signer_address,
             updated_at=service.updated_at,
+            counting_rule=service.counting_rule,
         )
 
 

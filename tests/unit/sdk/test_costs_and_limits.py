@@ -9,7 +9,7 @@ import json
 import pytest
 
 from zg_shared.endpoints import ENDPOINTS, FEE_ONLY_ENDPOINT
-from zgserve import CeilingExceeded, ConfigError, Limits, ServiceTerms
+from zgserve import CeilingExceeded, ConfigError, Limits, ServiceTerms, ZgError
 from zgserve._costs import output_bound, quote, with_output_bound
 from zgserve._when import duration
 from zgserve.config import load_limits
@@ -53,6 +53,12 @@ def test_a_request_whose_worst_case_is_above_the_ceiling_is_refused() -> None:
         quote(CHAT, body, TERMS, Limits(max_request_fee=30 + 1999))
     assert (caught.value.value, caught.value.limit) == (2030, 2029)
     assert "nothing was sent" in str(caught.value)
+
+
+def test_a_counting_rule_the_sdk_does_not_know_is_refused_before_signing() -> None:
+    terms = TERMS.model_copy(update={"counting_rule": "characters"})
+    with pytest.raises(ZgError, match="rule 'characters', which this SDK does not know"):
+        quote(CHAT, BODY, terms, Limits())
 
 
 def test_prices_above_the_ceilings_are_refused() -> None:

@@ -182,3 +182,4 @@ def test_terms_are_built_from_the_chains_service() -> None:
     terms = ServiceTerms.of(service)
     assert (terms.name, terms.input_price, terms.output_price) == ("chat", 3, 5)
     assert (terms.signer_address, terms.updated_at) == (SIGNER.address, 1234)
+    assert terms.counting_rule == service.counting_rule == "words"
