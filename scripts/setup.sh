@@ -33,17 +33,26 @@ else
   step "Python packages: as locked in requirements/dev.txt (nothing to do)"
 fi
 
-if ! command -v chromium >/dev/null 2>&1 || ! command -v chromedriver >/dev/null 2>&1; then
-  # The marketplace page is tested in headless Chromium (Debian's packages).
+# Debian packages some tests use (each such test skips, saying why, without them): installed
+# when running as root with apt-get, else a note.
+debian_packages() { # what for, then the packages; the commands to look for are in $commands
+  local why=$1 missing=0 cmd
+  shift
+  for cmd in $commands; do command -v "$cmd" >/dev/null 2>&1 || missing=1; done
+  [ "$missing" = 0 ] && return 0
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
-    step "installing Debian's chromium and chromium-driver (browser tests)"
-    apt-get install -y --no-install-recommends chromium chromium-driver >/dev/null \
-      || { apt-get update >/dev/null && apt-get install -y --no-install-recommends chromium chromium-driver >/dev/null; } \
-      || echo "warning: chromium not installed; the browser test will be skipped" >&2
+    step "installing Debian's $* ($why)"
+    apt-get install -y --no-install-recommends "$@" >/dev/null \
+      || { apt-get update >/dev/null && apt-get install -y --no-install-recommends "$@" >/dev/null; } \
+      || echo "warning: $* not installed; the $why is skipped" >&2
   else
-    echo "note: install chromium and chromium-driver for the browser test (it is skipped without them)" >&2
+    echo "note: install Debian's $* for the $why (it is skipped without them)" >&2
   fi
-fi
+}
+# The marketplace page is tested in headless Chromium.
+commands="chromium chromedriver" debian_packages "browser test" chromium chromium-driver
+# Prometheus scrapes the running services, and promtool unit-tests the alert rules.
+commands="prometheus promtool" debian_packages "Prometheus and alert-rule tests" prometheus
 
 # npm ci starts from an empty node_modules (~30 s): only when package-lock.json changed.
 npm_stamp=node_modules/.zg-installed
