@@ -20,8 +20,15 @@ from typing import Any
 OUT = Path(__file__).resolve().parent / "dashboards"
 PROMETHEUS = {"type": "prometheus", "uid": "prometheus"}
 RATE = "$__rate_interval"
-# The prover's durable consumer, as prometheus-nats-exporter (-jsz=all) reports it.
-PROVER_CONSUMER = 'jetstream_consumer_{}{{stream_name="ZG_SERVING", consumer_name="prover"}}'
+
+
+def _status_ratio(status: str) -> str:
+    """Responses of a status class over all: `or vector(0)`, because a class nobody got yet
+    has no series, and the ratio would be empty instead of 0."""
+    return (
+        f'(sum(rate(zg_gateway_requests_total{{status=~"{status}"}}[{RATE}])) or vector(0)) '
+        f"/ sum(rate(zg_gateway_requests_total[{RATE}]))"
+    )
 
 
 @dataclass
@@ -128,18 +135,9 @@ GATEWAY = Dashboard(
         ),
         Panel(
             "Error ratio (5xx)",
-            [
-                (
-                    f'sum(rate(zg_gateway_requests_total{{status=~"5.."}}[{RATE}])) '
-                    f"/ sum(rate(zg_gateway_requests_total[{RATE}]))",
-                    "5xx",
-                ),
-                (
-                    f'sum(rate(zg_gateway_requests_total{{status=~"4.."}}[{RATE}])) '
-                    f"/ sum(rate(zg_gateway_requests_total[{RATE}]))",
-                    "4xx",
-                ),
-            ],
+            [(_status_ratio("5.."), "5xx"), (_status_ratio("4.."), "4xx")],
+            description="Share of responses by status class; 0 (not empty) while there are "
+            "requests and none of that class.",
             unit="percentunit",
         ),
         Panel(
@@ -189,11 +187,11 @@ PROVER = Dashboard(
         Panel(
             "Queue depth (JetStream consumer)",
             [
-                (f"sum({PROVER_CONSUMER.format('num_pending')})", "waiting"),
-                (f"sum({PROVER_CONSUMER.format('num_ack_pending')})", "delivered, not acked"),
+                ("max(zg_prover_queue_pending)", "waiting"),
+                ("max(zg_prover_queue_ack_pending)", "delivered, not acked"),
             ],
-            description="Settlement requests waiting for a prover, from the NATS exporter "
-            "(consumer `prover`, PROVER_DURABLE_NAME).",
+            description="Settlement requests in the provers' JetStream consumer (PROVER_"
+            "DURABLE_NAME), as each prover reads it: the max over replicas.",
         ),
         Panel(
             "Settlements being proven",

@@ -71,6 +71,10 @@ class BillingMetrics:
             unit="{request}",
             description="Requests that can never be settled (reported in settlement.failed)",
         )
+        # Counters of faults are present at 0 from the start: a panel shows 0, not "no data",
+        # and the first fault shows as an increase (a counter born at 1 increases by nothing).
+        self._retries.add(0)
+        self._written_off.add(0)
 
     def recorded(self, outcome: str) -> None:
         self._recorded.add(1, {"outcome": outcome})

@@ -41,6 +41,10 @@ class IndexerMetrics:
             unit="{backfill}",
             description="Rebuilds of the Redis view from the contract's views",
         )
+        # Counters of faults are present at 0 from the start: a panel shows 0, not "no data",
+        # and the first fault shows as an increase (a counter born at 1 increases by nothing).
+        for counter in (self._duplicates, self._reorgs, self._rpc_errors, self._backfills):
+            counter.add(0)
 
     def progress(self, head: int, indexed: int) -> None:
         self._lag.set(max(head - indexed, 0))

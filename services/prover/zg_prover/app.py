@@ -14,9 +14,10 @@ from zg_prover.backends import ProverBackend, select_backend
 from zg_prover.config import ProverSettings
 from zg_prover.handlers import create_router
 from zg_prover.metrics import ProverMetrics
+from zg_prover.queue import QueueDepthReporter
 from zg_prover.service import ProverService
 from zg_shared import devkeys
-from zg_shared.bus import ensure_streams
+from zg_shared.bus import SERVING_STREAM, ensure_streams
 from zg_shared.chain import connect
 from zg_shared.chain.reachable import chain_id_when_reachable
 from zg_shared.health import HealthServer
@@ -81,6 +82,7 @@ def create_app(
     health = HealthServer(
         settings.http_host, settings.http_port, {"nats": nats_ready, "circuit": circuit_ready}
     )
+    queue = QueueDepthReporter(broker, SERVING_STREAM.name, settings.durable_name, metrics)
 
     async def declare_streams() -> None:
         await ensure_streams(settings.nats_url)
@@ -102,6 +104,8 @@ def create_app(
         broker,
         logger=logging.getLogger(SERVICE_NAME),
         on_startup=[refuse_dev_keys, declare_streams, health.start],
+        after_startup=[queue.start],
+        on_shutdown=[queue.stop],
         after_shutdown=[health.stop],
     )
     return ProverApp(app=app, broker=broker, health=health, backend=backend)

@@ -32,6 +32,19 @@ class ProverMetrics:
             unit="{settlement}",
             description="Settlement requests being proven",
         )
+        self._queue_pending = meter.create_gauge(
+            "zg_prover_queue_pending",
+            unit="{settlement}",
+            description="Settlement requests waiting in the provers' JetStream consumer",
+        )
+        self._queue_ack_pending = meter.create_gauge(
+            "zg_prover_queue_ack_pending",
+            unit="{settlement}",
+            description="Settlement requests delivered to a prover and not yet acknowledged",
+        )
+        # Present at 0 from the start: the first failure then shows as an increase.
+        self._failures.add(0, self._backend)
+        self._in_flight.add(0, self._backend)
 
     @contextlib.contextmanager
     def in_flight(self) -> Iterator[None]:
@@ -40,6 +53,10 @@ class ProverMetrics:
             yield
         finally:
             self._in_flight.add(-1, self._backend)
+
+    def queue(self, pending: int, ack_pending: int) -> None:
+        self._queue_pending.set(pending)
+        self._queue_ack_pending.set(ack_pending)
 
     def record(self, outcome: ProofReadyV1 | ProofFailedV1) -> None:
         if isinstance(outcome, ProofReadyV1):

@@ -28,6 +28,8 @@ from tests.unit.deploy import kustomize
 
 REPO = Path(__file__).resolve().parents[3]
 DEPLOY = REPO / "deploy"
+DASHBOARDS = DEPLOY / "grafana" / "dashboards"
+ALERTS = DEPLOY / "prometheus" / "alerts.yml"
 K8S = DEPLOY / "k8s"
 OVERLAYS = ("dev", "prod", "gpu")
 
@@ -223,11 +225,17 @@ def exported_metric_names(service: str) -> set[str] | None:
 GRAFANA_VARIABLES = {"$__rate_interval": "1m", "$__interval": "15s", "$__range": "1h"}
 
 
+def as_prometheus_sees_it(expr: str) -> str:
+    """A panel's query with Grafana's variables substituted."""
+    for variable, value in GRAFANA_VARIABLES.items():
+        expr = expr.replace(variable, value)
+    return expr
+
+
 def promql_metric_names(expr: str) -> set[str]:
     """The metric names a PromQL expression selects, from its syntax tree (promql-parser, the
     Rust parser's Python binding): raises ValueError if the expression does not parse."""
-    for variable, value in GRAFANA_VARIABLES.items():
-        expr = expr.replace(variable, value)
+    expr = as_prometheus_sees_it(expr)
     names: set[str] = set()
 
     def visit(node: promql_parser.Expr) -> None:
@@ -238,3 +246,23 @@ def promql_metric_names(expr: str) -> set[str]:
 
     promql_parser.walk(promql_parser.parse(expr), pre_visit=visit)
     return names
+
+
+def dashboard_exprs(path: Path) -> Iterator[tuple[str, str]]:
+    for panel in json.loads(path.read_text())["panels"]:
+        for target in panel.get("targets", []):
+            yield panel["title"], target["expr"]
+
+
+def alert_exprs() -> Iterator[tuple[str, str]]:
+    for group in load_yaml(ALERTS)["groups"]:
+        for rule in group["rules"]:
+            yield rule["alert"], rule["expr"]
+
+
+def all_exprs() -> Iterator[tuple[str, str]]:
+    for path in sorted(DASHBOARDS.glob("*.json")):
+        for title, expr in dashboard_exprs(path):
+            yield f"{path.name}: {title}", expr
+    for name, expr in alert_exprs():
+        yield f"alerts.yml: {name}", expr

@@ -4,28 +4,26 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
 from tests.unit.deploy.common import (
+    ALERTS,
+    DASHBOARDS,
     DEPLOY,
     METRIC_PREFIXES,
     SERVICES,
+    alert_exprs,
+    all_exprs,
+    dashboard_exprs,
     exported_metric_names,
     load_script,
     load_yaml,
     promql_metric_names,
 )
 
-DASHBOARDS = DEPLOY / "grafana" / "dashboards"
-ALERTS = DEPLOY / "prometheus" / "alerts.yml"
 # Series Prometheus makes itself, not a service.
 PROMETHEUS_BUILTINS = {"up"}
-# Series of prometheus-nats-exporter run with -jsz=all (deploy: compose's nats-exporter, the
-# NATS pod's sidecar); names from its collector (jsz.go: jetstream_consumer_*).
-NATS_EXPORTER = {"jetstream_consumer_num_pending", "jetstream_consumer_num_ack_pending"}
 # What each dashboard must show (issue 7): a metric family of the service per item.
 REQUIRED = {
     "gateway": [
@@ -35,7 +33,7 @@ REQUIRED = {
         "zg_gateway_charged_wei_total",
     ],
     "prover": [
-        "jetstream_consumer_num_pending",
+        "zg_prover_queue_pending",
         "zg_prover_in_flight",
         "zg_prover_settlement_seconds_bucket",
     ],
@@ -50,26 +48,6 @@ REQUIRED = {
 }
 
 
-def dashboard_exprs(path: Path) -> Iterator[tuple[str, str]]:
-    for panel in json.loads(path.read_text())["panels"]:
-        for target in panel.get("targets", []):
-            yield panel["title"], target["expr"]
-
-
-def alert_exprs() -> Iterator[tuple[str, str]]:
-    for group in load_yaml(ALERTS)["groups"]:
-        for rule in group["rules"]:
-            yield rule["alert"], rule["expr"]
-
-
-def all_exprs() -> Iterator[tuple[str, str]]:
-    for path in sorted(DASHBOARDS.glob("*.json")):
-        for title, expr in dashboard_exprs(path):
-            yield f"{path.name}: {title}", expr
-    for name, expr in alert_exprs():
-        yield f"alerts.yml: {name}", expr
-
-
 def service_of(metric: str) -> str | None:
     return next((s for p, s in METRIC_PREFIXES.items() if metric.startswith(p)), None)
 
@@ -77,7 +55,7 @@ def service_of(metric: str) -> str | None:
 def test_every_query_names_a_known_service_or_builtin() -> None:
     for where, expr in all_exprs():
         for metric in promql_metric_names(expr):
-            assert service_of(metric) or metric in PROMETHEUS_BUILTINS | NATS_EXPORTER, (
+            assert service_of(metric) or metric in PROMETHEUS_BUILTINS, (
                 f"{where}: {metric} belongs to no zgserve service"
             )
 
