@@ -41,6 +41,16 @@ SERVICES = ("sample-backend", "gateway", "prover", "chain-indexer", "billing")
 READY_TIMEOUT_S = 60.0
 
 Progress = Callable[[str], None]
+# How a service starts: its name, command (console script and arguments) and environment in;
+# the command and environment to run out. The default runs the command as it is; the container
+# tests run the same service from its image instead (tests/integration/ops/containers.py).
+Launcher = Callable[[str, list[str], Mapping[str, str]], tuple[list[str], dict[str, str]]]
+
+
+def as_process(
+    _: str, command: list[str], env: Mapping[str, str]
+) -> tuple[list[str], dict[str, str]]:
+    return command, dict(env)
 
 
 def _quiet(_: str) -> None:
@@ -145,12 +155,18 @@ class LocalNetwork:
         lock_time: int = 3600,
         confirmations: int = 0,
         overrides: Mapping[str, str] | None = None,
+        environment: Mapping[str, str] | None = None,
+        launcher: Launcher = as_process,
         progress: Progress = _quiet,
     ) -> None:
+        """`overrides`: settings by their prefixed names, each for the service it names;
+        `environment`: variables every service gets (OpenTelemetry's OTEL_*, say)."""
         self.workdir = workdir
         self.lock_time = lock_time
         self.confirmations = confirmations
         self.overrides = dict(overrides or {})
+        self.environment = dict(environment or {})
+        self.launcher = launcher
         self.progress = progress
         self.chain_port = chain_port
         self.gateway_port = gateway_port or free_port()
@@ -294,13 +310,17 @@ class LocalNetwork:
         if name == "sample-backend":
             return ManagedProcess(
                 name,
-                [_script("zg-sample-backend")],
-                {"SAMPLE_BACKEND_PORT": str(self.backend_port)},
+                *self.launcher(
+                    name,
+                    [_script("zg-sample-backend")],
+                    {**self.environment, "SAMPLE_BACKEND_PORT": str(self.backend_port)},
+                ),
                 f"http://127.0.0.1:{self.backend_port}/healthz",
                 self.workdir / "logs" / f"{name}.log",
             )
         prefix = {"chain-indexer": "INDEXER_"}.get(name, name.upper() + "_")
-        env = {prefix + k: v for k, v in {**common, **specific[name]}.items()}
+        env = dict(self.environment)
+        env.update({prefix + k: v for k, v in {**common, **specific[name]}.items()})
         env[SECRETS_DIR_ENV] = str(
             self._write_secrets(name, {prefix + k: v for k, v in secrets.get(name, {}).items()})
         )
@@ -308,8 +328,7 @@ class LocalNetwork:
         http_port = self.gateway_port if name == "gateway" else port
         return ManagedProcess(
             name,
-            [_script(f"zg-{name}")],
-            env,
+            *self.launcher(name, [_script(f"zg-{name}")], env),
             f"http://127.0.0.1:{http_port}/readyz",
             self.workdir / "logs" / f"{name}.log",
         )

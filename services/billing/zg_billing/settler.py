@@ -183,6 +183,8 @@ class Settler:
             "settlement", context=draft.parent_context(), links=draft.links()
         ) as span:
             span.set_attribute("zg.settlement_id", record.id)
+            span.set_attribute("zg.provider", record.provider)
+            span.set_attribute("zg.users", record.users)
             span.set_attribute("zg.requests", record.request_count)
             await self.publish(
                 SettlementRequestedV1(
@@ -218,6 +220,8 @@ class Settler:
             try:
                 with _tracer.start_as_current_span("settleFees") as span:
                     span.set_attribute("zg.settlement_id", record.id)
+                    span.set_attribute("zg.provider", record.provider)
+                    span.set_attribute("zg.users", sorted({p.user for p in sending}))
                     span.set_attribute("zg.chunks", len(sending))
                     result = await self.chain.settle_fees([p.calldata for p in sending])
                     span.set_attribute("zg.tx_hash", result.tx_hash)

@@ -10,6 +10,7 @@ import time
 
 import aiohttp
 from aiohttp import web
+from opentelemetry import trace
 
 from zg_gateway.errors import BackendFailed, TooLarge
 from zg_gateway.keys import HTTP_SESSION, METRICS, OUTBOX, SERVICE
@@ -47,6 +48,16 @@ async def _void(request: web.Request, admitted: Admitted, reason: str) -> None:
     request.app[METRICS].voided.add(1, _labels(admitted))
 
 
+def _describe_span(admitted: Admitted) -> None:
+    """What an SRE searches traces by, on the request's server span (never the signature)."""
+    span = trace.get_current_span()
+    span.set_attribute("zg.user", admitted.payment.user)
+    span.set_attribute("zg.provider", admitted.service.provider)
+    span.set_attribute("zg.service", admitted.service.name)
+    span.set_attribute("zg.request_id", admitted.request_id)
+    span.set_attribute("zg.nonce", str(admitted.payment.nonce))
+
+
 def _backend_error(reply: BackendReply) -> web.Response:
     """The backend's own error, passed on (a non-error status that is not 200 becomes 502)."""
     status = reply.status if reply.status >= 400 else 502
@@ -80,6 +91,7 @@ async def proxy(request: web.Request) -> web.StreamResponse:
         request.match_info["service"], request.match_info["endpoint"], dict(request.headers), raw
     )
     labels = {"service": admitted.service.name, "endpoint": admitted.endpoint.path}
+    _describe_span(admitted)
     metrics.reserved.add(admitted.reservation, labels)
     backend_seconds = 0.0
     try:
@@ -224,6 +236,7 @@ async def settle(request: web.Request) -> web.Response:
     admitted = await gateway.admit(
         request.match_info["service"], request.match_info["endpoint"], dict(request.headers), raw
     )
+    _describe_span(admitted)
     body = json.dumps({"object": "fee_payment", "paid": str(admitted.payment.fee)}).encode()
     try:
         finished = await gateway.finish(

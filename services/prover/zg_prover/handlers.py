@@ -9,6 +9,7 @@ import logging
 from collections.abc import AsyncIterator
 
 from faststream.nats import NatsBroker, NatsMessage, NatsRouter, PullSub
+from opentelemetry import trace
 
 from zg_prover.metrics import ProverMetrics
 from zg_prover.service import ProverService
@@ -53,6 +54,11 @@ def create_router(
         pull_sub=PullSub(batch_size=1),
     )
     async def on_settlement_requested(request: SettlementRequestedV1, message: NatsMessage) -> None:
+        # What an SRE searches traces by (faststream's consumer span is the current one).
+        span = trace.get_current_span()
+        span.set_attribute("zg.settlement_id", request.settlement_id)
+        span.set_attribute("zg.provider", request.provider)
+        span.set_attribute("zg.users", [batch.user for batch in request.batches])
         with metrics.in_flight():
             async with keep_alive(message, heartbeat_s):
                 outcome = await service.handle(request)
