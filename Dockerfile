@@ -20,14 +20,12 @@
 # The project is installed in editable mode under /app: the prover finds its circuit keys, the
 # compiled witness generator and snarkjs relative to the source tree (zg_shared.zk.snarkjs).
 
-ARG PYTHON_IMAGE=python:3.11.13-slim-bookworm
-ARG NODE_IMAGE=node:20.19.4-bookworm-slim
-ARG CUDA_IMAGE=nvidia/cuda:12.6.3-runtime-ubuntu24.04
+ARG PYTHON_IMAGE=docker.io/library/python:3.11.13-slim-bookworm
+ARG NODE_IMAGE=docker.io/library/node:20.19.4-bookworm-slim
+ARG CUDA_IMAGE=docker.io/nvidia/cuda:12.6.3-runtime-ubuntu24.04
 
 # ---------------------------------------------------------------- JavaScript tools (lockfile)
-FROM ${NODE_IMAGE} AS node
-
-FROM node AS npm-tools
+FROM ${NODE_IMAGE} AS npm-tools
 WORKDIR /app
 COPY package.json package-lock.json ./
 RUN npm ci --no-audit --no-fund --ignore-scripts --loglevel=error
@@ -42,8 +40,10 @@ RUN npm uninstall --no-audit --no-fund --ignore-scripts --loglevel=error \
 # ---------------------------------------------------------------- Python virtual environment
 FROM ${PYTHON_IMAGE} AS python-build
 ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1 PYTHONDONTWRITEBYTECODE=1
+# The C fast path needs Python's headers: python:*-slim has them, Debian's python3 does not.
 RUN apt-get update \
- && apt-get install -y --no-install-recommends gcc libc6-dev \
+ && apt-get install -y --no-install-recommends gcc libc6-dev $(python -c \
+      'import os, sysconfig; print("" if os.path.exists(sysconfig.get_path("include") + "/Python.h") else "libpython3-dev")') \
  && rm -rf /var/lib/apt/lists/*
 RUN python -m venv /opt/venv
 ENV PATH=/opt/venv/bin:$PATH
@@ -61,15 +61,6 @@ RUN pip install --no-deps --no-build-isolation -e . \
 
 FROM python-build AS python-build-prover
 RUN pip install --require-hashes -r requirements/prover.txt
-
-# The circuit's witness generator (wasm), compiled by the pinned circom for the committed keys.
-FROM python-build-prover AS zk-build
-COPY --from=node /usr/local/bin/node /usr/local/bin/node
-COPY --from=npm-tools /app/node_modules/ node_modules/
-COPY circuits/ circuits/
-COPY scripts/zk_setup.py scripts/zk_setup.py
-RUN python scripts/zk_setup.py --size 4 --compile-only \
- && test -f .cache/zk/settle_batch_4/settle_batch_4_js/settle_batch_4.wasm
 
 # ---------------------------------------------------------------- runtime images
 FROM ${PYTHON_IMAGE} AS runtime-base
@@ -100,9 +91,26 @@ FROM service AS sample-backend
 EXPOSE 8000
 CMD ["zg-sample-backend", "--host", "0.0.0.0"]
 
+# The prover runs snarkjs (the witness, and proofs without arkworks) under the distribution's
+# Node.js: one package for every Debian or Ubuntu base (the official node binary is not
+# portable between them).
+FROM runtime-base AS node-runtime
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends nodejs \
+ && rm -rf /var/lib/apt/lists/* /var/cache/apt/*.bin
+
+# The circuit's witness generator (wasm), compiled by the pinned circom for the committed keys.
+FROM node-runtime AS zk-build
+COPY --from=python-build-prover /opt/venv /opt/venv
+COPY --from=python-build-prover /app /app
+COPY --from=npm-tools /app/node_modules/ node_modules/
+COPY circuits/ circuits/
+COPY scripts/zk_setup.py scripts/zk_setup.py
+RUN python scripts/zk_setup.py --size 4 --compile-only \
+ && test -f .cache/zk/settle_batch_4/settle_batch_4_js/settle_batch_4.wasm
+
 # CPU prover: snarkjs under node, and arkworks (groth16py) when the backend setting asks for it.
-FROM runtime-base AS prover
-COPY --from=node /usr/local/bin/node /usr/local/bin/node
+FROM node-runtime AS prover
 COPY --from=python-build-prover /opt/venv /opt/venv
 COPY --from=python-build-prover /app /app
 COPY --from=prover-js /app/node_modules/ /app/node_modules/
@@ -132,7 +140,7 @@ FROM ${CUDA_IMAGE} AS cuda-base
 ENV DEBIAN_FRONTEND=noninteractive PATH=/opt/venv/bin:$PATH PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1 PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
 RUN apt-get update \
- && apt-get install -y --no-install-recommends python3 python3-venv ca-certificates \
+ && apt-get install -y --no-install-recommends python3 python3-venv ca-certificates nodejs \
  && rm -rf /var/lib/apt/lists/* \
  && groupadd --system --gid 10001 zg \
  && useradd --system --uid 10001 --gid zg --home-dir /app --no-create-home \
@@ -155,7 +163,6 @@ RUN pip install --no-deps --no-build-isolation -e . \
 
 FROM cuda-base AS prover-cuda
 ENV NVIDIA_VISIBLE_DEVICES=all NVIDIA_DRIVER_CAPABILITIES=compute,utility
-COPY --from=node /usr/local/bin/node /usr/local/bin/node
 COPY --from=python-build-cuda /opt/venv /opt/venv
 COPY --from=python-build-cuda /app /app
 COPY --from=prover-js /app/node_modules/ /app/node_modules/
