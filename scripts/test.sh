@@ -4,6 +4,7 @@
 # contract artifacts match a fresh compile, ruff (lint, and format drift of code), mypy, then
 # pytest against real servers.
 # Extra arguments go to pytest, e.g. scripts/test.sh -m "not slow" -x
+# ZG_BUILD_IMAGES=1 also builds the container images first, so their test runs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -25,6 +26,12 @@ step "ruff"
 
 step "mypy"
 .venv/bin/mypy
+
+if [ "${ZG_BUILD_IMAGES:-0}" = 1 ]; then
+  # Not by default: about 20 minutes cold on 2 cores (docs/operations.md, Images).
+  step "images (scripts/build_images.sh), for tests/integration/ops/test_images.py"
+  nice -n 10 scripts/build_images.sh
+fi
 
 step "pytest"
 .venv/bin/python -m pytest "$@"
