@@ -99,23 +99,27 @@ RUN apt-get update \
  && apt-get install -y --no-install-recommends nodejs \
  && rm -rf /var/lib/apt/lists/* /var/cache/apt/*.bin
 
-# The circuit's witness generator (wasm), compiled by the pinned circom for the committed keys.
+# The circuit's witness generator (wasm), compiled by the pinned circom for every circuit size
+# whose keys are committed (circuits/keys/settle_batch_N); only the generators are kept.
 FROM node-runtime AS zk-build
 COPY --from=python-build-prover /opt/venv /opt/venv
 COPY --from=python-build-prover /app /app
 COPY --from=npm-tools /app/node_modules/ node_modules/
 COPY circuits/ circuits/
 COPY scripts/zk_setup.py scripts/zk_setup.py
-RUN python scripts/zk_setup.py --size 4 --compile-only \
- && test -f .cache/zk/settle_batch_4/settle_batch_4_js/settle_batch_4.wasm
+RUN for keys in circuits/keys/settle_batch_*; do \
+      n=${keys##*_}; \
+      python scripts/zk_setup.py --size "$n" --compile-only \
+        && test -f ".cache/zk/settle_batch_$n/settle_batch_${n}_js/settle_batch_$n.wasm" || exit 1; \
+    done \
+ && find .cache/zk -mindepth 2 -maxdepth 2 -not -name '*_js' -exec rm -rf {} +
 
 # CPU prover: snarkjs under node, and arkworks (groth16py) when the backend setting asks for it.
 FROM node-runtime AS prover
 COPY --from=python-build-prover /opt/venv /opt/venv
 COPY --from=python-build-prover /app /app
 COPY --from=prover-js /app/node_modules/ /app/node_modules/
-COPY --from=zk-build /app/.cache/zk/settle_batch_4/settle_batch_4_js/ \
-     /app/.cache/zk/settle_batch_4/settle_batch_4_js/
+COPY --from=zk-build /app/.cache/zk/ /app/.cache/zk/
 COPY circuits/keys/ /app/circuits/keys/
 USER 10001:10001
 EXPOSE 9102
@@ -166,8 +170,7 @@ ENV NVIDIA_VISIBLE_DEVICES=all NVIDIA_DRIVER_CAPABILITIES=compute,utility
 COPY --from=python-build-cuda /opt/venv /opt/venv
 COPY --from=python-build-cuda /app /app
 COPY --from=prover-js /app/node_modules/ /app/node_modules/
-COPY --from=zk-build /app/.cache/zk/settle_batch_4/settle_batch_4_js/ \
-     /app/.cache/zk/settle_batch_4/settle_batch_4_js/
+COPY --from=zk-build /app/.cache/zk/ /app/.cache/zk/
 COPY circuits/keys/ /app/circuits/keys/
 USER 10001:10001
 EXPOSE 9102

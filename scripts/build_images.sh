@@ -131,18 +131,24 @@ if [ "$BASES" != registry ]; then
 fi
 BUILD_FLAGS+=(--build-arg "PYTHON_IMAGE=$python_image" --build-arg "NODE_IMAGE=$node_image")
 digest=$(source_digest)
+EMPTY=$(mktemp -d)
+trap 'rmdir "$EMPTY"' EXIT
 
 printf 'image\tsize_bytes\tbuild_s\tbase\n' >"$REPORT"
 for target in "${TARGETS[@]}"; do
   image="zgserve/$target:$TAG"
   step "$image (--target $target; log in $LOGS/$target.log)"
   start=$(date +%s)
-  if ! podman build "${BUILD_FLAGS[@]}" "${HOST_CA[@]}" --label "dev.zgserve.source=$digest" --target "$target" -t "$image" -f Dockerfile . \
+  if ! podman build "${BUILD_FLAGS[@]}" "${HOST_CA[@]}" --target "$target" -t "$image" -f Dockerfile . \
     >"$LOGS/$target.log" 2>&1; then
     tail -30 "$LOGS/$target.log" >&2
     echo "error: building $image failed (log: $LOGS/$target.log)" >&2
     exit 1
   fi
+  # The label in a step of its own: a --label on a build whose steps all come from the cache
+  # is not applied, and the image would keep the label of the sources it was first built from.
+  printf 'FROM %s\nLABEL dev.zgserve.source="%s"\n' "$image" "$digest" \
+    | podman build --quiet -t "$image" -f - "$EMPTY" >/dev/null
   size=$(podman image inspect --format '{{.Size}}' "$image")
   printf '%s\t%s\t%s\t%s\n' "$image" "$size" "$(($(date +%s) - start))" "$python_image" >>"$REPORT"
 done
