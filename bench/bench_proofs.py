@@ -5,9 +5,10 @@
     .venv/bin/python bench/bench_proofs.py --sizes 4 16 --backends snarkjs --reps 3 --json
 
 Each (N, backend) runs in a fresh Python subprocess that signs one full chunk (N requests, not
-timed), then `--reps` times: witness (circom's wasm under node, `snarkjs wtns calculate`),
-proof, local verification, through `zg_shared.zk.snarkjs.Snarkjs.prove_chunk` or
-`zg_shared.zk.arkworks.ArkworksProver.prove_chunk`. Times are medians over the repetitions.
+timed), then `--reps` times: witness (circom's native C++ generator, or its wasm under node),
+proof, local verification, through the prover's own pipeline (`zg_shared.zk.pipeline`) with
+the backend's proving step. Times are medians over the repetitions; "CPU s/req" is the CPU time
+of the worker and its children (all threads) per request of the full chunk.
 Memory is the peak resident set size from getrusage: for snarkjs the largest node process
 (RUSAGE_CHILDREN: `groth16 prove`, or the witness generator if larger); for arkworks the worker
 process itself (RUSAGE_SELF: the Python interpreter, the loaded proving key and the prover).
@@ -16,7 +17,7 @@ counts its parent's pages at fork time, so no child figure is below the worker's
 Progress goes to stderr, the table (or JSON) to stdout.
 
 Keys, for each N: the committed zkey (N=4), else a snarkjs zkey cached by
-`scripts/zk_setup.py --size N` in .cache/zk/; arkworks proves with the same zkey where there is
+`scripts/zk_setup.py --size N` in the zk cache; arkworks proves with the same zkey where there is
 one, else with DEV keys of `scripts/zk_setup.py --size N --arkworks-dev` (single-party groth16py
 setup, made here when missing: ~5 s at N=16, ~40 s at N=64). snarkjs needs a zkey, and so a
 powers-of-tau file (2^17 at N=16: ~45 min here; 2^19 at N=64: hours): it is made only with
@@ -40,18 +41,13 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from zg_shared.zk.dev_keys import (
-    KeySet,
-    arkworks_dev_keys,
-    ensure_arkworks_dev_keys,
-    ensure_compiled,
-    r1cs_path,
-    run_setup,
-    snarkjs_keys,
-)
+from zg_shared.zk.circuit import CircuitBuild
+from zg_shared.zk.keys import KeySet, ensure_compiled, ensure_keys, run_setup
+from zg_shared.zk.keys import find_keys as find_key_set
 
 ROOT = Path(__file__).resolve().parent.parent
 BACKENDS = ("snarkjs", "arkworks")
+WITNESSES = ("native", "wasm")
 
 
 def log(message: str) -> None:
@@ -73,18 +69,18 @@ def zk_setup_module() -> ModuleType:
 
 def find_keys(n: int, backend: str, make: str) -> KeySet | str:
     """Keys for (n, backend), made when `make` allows; else a note saying what is missing."""
-    keys = snarkjs_keys(n)
-    if keys is None and backend == "snarkjs" and make == "all":
-        run_setup("--size", str(n))  # slow: powers of tau (resumable)
-        keys = snarkjs_keys(n)
-    if keys is None and backend == "arkworks":
-        keys = arkworks_dev_keys(n)
-        if keys is None and make != "none":
-            keys = ensure_arkworks_dev_keys(n)
-    if keys is None:
-        if backend == "snarkjs":
+    keys = find_key_set(n)
+    if backend == "snarkjs" and (keys is None or keys.key_format != "zkey"):
+        if make == "all":
+            run_setup("--size", str(n))  # slow: powers of tau (resumable)
+        keys = find_key_set(n)
+        if keys is None or keys.key_format != "zkey":
             return f"no zkey: `scripts/zk_setup.py --size {n}` (or --make-keys all)"
-        return f"no keys: `scripts/zk_setup.py --size {n} --arkworks-dev`"
+    if keys is None and backend == "arkworks":
+        if make == "none":
+            return f"no keys: `scripts/zk_setup.py --size {n} --arkworks-dev`"
+        keys = ensure_keys(n)
+    assert keys is not None
     ensure_compiled(n)
     return keys
 
@@ -98,14 +94,16 @@ def _kib_peak(who: int) -> int:
 
 def worker(spec: dict[str, Any]) -> dict[str, Any]:
     """One measurement, in a fresh process so that the rusage peaks are its own."""
+    from zg_prover.backends import choose_backend
     from zg_shared.crypto import generate_private_key, prv2pub, sign_request
-    from zg_shared.zk import CircuitArtifacts, SignedRequest, Snarkjs, build_chunk_input
-    from zg_shared.zk.arkworks import ArkworksProver
+    from zg_shared.zk import SignedRequest, build_chunk_input
+    from zg_shared.zk.pipeline import ProvingPipeline
+    from zg_shared.zk.witness import NativeWitness, WasmWitness, WitnessGenerator
 
     n, reps = int(spec["size"]), int(spec["reps"])
-    artifacts = CircuitArtifacts(
-        size=n, wasm=Path(spec["wasm"]), zkey=Path(spec["key"]), vkey=Path(spec["vkey"])
-    )
+    keys = find_key_set(n)
+    assert keys is not None
+    assert str(keys.key) == spec["key"], "keys changed under the bench"
     prv = generate_private_key()
     user, provider = "0x" + "11" * 20, "0x" + "22" * 20
     requests = [
@@ -119,36 +117,35 @@ def worker(spec: dict[str, Any]) -> dict[str, Any]:
         for nonce in range(1, n + 1)
     ]
     chunk = build_chunk_input(requests, prv2pub(prv).as_tuple(), n)
-    snarkjs = Snarkjs()
+    witness_gen: WitnessGenerator = (
+        NativeWitness(keys.build.native_witness)
+        if spec["witness"] == "native"
+        else WasmWitness(keys.build.wasm)
+    )
     base_kib = _kib_peak(resource.RUSAGE_SELF)
     # The witness generator alone, before the key is loaded: a child's peak RSS counts the
     # parent's pages at fork time, so it is measured while this process is still small.
     with tempfile.TemporaryDirectory(prefix="zg-bench-") as tmp:
-        snarkjs.calculate_witness(artifacts.wasm, chunk, Path(tmp) / "witness.wtns")
+        witness_gen.calculate(chunk, Path(tmp) / "witness.wtns")
     witness_kib = _kib_peak(resource.RUSAGE_CHILDREN)
-    load_s = 0.0
-    prover: Snarkjs | ArkworksProver
-    if spec["backend"] == "arkworks":
-        t0 = time.perf_counter()
-        prover = ArkworksProver(artifacts, snarkjs, key_format=spec["key_format"])
-        load_s = time.perf_counter() - t0
-    else:
-        prover = snarkjs
-    witness, prove, verify = [], [], []
+    t0 = time.perf_counter()
+    backend = choose_backend(spec["backend"], [keys.key_format])
+    pipeline = ProvingPipeline(keys, backend.make_step(keys), witness_gen)
+    load_s = time.perf_counter() - t0
+    witness, prove, verify, cpu = [], [], [], []
     for rep in range(reps):
-        if isinstance(prover, ArkworksProver):
-            prover.prove_chunk(chunk)
-        else:
-            prover.prove_chunk(artifacts, chunk)
-        timings = prover.last_timings
+        pipeline.prove_chunk(chunk)
+        timings = pipeline.last_timings
         assert timings is not None
         assert timings.verify_s is not None
         witness.append(timings.witness_s)
         prove.append(timings.prove_s)
         verify.append(timings.verify_s)
+        cpu.append(timings.cpu_s)
         print(
             f"[bench_proofs]   rep {rep + 1}/{reps}: witness {timings.witness_s:.2f}s "
-            f"prove {timings.prove_s:.2f}s verify {timings.verify_s:.3f}s",
+            f"prove {timings.prove_s:.2f}s verify {timings.verify_s:.3f}s "
+            f"CPU {timings.cpu_s:.2f}s",
             file=sys.stderr,
             flush=True,
         )
@@ -157,6 +154,7 @@ def worker(spec: dict[str, Any]) -> dict[str, Any]:
         "witness_s": witness,
         "prove_s": prove,
         "verify_s": verify,
+        "cpu_s": cpu,
         "base_kib": base_kib,
         "self_peak_kib": _kib_peak(resource.RUSAGE_SELF),
         "children_peak_kib": _kib_peak(resource.RUSAGE_CHILDREN),
@@ -178,32 +176,30 @@ class Row:
     witness_s: float | None
     prove_s: float | None
     verify_s: float | None
+    cpu_s_per_request: float | None
     prove_peak_rss_mib: float | None
     witness_peak_rss_mib: float | None
     note: str = ""
 
 
 def constraints_of(n: int) -> int:
-    ensure_compiled(n)
-    return int(zk_setup_module().read_r1cs_header(r1cs_path(n)).constraints)
+    build: CircuitBuild = ensure_compiled(n)
+    return int(zk_setup_module().read_r1cs_header(build.r1cs).constraints)
 
 
-def measure(n: int, backend: str, reps: int, make: str) -> Row:
+def measure(n: int, backend: str, witness: str, reps: int, make: str) -> Row:
     constraints = constraints_of(n)
     keys = find_keys(n, backend, make)
+    label = f"{backend}+{witness}"
     if isinstance(keys, str):
-        log(f"N={n} {backend}: skipped ({keys})")
-        return Row(n, constraints, backend, "-", 0, None, None, None, None, None, None, keys)
-    spec = {
-        "size": n,
-        "reps": reps,
-        "backend": backend,
-        "wasm": str(keys.wasm),
-        "key": str(keys.key),
-        "vkey": str(keys.vkey),
-        "key_format": keys.key_format,
-    }
-    log(f"N={n} {backend} ({keys.source}): {reps} proof(s) in a fresh process ...")
+        log(f"N={n} {label}: skipped ({keys})")
+        return Row(n, constraints, label, "-", 0, None, None, None, None, None, None, None, keys)
+    if witness == "native" and not keys.build.native_witness.is_file():
+        note = "no native witness generator: scripts/zk_setup.py --compile-only (g++, libgmp)"
+        return Row(n, constraints, label, "-", 0, None, None, None, None, None, None, None, note)
+    source = f"{keys.origin} {keys.key_format}"
+    spec = {"size": n, "reps": reps, "backend": backend, "witness": witness, "key": str(keys.key)}
+    log(f"N={n} {label} ({keys.describe()}): {reps} proof(s) in a fresh process ...")
     proc = subprocess.run(
         [sys.executable, str(Path(__file__).resolve()), "--worker", json.dumps(spec)],
         cwd=ROOT,
@@ -224,13 +220,14 @@ def measure(n: int, backend: str, reps: int, make: str) -> Row:
     return Row(
         n=n,
         constraints=constraints,
-        backend=backend,
-        keys=keys.source,
+        backend=label,
+        keys=source,
         reps=reps,
         key_load_s=got["load_s"] if backend == "arkworks" else None,
         witness_s=statistics.median(got["witness_s"]),
         prove_s=statistics.median(got["prove_s"]),
         verify_s=statistics.median(got["verify_s"]),
+        cpu_s_per_request=statistics.median(got["cpu_s"]) / n,
         prove_peak_rss_mib=round(prove_peak, 1),
         witness_peak_rss_mib=round(witness_peak, 1),
         note=f"worker process before the key: {got['base_kib'] / mib:.0f} MiB",
@@ -242,16 +239,17 @@ def render(rows: list[Row]) -> str:
         return "-" if value is None else format(value, fmt)
 
     head = (
-        f"{'N':>3} {'constraints':>11} {'backend':<9} {'keys':<27} {'key load s':>10} "
-        f"{'witness s':>9} "
-        f"{'prove s':>8} {'verify s':>8} {'peak RSS MiB':>12} {'witness MiB':>11}"
+        f"{'N':>3} {'constraints':>11} {'backend':<16} {'keys':<19} {'key load s':>10} "
+        f"{'witness s':>9} {'prove s':>8} {'verify s':>8} {'CPU s/req':>9} "
+        f"{'peak RSS MiB':>12} {'witness MiB':>11}"
     )
     lines = [head, "-" * len(head)]
     for r in rows:
         lines.append(
-            f"{r.n:>3} {r.constraints:>11,} {r.backend:<9} {r.keys:<27} "
+            f"{r.n:>3} {r.constraints:>11,} {r.backend:<16} {r.keys:<19} "
             f"{f(r.key_load_s, '.2f'):>10} {f(r.witness_s, '.2f'):>9} "
             f"{f(r.prove_s, '.2f'):>8} {f(r.verify_s, '.3f'):>8} "
+            f"{f(r.cpu_s_per_request, '.3f'):>9} "
             f"{f(r.prove_peak_rss_mib, '.0f'):>12} {f(r.witness_peak_rss_mib, '.0f'):>11}"
             + (f"  {r.note}" if r.note and r.prove_s is None else "")
         )
@@ -267,6 +265,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--sizes", type=int, nargs="+", default=[4, 16, 64], metavar="N")
     parser.add_argument(
         "--backends", nargs="+", choices=BACKENDS, default=list(BACKENDS), metavar="BACKEND"
+    )
+    parser.add_argument(
+        "--witness", nargs="+", choices=WITNESSES, default=list(WITNESSES), metavar="KIND"
     )
     parser.add_argument("--reps", type=int, default=2, help="proofs per measurement (default 2)")
     parser.add_argument(
@@ -291,9 +292,10 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     load_before = os.getloadavg()[0]
     rows = [
-        measure(n, backend, args.reps, args.make_keys)
+        measure(n, backend, witness, args.reps, args.make_keys)
         for n in args.sizes
         for backend in args.backends
+        for witness in args.witness
     ]
     # Timings on a shared machine mean little without the load they ran under.
     load = f"load average (1 min) {load_before:.1f} before, {os.getloadavg()[0]:.1f} after"

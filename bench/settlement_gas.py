@@ -36,7 +36,7 @@ from pathlib import Path
 
 from eth_account import Account as EthAccount
 
-from zg_prover.backends import arkworks_available
+from zg_prover.backends import Prover, choose_backend
 from zg_prover.service import ProverService
 from zg_shared.chain import (
     AnvilNode,
@@ -48,9 +48,8 @@ from zg_shared.chain import (
 )
 from zg_shared.crypto import generate_private_key, prv2pub, sign_request
 from zg_shared.events import UserBatch
-from zg_shared.zk import ChunkInput, Groth16Proof, SignedRequest, Snarkjs
-from zg_shared.zk.arkworks import ArkworksProver
-from zg_shared.zk.dev_keys import KeySet, ensure_arkworks_dev_keys, ensure_compiled, snarkjs_keys
+from zg_shared.zk import SignedRequest
+from zg_shared.zk.keys import KeySet, ensure_keys
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -99,33 +98,17 @@ def batch(user: str, provider: str, prv: bytes, first: int, count: int) -> UserB
     return UserBatch(user=user, signer=prv2pub(prv).as_tuple(), requests=requests)
 
 
-class BenchBackend:
-    """A prover backend over any keys (the service's backends take only committed ones)."""
-
-    def __init__(self, keys: KeySet) -> None:
-        self.circuit_size = keys.size
-        self.artifacts = keys.artifacts
-        self._arkworks: ArkworksProver | None = None
-        if arkworks_available() or keys.key_format == "groth16py":
-            self._arkworks = ArkworksProver(self.artifacts, key_format=keys.key_format)
-        self.name = "arkworks-cpu" if self._arkworks else "snarkjs-cpu"
-        self._snarkjs = Snarkjs()
-
-    def prove(self, chunk: ChunkInput) -> Groth16Proof:
-        if self._arkworks is not None:
-            return self._arkworks.prove_chunk(chunk)
-        return self._snarkjs.prove_chunk(self.artifacts, chunk)
-
-    def missing_artifacts(self) -> list[Path]:
-        return self.artifacts.missing()
+def bench_backend(keys: KeySet) -> Prover:
+    """The service's prover over these keys (auto: arkworks where installed)."""
+    return Prover(choose_backend("auto", [keys.key_format]), [keys])
 
 
 def keys_and_verifier(n: int) -> tuple[KeySet, ContractArtifact]:
     """The keys to prove with and the verifier artifact made from the same key."""
-    keys = snarkjs_keys(n) or ensure_arkworks_dev_keys(n)
-    ensure_compiled(n)
-    if keys.verifier_sol is None:  # the committed keys: the committed verifier artifact
+    keys = ensure_keys(n)
+    if keys.origin == "committed":  # the committed verifier artifact
         return keys, load_artifact(f"SettleBatchVerifier{n}")
+    assert keys.verifier_sol is not None
     artifact = compile_verifier(keys.verifier_sol, n)
     return keys, load_artifact(f"SettleBatchVerifier{n}", artifact.parent)
 
@@ -154,8 +137,8 @@ async def measure_size(
 ) -> tuple[list[Row], int]:
     """Rows for one N, and the verifier's deployment gas."""
     keys, verifier_artifact = keys_and_verifier(n)
-    source = keys.source
-    backend = BenchBackend(keys)
+    source = keys.describe()
+    backend = bench_backend(keys)
     prover = ProverService(backend)
     log(f"N={n}: keys {source}, proving with {backend.name}")
     rows: list[Row] = []
@@ -181,7 +164,7 @@ async def measure_size(
             next_nonce[index] += chunks * n
             user = users[index].address
             made = await prover.prove_batch(
-                provider.address, batch(user, provider.address, prvs[index], start, chunks * n)
+                provider.address, batch(user, provider.address, prvs[index], start, chunks * n), n
             )
             return [p.calldata for p in made]
 

@@ -23,7 +23,9 @@ but the Solidity verifier rejects everything (the setup checks the key for that)
 circuit-specific setup straight from the r1cs, no powers of tau (~5 s at N=16, ~40 s at N=64,
 where a dev 2^19 ptau takes hours here). Its proving key is groth16py's own format (snarkjs cannot
 prove with it); the verification key is snarkjs JSON and the verifier is rendered from it like
-any other. Single party, in .cache/zk/settle_batch_N/arkworks/ only: NEVER for real funds.
+any other. Single party, in the cache (settle_batch_N/<version>/dev/) only: NEVER for real
+funds. The cache is outside the checkout (zg_shared.zk.circuit): every clone and CI run on this
+machine reuses one compile and one set of DEV keys per circuit version.
 
 Exit codes: 0 ok, 1 a tool failed, 2 bad usage, 3 --check found a mismatch.
 """
@@ -31,6 +33,7 @@ Exit codes: 0 ok, 1 a tool failed, 2 bad usage, 3 --check found a mismatch.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
 import importlib.util
 import json
@@ -41,10 +44,14 @@ import shutil
 import struct
 import subprocess
 import sys
+import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from zg_shared.zk.circuit import CircuitBuild, circuit_fingerprint, sha256_file, zk_cache_dir
 
 ROOT = Path(__file__).resolve().parent.parent
 NODE_BIN = ROOT / "node_modules" / ".bin"
@@ -56,7 +63,6 @@ CIRCOMLIB = ROOT / "node_modules" / "circomlib"
 KEYS_DIR = ROOT / "circuits" / "keys"
 VERIFIERS_DIR = ROOT / "contracts" / "src" / "verifiers"
 COMPILE_CONTRACTS = ROOT / "scripts" / "compile_contracts.py"
-DEFAULT_CACHE = ROOT / ".cache" / "zk"
 N_PUBLIC = 7
 PUBLIC_INPUTS = ["user", "provider", "initNonce", "finalNonce", "totalFee", "signerX", "signerY"]
 # Field generators: a verification key that contains them (or the point at infinity) came
@@ -90,6 +96,26 @@ class Progress:
     def step(self, name: str, cached: bool, detail: str = "") -> None:
         self(f"{name}: {'cached' if cached else 'done'}{f' ({detail})' if detail else ''}")
 
+    @contextlib.contextmanager
+    def ticking(self, label: str, every_s: float = 10.0) -> Iterator[None]:
+        """A line every `every_s` while a long call without progress of its own runs."""
+        t0 = time.monotonic()
+        done = threading.Event()
+
+        def tick() -> None:
+            while not done.wait(every_s):
+                self(f"{label}: {time.monotonic() - t0:.0f}s so far ...")
+
+        self(f"{label} ...")
+        ticker = threading.Thread(target=tick, daemon=True)
+        ticker.start()
+        try:
+            yield
+        finally:
+            done.set()
+            ticker.join()
+        self(f"{label} took {time.monotonic() - t0:.1f}s")
+
 
 def run(cmd: list[str | Path], log: Progress, *, cwd: Path = ROOT, label: str) -> str:
     """Run a tool; its output goes to the error only (it is long and full of hashes)."""
@@ -108,26 +134,6 @@ def run(cmd: list[str | Path], log: Progress, *, cwd: Path = ROOT, label: str) -
 
 def snarkjs(*args: str | Path) -> list[str | Path]:
     return ["node", SNARKJS, *args]
-
-
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
-def circuit_fingerprint(n: int) -> str:
-    """What the compiled circuit depends on: our source, circomlib's version, N, flags."""
-    circomlib_version = json.loads((CIRCOMLIB / "package.json").read_text())["version"]
-    h = hashlib.sha256()
-    h.update(CIRCUIT.read_bytes())
-    harness = HARNESS_DIR / f"settle_batch_{n}.circom"
-    if harness.is_file():
-        h.update(harness.read_bytes())
-    h.update(f"|circomlib {circomlib_version}|N={n}|--O2".encode())
-    return h.hexdigest()
 
 
 @dataclass(frozen=True)
@@ -168,9 +174,10 @@ class Setup:
     def __init__(self, n: int, cache: Path, log: Progress) -> None:
         self.n = n
         self.cache = cache
+        self.circuit = CircuitBuild(n, cache / f"settle_batch_{n}" / circuit_fingerprint(n)[:16])
         self.log = log
         self.name = f"settle_batch_{n}"
-        self.build = cache / self.name
+        self.build = self.circuit.folder
         self.r1cs = self.build / f"{self.name}.r1cs"
         self.wasm = self.build / f"{self.name}_js" / f"{self.name}.wasm"
         self.stamp = self.build / "stamp.json"
@@ -180,8 +187,9 @@ class Setup:
     def main_source(self) -> str:
         """The test harness under circuits/test/ where there is one for this N, else the same
         main generated: SettleBatch(N) with the public inputs in ISettlementVerifier's order."""
-        # Relative: circom2 runs under WASI and does not resolve absolute include paths.
-        include = Path(os.path.relpath(CIRCUIT, self.build)).as_posix()
+        # By name, found through `-l circuits/`: the build folder is in a cache outside the
+        # checkout, and circom2 (WASI) resolves relative includes from the main file.
+        include = CIRCUIT.name
         harness = HARNESS_DIR / f"{self.name}.circom"
         if harness.is_file():
             return harness.read_text().replace('"../settle_batch.circom"', f'"{include}"')
@@ -192,15 +200,26 @@ class Setup:
         )
 
     def load_stamp(self) -> dict[str, Any]:
-        if self.stamp.is_file():
-            stamp: dict[str, Any] = json.loads(self.stamp.read_text())
-            return stamp
-        return {}
+        return self.circuit.load_stamp()
 
-    def compile(self) -> R1csInfo:
+    def compile(self, native: bool = True) -> R1csInfo:
+        """circom --O2 to r1cs + wasm (+ C++), then the native witness generator (cached)."""
+        with self.circuit.lock():
+            info = self._compile()
+            if native:
+                self.native_witness()
+            return info
+
+    def _compile(self) -> R1csInfo:
         fingerprint = circuit_fingerprint(self.n)
         stamp = self.load_stamp()
-        if stamp.get("fingerprint") == fingerprint and self.r1cs.is_file() and self.wasm.is_file():
+        cpp = self.build / f"{self.name}_cpp"
+        if (
+            stamp.get("fingerprint") == fingerprint
+            and self.r1cs.is_file()
+            and self.wasm.is_file()
+            and cpp.is_dir()
+        ):
             info = read_r1cs_header(self.r1cs)
             self.log.step("compile", True, f"{info.constraints} constraints")
             return info
@@ -215,8 +234,13 @@ class Setup:
                 "--O2",
                 "--r1cs",
                 "--wasm",
+                "--c",
+                # Without nasm the C++ generator uses portable field code (same witness).
+                *([] if shutil.which("nasm") else ["--no_asm"]),
                 "-l",
                 ROOT / "node_modules",
+                "-l",
+                CIRCUIT.parent,
                 "-o",
                 self.build,
             ],
@@ -239,6 +263,43 @@ class Setup:
         self.stamp.write_text(json.dumps(stamp))
         self.log.step("compile", False, f"{info.constraints} constraints, {info.wires} wires")
         return info
+
+    def native_witness(self) -> Path | None:
+        """Build circom's C++ witness generator (g++, libgmp, nlohmann-json; ~1 min of CPU at
+        N=4): the witness in ~0.03 s instead of ~0.4 s under node. None, with a note, where no
+        compiler or library is installed: the wasm one is used then."""
+        binary = self.circuit.native_witness
+        if binary.is_file():
+            self.log.step("native witness generator", True, binary.name)
+            return binary
+        cpp = self.build / f"{self.name}_cpp"
+        missing = [t for t in ("g++", "make") if shutil.which(t) is None]
+        for header in ("gmp.h", "nlohmann/json.hpp"):  # also under the multiarch folder
+            if not [*Path("/usr/include").glob(header), *Path("/usr/include").glob(f"*/{header}")]:
+                missing.append(header)
+        if (cpp / "fr.asm").is_file() and shutil.which("nasm") is None:
+            missing.append("nasm")
+        if missing:
+            self.log(
+                f"native witness generator skipped (missing {', '.join(missing)}; "
+                "scripts/setup.sh installs them): the wasm one is used"
+            )
+            return None
+        run(
+            ["make", "-C", cpp, f"-j{os.cpu_count() or 1}", "CFLAGS=-std=c++11 -O2 -I."],
+            self.log,
+            label=f"g++ the native witness generator of SettleBatch({self.n}) "
+            "(~1 min of CPU at N=4, several at N=64)",
+        )
+        # The generator reads its constants from `<argv[0]>.dat`.
+        shutil.copyfile(cpp / f"{self.name}.dat", binary.with_name(f"{binary.name}.dat"))
+        tmp = binary.with_suffix(".tmp")
+        shutil.copyfile(cpp / self.name, tmp)
+        tmp.chmod(0o755)
+        tmp.rename(binary)
+        for obj in cpp.glob("*.o"):
+            obj.unlink()
+        return binary
 
     # ------------------------------------------------------------------ powers of tau
 
@@ -358,11 +419,15 @@ class Setup:
     # ------------------------------------------------------------------ fast dev keys
 
     def arkworks_dev(self, info: R1csInfo) -> tuple[Path, Path, Path]:
+        with self.circuit.lock():
+            return self._arkworks_dev(info)
+
+    def _arkworks_dev(self, info: R1csInfo) -> tuple[Path, Path, Path]:
         """Single-party DEV keys from groth16py's circuit-specific setup (no ptau), cached in
-        `<build>/arkworks/`: (proving key in groth16py's format, verification_key.json, the
+        `<build>/dev/`: (proving key in groth16py's format, verification_key.json, the
         Solidity verifier). Redone only when the r1cs changes."""
         g16 = _groth16py()
-        out = self.build / "arkworks"
+        out = self.circuit.dev_keys
         pk, vkey = out / "proving_key.g16", out / "verification_key.json"
         sol, manifest = out / f"SettleBatchVerifier{self.n}.sol", out / "manifest.json"
         r1cs_sha = sha256_file(self.r1cs)
@@ -374,16 +439,17 @@ class Setup:
                 shutil.rmtree(out)  # keys of another r1cs, or a setup that did not finish
             out.mkdir(parents=True)
             self.log(
-                f"groth16py setup SettleBatch({self.n}) ({info.constraints} constraints; "
-                "~5 s at N=16, ~40 s at N=64, ~5 min at N=256 on 2 cores) ..."
+                f"DEV keys for SettleBatch({self.n}), once per machine: groth16py setup "
+                f"({info.constraints} constraints; ~5 s at N=16, ~1-2 min at N=64 with saving, "
+                "~5 min at N=256 on 2 cores)"
             )
-            t0 = time.monotonic()
-            proving, verifying = g16.setup(str(self.r1cs))
-            self.log(f"groth16py setup took {time.monotonic() - t0:.1f}s")
+            with self.log.ticking("groth16py setup"):
+                proving, verifying = g16.setup(str(self.r1cs))
             vk = json.loads(verifying.to_json())
             check_vkey(vk)
             tmp = pk.with_suffix(".tmp")
-            proving.save(str(tmp))
+            with self.log.ticking(f"saving the proving key to {pk}"):
+                proving.save(str(tmp))
             tmp.rename(pk)
             vkey.write_text(json.dumps(vk, indent=1) + "\n")
             manifest.write_text(
@@ -405,7 +471,7 @@ class Setup:
             )
             self.log.step("groth16py dev setup", False, f"{pk.name}, {_mib(pk)}")
         if not sol.is_file() or sol.stat().st_mtime < vkey.stat().st_mtime:
-            origin = f"DEV keys in .cache/zk/{self.name}/arkworks/ (single party, NOT for funds)"
+            origin = f"DEV keys ({self.name}/.../dev/ in the zk cache: single party, NOT for funds)"
             sol.write_text(verifier_source(json.loads(vkey.read_text()), self.n, origin))
         return pk, vkey, sol
 
@@ -500,14 +566,21 @@ def compile_verifier(sol: Path, n: int, out: Path | None = None) -> Path:
 # ---------------------------------------------------------------------- committed keys
 
 
-def committed_paths(n: int) -> dict[str, Path]:
-    keys = KEYS_DIR / f"settle_batch_{n}"
+def committed_paths(n: int, keys_dir: Path | None = None) -> dict[str, Path]:
+    """Where installed keys live: the committed places, or (an operator's ceremony keys)
+    `keys_dir/settle_batch_N/`, which the prover reads with PROVER_KEYS_DIR."""
+    keys = (keys_dir or KEYS_DIR) / f"settle_batch_{n}"
+    verifiers = keys if keys_dir is not None else VERIFIERS_DIR
     return {
         "zkey": keys / f"settle_batch_{n}.zkey",
         "vkey": keys / "verification_key.json",
         "manifest": keys / "manifest.json",
-        "verifier": VERIFIERS_DIR / f"SettleBatchVerifier{n}.sol",
+        "verifier": verifiers / f"SettleBatchVerifier{n}.sol",
     }
+
+
+def _show(path: Path) -> str:
+    return str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)
 
 
 def tool_version(package: str) -> str:
@@ -526,8 +599,9 @@ def install(
     sol: Path,
     contributions: int | None,
     beacon: str | None,
+    keys_dir: Path | None = None,
 ) -> None:
-    paths = committed_paths(setup.n)
+    paths = committed_paths(setup.n, keys_dir)
     paths["zkey"].parent.mkdir(parents=True, exist_ok=True)
     paths["verifier"].parent.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(zkey, paths["zkey"])
@@ -557,13 +631,13 @@ def install(
         },
     }
     paths["manifest"].write_text(json.dumps(manifest, indent=2) + "\n")
-    setup.log(f"installed: {', '.join(str(p.relative_to(ROOT)) for p in paths.values())}")
+    setup.log(f"installed: {', '.join(_show(p) for p in paths.values())}")
 
 
-def check(setup: Setup, info: R1csInfo) -> list[str]:
-    """Compare the committed keys with the circuit as it is now; returns the problems."""
-    paths = committed_paths(setup.n)
-    missing = [str(p.relative_to(ROOT)) for p in paths.values() if not p.is_file()]
+def check(setup: Setup, info: R1csInfo, keys_dir: Path | None = None) -> list[str]:
+    """Compare the installed keys with the circuit as it is now; returns the problems."""
+    paths = committed_paths(setup.n, keys_dir)
+    missing = [_show(p) for p in paths.values() if not p.is_file()]
     if missing:
         return [f"missing: {', '.join(missing)}"]
     manifest = json.loads(paths["manifest"].read_text())
@@ -572,7 +646,7 @@ def check(setup: Setup, info: R1csInfo) -> list[str]:
         problems.append("the circuit changed since the keys were made: rerun the setup")
     for key in ("zkey", "vkey"):
         if manifest[f"{key}_sha256"] != sha256_file(paths[key]):
-            problems.append(f"{paths[key].relative_to(ROOT)} differs from the manifest")
+            problems.append(f"{_show(paths[key])} differs from the manifest")
     exported = setup.build / "verification_key.check.json"
     run(
         snarkjs("zkey", "export", "verificationkey", paths["zkey"], exported),
@@ -589,7 +663,7 @@ def check(setup: Setup, info: R1csInfo) -> list[str]:
         verifier_source(json.loads(paths["vkey"].read_text()), setup.n)
         != paths["verifier"].read_text()
     ):
-        problems.append(f"{paths['verifier'].relative_to(ROOT)} is stale: rerun with --install")
+        problems.append(f"{_show(paths['verifier'])} is stale: rerun with --install")
     return problems
 
 
@@ -604,7 +678,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--size", "-n", type=int, default=4, help="circuit size N (default 4)")
     parser.add_argument(
-        "--cache", type=Path, default=DEFAULT_CACHE, help="cache folder (default .cache/zk)"
+        "--cache",
+        type=Path,
+        default=None,
+        help="cache folder (default $ZG_ZK_CACHE, else $XDG_CACHE_HOME/zgserve/zk, else "
+        "~/.cache/zgserve/zk): shared by every clone on this machine",
     )
     parser.add_argument(
         "--ptau",
@@ -638,6 +716,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "contracts/src/verifiers/, with a manifest",
     )
     parser.add_argument(
+        "--keys-dir",
+        type=Path,
+        help="with --install/--check: an operator's folder for ceremony keys (settle_batch_N/ "
+        "with the zkey, key, manifest and verifier; the prover's PROVER_KEYS_DIR) instead of "
+        "the committed places",
+    )
+    parser.add_argument(
         "--check",
         action="store_true",
         help="check the committed keys against the circuit (compiles, makes no keys)",
@@ -646,8 +731,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--arkworks-dev",
         action="store_true",
         help="fast single-party DEV keys from groth16py's setup (no ptau; minutes at N=64 "
-        "instead of hours) into .cache/zk/settle_batch_N/arkworks/, with the Solidity verifier; "
-        "proving with groth16py only. Never for real funds",
+        "instead of hours) into the cache (settle_batch_N/<version>/dev/), with the Solidity "
+        "verifier; proving with groth16py only. Never for real funds",
     )
     parser.add_argument(
         "--verifier-artifact",
@@ -681,7 +766,7 @@ def main(argv: list[str] | None = None) -> int:
     if not CIRCOM.exists() or not SNARKJS.exists():
         print("circom2/snarkjs missing: run `npm ci` first", file=sys.stderr)
         return EXIT_TOOL
-    setup = Setup(args.size, args.cache.resolve(), log)
+    setup = Setup(args.size, (args.cache or zk_cache_dir()).expanduser().resolve(), log)
     try:
         info = setup.compile()
         log(
@@ -697,7 +782,7 @@ def main(argv: list[str] | None = None) -> int:
             log(f"ready (DEV keys, single party, not for production): {pk}")
             return EXIT_OK
         if args.check:
-            problems = check(setup, info)
+            problems = check(setup, info, args.keys_dir)
             for problem in problems:
                 print(f"MISMATCH: {problem}", file=sys.stderr)
             log("check: " + ("FAILED" if problems else "committed keys match the circuit"))
@@ -724,7 +809,18 @@ def main(argv: list[str] | None = None) -> int:
         if args.verifier_artifact:
             log(f"verifier artifact: {compile_verifier(sol, args.size)}")
         if args.install:
-            install(setup, info, ptau, ptau_source, zkey, vkey, sol, contributions, beacon)
+            install(
+                setup,
+                info,
+                ptau,
+                ptau_source,
+                zkey,
+                vkey,
+                sol,
+                contributions,
+                beacon,
+                args.keys_dir,
+            )
         log(f"ready: {zkey.relative_to(ROOT) if zkey.is_relative_to(ROOT) else zkey}")
         return EXIT_OK
     except SetupError as exc:

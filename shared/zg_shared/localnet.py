@@ -18,12 +18,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import shutil
 import signal
 import subprocess
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 import aiohttp
@@ -38,6 +39,8 @@ from zg_shared.redisacl import ADMIN_USER, SERVICE_USERS, RedisCredentials
 from zg_shared.settings import SECRETS_DIR_ENV
 
 SERVICES = ("sample-backend", "gateway", "prover", "chain-indexer", "billing")
+# The committed N=4 keys; the verifier deployed with Serving is theirs.
+DEFAULT_CIRCUIT_SIZES = (4,)
 READY_TIMEOUT_S = 60.0
 
 Progress = Callable[[str], None]
@@ -158,10 +161,23 @@ class LocalNetwork:
         environment: Mapping[str, str] | None = None,
         launcher: Launcher = as_process,
         progress: Progress = _quiet,
+        circuit_sizes: Sequence[int] = DEFAULT_CIRCUIT_SIZES,
+        provers: int = 1,
     ) -> None:
         """`overrides`: settings by their prefixed names, each for the service it names;
         `environment`: variables every service gets (OpenTelemetry's OTEL_*, say)."""
         self.workdir = workdir
+        self.circuit_sizes = tuple(sorted(set(circuit_sizes)))
+        # The prover pool: replicas on one durable consumer share the settlement chunks.
+        self.services = tuple(
+            name
+            for service in SERVICES
+            for name in (
+                [service, *(f"prover-{i}" for i in range(2, provers + 1))]
+                if service == "prover"
+                else [service]
+            )
+        )
         self.lock_time = lock_time
         self.confirmations = confirmations
         self.overrides = dict(overrides or {})
@@ -240,16 +256,16 @@ class LocalNetwork:
         finally:
             await w3.provider.disconnect()
         (self.workdir / "deployment.json").write_text(self.deployment.model_dump_json(indent=2))
-        for name in SERVICES:
+        for name in self.services:
             self.processes[name] = self._process(name)
-        for name in SERVICES:
+        for name in self.services:
             self.progress(f"starting {name}")
             self.processes[name].start()
             await self.processes[name].wait_ready()
         return self.deployment
 
     async def stop(self) -> None:
-        for name in reversed(SERVICES):
+        for name in reversed(self.services):
             if name in self.processes:
                 self.progress(f"stopping {name}")
                 await self.processes[name].stop()
@@ -268,7 +284,11 @@ class LocalNetwork:
         await process.wait_ready()
 
     def status(self) -> list[ProcessStatus]:
-        return [self.processes[n].status() for n in SERVICES if n in self.processes]
+        return [self.processes[n].status() for n in self.services if n in self.processes]
+
+    @property
+    def circuit_sizes_label(self) -> str:
+        return ", ".join(str(n) for n in self.circuit_sizes)
 
     def _process(self, name: str) -> ManagedProcess:
         assert self.anvil is not None
@@ -283,12 +303,13 @@ class LocalNetwork:
             "LOG_JSON": "true",
         }
         port = free_port()
+        sizes = json.dumps(list(self.circuit_sizes))
         specific: dict[str, dict[str, str]] = {
             "gateway": {
                 "HTTP_PORT": str(self.gateway_port),
                 "PROVIDER_ADDRESS": self.deployment.provider,
             },
-            "prover": {"HTTP_PORT": str(port), "CIRCUIT_SIZE": "4"},
+            "prover": {"HTTP_PORT": str(port), "CIRCUIT_SIZES": sizes},
             "chain-indexer": {
                 "HTTP_PORT": str(port),
                 "CONFIRMATIONS": str(self.confirmations),
@@ -296,16 +317,18 @@ class LocalNetwork:
             },
             "billing": {
                 "HTTP_PORT": str(port),
-                "CIRCUIT_SIZE": "4",
+                "CIRCUIT_SIZES": sizes,
             },
         }
         secrets: dict[str, dict[str, str]] = {
             "gateway": {"RECEIPT_PRIVATE_KEY": keys[2]},
             "billing": {"PROVIDER_PRIVATE_KEY": keys[1]},
         }
-        user = SERVICE_USERS.get(name)
+        # Prover replicas ("prover-2", ...) are the prover with another name.
+        service = "prover" if name.startswith("prover") else name
+        user = SERVICE_USERS.get(service)
         if self.redis_credentials is not None and user is not None:
-            specific[name]["REDIS_USERNAME"] = user
+            specific[service]["REDIS_USERNAME"] = user
             secrets.setdefault(name, {})["REDIS_PASSWORD"] = self.redis_credentials.passwords[user]
         if name == "sample-backend":
             return ManagedProcess(
@@ -318,17 +341,17 @@ class LocalNetwork:
                 f"http://127.0.0.1:{self.backend_port}/healthz",
                 self.workdir / "logs" / f"{name}.log",
             )
-        prefix = {"chain-indexer": "INDEXER_"}.get(name, name.upper() + "_")
+        prefix = {"chain-indexer": "INDEXER_"}.get(service, service.upper() + "_")
         env = dict(self.environment)
-        env.update({prefix + k: v for k, v in {**common, **specific[name]}.items()})
+        env.update({prefix + k: v for k, v in {**common, **specific[service]}.items()})
         env[SECRETS_DIR_ENV] = str(
-            self._write_secrets(name, {prefix + k: v for k, v in secrets.get(name, {}).items()})
+            self._write_secrets(name, {prefix + k: v for k, v in secrets.get(service, {}).items()})
         )
         env.update({k: v for k, v in self.overrides.items() if k.startswith(prefix)})
         http_port = self.gateway_port if name == "gateway" else port
         return ManagedProcess(
             name,
-            *self.launcher(name, [_script(f"zg-{name}")], env),
+            *self.launcher(name, [_script(f"zg-{service}")], env),
             f"http://127.0.0.1:{http_port}/readyz",
             self.workdir / "logs" / f"{name}.log",
         )

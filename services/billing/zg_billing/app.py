@@ -118,7 +118,8 @@ def create_app(settings: BillingSettings, *, telemetry: Telemetry | None = None)
             threshold_fee_wei=settings.threshold_fee_wei, max_age_s=0, sweep_interval_s=1
         ),
         config=SettlerConfig(
-            circuit_size=settings.circuit_size,
+            circuit_sizes=tuple(settings.circuit_sizes),
+            slot_gas=settings.slot_gas,
             max_chunks_per_user=settings.max_chunks_per_user,
             max_chunks_per_tx=settings.max_chunks_per_tx,
             proof_timeout_s=settings.proof_timeout_s,

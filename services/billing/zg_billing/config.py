@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import SettingsConfigDict
 
 from zg_shared.settings import ServiceSettings
@@ -15,7 +15,18 @@ class BillingSettings(ServiceSettings):
     provider_private_key: SecretStr = Field(
         description="The provider's wallet: settleFees pays whoever sends it"
     )
-    circuit_size: int = Field(4, ge=1, description="N of the prover's circuit: requests per chunk")
+    circuit_sizes: list[int] = Field(
+        [64],
+        min_length=1,
+        description="The SettleBatch(N) sizes the provers have keys and the contract a verifier "
+        "for, as JSON (e.g. [4, 16, 64]); each account's chunks use the cheapest mix "
+        "(zg_billing.chunking)",
+    )
+    slot_gas: int = Field(
+        5_000,
+        ge=0,
+        description="What proving one chunk slot is worth in gas, when choosing chunk sizes",
+    )
     # Policy (docs/billing.md): settle an account when any of these holds.
     threshold_fee_wei: int = Field(
         10**15, ge=0, description="Settle once an account's unsettled fee reaches this"
@@ -48,3 +59,10 @@ class BillingSettings(ServiceSettings):
     rebuild_check_s: float = Field(
         10.0, gt=0, description="How often to check whether Redis lost billing's state"
     )
+
+    @field_validator("circuit_sizes")
+    @classmethod
+    def _positive_sizes(cls, value: list[int]) -> list[int]:
+        if any(n < 1 for n in value):
+            raise ValueError("circuit sizes must be >= 1")
+        return sorted(set(value))

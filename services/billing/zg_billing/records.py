@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict
 from redis.asyncio import Redis
 
 from zg_shared.chain.types import Address
+from zg_shared.events import ChunkProof
 
 RECORD_PREFIX = "zg:billing:settlement"
 OPEN_KEY = "zg:billing:open"
@@ -61,6 +62,15 @@ class ChunkState(BaseModel):
     confirmed: bool = False
 
 
+class ProvedPart(BaseModel):
+    """The proofs of one part of a settlement (one chunk), as a prover published them."""
+
+    model_config = ConfigDict(frozen=True)
+
+    part: int
+    proofs: tuple[ChunkProof, ...]
+
+
 class SettlementRecord(BaseModel):
     model_config = ConfigDict(frozen=True)
 
@@ -76,6 +86,9 @@ class SettlementRecord(BaseModel):
     gas_used: int = 0
     submitted_ms: int = 0
     failure: str = ""
+    # Proven in parallel: one proof request per chunk, collected here until all are in.
+    proof_parts: int = 1
+    proved: tuple[ProvedPart, ...] = ()
 
     @property
     def request_count(self) -> int:
@@ -97,6 +110,22 @@ class SettlementRecord(BaseModel):
                 chunks[i] = chunk.model_copy(update={"confirmed": True})
                 return self.model_copy(update={"chunks": tuple(chunks)})
         return None
+
+    def with_part(self, part: int, proofs: tuple[ChunkProof, ...]) -> SettlementRecord | None:
+        """This record with one more part's proofs, or None if that part is already in."""
+        if any(p.part == part for p in self.proved):
+            return None
+        proved = (*self.proved, ProvedPart(part=part, proofs=proofs))
+        return self.model_copy(update={"proved": tuple(sorted(proved, key=lambda p: p.part))})
+
+    @property
+    def all_proved(self) -> bool:
+        return len(self.proved) >= self.proof_parts
+
+    @property
+    def proofs(self) -> list[ChunkProof]:
+        """Every part's proofs in settlement order (users, then nonces)."""
+        return [proof for part in self.proved for proof in part.proofs]
 
     @property
     def all_confirmed(self) -> bool:

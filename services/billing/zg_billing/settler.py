@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import math
 import time
 import uuid
 from collections.abc import Awaitable, Callable
@@ -25,6 +24,7 @@ from opentelemetry.context import Context
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 from zg_billing.book import Book, Sealed, account_tag
+from zg_billing.chunking import DEFAULT_SLOT_GAS, cut, plan_chunks
 from zg_billing.metrics import BillingMetrics
 from zg_billing.policy import Policy, Reason
 from zg_billing.records import (
@@ -69,13 +69,15 @@ class SettlerConfig:
     def __init__(
         self,
         *,
-        circuit_size: int,
+        circuit_sizes: tuple[int, ...],
         max_chunks_per_user: int,
         max_chunks_per_tx: int,
         proof_timeout_s: float,
         confirm_timeout_s: float,
+        slot_gas: int = DEFAULT_SLOT_GAS,
     ) -> None:
-        self.circuit_size = circuit_size
+        self.circuit_sizes = circuit_sizes
+        self.slot_gas = slot_gas
         self.max_chunks_per_user = max_chunks_per_user
         self.max_chunks_per_tx = max_chunks_per_tx
         self.proof_timeout_ms = int(proof_timeout_s * 1000)
@@ -149,7 +151,7 @@ class Settler:
         return await self._settle(due, now)
 
     async def _settle(self, due: list[tuple[Address, str]], now: int) -> list[SettlementRecord]:
-        n = self.config.circuit_size
+        n = max(self.config.circuit_sizes)
         created: list[SettlementRecord] = []
         draft = _Draft(now)
         for user, reason in due:
@@ -159,7 +161,10 @@ class Settler:
             sealed = await self.book.seal(user, self.provider, draft.id, room * n)
             if sealed.status != "ok":
                 continue
-            draft.add(user, self.provider, sealed, reason, n)
+            plan = plan_chunks(
+                len(sealed.requests), self.config.circuit_sizes, self.config.slot_gas
+            )
+            draft.add(user, self.provider, sealed, reason, plan)
             if draft.chunks >= self.config.max_chunks_per_tx:
                 created.append(await self._request(draft))
                 draft = _Draft(now)
@@ -175,6 +180,7 @@ class Settler:
             created_ms=self._clock(),
             oldest_served_ms=draft.oldest_ms,
             parts=tuple(draft.parts),
+            proof_parts=len(draft.chunks_to_prove),
         )
         await self.records.save(record)
         # The settlement continues the trace of its oldest request and links the others, so one
@@ -186,14 +192,20 @@ class Settler:
             span.set_attribute("zg.provider", record.provider)
             span.set_attribute("zg.users", record.users)
             span.set_attribute("zg.requests", record.request_count)
-            await self.publish(
-                SettlementRequestedV1(
-                    event_id=f"settle-{record.id}",
-                    settlement_id=record.id,
-                    provider=self.provider,
-                    batches=tuple(draft.batches),
+            # One message per chunk: the provers sharing the queue prove them in parallel.
+            parts = len(draft.chunks_to_prove)
+            for part, (batch, size) in enumerate(draft.chunks_to_prove):
+                await self.publish(
+                    SettlementRequestedV1(
+                        event_id=f"settle-{record.id}-{part}",
+                        settlement_id=record.id,
+                        provider=self.provider,
+                        batches=(batch,),
+                        circuit_size=size,
+                        part=part,
+                        parts=parts,
+                    )
                 )
-            )
         self.metrics.settlement("requested")
         log.info(
             "settlement %s requested: %d users, %d requests (%s)",
@@ -207,11 +219,18 @@ class Settler:
     # ------------------------------------------------------------ proofs in, transaction out
 
     async def on_proof_ready(self, event: ProofReadyV1) -> None:
-        record = await self.records.get(event.settlement_id)
-        if record is None or record.status is not Status.PROVING:
-            return  # a redelivery, or an attempt already given up
+        async with self._lock:
+            record = await self.records.get(event.settlement_id)
+            if record is None or record.status is not Status.PROVING:
+                return  # a redelivery, or an attempt already given up
+            record = record.with_part(event.part, event.proofs)
+            if record is None:
+                return  # this part is in already (a redelivery)
+            await self.records.save(record)
+        if not record.all_proved:
+            return  # the other parts are still being proven
         original = record
-        proofs = list(event.proofs)
+        proofs = record.proofs
         refused: dict[str, str] = {}
         while True:
             sending = [p for p in proofs if p.user.lower() not in refused]
@@ -521,18 +540,25 @@ class _Draft:
     def __init__(self, now_ms: int) -> None:
         self.id = _new_id()
         self.parts: list[UserPart] = []
-        self.batches: list[UserBatch] = []
         self.reasons: set[str] = set()
         self.oldest_ms = now_ms
         self.chunks = 0
+        self.chunks_to_prove: list[tuple[UserBatch, int]] = []  # (one chunk's batch, its N)
         self._traces: list[tuple[int, str]] = []  # (served ms, traceparent)
 
-    def add(self, user: Address, provider: Address, sealed: Sealed, reason: str, n: int) -> None:
+    def add(
+        self, user: Address, provider: Address, sealed: Sealed, reason: str, plan: list[int]
+    ) -> None:
         self.parts.append(_part(user, sealed))
-        self.batches.append(_batch(user, provider, sealed))
+        batch = _batch(user, provider, sealed)
+        ordered = sorted(batch.requests, key=lambda r: r.nonce)
+        for size, requests in zip(plan, cut(ordered, plan), strict=False):
+            self.chunks_to_prove.append(
+                (batch.model_copy(update={"requests": tuple(requests)}), size)
+            )
         self.reasons.add(reason)
         self.oldest_ms = min(self.oldest_ms, *(r.entry.t for r in sealed.requests))
-        self.chunks += math.ceil(len(sealed.requests) / n)
+        self.chunks += len(plan)
         self._traces += [(r.entry.t, r.entry.tp) for r in sealed.requests if r.entry.tp]
 
     def parent_context(self) -> Context | None:

@@ -10,7 +10,7 @@ from faststream import FastStream
 from faststream.nats import NatsBroker
 from faststream.nats.opentelemetry import NatsTelemetryMiddleware
 
-from zg_prover.backends import ProverBackend, select_backend
+from zg_prover.backends import Prover, select_backend
 from zg_prover.config import ProverSettings
 from zg_prover.handlers import create_router
 from zg_prover.metrics import ProverMetrics
@@ -34,7 +34,7 @@ class ProverApp:
     app: FastStream
     broker: NatsBroker
     health: HealthServer
-    backend: ProverBackend
+    backend: Prover
 
     async def start(self) -> None:
         await self.app.start()
@@ -46,11 +46,22 @@ class ProverApp:
 def create_app(
     settings: ProverSettings,
     *,
-    backend: ProverBackend | None = None,
+    backend: Prover | None = None,
     telemetry: Telemetry | None = None,
 ) -> ProverApp:
     telemetry = telemetry or setup_telemetry(SERVICE_NAME)
-    backend = backend or select_backend(settings.backend, settings.circuit_size, settings.keys_root)
+    backend = backend or select_backend(
+        settings.backend,
+        settings.circuit_sizes,
+        keys_dir=settings.keys_dir,
+        allow_dev=settings.allow_dev_keys,
+    )
+    for pipeline in backend.pipelines.values():
+        keys = pipeline.keys
+        log = logging.getLogger(SERVICE_NAME)
+        (log.warning if keys.dev else log.info)(
+            "%s, witness %s", keys.describe(), pipeline.witness.name
+        )
     broker = NatsBroker(
         settings.nats_url,
         name=SERVICE_NAME,
@@ -97,8 +108,11 @@ def create_app(
                 chain_id = await chain_id_when_reachable(w3)
             finally:
                 await w3.provider.disconnect()
-        manifest = backend.artifacts.zkey.parent / KEY_MANIFEST
-        devkeys.refuse_single_party_key_off_dev_chain(chain_id, manifest)
+        for pipeline in backend.pipelines.values():
+            keys = pipeline.keys
+            # A key without a manifest counts as single-party.
+            manifest = keys.manifest or keys.key.parent / KEY_MANIFEST
+            devkeys.refuse_single_party_key_off_dev_chain(chain_id, manifest)
 
     app = FastStream(
         broker,

@@ -1,88 +1,156 @@
 # SPDX-License-Identifier: Apache-2.0
-"""Proving backends behind one interface.
+"""Proving backends: one table, from which the settings' allowed values and `auto`'s order come.
 
-A backend proves one chunk (a `ChunkInput` for SettleBatch(N)) and verifies the proof locally
-before returning it: a proof that fails verification is never returned, so never published.
-Backends are blocking (CPU- or GPU-bound); the service runs them in a worker thread.
+A backend is only a proving step (zg_shared.zk.pipeline.ProofStep); the pipeline around it
+(witness, checks, local verification, timings) is the same for all. Adding a backend is one row
+here and the module with its step.
+
+The GPU row is a slot: no GPU prover is built (none was lent to this project's machines), so
+it is never available and `auto` passes over it; a GPU step fills it in.
 """
 
 from __future__ import annotations
 
-import importlib.util
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
 
-from zg_shared.zk import ChunkInput, CircuitArtifacts, Groth16Proof, Snarkjs
-from zg_shared.zk.arkworks import ArkworksProver
+from zg_shared.zk import Groth16Proof
+from zg_shared.zk.arkworks import ArkworksStep, groth16py_available
+from zg_shared.zk.keys import KeyFormat, KeySet, find_keys
+from zg_shared.zk.models import ChunkInput
+from zg_shared.zk.pipeline import ProofStep, ProvingPipeline, Timings
+from zg_shared.zk.snarkjs import SnarkjsStep
 
 
-class ProverBackend(Protocol):
-    name: str
-    circuit_size: int
-    artifacts: CircuitArtifacts  # the keys it proves with (their manifest lies beside them)
+@dataclass(frozen=True)
+class Backend:
+    name: str  # the PROVER_BACKEND value
+    label: str  # what events and metrics report, e.g. "arkworks-cpu"
+    auto_priority: int | None  # `auto` takes the available backend with the lowest; None: never
+    unavailable: Callable[[], str | None]  # why it cannot run here, or None
+    key_formats: frozenset[KeyFormat]
+    make_step: Callable[[KeySet], ProofStep]
+
+
+def _no_gpu_step(keys: KeySet) -> ProofStep:
+    raise RuntimeError("no GPU proving step is built")
+
+
+def _arkworks_missing() -> str | None:
+    return None if groth16py_available() else "needs `pip install groth16py` (extra: arkworks)"
+
+
+BACKENDS: tuple[Backend, ...] = (
+    Backend(
+        "gpu",
+        "gpu-cuda",
+        0,
+        lambda: "no GPU proving step is built yet (docs/prover.md)",
+        frozenset({"zkey"}),
+        _no_gpu_step,
+    ),
+    Backend(
+        "arkworks",
+        "arkworks-cpu",
+        10,
+        _arkworks_missing,
+        frozenset({"zkey", "groth16py"}),
+        ArkworksStep,
+    ),
+    Backend(
+        "snarkjs",
+        "snarkjs-cpu",
+        20,
+        lambda: None,
+        frozenset({"zkey"}),
+        lambda keys: SnarkjsStep(keys.key, keys.vkey),
+    ),
+)
+AUTO = "auto"
+
+
+def backend_names() -> tuple[str, ...]:
+    """The PROVER_BACKEND values: `auto` and every row's name."""
+    return (AUTO, *(b.name for b in BACKENDS))
+
+
+def choose_backend(kind: str, key_formats: Iterable[KeyFormat]) -> Backend:
+    """The row for `kind`; for `auto`, the available row with the lowest priority that reads
+    every key format in use. Raises ValueError (unknown) or RuntimeError (cannot run here)."""
+    formats = set(key_formats)
+    if kind == AUTO:
+        for backend in sorted(
+            (b for b in BACKENDS if b.auto_priority is not None),
+            key=lambda b: b.auto_priority or 0,
+        ):
+            if backend.unavailable() is None and formats <= backend.key_formats:
+                return backend
+        raise RuntimeError(f"no installed backend reads {sorted(formats)} keys")
+    for backend in BACKENDS:
+        if backend.name == kind:
+            why = backend.unavailable()
+            if why is not None:
+                raise RuntimeError(f"PROVER_BACKEND={kind}: {why}")
+            if not formats <= backend.key_formats:
+                raise RuntimeError(
+                    f"PROVER_BACKEND={kind} cannot prove with {sorted(formats)} keys"
+                )
+            return backend
+    raise ValueError(f"unknown prover backend {kind!r} (one of {', '.join(backend_names())})")
+
+
+class Prover:
+    """One backend's pipelines, one per circuit size it has keys for."""
+
+    def __init__(self, backend: Backend, keys: Iterable[KeySet]) -> None:
+        self.name = backend.label
+        self.pipelines = {k.size: ProvingPipeline(k, backend.make_step(k)) for k in keys}
+
+    @property
+    def sizes(self) -> tuple[int, ...]:
+        return tuple(sorted(self.pipelines))
+
+    @property
+    def dev_keys(self) -> bool:
+        return any(p.keys.dev for p in self.pipelines.values())
 
     def prove(self, chunk: ChunkInput) -> Groth16Proof:
-        """A locally verified proof; raises WitnessError if no proof can exist for `chunk`."""
-        ...
+        pipeline = self.pipelines.get(chunk.size)
+        if pipeline is None:
+            raise ValueError(f"no keys for circuit size {chunk.size} (have {self.sizes})")
+        return pipeline.prove_chunk(chunk)
 
-    def missing_artifacts(self) -> list[Path]: ...
-
-
-class SnarkjsBackend:
-    """snarkjs on the CPU: works on every machine with node."""
-
-    name = "snarkjs-cpu"
-
-    def __init__(self, artifacts: CircuitArtifacts, snarkjs: Snarkjs | None = None) -> None:
-        self.artifacts = artifacts
-        self.circuit_size = artifacts.size
-        self._snarkjs = snarkjs or Snarkjs()
-
-    def prove(self, chunk: ChunkInput) -> Groth16Proof:
-        return self._snarkjs.prove_chunk(self.artifacts, chunk, verify=True)
+    def last_timings(self, size: int) -> Timings | None:
+        return self.pipelines[size].last_timings
 
     def missing_artifacts(self) -> list[Path]:
-        return self.artifacts.missing()
+        return [p for pipeline in self.pipelines.values() for p in pipeline.missing()]
 
 
-class ArkworksBackend:
-    """groth16py (arkworks, Rust) on the CPU: about 4x faster than snarkjs, same keys."""
-
-    name = "arkworks-cpu"
-
-    def __init__(self, artifacts: CircuitArtifacts) -> None:
-        self.artifacts = artifacts
-        self.circuit_size = artifacts.size
-        self._prover = ArkworksProver(artifacts)
-
-    def prove(self, chunk: ChunkInput) -> Groth16Proof:
-        return self._prover.prove_chunk(chunk, verify=True)
-
-    def missing_artifacts(self) -> list[Path]:
-        return self.artifacts.missing()
-
-
-def arkworks_available() -> bool:
-    return importlib.util.find_spec("groth16py") is not None
-
-
-def cuda_available() -> bool:
-    """A CUDA device is visible (the GPU backend's precondition)."""
-    return Path("/dev/nvidia0").exists() or Path("/proc/driver/nvidia/version").exists()
-
-
-def select_backend(kind: str, size: int, root: Path | None = None) -> ProverBackend:
-    """The backend for `kind`. "auto" takes the fastest one installed: arkworks when groth16py
-    is there, else snarkjs. (A GPU backend is not shipped yet, see docs/prover.md.)"""
-    artifacts = (
-        CircuitArtifacts.committed(size) if root is None else CircuitArtifacts.committed(size, root)
-    )
-    if kind == "auto":
-        kind = "arkworks" if arkworks_available() else "snarkjs"
-    if kind == "arkworks":
-        if not arkworks_available():
-            raise RuntimeError("PROVER_BACKEND=arkworks needs `pip install groth16py`")
-        return ArkworksBackend(artifacts)
-    if kind == "snarkjs":
-        return SnarkjsBackend(artifacts)
-    raise ValueError(f"unknown prover backend {kind!r}")
+def select_backend(
+    kind: str,
+    sizes: Iterable[int],
+    *,
+    root: Path | None = None,
+    keys_dir: Path | None = None,
+    allow_dev: bool = True,
+) -> Prover:
+    """A prover for `kind` with keys for each size (ceremony keys in `keys_dir`, else the
+    committed ones, else DEV keys cached on this machine when `allow_dev`), each checked
+    against the compiled circuit."""
+    found = []
+    for n in sizes:
+        keys = (
+            find_keys(n, keys_dir=keys_dir, allow_dev=allow_dev)
+            if root is None
+            else find_keys(n, root=root, keys_dir=keys_dir, allow_dev=allow_dev)
+        )
+        if keys is None:
+            raise FileNotFoundError(
+                f"no SettleBatch({n}) keys: run `scripts/zk_setup.py --size {n} --arkworks-dev` "
+                "(DEV keys) or install a ceremony's keys (docs/circuit.md)"
+            )
+        keys.check_circuit()
+        found.append(keys)
+    return Prover(choose_backend(kind, (k.key_format for k in found)), found)

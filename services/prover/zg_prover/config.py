@@ -4,24 +4,35 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import SettingsConfigDict
 
+from zg_prover.backends import backend_names
 from zg_shared.settings import ServiceSettings
 
 
 class ProverSettings(ServiceSettings):
     model_config = SettingsConfigDict(env_prefix="PROVER_", extra="ignore", frozen=True)
 
-    backend: Literal["auto", "arkworks", "snarkjs"] = Field(
-        "auto", description="auto picks the fastest installed backend (arkworks, else snarkjs)"
+    backend: str = Field(
+        "auto",
+        description="A backend of zg_prover.backends.BACKENDS, or auto: the fastest one installed",
     )
-    circuit_size: int = Field(4, ge=1, description="N of the SettleBatch(N) circuit and its keys")
-    keys_root: Path | None = Field(
+    circuit_sizes: list[int] = Field(
+        [64],
+        min_length=1,
+        description="The SettleBatch(N) sizes to load keys for, as JSON, e.g. [4, 64]",
+    )
+    keys_dir: Path | None = Field(
         None,
-        description="Repository root holding circuits/keys and .cache/zk; default: this checkout",
+        description="A ceremony's keys (settle_batch_N/ folders from zk_setup.py --install "
+        "--keys-dir); used before the committed and the DEV keys",
+    )
+    dev_keys: bool | None = Field(
+        None,
+        description="Allow single-party DEV keys made on this machine; default: only in "
+        "development",
     )
     chain_id: int | None = Field(
         None,
@@ -30,3 +41,21 @@ class ProverSettings(ServiceSettings):
     )
     durable_name: str = Field("prover", description="JetStream durable consumer name")
     heartbeat_s: float = Field(10.0, gt=0, description="In-progress acks while a proof runs")
+
+    @field_validator("backend")
+    @classmethod
+    def _known_backend(cls, value: str) -> str:
+        if value not in backend_names():
+            raise ValueError(f"unknown prover backend {value!r}: one of {backend_names()}")
+        return value
+
+    @field_validator("circuit_sizes")
+    @classmethod
+    def _positive_sizes(cls, value: list[int]) -> list[int]:
+        if any(n < 1 for n in value):
+            raise ValueError("circuit sizes must be >= 1")
+        return sorted(set(value))
+
+    @property
+    def allow_dev_keys(self) -> bool:
+        return self.dev_keys if self.dev_keys is not None else not self.is_production

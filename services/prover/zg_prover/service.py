@@ -1,5 +1,6 @@
 # SPDX-License-Identifier: Apache-2.0
-"""Turns a settlement request into proofs: sort, chunk, prove each chunk, check, package."""
+"""Turns a settlement request (or one part of it) into proofs: sort, chunk, prove each chunk,
+check, package."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import time
 from collections.abc import Callable
 from typing import Protocol, TypeVar
 
-from zg_prover.backends import ProverBackend
+from zg_prover.backends import Prover
 from zg_shared.chain.models import SettlementProof
 from zg_shared.chain.types import checksum
 from zg_shared.events import (
@@ -45,12 +46,20 @@ class Unprovable(Exception):
 
 
 class ProverService:
-    def __init__(self, backend: ProverBackend, run_blocking: RunBlocking = _in_thread) -> None:
+    def __init__(self, backend: Prover, run_blocking: RunBlocking = _in_thread) -> None:
         self.backend = backend
         self._run_blocking = run_blocking
+        self._cpu_s = 0.0
 
-    async def prove_batch(self, provider: str, batch: UserBatch) -> list[ChunkProof]:
-        n = self.backend.circuit_size
+    def circuit_size(self, wanted: int | None) -> int:
+        """The size asked for, or the largest one this prover has keys for."""
+        if wanted is None:
+            return max(self.backend.sizes)
+        if wanted not in self.backend.sizes:
+            raise Unprovable(f"no keys for circuit size {wanted} (have {self.backend.sizes})")
+        return wanted
+
+    async def prove_batch(self, provider: str, batch: UserBatch, n: int) -> list[ChunkProof]:
         provider_int, user_int = int(provider, 16), int(batch.user, 16)
         for request in batch.requests:
             if request.user != user_int or request.provider != provider_int:
@@ -63,6 +72,8 @@ class ProverService:
                 raise Unprovable(str(exc), batch.user) from exc
             try:
                 proof = await self._run_blocking(functools.partial(self.backend.prove, chunk))
+                timings = self.backend.last_timings(n)
+                self._cpu_s += timings.cpu_s if timings else 0.0
             except WitnessError as exc:
                 where = f" ({exc.template} line {exc.line})" if exc.template else ""
                 raise Unprovable(f"the circuit rejects the requests{where}", batch.user) from exc
@@ -85,29 +96,37 @@ class ProverService:
         """Proofs for every batch, or why the request can never be proven. Transient
         failures (a crashed prover process, a timeout) raise, so the message is redelivered."""
         started = time.perf_counter()
+        self._cpu_s = 0.0
         proofs: list[ChunkProof] = []
         # Deterministic ids: a redelivered request yields the same event id, which
         # JetStream and billing de-duplicate.
+        suffix = f"-{request.part}" if request.parts > 1 else ""
         try:
+            n = self.circuit_size(request.circuit_size)
             for batch in request.batches:
-                proofs += await self.prove_batch(request.provider, batch)
+                proofs += await self.prove_batch(request.provider, batch, n)
         except Unprovable as exc:
             log.warning("settlement %s cannot be proven: %s", request.settlement_id, exc)
             return ProofFailedV1(
-                event_id=f"proof-failed-{request.settlement_id}",
+                event_id=f"proof-failed-{request.settlement_id}{suffix}",
                 settlement_id=request.settlement_id,
                 provider=request.provider,
                 reason=str(exc),
                 retryable=False,
                 user=checksum(exc.user) if exc.user else None,
+                part=request.part,
             )
         elapsed = time.perf_counter() - started
         return ProofReadyV1(
-            event_id=f"proof-ready-{request.settlement_id}",
+            event_id=f"proof-ready-{request.settlement_id}{suffix}",
             settlement_id=request.settlement_id,
             provider=request.provider,
             proofs=tuple(proofs),
             backend=self.backend.name,
-            circuit_size=self.backend.circuit_size,
+            circuit_size=n,
             prove_seconds=elapsed,
+            part=request.part,
+            parts=request.parts,
+            cpu_seconds=self._cpu_s,
+            dev_keys=self.backend.dev_keys,
         )

@@ -37,11 +37,20 @@ class ChunkProof(BaseModel):
 
 
 class SettlementRequestedV1(Event):
+    """What to prove. Billing sends one message per chunk (`part` of `parts`), so that the
+    provers sharing the work queue prove one settlement's chunks in parallel; a message with
+    several batches (or more requests than `circuit_size`) is cut into chunks by the prover."""
+
     SUBJECT: ClassVar[str] = "serving.settlement.requested.v1"
 
     settlement_id: str = Field(description="Billing's id; proofs and failures refer to it")
     provider: Address
     batches: tuple[UserBatch, ...] = Field(min_length=1)
+    circuit_size: int | None = Field(
+        None, ge=1, description="Prove with SettleBatch(N) for this N; None: the prover's largest"
+    )
+    part: int = Field(0, ge=0, description="Which part of the settlement this message is")
+    parts: int = Field(1, ge=1, description="How many parts the settlement was cut into")
 
 
 class ProofReadyV1(Event):
@@ -53,6 +62,10 @@ class ProofReadyV1(Event):
     backend: str = Field(description="Which prover made them, e.g. snarkjs-cpu")
     circuit_size: int
     prove_seconds: float
+    part: int = Field(0, ge=0, description="The request's part (see SettlementRequestedV1)")
+    parts: int = Field(1, ge=1)
+    cpu_seconds: float | None = Field(None, description="Prover CPU time spent, all threads")
+    dev_keys: bool = Field(False, description="Proven with single-party DEV keys")
 
 
 class ProofFailedV1(Event):
@@ -63,6 +76,7 @@ class ProofFailedV1(Event):
     reason: str
     retryable: bool = Field(description="False when the input itself can never be proven")
     user: Address | None = Field(None, description="The user whose requests failed, if one did")
+    part: int = Field(0, ge=0)
 
 
 class SettledChunk(BaseModel):

@@ -14,7 +14,7 @@ from zg_shared.zk.models import (
     build_chunk_input,
     split_into_chunks,
 )
-from zg_shared.zk.snarkjs import CircuitArtifacts, Snarkjs, SnarkjsError, WitnessError
+from zg_shared.zk.snarkjs import Snarkjs, SnarkjsError, WitnessError
 
 __all__ = [
     "FEE_BITS",
@@ -24,7 +24,6 @@ __all__ = [
     "SUBORDER",
     "ChunkError",
     "ChunkInput",
-    "CircuitArtifacts",
     "Groth16Proof",
     "SignedRequest",
     "Snarkjs",

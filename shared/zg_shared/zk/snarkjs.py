@@ -1,8 +1,9 @@
 # SPDX-License-Identifier: Apache-2.0
-"""Witness generation, Groth16 proving and local verification through the snarkjs CLI.
+"""The snarkjs CLI: wasm witness generation, Groth16 proving and verification.
 
-Each call is a node subprocess: witness (~0.5 s for N=4), prove (~2 s for N=4 on 2 cores).
-Blocking by design; an asyncio caller runs it in a thread (`asyncio.to_thread`).
+Each call is a node subprocess: witness (~0.5 s for N=4), prove (~4 s for N=4 on 2 cores).
+Blocking by design; an asyncio caller runs it in a thread (`asyncio.to_thread`). The pipeline
+around it (zg_shared.zk.pipeline) is shared with the other backends.
 """
 
 from __future__ import annotations
@@ -13,20 +14,16 @@ import re
 import shutil
 import subprocess
 import tempfile
-import time
 from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from zg_shared.zk.circuit import REPO_ROOT
 from zg_shared.zk.models import ChunkInput, Groth16Proof
 
 # "Error in template SettleBatch_177 line: 135": the numeric suffix is circom's instance id.
 _FAILED_AT = re.compile(r"Error in template (\w+?)_\d+ line: (\d+)")
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
-
-# shared/zg_shared/zk/snarkjs.py -> repository root.
-REPO_ROOT = Path(__file__).resolve().parents[3]
 
 
 class SnarkjsError(RuntimeError):
@@ -49,39 +46,6 @@ class WitnessError(SnarkjsError):
         self.line: int | None = int(found.group(2)) if found else None
 
 
-@dataclass(frozen=True)
-class CircuitArtifacts:
-    """What proving and verifying SettleBatch(N) needs."""
-
-    size: int
-    wasm: Path  # circom's witness generator
-    zkey: Path  # Groth16 proving key (final, after the phase-2 contributions)
-    vkey: Path  # verification_key.json
-
-    @classmethod
-    def committed(cls, size: int, root: Path = REPO_ROOT) -> CircuitArtifacts:
-        """The keys committed under circuits/keys/ and the wasm that scripts/zk_setup.py
-        compiles into .cache/zk/ (cheap to rebuild, so not committed)."""
-        keys = root / "circuits" / "keys" / f"settle_batch_{size}"
-        build = root / ".cache" / "zk" / f"settle_batch_{size}"
-        return cls(
-            size=size,
-            wasm=build / f"settle_batch_{size}_js" / f"settle_batch_{size}.wasm",
-            zkey=keys / f"settle_batch_{size}.zkey",
-            vkey=keys / "verification_key.json",
-        )
-
-    def missing(self) -> list[Path]:
-        return [p for p in (self.wasm, self.zkey, self.vkey) if not p.is_file()]
-
-
-@dataclass(frozen=True)
-class Timings:
-    witness_s: float
-    prove_s: float
-    verify_s: float | None
-
-
 class Snarkjs:
     """Runs the pinned snarkjs (node_modules/.bin/snarkjs) in subprocesses."""
 
@@ -96,7 +60,6 @@ class Snarkjs:
         self.cli = Path(cli) if cli is not None else default_cli
         self.node = node or shutil.which("node") or "node"
         self.timeout_s = timeout_s
-        self.last_timings: Timings | None = None
 
     def _run(self, *args: str | os.PathLike[str], error: type[SnarkjsError] = SnarkjsError) -> str:
         cmd = [self.node, str(self.cli), *(str(a) for a in args)]
@@ -154,37 +117,23 @@ class Snarkjs:
         # snarkjs prints "OK!" on success and "Invalid proof" (exit 1) otherwise.
         return proc.returncode == 0 and "OK!" in proc.stdout
 
-    def prove_chunk(
-        self, artifacts: CircuitArtifacts, chunk: ChunkInput, *, verify: bool = True
-    ) -> Groth16Proof:
-        """Witness, proof and (by default) a local verification for one chunk.
 
-        The local verify catches a key/verifier mismatch before a settlement transaction
-        pays gas for it. Raises WitnessError if the chunk is not provable.
-        """
-        if chunk.size != artifacts.size:
-            raise ValueError(f"chunk of size {chunk.size} for a circuit of size {artifacts.size}")
-        missing = artifacts.missing()
-        if missing:
-            raise FileNotFoundError(
-                f"missing circuit artifacts {[str(p) for p in missing]}: run scripts/zk_setup.py"
-            )
-        with tempfile.TemporaryDirectory(prefix="zg-prove-") as tmp:
-            workdir = Path(tmp)
-            t0 = time.perf_counter()
-            wtns = self.calculate_witness(artifacts.wasm, chunk, workdir / "witness.wtns")
-            t1 = time.perf_counter()
-            proof = self.prove(artifacts.zkey, wtns, workdir)
-            t2 = time.perf_counter()
-        verify_s: float | None = None
-        if proof.public_signals != chunk.public_inputs():
-            raise SnarkjsError("the proof's public signals differ from the chunk's")
-        if verify:
-            if not self.verify(artifacts.vkey, proof):
-                raise SnarkjsError("the fresh proof does not verify: zkey and vkey differ?")
-            verify_s = time.perf_counter() - t2
-        self.last_timings = Timings(witness_s=t1 - t0, prove_s=t2 - t1, verify_s=verify_s)
-        return proof
+class SnarkjsStep:
+    """The proving step of the reference route: `snarkjs groth16 prove` on a zkey and
+    `snarkjs groth16 verify` (a node process each)."""
+
+    name = "snarkjs"
+
+    def __init__(self, zkey: Path, vkey: Path, snarkjs: Snarkjs | None = None) -> None:
+        self.zkey = zkey
+        self.vkey = vkey
+        self.snarkjs = snarkjs or Snarkjs()
+
+    def prove(self, wtns: Path, chunk: ChunkInput, workdir: Path) -> Groth16Proof:
+        return self.snarkjs.prove(self.zkey, wtns, workdir)
+
+    def verify(self, proof: Groth16Proof) -> bool:
+        return self.snarkjs.verify(self.vkey, proof)
 
 
 def _summary(output: str, limit: int = 400) -> str:

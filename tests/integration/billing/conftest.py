@@ -101,6 +101,7 @@ def billing_settings(stack: Stack, **overrides: Any) -> BillingSettings:
         "rpc_url": str(stack.w3.provider.endpoint_uri),
         "serving_address": stack.serving.address,
         "threshold_fee_wei": 1,
+        "circuit_sizes": [4],
         "tick_s": 0.2,
         "rebuild_check_s": 0.5,
         "log_json": False,
@@ -183,7 +184,7 @@ async def build_stack(
         port=free_port(),
     )
     await gateway.start_server()
-    prover: ProverApp = create_prover(ProverSettings(**common, circuit_size=4))
+    prover: ProverApp = create_prover(ProverSettings(**common, circuit_sizes=[4]))
     await prover.start()
     indexer: IndexerApp = create_indexer(
         IndexerSettings(**common, confirmations=confirmations, poll_interval_s=0.2)

@@ -122,8 +122,8 @@ async def test_a_refused_chunk_is_dropped_and_what_is_still_valid_settles(stack:
             for e in served
         ),
     )
-    service = ProverService(select_backend("auto", 4, None))
-    [proof] = await service.prove_batch(stack.provider.address, early)
+    service = ProverService(select_backend("auto", [4]))
+    [proof] = await service.prove_batch(stack.provider.address, early, 4)
 
     async with running_billing(stack, threshold_fee_wei=10**30, sweep_interval_s=10**6) as app:
         await eventually(lambda: _book_count(stack, 6), what="requests booked")

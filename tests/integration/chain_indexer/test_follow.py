@@ -109,7 +109,7 @@ async def prove(
         for n in nonces
     )
     batch = UserBatch(user=user, signer=prv2pub(prv).as_tuple(), requests=requests)
-    return [p.calldata for p in await prover.prove_batch(provider, batch)]
+    return [p.calldata for p in await prover.prove_batch(provider, batch, 4)]
 
 
 @pytest.mark.slow
@@ -154,7 +154,7 @@ async def test_every_event_is_published_once_in_order_and_redis_equals_the_chain
 
     listener = await nats.connect(nats_url)
     await listener.subscribe(FeesSettledV1.SUBJECT, cb=on_settled)
-    prover = ProverService(select_backend("auto", 4))
+    prover = ProverService(select_backend("auto", [4]))
     proofs = await prove(prover, alice.address, provider.address, prv_a, range(1, 5), 200)
     proofs += await prove(prover, bob.address, provider.address, prv_b, range(1, 7), 10)
     # One call: Alice's 800 takes 600 from her refunds, Bob's six requests are two chunks.

@@ -29,7 +29,7 @@ N = 4
 
 @pytest.fixture(scope="module")
 def prover() -> ProverService:
-    return ProverService(select_backend("auto", N))
+    return ProverService(select_backend("auto", [N]))
 
 
 @pytest.fixture
@@ -76,7 +76,7 @@ async def prove(
         for n in nonces
     )
     batch = UserBatch(user=user.key.address, signer=by.signer, requests=requests)
-    return [p.calldata for p in await prover.prove_batch(provider, batch)]
+    return [p.calldata for p in await prover.prove_batch(provider, batch, N)]
 
 
 async def test_one_call_settles_several_chunks_of_several_users(

@@ -47,7 +47,7 @@ async def js(nats_url: str) -> AsyncIterator[JetStreamContext]:
 async def prover(nats_url: str, js: JetStreamContext) -> AsyncIterator[ProverApp]:
     app = create_app(
         ProverSettings(
-            nats_url=nats_url, http_port=0, circuit_size=4, log_json=False, chain_id=31337
+            nats_url=nats_url, http_port=0, circuit_sizes=[4], log_json=False, chain_id=31337
         )
     )
     await app.start()

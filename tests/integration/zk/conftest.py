@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from zg_shared.zk import CircuitArtifacts, SignedRequest, Snarkjs
+from zg_shared.zk import SignedRequest, Snarkjs
+from zg_shared.zk.keys import KeySet, find_keys
 
 ROOT = Path(__file__).resolve().parents[3]
 SIGN_JS = ROOT / "tests" / "js" / "zk" / "sign.js"
@@ -82,13 +83,18 @@ def wasm() -> Path:
         timeout=300,
     )
     assert proc.returncode == 0, proc.stderr
-    return CircuitArtifacts.committed(SIZE, ROOT).wasm
+    found = find_keys(SIZE, root=ROOT, allow_dev=False)
+    assert found is not None
+    return found.build.wasm
 
 
 @pytest.fixture(scope="session")
-def artifacts(wasm: Path) -> CircuitArtifacts:
-    found = CircuitArtifacts.committed(SIZE, ROOT)
+def artifacts(wasm: Path) -> KeySet:
+    """The committed N=4 keys and the compiled circuit they belong to."""
+    found = find_keys(SIZE, root=ROOT, allow_dev=False)
+    assert found is not None
     assert not found.missing(), f"committed keys missing: {found.missing()}"
+    found.check_circuit()
     return found
 
 

@@ -23,7 +23,8 @@ from zg_shared.chain import (
 )
 from zg_shared.crypto import prv2pub, sign_request
 from zg_shared.zk import Groth16Proof, SignedRequest, Snarkjs, build_chunk_input
-from zg_shared.zk.dev_keys import KeySet, ensure_arkworks_dev_keys
+from zg_shared.zk.keys import KeySet, ensure_dev_keys
+from zg_shared.zk.pipeline import ProvingPipeline
 
 pytestmark = pytest.mark.slow
 VERIFY_GAS = 500_000
@@ -44,20 +45,22 @@ def _zk_setup() -> Any:
 @pytest.fixture(scope="module")
 def dev_keys() -> KeySet:
     pytest.importorskip("groth16py")
-    return ensure_arkworks_dev_keys(SIZE)
+    return ensure_dev_keys(SIZE)
 
 
 PRV = bytes(range(32))  # the user's request-signing key (BabyJubJub)
 
 
 @pytest.fixture(scope="module")
-def dev_prover(dev_keys: KeySet) -> Any:
-    from zg_shared.zk.arkworks import ArkworksProver
+def dev_prover(dev_keys: KeySet) -> ProvingPipeline:
+    from zg_shared.zk.arkworks import ArkworksStep
 
-    return ArkworksProver(dev_keys.artifacts, key_format="groth16py")
+    assert dev_keys.dev
+    assert dev_keys.key_format == "groth16py"
+    return ProvingPipeline(dev_keys, ArkworksStep(dev_keys))
 
 
-def prove(prover: Any, user: str, provider: str, nonces: range) -> Groth16Proof:
+def prove(prover: ProvingPipeline, user: str, provider: str, nonces: range) -> Groth16Proof:
     requests = [
         SignedRequest.from_signature_hex(
             user=user,
@@ -75,7 +78,7 @@ def prove(prover: Any, user: str, provider: str, nonces: range) -> Groth16Proof:
 
 
 def test_snarkjs_verifies_under_the_exported_key(
-    dev_keys: KeySet, dev_prover: Any, snarkjs: Snarkjs
+    dev_keys: KeySet, dev_prover: ProvingPipeline, snarkjs: Snarkjs
 ) -> None:
     proof = prove(dev_prover, "0x" + "11" * 20, "0x" + "22" * 20, range(1, 4))
     assert snarkjs.verify(dev_keys.vkey, proof)
@@ -84,7 +87,7 @@ def test_snarkjs_verifies_under_the_exported_key(
 
 
 async def test_rendered_verifier_accepts_on_chain_and_serving_settles(
-    dev_keys: KeySet, dev_prover: Any, w3: Web3Client, keys: list[LocalAccount]
+    dev_keys: KeySet, dev_prover: ProvingPipeline, w3: Web3Client, keys: list[LocalAccount]
 ) -> None:
     assert dev_keys.verifier_sol is not None
     path = _zk_setup().compile_verifier(dev_keys.verifier_sol, SIZE)

@@ -24,12 +24,15 @@ from zg_shared.chain import (
 )
 from zg_shared.zk import (
     ChunkInput,
-    CircuitArtifacts,
     Groth16Proof,
     SignedRequest,
     Snarkjs,
     build_chunk_input,
 )
+from zg_shared.zk.keys import KeySet
+from zg_shared.zk.pipeline import ProvingPipeline
+from zg_shared.zk.snarkjs import SnarkjsStep
+from zg_shared.zk.witness import WasmWitness
 
 pytestmark = pytest.mark.slow
 
@@ -41,6 +44,13 @@ LOCK_TIME = 3600
 # Past what the pairing needs: with too little gas the precompile fails and the verifier
 # returns false instead of reverting (TOOLCHAIN.md).
 VERIFY_GAS = 500_000
+
+
+def snarkjs_pipeline(keys: KeySet, snarkjs: Snarkjs) -> ProvingPipeline:
+    """The reference route end to end: node witness, snarkjs proof, snarkjs verify."""
+    return ProvingPipeline(
+        keys, SnarkjsStep(keys.key, keys.vkey, snarkjs), WasmWitness(keys.build.wasm, snarkjs)
+    )
 
 
 def compile_verifier() -> ContractArtifact:
@@ -105,17 +115,13 @@ def partial_chunk(requests: tuple[Point, list[SignedRequest]]) -> ChunkInput:
 
 
 @pytest.fixture(scope="module")
-def full_proof(
-    snarkjs: Snarkjs, artifacts: CircuitArtifacts, full_chunk: ChunkInput
-) -> Groth16Proof:
-    return snarkjs.prove_chunk(artifacts, full_chunk)
+def full_proof(snarkjs: Snarkjs, artifacts: KeySet, full_chunk: ChunkInput) -> Groth16Proof:
+    return snarkjs_pipeline(artifacts, snarkjs).prove_chunk(full_chunk)
 
 
 @pytest.fixture(scope="module")
-def partial_proof(
-    snarkjs: Snarkjs, artifacts: CircuitArtifacts, partial_chunk: ChunkInput
-) -> Groth16Proof:
-    return snarkjs.prove_chunk(artifacts, partial_chunk)
+def partial_proof(snarkjs: Snarkjs, artifacts: KeySet, partial_chunk: ChunkInput) -> Groth16Proof:
+    return snarkjs_pipeline(artifacts, snarkjs).prove_chunk(partial_chunk)
 
 
 # ------------------------------------------------------------------ snarkjs
@@ -134,7 +140,7 @@ def test_committed_keys_match_the_circuit() -> None:
 
 
 def test_full_chunk_proof_verifies(
-    snarkjs: Snarkjs, artifacts: CircuitArtifacts, full_chunk: ChunkInput, full_proof: Groth16Proof
+    snarkjs: Snarkjs, artifacts: KeySet, full_chunk: ChunkInput, full_proof: Groth16Proof
 ) -> None:
     assert full_proof.public_signals == full_chunk.public_inputs()
     assert snarkjs.verify(artifacts.vkey, full_proof)
@@ -142,7 +148,7 @@ def test_full_chunk_proof_verifies(
 
 def test_partial_chunk_proof_verifies(
     snarkjs: Snarkjs,
-    artifacts: CircuitArtifacts,
+    artifacts: KeySet,
     partial_chunk: ChunkInput,
     partial_proof: Groth16Proof,
 ) -> None:
@@ -153,7 +159,7 @@ def test_partial_chunk_proof_verifies(
 
 @pytest.mark.parametrize("index", range(7))
 def test_a_changed_public_input_fails_verification(
-    snarkjs: Snarkjs, artifacts: CircuitArtifacts, full_proof: Groth16Proof, index: int
+    snarkjs: Snarkjs, artifacts: KeySet, full_proof: Groth16Proof, index: int
 ) -> None:
     signals = list(full_proof.public_signals)
     signals[index] += 1
@@ -265,12 +271,12 @@ async def test_serving_settles_against_a_real_proof(
 
 
 async def test_arkworks_prover_proofs_verify_everywhere(
-    snarkjs: Snarkjs, artifacts: CircuitArtifacts, verifier: Any, partial_chunk: ChunkInput
+    snarkjs: Snarkjs, artifacts: KeySet, verifier: Any, partial_chunk: ChunkInput
 ) -> None:
     pytest.importorskip("groth16py")
-    from zg_shared.zk.arkworks import ArkworksProver
+    from zg_shared.zk.arkworks import ArkworksStep
 
-    proof = ArkworksProver(artifacts, snarkjs).prove_chunk(partial_chunk)
+    proof = ProvingPipeline(artifacts, ArkworksStep(artifacts)).prove_chunk(partial_chunk)
     assert proof.public_signals == partial_chunk.public_inputs()
     assert snarkjs.verify(artifacts.vkey, proof)
     a, b, c, inputs = proof.to_calldata()

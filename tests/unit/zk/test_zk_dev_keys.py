@@ -13,7 +13,8 @@ from types import ModuleType
 
 import pytest
 
-from zg_shared.zk import dev_keys
+from zg_shared.zk import keys
+from zg_shared.zk.circuit import CircuitBuild, zk_cache_dir
 
 ROOT = Path(__file__).resolve().parents[3]
 
@@ -34,41 +35,60 @@ zk_setup = _load("zk_setup", ROOT / "scripts" / "zk_setup.py")
 bench_proofs = _load("bench_proofs", ROOT / "bench" / "bench_proofs.py")
 
 
-def test_snarkjs_keys_prefer_the_committed_ones(tmp_path: Path) -> None:
+def _build(tmp_path: Path, n: int) -> CircuitBuild:
+    return CircuitBuild(n, tmp_path / "cache" / f"settle_batch_{n}" / "0123456789abcdef")
+
+
+def test_committed_keys_come_before_dev_keys(tmp_path: Path) -> None:
+    build = _build(tmp_path, 4)
     committed = tmp_path / "circuits" / "keys" / "settle_batch_4"
-    cached = dev_keys.build_dir(4, tmp_path)
-    for folder, zkey in ((committed, "settle_batch_4.zkey"), (cached, "settle_batch_4_final.zkey")):
+    for folder, zkey in (
+        (committed, "settle_batch_4.zkey"),
+        (build.folder, "settle_batch_4_final.zkey"),
+    ):
         folder.mkdir(parents=True)
         (folder / zkey).write_bytes(b"z")
         (folder / "verification_key.json").write_text("{}")
-    found = dev_keys.snarkjs_keys(4, tmp_path)
+    found = keys.committed_keys(4, build, tmp_path)
     assert found is not None
-    assert found.key == committed / "settle_batch_4.zkey"
-    assert found.verifier_sol is None  # the committed verifier artifact is used
+    assert found.origin == "committed"
+    assert found.verifier_sol == tmp_path / "contracts/src/verifiers/SettleBatchVerifier4.sol"
     shutil.rmtree(committed)
-    found = dev_keys.snarkjs_keys(4, tmp_path)
+    assert keys.committed_keys(4, build, tmp_path) is None
+    found = keys.dev_keys(4, build)
     assert found is not None
-    assert found.key_format == "zkey"
-    assert found.key == cached / "settle_batch_4_final.zkey"
-    assert found.verifier_sol == cached / "SettleBatchVerifier4.sol"
-    assert found.artifacts.wasm == cached / "settle_batch_4_js" / "settle_batch_4.wasm"
+    assert (found.key_format, found.origin) == ("zkey", "dev")
+    assert found.key == build.folder / "settle_batch_4_final.zkey"
+    assert found.verifier_sol == build.folder / "SettleBatchVerifier4.sol"
+    assert found.missing() == [build.wasm]
 
 
 def test_missing_keys_are_none(tmp_path: Path) -> None:
-    assert dev_keys.snarkjs_keys(16, tmp_path) is None
-    assert dev_keys.arkworks_dev_keys(16, tmp_path) is None
+    assert keys.dev_keys(16, _build(tmp_path, 16)) is None
+    assert keys.ceremony_keys(16, tmp_path / "ceremony", _build(tmp_path, 16)) is None
 
 
-def test_arkworks_dev_keys_are_groth16py_format(tmp_path: Path) -> None:
-    folder = dev_keys.build_dir(64, tmp_path) / "arkworks"
-    folder.mkdir(parents=True)
-    (folder / "proving_key.g16").write_bytes(b"pk")
-    (folder / "verification_key.json").write_text("{}")
-    found = dev_keys.arkworks_dev_keys(64, tmp_path)
+def test_groth16py_dev_keys_say_they_are_dev(tmp_path: Path) -> None:
+    build = _build(tmp_path, 64)
+    build.dev_keys.mkdir(parents=True)
+    (build.dev_keys / "proving_key.g16").write_bytes(b"pk")
+    (build.dev_keys / "verification_key.json").write_text("{}")
+    found = keys.dev_keys(64, build)
     assert found is not None
     assert found.key_format == "groth16py"
-    assert "DEV" in found.source
-    assert found.verifier_sol == folder / "SettleBatchVerifier64.sol"
+    assert found.dev
+    assert "never for real funds" in found.describe()
+    assert found.verifier_sol == build.dev_keys / "SettleBatchVerifier64.sol"
+
+
+def test_the_cache_is_outside_the_checkout(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("ZG_ZK_CACHE", raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", "/somewhere")
+    assert zk_cache_dir() == Path("/somewhere/zgserve/zk")
+    monkeypatch.setenv("ZG_ZK_CACHE", "/elsewhere")
+    assert zk_cache_dir() == Path("/elsewhere")
+    # One folder per circuit version: a changed source is another folder.
+    assert CircuitBuild.current(4, ROOT).folder.parent == Path("/elsewhere/settle_batch_4")
 
 
 def test_the_committed_verifier_is_the_rendering_of_the_committed_key() -> None:
@@ -101,10 +121,22 @@ def test_arkworks_dev_parses() -> None:
 
 def test_bench_proofs_table_and_skips() -> None:
     row = bench_proofs.Row(
-        64, 305647, "arkworks", "groth16py DEV setup", 2, 3.0, 2.7, 11.5, 0.004, 1400.0, 300.0
+        64, 305647, "arkworks+native", "dev groth16py", 2, 3.0, 0.2, 11.5, 0.004, 0.36, 1400.0, 30.0
     )
     skipped = bench_proofs.Row(
-        64, 305647, "snarkjs", "-", 0, None, None, None, None, None, None, "no zkey: run it"
+        64,
+        305647,
+        "snarkjs+wasm",
+        "-",
+        0,
+        None,
+        None,
+        None,
+        None,
+        None,
+        None,
+        None,
+        "no zkey: run it",
     )
     table = bench_proofs.render([row, skipped])
     assert "305,647" in table
@@ -122,7 +154,7 @@ def test_bench_proofs_table_and_skips() -> None:
 
 
 def test_bench_proofs_skips_snarkjs_without_a_zkey(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(bench_proofs, "snarkjs_keys", lambda n: None)
+    monkeypatch.setattr(bench_proofs, "find_key_set", lambda n: None)
     note = bench_proofs.find_keys(64, "snarkjs", "dev")
     assert isinstance(note, str)
     assert "zk_setup.py --size 64" in note

@@ -1,0 +1,99 @@
+"""The one proving pipeline: size check, artifacts, witness, prove, public-signal check, local
+verification, timings. What differs between backends is only the proving step (and how it
+verifies), passed in as a `ProofStep`; the witness generator is the fastest one built.
+
+A proof that fails local verification is never returned: a key/verifier mismatch is caught
+before a settlement transaction pays gas for it.
+"""
+
+from __future__ import annotations
+
+import resource
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+from zg_shared.zk.keys import KeySet
+from zg_shared.zk.models import ChunkInput, Groth16Proof
+from zg_shared.zk.snarkjs import SnarkjsError
+from zg_shared.zk.witness import WitnessGenerator, witness_generator
+
+
+class ProofStep(Protocol):
+    """Proves from a witness file and verifies a proof, with keys it loaded once."""
+
+    name: str
+
+    def prove(self, wtns: Path, chunk: ChunkInput, workdir: Path) -> Groth16Proof: ...
+
+    def verify(self, proof: Groth16Proof) -> bool: ...
+
+
+@dataclass(frozen=True)
+class Timings:
+    witness_s: float
+    prove_s: float
+    verify_s: float | None
+    cpu_s: float  # CPU seconds of this process's threads and its children over the whole chunk
+
+
+def _cpu_seconds() -> float:
+    own, children = (
+        resource.getrusage(resource.RUSAGE_SELF),
+        resource.getrusage(resource.RUSAGE_CHILDREN),
+    )
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
+class ProvingPipeline:
+    def __init__(
+        self,
+        keys: KeySet,
+        step: ProofStep,
+        witness: WitnessGenerator | None = None,
+        *,
+        verify: bool = True,
+    ) -> None:
+        self.keys = keys
+        self.step = step
+        self.witness = witness or witness_generator(keys.build)
+        self.verify_proofs = verify
+        self.last_timings: Timings | None = None
+
+    @property
+    def size(self) -> int:
+        return self.keys.size
+
+    def missing(self) -> list[Path]:
+        return self.keys.missing()
+
+    def prove_chunk(self, chunk: ChunkInput) -> Groth16Proof:
+        """A locally verified proof of `chunk`; raises WitnessError if none can exist."""
+        if chunk.size != self.keys.size:
+            raise ValueError(f"chunk of size {chunk.size} for a circuit of size {self.keys.size}")
+        missing = self.missing()
+        if missing:
+            raise FileNotFoundError(
+                f"missing circuit artifacts {[str(p) for p in missing]}: run scripts/zk_setup.py"
+            )
+        cpu0 = _cpu_seconds()
+        with tempfile.TemporaryDirectory(prefix="zg-prove-") as tmp:
+            workdir = Path(tmp)
+            t0 = time.perf_counter()
+            wtns = self.witness.calculate(chunk, workdir / "witness.wtns")
+            t1 = time.perf_counter()
+            proof = self.step.prove(wtns, chunk, workdir)
+            t2 = time.perf_counter()
+        if proof.public_signals != chunk.public_inputs():
+            raise SnarkjsError("the proof's public signals differ from the chunk's")
+        verify_s: float | None = None
+        if self.verify_proofs:
+            if not self.step.verify(proof):
+                raise SnarkjsError("the fresh proof does not verify: proving key and vkey differ?")
+            verify_s = time.perf_counter() - t2
+        self.last_timings = Timings(
+            witness_s=t1 - t0, prove_s=t2 - t1, verify_s=verify_s, cpu_s=_cpu_seconds() - cpu0
+        )
+        return proof
