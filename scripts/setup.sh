@@ -54,6 +54,25 @@ commands="chromium chromedriver" debian_packages "browser test" chromium chromiu
 # Prometheus scrapes the running services, and promtool unit-tests the alert rules.
 commands="prometheus promtool" debian_packages "Prometheus and alert-rule tests" prometheus
 
+# circom's native witness generator (~10x faster than its wasm) is built with these.
+missing_native=""
+command -v g++ >/dev/null 2>&1 || missing_native="g++"
+for header in gmp.h nlohmann/json.hpp; do
+  ls /usr/include/$header /usr/include/*/$header >/dev/null 2>&1 || missing_native="$missing_native $header"
+done
+command -v nasm >/dev/null 2>&1 || missing_native="$missing_native nasm"
+if [ -n "$missing_native" ]; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    step "installing Debian's g++, libgmp-dev, nlohmann-json3-dev, nasm (native witness generator)"
+    pkgs="g++ make libgmp-dev nlohmann-json3-dev nasm"
+    apt-get install -y --no-install-recommends $pkgs >/dev/null \
+      || { apt-get update >/dev/null && apt-get install -y --no-install-recommends $pkgs >/dev/null; } \
+      || echo "warning: not installed; the prover uses circom's wasm witness generator" >&2
+  else
+    echo "note: install g++ libgmp-dev nlohmann-json3-dev nasm for the native witness generator" >&2
+  fi
+fi
+
 # npm ci starts from an empty node_modules (~30 s): only when package-lock.json changed.
 npm_stamp=node_modules/.zg-installed
 npm_inputs=$(sha256sum <package-lock.json)
@@ -65,7 +84,7 @@ else
   step "npm tools: as locked in package-lock.json (nothing to do)"
 fi
 
-step "compiling the settlement circuit for the committed N=4 keys (cached in .cache/zk)"
+step "compiling the settlement circuit for the committed N=4 keys (cached in ~/.cache/zgserve/zk)"
 .venv/bin/python scripts/zk_setup.py --size 4 --compile-only
 
 step "ready: $(.venv/bin/python --version), node $(node --version), anvil $(node_modules/.bin/anvil --version | head -1)"
