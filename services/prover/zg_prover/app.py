@@ -77,7 +77,11 @@ def create_app(
     metrics = ProverMetrics(telemetry.meter("zg_prover"), backend.name)
     broker.include_router(
         create_router(
-            ProverService(backend), broker, metrics, settings.durable_name, settings.heartbeat_s
+            ProverService(backend, instance=settings.instance_id),
+            broker,
+            metrics,
+            settings.durable_name,
+            settings.heartbeat_s,
         )
     )
 

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import os
+import socket
 from pathlib import Path
 
 from pydantic import Field, field_validator
@@ -39,7 +41,13 @@ class ProverSettings(ServiceSettings):
         description="Chain id of the verifier that checks these proofs; unset: asked from "
         "rpc_url at start. Keys from a single-party setup are refused off local chains",
     )
-    durable_name: str = Field("prover", description="JetStream durable consumer name")
+    durable_name: str = Field(
+        "prover", description="JetStream durable consumer name: one per pool, shared by replicas"
+    )
+    instance_id: str = Field(
+        default_factory=lambda: f"{socket.gethostname()}-{os.getpid()}",
+        description="This replica's name in the pool, reported with its proofs",
+    )
     heartbeat_s: float = Field(10.0, gt=0, description="In-progress acks while a proof runs")
 
     @field_validator("backend")

@@ -46,8 +46,11 @@ class Unprovable(Exception):
 
 
 class ProverService:
-    def __init__(self, backend: Prover, run_blocking: RunBlocking = _in_thread) -> None:
+    def __init__(
+        self, backend: Prover, run_blocking: RunBlocking = _in_thread, *, instance: str = ""
+    ) -> None:
         self.backend = backend
+        self.instance = instance
         self._run_blocking = run_blocking
         self._cpu_s = 0.0
 
@@ -129,4 +132,5 @@ class ProverService:
             parts=request.parts,
             cpu_seconds=self._cpu_s,
             dev_keys=self.backend.dev_keys,
+            prover=self.instance,
         )

@@ -66,6 +66,7 @@ class ProofReadyV1(Event):
     parts: int = Field(1, ge=1)
     cpu_seconds: float | None = Field(None, description="Prover CPU time spent, all threads")
     dev_keys: bool = Field(False, description="Proven with single-party DEV keys")
+    prover: str = Field("", description="Which prover instance of the pool proved them")
 
 
 class ProofFailedV1(Event):

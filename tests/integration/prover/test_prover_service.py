@@ -200,3 +200,56 @@ async def test_a_repeated_request_yields_one_proof_event(
     assert ProofReadyV1.model_validate(found[0]).proofs[
         0
     ].calldata == SettlementProof.model_validate(found[0]["proofs"][0]["calldata"])
+
+
+async def test_two_provers_prove_one_settlements_chunks_in_parallel(
+    nats_url: str, keys: list[LocalAccount], js: JetStreamContext
+) -> None:
+    """The prover pool: replicas on one durable consumer; billing sends a settlement's chunks
+    as parts, and an idle replica takes the next part while the other one proves."""
+    pool = [
+        create_app(
+            ProverSettings(
+                nats_url=nats_url,
+                http_port=0,
+                circuit_sizes=[4],
+                log_json=False,
+                instance_id=name,
+            )
+        )
+        for name in ("prover-a", "prover-b")
+    ]
+    for app in pool:
+        await app.start()
+    try:
+        prv = generate_private_key()
+        user, provider = keys[5].address, keys[1].address
+        parts = [signed_batch(user, provider, prv, range(1, 5), fee=3)]
+        parts.append(signed_batch(user, provider, prv, range(5, 9), fee=3))
+        for part, batch in enumerate(parts):
+            await publish(
+                js,
+                SettlementRequestedV1(
+                    event_id=f"settle-s-pool-{part}",
+                    settlement_id="s-pool",
+                    provider=provider,
+                    batches=(batch,),
+                    circuit_size=4,
+                    part=part,
+                    parts=2,
+                ),
+            )
+
+        found = [ProofReadyV1.model_validate(e) for e in await outcomes(js, 2)]
+
+        assert sorted((e.part, e.parts) for e in found) == [(0, 2), (1, 2)]
+        assert {e.prover for e in found} == {"prover-a", "prover-b"}
+        by_part = {e.part: e.proofs for e in found}
+        assert [(p.init_nonce, p.final_nonce) for p in (*by_part[0], *by_part[1])] == [
+            (1, 4),
+            (5, 8),
+        ]
+        assert all(e.cpu_seconds and e.cpu_seconds > 0 for e in found)
+    finally:
+        for app in pool:
+            await app.stop()
