@@ -87,3 +87,37 @@ def test_the_sdk_signs_every_paid_endpoint() -> None:
     from zgserve._transport import METERED
 
     assert set(METERED) == set(ENDPOINTS)
+
+
+def test_the_prover_backends_are_listed_once() -> None:
+    """`zg_prover.backends.BACKENDS` is the only list of proving backends: the settings' allowed
+    values and `auto`'s order come from it. A backend's name spelled anywhere else in the prover
+    service is a second list in the making (each step's own module may name itself)."""
+    from zg_prover.backends import BACKENDS
+
+    names = {b.name for b in BACKENDS} | {b.label for b in BACKENDS}
+    home = SERVICES["zg_prover"] / "backends.py"
+    found: list[str] = []
+    for path in SERVICES["zg_prover"].rglob("*.py"):
+        if path == home:
+            continue
+        name = str(path.relative_to(ROOT))
+        for node in ast.walk(ast.parse(path.read_text(), name)):
+            if isinstance(node, ast.Constant) and node.value in names:
+                found.append(f"{name}:{node.lineno}: {node.value!r}")
+    assert found == []
+
+
+def test_one_proving_pipeline() -> None:
+    """Proving a chunk (witness, proof, checks, local verify) lives in zg_shared.zk.pipeline
+    only: no other module defines a `prove_chunk`."""
+    home = SHARED / "zk" / "pipeline.py"
+    found = [
+        f"{path.relative_to(ROOT)}:{node.lineno}"
+        for folder in (SHARED, *SERVICES.values())
+        for path in folder.rglob("*.py")
+        if path != home
+        for node in ast.walk(ast.parse(path.read_text()))
+        if isinstance(node, ast.FunctionDef) and node.name == "prove_chunk"
+    ]
+    assert found == []
