@@ -1,0 +1,211 @@
+"""Where the time of one SettleBatch(N) proof goes: key loading, witness, MSMs, FFTs.
+
+    .venv/bin/python bench/profile_proof.py --size 64 [--threads 1 2]
+
+groth16py's library is stripped (no symbols for a profiler), so the split inside a proof comes
+from snarkjs, whose verbose log marks each phase of the same algorithm (the circuit's QAP: three
+inverse and three forward FFTs over the domain, then five multi-exponentiations: A, B1 and C in
+G1 over the wires, B2 in G2 over the wires, H in G1 over the domain); each phase is timed by
+the arrival of its log line. That needs a snarkjs zkey (N=4 is committed; other sizes only where
+a dev zkey was made). For the size asked, the arkworks rows time key loading, the native and
+wasm witnesses and `prove_wtns` at each `--threads` (RAYON_NUM_THREADS, in a fresh process),
+and the witness's scalar mix says how much of the MSMs' input is 0 or 1 (cheap scalars).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import struct
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+SNARKJS = ROOT / "node_modules" / "snarkjs" / "build" / "cli.cjs"
+# snarkjs -v log lines that open a phase, and the phase they belong to.
+PHASES = [
+    (re.compile(r"Reading Wtns|Reading Coeffs|Building ABC|Join ABC"), "witness map (ABC)"),
+    (re.compile(r"FFT_[ABC]|IFFT_[ABC]"), "FFTs (7 over the domain)"),
+    (re.compile(r"multiexp B2"), "MSM B2 (G2, wires)"),
+    (re.compile(r"multiexp H"), "MSM H (G1, domain)"),
+    (re.compile(r"multiexp [A-Z0-9]+"), "MSMs A, B1, C (G1, wires)"),
+]
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
+def log(message: str) -> None:
+    print(f"[profile] {message}", file=sys.stderr, flush=True)
+
+
+def chunk_and_witness(n: int, workdir: Path) -> tuple[Any, Any, Path]:
+    from zg_shared.crypto import generate_private_key, prv2pub, sign_request
+    from zg_shared.zk import SignedRequest, build_chunk_input
+    from zg_shared.zk.keys import ensure_keys
+    from zg_shared.zk.witness import witness_generator
+
+    keys = ensure_keys(n)
+    prv = generate_private_key()
+    user, provider = "0x" + "11" * 20, "0x" + "22" * 20
+    requests = [
+        SignedRequest.from_signature_hex(
+            user=user,
+            provider=provider,
+            nonce=k,
+            fee=1000 + k,
+            signature=sign_request(prv, user, provider, k, 1000 + k).to_hex(),
+        )
+        for k in range(1, n + 1)
+    ]
+    chunk = build_chunk_input(requests, prv2pub(prv).as_tuple(), n)
+    wtns = witness_generator(keys.build).calculate(chunk, workdir / "witness.wtns")
+    return keys, chunk, wtns
+
+
+def scalar_mix(wtns: Path) -> dict[str, float]:
+    """Shares of witness values that are 0, 1, below 2^64, or full-size field elements."""
+    data = wtns.read_bytes()
+    (sections,) = struct.unpack_from("<I", data, 8)
+    pos, values = 12, b""
+    for _ in range(sections):
+        kind, size = struct.unpack_from("<IQ", data, pos)
+        pos += 12
+        if kind == 2:
+            values = data[pos : pos + size]
+        pos += size
+    count = len(values) // 32
+    zero = one = small = 0
+    for i in range(count):
+        v = int.from_bytes(values[32 * i : 32 * i + 32], "little")
+        zero += v == 0
+        one += v == 1
+        small += 1 < v < 1 << 64
+    return {
+        "wires": count,
+        "zero": zero / count,
+        "one": one / count,
+        "small": small / count,
+        "full": (count - zero - one - small) / count,
+    }
+
+
+def snarkjs_phases(zkey: Path, wtns: Path, workdir: Path) -> dict[str, float]:
+    """Seconds per phase of `snarkjs groth16 prove -v`, by when each phase's log line comes."""
+    cmd = ["node", str(SNARKJS), "groth16", "prove", "-v", str(zkey), str(wtns)]
+    cmd += [str(workdir / "proof.json"), str(workdir / "public.json")]
+    spent: dict[str, float] = {}
+    current, since = "node start, zkey header", time.perf_counter()
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
+    assert proc.stdout is not None
+    for raw in proc.stdout:
+        line = _ANSI.sub("", raw)
+        phase = next((name for pattern, name in PHASES if pattern.search(line)), None)
+        if phase is not None and phase != current:
+            now = time.perf_counter()
+            spent[current] = spent.get(current, 0.0) + now - since
+            current, since = phase, now
+    proc.wait()
+    spent[current] = spent.get(current, 0.0) + time.perf_counter() - since
+    return spent
+
+
+def arkworks_worker(spec: dict[str, Any]) -> dict[str, Any]:
+    """Key load and proofs in this (fresh) process, at the thread count it was started with."""
+    import resource
+
+    from zg_shared.zk.arkworks import ArkworksStep
+    from zg_shared.zk.keys import find_keys
+
+    keys = find_keys(int(spec["size"]))
+    assert keys is not None
+    t0 = time.perf_counter()
+    step = ArkworksStep(keys)
+    load_s = time.perf_counter() - t0
+    import groth16py  # type: ignore[import-not-found, unused-ignore]
+
+    walls, cpus = [], []
+    for _ in range(int(spec["reps"])):
+        before = resource.getrusage(resource.RUSAGE_SELF)
+        t0 = time.perf_counter()
+        groth16py.prove_wtns(step._pk, spec["wtns"])
+        walls.append(time.perf_counter() - t0)
+        after = resource.getrusage(resource.RUSAGE_SELF)
+        cpus.append(after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime)
+    return {"load_s": load_s, "prove_s": min(walls), "prove_cpu_s": min(cpus)}
+
+
+def witness_times(keys: Any, chunk: Any, workdir: Path) -> dict[str, float]:
+    import resource
+
+    from zg_shared.zk.witness import NativeWitness, WasmWitness, WitnessGenerator
+
+    found = {}
+    generators: dict[str, WitnessGenerator] = {"wasm": WasmWitness(keys.build.wasm)}
+    if keys.build.native_witness.is_file():
+        generators["native"] = NativeWitness(keys.build.native_witness)
+    for name, generator in generators.items():
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
+        generator.calculate(chunk, workdir / f"{name}.wtns")
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        found[name] = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
+    return found
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--size", type=int, default=64)
+    parser.add_argument("--threads", type=int, nargs="+", default=[2, 1])
+    parser.add_argument("--reps", type=int, default=1)
+    parser.add_argument("--worker", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.worker:
+        print(json.dumps(arkworks_worker(json.loads(args.worker))))
+        return 0
+    load_before = os.getloadavg()[0]
+    with tempfile.TemporaryDirectory(prefix="zg-profile-") as tmp:
+        workdir = Path(tmp)
+        keys, chunk, wtns = chunk_and_witness(args.size, workdir)
+        n = args.size
+        print(f"SettleBatch({n}), {keys.describe()}")
+        mix = scalar_mix(wtns)
+        print(
+            f"witness: {mix['wires']:,} values: 0 {mix['zero']:.1%}, 1 {mix['one']:.1%}, "
+            f"other < 2^64 {mix['small']:.1%}, full-size {mix['full']:.1%}"
+        )
+        for name, cpu in witness_times(keys, chunk, workdir).items():
+            print(f"witness {name:<6}  {cpu:6.2f} s CPU  ({cpu / n:.4f} s per request)")
+        for threads in args.threads:
+            spec = {"size": n, "reps": args.reps, "wtns": str(wtns)}
+            proc = subprocess.run(
+                [sys.executable, __file__, "--worker", json.dumps(spec)],
+                env={**os.environ, "RAYON_NUM_THREADS": str(threads)},
+                capture_output=True,
+                text=True,
+                check=True,
+            )
+            got = json.loads(proc.stdout.strip().splitlines()[-1])
+            print(
+                f"arkworks {threads} thread(s): key load {got['load_s']:.1f} s, prove "
+                f"{got['prove_s']:.2f} s wall / {got['prove_cpu_s']:.2f} s CPU "
+                f"({got['prove_cpu_s'] / n:.3f} s CPU per request)"
+            )
+        zkey = keys.key if keys.key_format == "zkey" else None
+        if zkey is None:
+            print("snarkjs phases: no zkey at this size (run with --size 4)")
+        else:
+            spent = snarkjs_phases(zkey, wtns, workdir)
+            total = sum(spent.values())
+            print(f"snarkjs groth16 prove phases ({total:.1f} s wall):")
+            for phase, seconds in spent.items():
+                print(f"  {phase:<26} {seconds:6.2f} s  {seconds / total:5.1%}")
+    print(f"load average (1 min) {load_before:.1f} before, {os.getloadavg()[0]:.1f} after")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
