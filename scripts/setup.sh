@@ -58,7 +58,8 @@ commands="prometheus promtool" debian_packages "Prometheus and alert-rule tests"
 missing_native=""
 command -v g++ >/dev/null 2>&1 || missing_native="g++"
 for header in gmp.h nlohmann/json.hpp; do
-  ls /usr/include/$header /usr/include/*/$header >/dev/null 2>&1 || missing_native="$missing_native $header"
+  [ -n "$(ls /usr/include/$header /usr/include/*/$header 2>/dev/null)" ] \
+    || missing_native="$missing_native $header"
 done
 command -v nasm >/dev/null 2>&1 || missing_native="$missing_native nasm"
 if [ -n "$missing_native" ]; then

@@ -32,16 +32,21 @@ from eth_account import Account as EthAccount
 from pydantic import BaseModel
 
 from zg_shared.chain.anvil import AnvilNode, DevAccount
+from zg_shared.chain.artifacts import ContractArtifact, load_artifact
 from zg_shared.chain.client import connect
 from zg_shared.chain.devnet import Deployment, deploy_network
 from zg_shared.localservers import PrivateServer, free_port
 from zg_shared.redisacl import ADMIN_USER, SERVICE_USERS, RedisCredentials
 from zg_shared.settings import SECRETS_DIR_ENV
+from zg_shared.zk.keys import ensure_dev_keys, find_keys
 
 SERVICES = ("sample-backend", "gateway", "prover", "chain-indexer", "billing")
-# The committed N=4 keys; the verifier deployed with Serving is theirs.
-DEFAULT_CIRCUIT_SIZES = (4,)
+# SettleBatch(64): single-party DEV keys made once per machine (~2 min of CPU, cached outside
+# the checkout, progress on stderr); tests pass (4,) for the committed keys.
+DEFAULT_CIRCUIT_SIZES = (64,)
 READY_TIMEOUT_S = 60.0
+# A prover is ready once its proving keys are loaded: N=64's DEV key takes ~1 min of CPU.
+PROVER_READY_TIMEOUT_S = 900.0
 
 Progress = Callable[[str], None]
 # How a service starts: its name, command (console script and arguments) and environment in;
@@ -238,7 +243,11 @@ class LocalNetwork:
         self.progress("starting anvil")
         self.anvil = AnvilNode(port=self.chain_port, accounts=20)
         await self.anvil.start()
-        self.progress("deploying the verifier and Serving, registering the demo service")
+        verifiers = await asyncio.to_thread(self._verifier_artifacts)
+        self.progress(
+            f"deploying the verifiers (N = {self.circuit_sizes_label}) and Serving, "
+            "registering the demo service"
+        )
         w3 = connect(self.anvil.rpc_url)
         try:
             deployer, provider, signer = (
@@ -252,6 +261,7 @@ class LocalNetwork:
                 signer.address,
                 lock_time=self.lock_time,
                 backend_url=f"http://127.0.0.1:{self.backend_port}/v1",
+                verifiers=verifiers,
             )
         finally:
             await w3.provider.disconnect()
@@ -261,8 +271,32 @@ class LocalNetwork:
         for name in self.services:
             self.progress(f"starting {name}")
             self.processes[name].start()
+            if name.startswith("prover"):
+                continue  # the pool loads its keys side by side; waited for below
             await self.processes[name].wait_ready()
+        await asyncio.gather(
+            *(
+                p.wait_ready(PROVER_READY_TIMEOUT_S)
+                for n, p in self.processes.items()
+                if n.startswith("prover")
+            )
+        )
         return self.deployment
+
+    def _verifier_artifacts(self) -> dict[int, ContractArtifact]:
+        """The verifier of each circuit size's keys: the committed one, or the one made with
+        the DEV keys (made now where missing, once per machine)."""
+        found: dict[int, ContractArtifact] = {}
+        for n in self.circuit_sizes:
+            keys = find_keys(n)
+            if keys is not None and keys.origin == "committed":
+                found[n] = load_artifact(f"SettleBatchVerifier{n}")
+                continue
+            self.progress(f"SettleBatch({n}) DEV keys (single-party, made once on this machine)")
+            keys = ensure_dev_keys(n, verifier_artifact=True)
+            assert keys.verifier_sol is not None
+            found[n] = load_artifact(f"SettleBatchVerifier{n}", keys.verifier_sol.parent)
+        return found
 
     async def stop(self) -> None:
         for name in reversed(self.services):
@@ -281,7 +315,9 @@ class LocalNetwork:
         process = self.processes[name]
         await process.stop()
         process.start()
-        await process.wait_ready()
+        await process.wait_ready(
+            PROVER_READY_TIMEOUT_S if name.startswith("prover") else READY_TIMEOUT_S
+        )
 
     def status(self) -> list[ProcessStatus]:
         return [self.processes[n].status() for n in self.services if n in self.processes]

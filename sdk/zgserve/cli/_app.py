@@ -19,6 +19,7 @@ from zg_shared.chain import Account, ContractRevert, Service, ServiceParams, che
 from zg_shared.chain.client import MAX_LOCK_TIME_S, MIN_LOCK_TIME_S
 from zg_shared.chain.devnet import DEFAULT_LOCK_TIME
 from zg_shared.crypto import PublicKey
+from zg_shared.localnet import DEFAULT_CIRCUIT_SIZES
 from zg_shared.metering import DEFAULT_RULE, RULES
 from zgserve._when import when
 from zgserve.cli._common import (
@@ -767,6 +768,16 @@ def network() -> None:
     help="Billing settles an account once it owes this much.",
 )
 @click.option(
+    "--circuit-size",
+    "circuit_sizes",
+    type=click.IntRange(1),
+    multiple=True,
+    default=DEFAULT_CIRCUIT_SIZES,
+    show_default=True,
+    help="SettleBatch(N) sizes to settle with (repeat for several); sizes without committed "
+    "keys get single-party DEV keys, made once on this machine (~2 min at 64).",
+)
+@click.option(
     "--demo",
     "demo_requests",
     type=click.IntRange(0, 100),
@@ -786,6 +797,7 @@ def network_up(
     backend_port: int,
     lock_time: int,
     settle_threshold: int,
+    circuit_sizes: tuple[int, ...],
     demo_requests: int,
 ) -> None:
     """Start a local chain, NATS, Redis, the contracts, a demo service and the provider's
@@ -797,6 +809,7 @@ def network_up(
             "--gateway-port", str(gateway_port), "--backend-port", str(backend_port),
             "--lock-time", str(lock_time), "--settle-threshold", str(settle_threshold),
             "--demo", str(demo_requests),
+            *(a for n in circuit_sizes for a in ("--circuit-size", str(n))),
         ]  # fmt: skip
         sys.exit(detach_network(ctx, args, directory))
     plan = Plan(
@@ -809,6 +822,7 @@ def network_up(
         lock_time=lock_time,
         settle_threshold=settle_threshold,
         demo_requests=demo_requests,
+        circuit_sizes=tuple(circuit_sizes),
     )
     sys.exit(run(ctx, lambda: supervise(ctx, plan)))
 

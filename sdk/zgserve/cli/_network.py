@@ -32,7 +32,7 @@ import httpx2
 import openai
 from rich.table import Table
 
-from zg_shared.localnet import LocalNetwork
+from zg_shared.localnet import DEFAULT_CIRCUIT_SIZES, LocalNetwork
 from zg_shared.localservers import ensure
 from zg_shared.redisacl import RedisCredentials
 from zgserve.cli._common import Context, Exit
@@ -57,6 +57,7 @@ class Plan:
     lock_time: int
     settle_threshold: int
     demo_requests: int = 0
+    circuit_sizes: tuple[int, ...] = DEFAULT_CIRCUIT_SIZES
 
     @property
     def state_file(self) -> Path:
@@ -118,6 +119,8 @@ async def supervise(ctx: Context, plan: Plan) -> int:
         backend_port=plan.backend_port,
         lock_time=plan.lock_time,
         overrides={"BILLING_THRESHOLD_FEE_WEI": str(plan.settle_threshold)},
+        circuit_sizes=plan.circuit_sizes,
+        progress=lambda line: print(f"[network] {line}", file=sys.stderr, flush=True),
     )
     try:
         with ctx.spinner("starting NATS and Redis"):

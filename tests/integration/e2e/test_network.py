@@ -128,6 +128,7 @@ async def network(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Net
             "BILLING_TICK_S": "0.3",
             "BILLING_LOG_LEVEL": "DEBUG",
         },
+        circuit_sizes=(4,),  # the committed keys: proofs in ~1 s (the default N=64: ~15 s)
     )
     try:
         await net.start()

@@ -30,6 +30,7 @@ async def test_network_up_chat_settle_down(tmp_path: Path) -> None:
     ports = {name: free_port() for name in ("chain", "nats", "redis", "gateway", "backend")}
     options = [f"--{name}-port={port}" for name, port in ports.items()]
     options.append(f"--lock-time={LOCK_TIME_S}")
+    options.append("--circuit-size=4")  # the committed keys: fast proofs
     up = await run_zg("network", "up", "--detach", "--dir", str(directory), *options, cwd=tmp_path)
     try:
         assert up.code == 0, up.stdout + up.stderr + _logs(directory)
