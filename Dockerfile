@@ -99,28 +99,44 @@ RUN apt-get update \
  && apt-get install -y --no-install-recommends nodejs \
  && rm -rf /var/lib/apt/lists/* /var/cache/apt/*.bin
 
-# The circuit's witness generator (wasm), compiled by the pinned circom for every circuit size
-# whose keys are committed (circuits/keys/settle_batch_N); only the generators are kept.
+# The circuit's witness generators (wasm, and circom's C++ one built with g++/libgmp), compiled
+# by the pinned circom for every circuit size whose keys are committed (circuits/keys/
+# settle_batch_N), into the zk cache (zg_shared.zk.circuit); the C++ sources are dropped.
 FROM node-runtime AS zk-build
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends g++ make libgmp-dev nlohmann-json3-dev nasm \
+ && rm -rf /var/lib/apt/lists/* /var/cache/apt/*.bin
+ENV ZG_ZK_CACHE=/app/.cache/zk
 COPY --from=python-build-prover /opt/venv /opt/venv
 COPY --from=python-build-prover /app /app
 COPY --from=npm-tools /app/node_modules/ node_modules/
 COPY circuits/ circuits/
-COPY scripts/zk_setup.py scripts/zk_setup.py
+COPY scripts/zk_setup.py scripts/compile_contracts.py scripts/
+COPY contracts/src/interfaces/ contracts/src/interfaces/
 RUN for keys in circuits/keys/settle_batch_*; do \
       n=${keys##*_}; \
       python scripts/zk_setup.py --size "$n" --compile-only \
-        && test -f ".cache/zk/settle_batch_$n/settle_batch_${n}_js/settle_batch_$n.wasm" || exit 1; \
+        && test -n "$(ls .cache/zk/settle_batch_$n/*/witness)" || exit 1; \
     done \
- && find .cache/zk -mindepth 2 -maxdepth 2 -not -name '*_js' -exec rm -rf {} +
+ && find .cache/zk -name '*_cpp' -prune -exec rm -rf {} +
+
+# DEV keys for larger N (compose's zk-dev-keys job): `zk_setup.py --size N --arkworks-dev`
+# into $ZG_ZK_CACHE, a volume the prover and the deploy job mount. Never for real funds.
+FROM zk-build AS zk-keys
+CMD ["python", "scripts/zk_setup.py", "--size", "64", "--arkworks-dev", "--verifier-artifact"]
 
 # CPU prover: snarkjs under node, and arkworks (groth16py) when the backend setting asks for it.
 FROM node-runtime AS prover
 COPY --from=python-build-prover /opt/venv /opt/venv
 COPY --from=python-build-prover /app /app
 COPY --from=prover-js /app/node_modules/ /app/node_modules/
+RUN apt-get update && apt-get install -y --no-install-recommends libgmp10 \
+ && rm -rf /var/lib/apt/lists/* /var/cache/apt/*.bin
+# The compiled circuit is found by the fingerprint of its sources (zg_shared.zk.circuit).
+ENV ZG_ZK_CACHE=/app/.cache/zk
 COPY --from=zk-build /app/.cache/zk/ /app/.cache/zk/
-COPY circuits/keys/ /app/circuits/keys/
+COPY --from=npm-tools /app/node_modules/circomlib/package.json /app/node_modules/circomlib/
+COPY circuits/ /app/circuits/
 USER 10001:10001
 EXPOSE 9102
 CMD ["zg-prover"]
@@ -131,6 +147,9 @@ COPY --from=python-build /opt/venv /opt/venv
 COPY --from=python-build /app /app
 COPY --from=npm-tools /app/node_modules/@foundry-rs/anvil-linux-amd64/bin/anvil /usr/local/bin/anvil
 COPY deploy/compose/deploy_contracts.py deploy/compose/make_secrets.py /app/deploy/compose/
+# To find a size's DEV keys and verifier in the zk-dev-keys volume (zg_shared.zk.circuit).
+COPY --from=npm-tools /app/node_modules/circomlib/package.json /app/node_modules/circomlib/
+COPY circuits/ /app/circuits/
 RUN mkdir -p /var/lib/anvil && chown 10001:10001 /var/lib/anvil
 USER 10001:10001
 EXPOSE 8545
@@ -144,7 +163,7 @@ FROM ${CUDA_IMAGE} AS cuda-base
 ENV DEBIAN_FRONTEND=noninteractive PATH=/opt/venv/bin:$PATH PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1 PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
 RUN apt-get update \
- && apt-get install -y --no-install-recommends python3 python3-venv ca-certificates nodejs \
+ && apt-get install -y --no-install-recommends python3 python3-venv ca-certificates nodejs libgmp10 \
  && rm -rf /var/lib/apt/lists/* \
  && groupadd --system --gid 10001 zg \
  && useradd --system --uid 10001 --gid zg --home-dir /app --no-create-home \
@@ -170,8 +189,10 @@ ENV NVIDIA_VISIBLE_DEVICES=all NVIDIA_DRIVER_CAPABILITIES=compute,utility
 COPY --from=python-build-cuda /opt/venv /opt/venv
 COPY --from=python-build-cuda /app /app
 COPY --from=prover-js /app/node_modules/ /app/node_modules/
+ENV ZG_ZK_CACHE=/app/.cache/zk
 COPY --from=zk-build /app/.cache/zk/ /app/.cache/zk/
-COPY circuits/keys/ /app/circuits/keys/
+COPY --from=npm-tools /app/node_modules/circomlib/package.json /app/node_modules/circomlib/
+COPY circuits/ /app/circuits/
 USER 10001:10001
 EXPOSE 9102
 CMD ["zg-prover"]

@@ -29,7 +29,10 @@ from pathlib import Path
 from zg_shared.chain import devnet
 
 # Environment variables this job reads (the compose env-var test checks compose against them).
-ENV_VARS = ("ZG_DEPLOYER_PRIVATE_KEY", "ZG_PROVIDER_PRIVATE_KEY", "ZG_RECEIPT_SIGNER_ADDRESS")
+KEY_VARS = ("ZG_DEPLOYER_PRIVATE_KEY", "ZG_PROVIDER_PRIVATE_KEY", "ZG_RECEIPT_SIGNER_ADDRESS")
+# ZG_CIRCUIT_SIZES (JSON, default [64]): whose verifier to deploy; ZG_ZK_CACHE: where the
+# circuit and its DEV keys were made (the zk-dev-keys job's volume; zg_shared.zk.circuit).
+ENV_VARS = (*KEY_VARS, "ZG_CIRCUIT_SIZES", "ZG_ZK_CACHE")
 # Anvil's deployer (account 0) at nonce 1: the verifier is nonce 0, Serving nonce 1.
 EXPECTED_SERVING = "0xe7f1725E7734CE288F8367e1Bb143E90bb3F0512"
 
@@ -65,10 +68,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--expected-serving", default=EXPECTED_SERVING)
     parser.add_argument("--wait-s", type=float, default=60.0)
     args = parser.parse_args(argv)
-    deployer_key, provider_key, receipt_signer = (os.environ.get(name, "") for name in ENV_VARS)
+    deployer_key, provider_key, receipt_signer = (os.environ.get(name, "") for name in KEY_VARS)
     if not (deployer_key and provider_key and receipt_signer):
-        print(f"error: set {' and '.join(ENV_VARS)}", file=sys.stderr)
+        print(f"error: set {' and '.join(KEY_VARS)}", file=sys.stderr)
         return 2
+    sizes = [int(n) for n in json.loads(os.environ.get("ZG_CIRCUIT_SIZES") or "[64]")]
 
     wait_for_chain(args.rpc_url, args.wait_s)
     if rpc(args.rpc_url, "eth_getCode", [args.expected_serving, "latest"]) not in ("0x", "", None):
@@ -90,6 +94,7 @@ def main(argv: list[str] | None = None) -> int:
             str(args.lock_time),
             "--out",
             str(args.out),
+            *(a for n in sizes for a in ("--circuit-size", str(n))),
         ]
     )
     if code != 0:

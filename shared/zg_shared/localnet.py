@@ -32,13 +32,12 @@ from eth_account import Account as EthAccount
 from pydantic import BaseModel
 
 from zg_shared.chain.anvil import AnvilNode, DevAccount
-from zg_shared.chain.artifacts import ContractArtifact, load_artifact
 from zg_shared.chain.client import connect
 from zg_shared.chain.devnet import Deployment, deploy_network
 from zg_shared.localservers import PrivateServer, free_port
 from zg_shared.redisacl import ADMIN_USER, SERVICE_USERS, RedisCredentials
 from zg_shared.settings import SECRETS_DIR_ENV
-from zg_shared.zk.keys import ensure_dev_keys, find_keys
+from zg_shared.zk.keys import verifier_artifacts
 
 SERVICES = ("sample-backend", "gateway", "prover", "chain-indexer", "billing")
 # SettleBatch(64): single-party DEV keys made once per machine (~2 min of CPU, cached outside
@@ -243,7 +242,7 @@ class LocalNetwork:
         self.progress("starting anvil")
         self.anvil = AnvilNode(port=self.chain_port, accounts=20)
         await self.anvil.start()
-        verifiers = await asyncio.to_thread(self._verifier_artifacts)
+        verifiers = await asyncio.to_thread(verifier_artifacts, self.circuit_sizes, self.progress)
         self.progress(
             f"deploying the verifiers (N = {self.circuit_sizes_label}) and Serving, "
             "registering the demo service"
@@ -282,21 +281,6 @@ class LocalNetwork:
             )
         )
         return self.deployment
-
-    def _verifier_artifacts(self) -> dict[int, ContractArtifact]:
-        """The verifier of each circuit size's keys: the committed one, or the one made with
-        the DEV keys (made now where missing, once per machine)."""
-        found: dict[int, ContractArtifact] = {}
-        for n in self.circuit_sizes:
-            keys = find_keys(n)
-            if keys is not None and keys.origin == "committed":
-                found[n] = load_artifact(f"SettleBatchVerifier{n}")
-                continue
-            self.progress(f"SettleBatch({n}) DEV keys (single-party, made once on this machine)")
-            keys = ensure_dev_keys(n, verifier_artifact=True)
-            assert keys.verifier_sol is not None
-            found[n] = load_artifact(f"SettleBatchVerifier{n}", keys.verifier_sol.parent)
-        return found
 
     async def stop(self) -> None:
         for name in reversed(self.services):

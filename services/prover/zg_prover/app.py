@@ -55,6 +55,7 @@ def create_app(
         settings.circuit_sizes,
         keys_dir=settings.keys_dir,
         allow_dev=settings.allow_dev_keys,
+        cache=settings.zk_cache,
     )
     for pipeline in backend.pipelines.values():
         keys = pipeline.keys

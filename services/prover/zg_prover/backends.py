@@ -17,6 +17,7 @@ from pathlib import Path
 
 from zg_shared.zk import Groth16Proof
 from zg_shared.zk.arkworks import ArkworksStep, groth16py_available
+from zg_shared.zk.circuit import REPO_ROOT
 from zg_shared.zk.keys import KeyFormat, KeySet, find_keys
 from zg_shared.zk.models import ChunkInput
 from zg_shared.zk.pipeline import ProofStep, ProvingPipeline, Timings
@@ -135,16 +136,15 @@ def select_backend(
     root: Path | None = None,
     keys_dir: Path | None = None,
     allow_dev: bool = True,
+    cache: Path | None = None,
 ) -> Prover:
     """A prover for `kind` with keys for each size (ceremony keys in `keys_dir`, else the
     committed ones, else DEV keys cached on this machine when `allow_dev`), each checked
     against the compiled circuit."""
     found = []
     for n in sizes:
-        keys = (
-            find_keys(n, keys_dir=keys_dir, allow_dev=allow_dev)
-            if root is None
-            else find_keys(n, root=root, keys_dir=keys_dir, allow_dev=allow_dev)
+        keys = find_keys(
+            n, root=root or REPO_ROOT, cache=cache, keys_dir=keys_dir, allow_dev=allow_dev
         )
         if keys is None:
             raise FileNotFoundError(

@@ -31,6 +31,11 @@ class ProverSettings(ServiceSettings):
         description="A ceremony's keys (settle_batch_N/ folders from zk_setup.py --install "
         "--keys-dir); used before the committed and the DEV keys",
     )
+    zk_cache: Path | None = Field(
+        None,
+        description="Where compiled circuits and DEV keys are cached; default $ZG_ZK_CACHE, "
+        "else ~/.cache/zgserve/zk (zg_shared.zk.circuit)",
+    )
     dev_keys: bool | None = Field(
         None,
         description="Allow single-party DEV keys made on this machine; default: only in "

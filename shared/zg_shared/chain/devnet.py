@@ -38,6 +38,7 @@ from zg_shared.chain.client import (
 from zg_shared.chain.errors import ChainError
 from zg_shared.chain.models import Service, ServiceParams
 from zg_shared.chain.types import Web3Client
+from zg_shared.zk.keys import verifier_artifacts
 
 DEFAULT_LOCK_TIME = 24 * 3600
 # The Groth16 verifier of the committed SettleBatch(4) keys (scripts/zk_setup.py).
@@ -188,6 +189,7 @@ async def _run(args: argparse.Namespace) -> int:
                 response_signer,
                 lock_time=args.lock_time,
                 backend_url=args.backend_url,
+                verifiers=verifier_artifacts(args.circuit_size) if args.circuit_size else None,
             )
         except ChainError as exc:
             print(f"error: deployment failed: {exc}", file=sys.stderr)
@@ -232,6 +234,13 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument(
         "--out", type=Path, default=Path("var/deployment.json"), help="where to write"
+    )
+    parser.add_argument(
+        "--circuit-size",
+        type=int,
+        action="append",
+        help="deploy the verifier of SettleBatch(N)'s keys (committed, else DEV keys made once "
+        "on this machine); default: the committed N=4 one",
     )
     parser.add_argument("--json", action="store_true", help="print the deployment as JSON")
     parser.add_argument("--exit", action="store_true", help="stop after deploying")

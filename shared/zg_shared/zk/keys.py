@@ -17,10 +17,12 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+from zg_shared.chain.artifacts import ContractArtifact, load_artifact
 from zg_shared.zk.circuit import REPO_ROOT, CircuitBuild
 
 KeyFormat = Literal["zkey", "groth16py"]
@@ -191,3 +193,22 @@ def ensure_keys(n: int, root: Path = REPO_ROOT) -> KeySet:
 
 def _artifact(keys: KeySet) -> bool:
     return keys.verifier_sol is not None and keys.verifier_sol.with_suffix(".json").is_file()
+
+
+def verifier_artifacts(
+    sizes: Iterable[int], progress: Callable[[str], None] | None = None
+) -> dict[int, ContractArtifact]:
+    """The compiled verifier of each size's keys, to deploy beside Serving: the committed one,
+    or the one made with the DEV keys (made now where missing: once per machine)."""
+    found: dict[int, ContractArtifact] = {}
+    for n in sizes:
+        keys = find_keys(n)
+        if keys is not None and keys.origin == "committed":
+            found[n] = load_artifact(f"SettleBatchVerifier{n}")
+            continue
+        if progress is not None:
+            progress(f"SettleBatch({n}): {DEV_WARNING}; made once, then reused")
+        keys = ensure_dev_keys(n, verifier_artifact=True)
+        assert keys.verifier_sol is not None
+        found[n] = load_artifact(f"SettleBatchVerifier{n}", keys.verifier_sol.parent)
+    return found

@@ -27,6 +27,7 @@ from tests.unit.deploy.common import (
     settings_class,
 )
 from tests.unit.deploy.compose import environment, load_compose
+from zg_shared.zk.circuit import CACHE_ENV
 
 # A placeholder for Secret values: not one of anvil's public keys, so production accepts it.
 SECRET_PLACEHOLDER = "0x" + "11" * 32
@@ -34,11 +35,14 @@ DEPLOY_JOB = "deploy-contracts"
 SECRETS_JOB = "secrets-init"
 SECRETS_JOB_SCRIPT = DEPLOY_JOB_SCRIPT.with_name("make_secrets.py")
 SECRETS_DIR = "/run/secrets"
+ZK_KEYS_JOB = "zk-dev-keys"  # scripts/zk_setup.py reads only where its cache is
 
 
 def allowed_env(container: str) -> set[str]:
     if container in {DEPLOY_JOB, "deploy"}:
         return set(load_script(DEPLOY_JOB_SCRIPT).ENV_VARS)
+    if container == ZK_KEYS_JOB:
+        return {CACHE_ENV}
     if container == SECRETS_JOB:
         return set(load_script(SECRETS_JOB_SCRIPT).ENV_VARS)
     cls = settings_class(container)
