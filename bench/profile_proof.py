@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Where the time of one SettleBatch(N) proof goes: key loading, witness, MSMs, FFTs.
 
     .venv/bin/python bench/profile_proof.py --size 64 [--threads 1 2]

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Does settlement keep up? The whole network at a fixed request rate for a fixed time.
 
     .venv/bin/python bench/soak.py [--minutes 10] [--rate 2] [--users 4] [--json]

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Production keys for SettleBatch(N): a multi-party Groth16 phase 2 over a public phase 1.
 
     # coordinator: the operator's prepared powers of tau, checked against its published hash

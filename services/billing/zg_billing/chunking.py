@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Which circuit sizes carry an account's due requests: the rule in docs/billing.md.
 
 A settlement pays gas per chunk, whatever its size N: ~234k per extra chunk in a `settleFees`

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Where a compiled SettleBatch(N) lives: a cache outside the repository, one folder per circuit
 version, so that every clone and CI run on a machine share one compile (and the DEV keys made
 for it) and two versions of the circuit never overwrite each other's files.

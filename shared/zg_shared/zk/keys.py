@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """SettleBatch(N) key sets and where they come from.
 
 - **ceremony**: an operator's folder (`<dir>/settle_batch_N/`, written by

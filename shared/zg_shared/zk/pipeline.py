@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The one proving pipeline: size check, artifacts, witness, prove, public-signal check, local
 verification, timings. What differs between backends is only the proving step (and how it
 verifies), passed in as a `ProofStep`; the witness generator is the fastest one built.

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Witness generation for SettleBatch(N): circom's native (C++) generator where it was built,
 else its wasm under node (snarkjs `wtns calculate`). Both write the same .wtns, byte for byte
 (tested); the native one is ~10x faster (N=4: 0.03 s of CPU against 0.41 s).

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The production key path end to end at N=4 (scripts/ceremony.py): an operator's phase-1 ptau
 checked by its hash, two contributors, a beacon, `zkey verify`, the export into a keys folder,
 `zk_setup.py --check` on it, and a proof with the installed keys that verifies.

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Billing's choice of circuit sizes per account (docs/billing.md, "Circuit size")."""
 
 from __future__ import annotations
