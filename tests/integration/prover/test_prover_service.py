@@ -214,6 +214,7 @@ async def test_two_provers_prove_one_settlements_chunks_in_parallel(
                 http_port=0,
                 circuit_sizes=[4],
                 log_json=False,
+                chain_id=31337,
                 instance_id=name,
             )
         )
