@@ -5,7 +5,8 @@ settlement lag (p50, p99) and gas per settled request at the batch sizes billing
     .venv/bin/python bench/pipeline.py [--users 4] [--requests 400] [--concurrency 16] [--json]
 
 Everything runs on this machine as separate processes (zg_shared.localnet): NATS, Redis,
-anvil, the sample backend, the gateway, the prover (N=4 keys), the chain indexer and billing.
+anvil, the sample backend, the gateway, the prover (the default N=64 DEV keys; `--circuit-size
+4` for the committed ones), the chain indexer and billing.
 Load: `--requests` paid chat requests from `--users` users, `--concurrency` at a time. Billing
 runs its default policy except a 1 wei threshold (settle as soon as there is anything), so the
 lag measured is the pipeline's own: seal, prove, submit, confirm. On 2 cores the prover shares
@@ -33,7 +34,7 @@ from eth_account import Account as EthAccount
 from zg_shared.chain import ServingClient, connect
 from zg_shared.crypto import generate_private_key, prv2pub, sign_request
 from zg_shared.events import RequestServedV1, SettlementConfirmedV1
-from zg_shared.localnet import LocalNetwork
+from zg_shared.localnet import DEFAULT_CIRCUIT_SIZES, LocalNetwork
 
 WORDS = "please settle these four words"
 DEPOSIT = 10**18
@@ -89,6 +90,7 @@ async def run(args: argparse.Namespace) -> Result:
             Path(tmp),
             overrides={"BILLING_THRESHOLD_FEE_WEI": "1", "BILLING_TICK_S": "0.5"},
             progress=log,
+            circuit_sizes=args.circuit_size,
         )
         deployment = await net.start()
         try:
@@ -222,6 +224,9 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=400)
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--timeout", type=float, default=900.0, help="give up after (s)")
+    parser.add_argument(
+        "--circuit-size", type=int, nargs="+", default=list(DEFAULT_CIRCUIT_SIZES), metavar="N"
+    )
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
     args = parser.parse_args()
     result = asyncio.run(run(args))
