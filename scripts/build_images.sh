@@ -20,7 +20,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-TARGETS=(gateway billing prover chain-indexer sample-backend devnet)
+TARGETS=(gateway billing prover chain-indexer sample-backend devnet zk-keys)
 TAG=${ZG_IMAGE_TAG:-dev}
 BASES=${ZG_BASES:-auto}
 MINBASE=localhost/zgserve-base/debian:bookworm-minbase

@@ -20,7 +20,15 @@ DOCKERFILE_STAGES = set(
 
 
 def test_the_script_builds_every_image_target() -> None:
-    assert {"gateway", "billing", "prover", "chain-indexer", "sample-backend", "devnet"} == TARGETS
+    assert {
+        "gateway",
+        "billing",
+        "prover",
+        "chain-indexer",
+        "sample-backend",
+        "devnet",
+        "zk-keys",
+    } == TARGETS
     assert TARGETS <= DOCKERFILE_STAGES
     assert TAG == "dev"
 
