@@ -7,6 +7,8 @@ build on `zg_shared.settings.ServiceSettings`: it knows nothing of NATS, Redis o
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -24,6 +26,12 @@ class BackendSettings(BaseSettings):
     reply_words: int | None = Field(
         None, ge=1, description="Fixed reply length in words; None: template plus echoed words"
     )
+    piece_chars: int | None = Field(
+        None,
+        ge=1,
+        description="Tokens are pieces of at most this many characters (so a word spans several "
+        "stream chunks, as with a subword tokenizer); None: one token per word",
+    )
     # Latency knobs: benchmarks use them to look like a real model.
     first_token_latency_ms: float = Field(0.0, ge=0, description="Delay before the first token")
     token_latency_ms: float = Field(0.0, ge=0, description="Delay per generated token")
@@ -33,4 +41,33 @@ class BackendSettings(BaseSettings):
     )
     status_override: int | None = Field(
         None, ge=400, le=599, description="Answer every /v1/ request with this error status"
+    )
+    # Behaviours of real engines that a gateway must survive (docs/gateway.md, "Real engines").
+    stream_usage: bool = Field(
+        True,
+        description="False: streams never carry `usage`, whatever `stream_options.include_usage` "
+        "asks (llama-cpp-python's server)",
+    )
+    honoured_bounds: Literal["both", "max_tokens", "none"] = Field(
+        "both",
+        description="Which output bounds it obeys: max_tokens and max_completion_tokens; only "
+        "max_tokens (llama-cpp-python's chat ignores the newer name); none (an overrunning engine)",
+    )
+    early_done_after_chunks: int | None = Field(
+        None,
+        ge=0,
+        description="Streams: send `data: [DONE]` after this many events, with no finish_reason "
+        "(llama-cpp-python's `interrupt_requests` under concurrent requests)",
+    )
+    error_after_chunks: int | None = Field(
+        None,
+        ge=0,
+        description="Streams: fail after this many events, the way llama-cpp-python's server "
+        "fails inside its event stream",
+    )
+    drop_kept_alive: Literal["never", "after_failed_stream", "always"] = Field(
+        "never",
+        description="Drop, unanswered, a request that arrives on a kept-alive connection: "
+        "one that served a failed stream, or any (a server closing idle connections as they "
+        "are reused)",
     )

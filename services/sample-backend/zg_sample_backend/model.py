@@ -8,7 +8,6 @@ import base64
 import hashlib
 import math
 import struct
-from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Literal
 
@@ -30,24 +29,35 @@ def request_id(prefix: str, body: bytes) -> str:
 
 @dataclass(frozen=True)
 class Generation:
-    words: tuple[str, ...]
+    """The generated tokens in order (their concatenation is the text) and why it stopped."""
+
+    pieces: tuple[str, ...]
     finish_reason: FinishReason
 
     @property
     def text(self) -> str:
-        return " ".join(self.words)
+        return "".join(self.pieces)
 
-    def deltas(self) -> Iterator[str]:
-        """One piece per word; their concatenation is `text`."""
-        for i, word in enumerate(self.words):
-            yield word if i == 0 else f" {word}"
+    @property
+    def tokens(self) -> int:
+        return len(self.pieces)
+
+
+def tokenize(words: tuple[str, ...], piece_chars: int | None = None) -> tuple[str, ...]:
+    """One token per word (with its leading space), or, with `piece_chars`, pieces of at most
+    that many characters, as a subword tokenizer splits words (a word then spans chunks)."""
+    deltas = [word if i == 0 else f" {word}" for i, word in enumerate(words)]
+    if piece_chars is None:
+        return tuple(deltas)
+    return tuple(d[at : at + piece_chars] for d in deltas for at in range(0, len(d), piece_chars))
 
 
 def natural_reply(prompt: str, reply_words: int | None = None) -> tuple[str, ...]:
     """A template naming the prompt's hash, then the prompt's words echoed back.
 
     With `reply_words` the same words cycle to exactly that length, for fixed-size benchmarks.
-    No word contains whitespace, so the reply's word count is its token count.
+    No word contains whitespace, so the reply's word count is its token count (unless the
+    `piece_chars` knob splits words into several tokens).
     """
     digest = hashlib.sha256(prompt.encode()).hexdigest()[:8]
     words = ["Sample", "reply", f"{digest}:", *prompt.split()[:ECHO_LIMIT]]
@@ -56,11 +66,16 @@ def natural_reply(prompt: str, reply_words: int | None = None) -> tuple[str, ...
     return tuple(words[i % len(words)] for i in range(reply_words))
 
 
-def generate(prompt: str, max_tokens: int | None, reply_words: int | None = None) -> Generation:
-    words = natural_reply(prompt, reply_words)
-    if max_tokens is not None and len(words) > max_tokens:
-        return Generation(words[:max_tokens], "length")
-    return Generation(words, "stop")
+def generate(
+    prompt: str,
+    max_tokens: int | None,
+    reply_words: int | None = None,
+    piece_chars: int | None = None,
+) -> Generation:
+    pieces = tokenize(natural_reply(prompt, reply_words), piece_chars)
+    if max_tokens is not None and len(pieces) > max_tokens:
+        return Generation(pieces[:max_tokens], "length")
+    return Generation(pieces, "stop")
 
 
 def embed(text: str, dim: int) -> list[float]:

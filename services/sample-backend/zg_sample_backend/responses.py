@@ -49,12 +49,12 @@ def chat_completion(meta: Meta, generation: Generation, prompt_tokens: int) -> C
                 finish_reason=generation.finish_reason,
             )
         ],
-        usage=Usage.of(prompt_tokens, len(generation.words)),
+        usage=Usage.of(prompt_tokens, generation.tokens),
     )
 
 
 def chat_events(meta: Meta, generation: Generation, prompt_tokens: int) -> Iterator[Event]:
-    """A role chunk, one chunk per word, a finishing chunk, then the usage chunk if asked."""
+    """A role chunk, one chunk per token, a finishing chunk, then the usage chunk if asked."""
 
     def chunk(delta: Delta, finish: Generation | None = None) -> ChatCompletionChunk:
         choice = ChunkChoice(
@@ -65,11 +65,11 @@ def chat_events(meta: Meta, generation: Generation, prompt_tokens: int) -> Itera
         )
 
     yield _chunk_event(chunk(Delta(role="assistant", content="")), meta)
-    for piece in generation.deltas():
+    for piece in generation.pieces:
         yield _chunk_event(chunk(Delta(content=piece)), meta, tokens=1)
     yield _chunk_event(chunk(Delta(), generation), meta)
     if meta.include_usage:
-        usage = Usage.of(prompt_tokens, len(generation.words))
+        usage = Usage.of(prompt_tokens, generation.tokens)
         final = ChatCompletionChunk(
             id=meta.id, created=meta.created, model=meta.model, choices=[], usage=usage
         )
@@ -81,7 +81,7 @@ def completion(meta: Meta, generations: list[Generation], prompt_tokens: int) ->
         CompletionChoice(text=g.text, index=i, finish_reason=g.finish_reason)
         for i, g in enumerate(generations)
     ]
-    completion_tokens = sum(len(g.words) for g in generations)
+    completion_tokens = sum(g.tokens for g in generations)
     return Completion(
         id=meta.id,
         created=meta.created,
@@ -94,7 +94,7 @@ def completion(meta: Meta, generations: list[Generation], prompt_tokens: int) ->
 def completion_events(
     meta: Meta, generations: list[Generation], prompt_tokens: int
 ) -> Iterator[Event]:
-    """Per prompt in turn: one chunk per word, then one finishing chunk; usage last if asked."""
+    """Per prompt in turn: one chunk per token, then one finishing chunk; usage last if asked."""
 
     def chunk(choices: list[CompletionChoice], usage: Usage | None = None) -> Completion:
         return Completion(
@@ -102,11 +102,11 @@ def completion_events(
         )
 
     for index, generation in enumerate(generations):
-        for piece in generation.deltas():
+        for piece in generation.pieces:
             choice = CompletionChoice(text=piece, index=index, finish_reason=None)
             yield _chunk_event(chunk([choice]), meta, tokens=1)
         finish = CompletionChoice(text="", index=index, finish_reason=generation.finish_reason)
         yield _chunk_event(chunk([finish]), meta)
     if meta.include_usage:
-        completion_tokens = sum(len(g.words) for g in generations)
+        completion_tokens = sum(g.tokens for g in generations)
         yield Event(chunk([], Usage.of(prompt_tokens, completion_tokens)).model_dump_json())

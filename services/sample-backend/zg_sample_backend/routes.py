@@ -52,8 +52,23 @@ def _meta(
     settings: BackendSettings, prefix: str, body: bytes, include_usage: bool
 ) -> responses.Meta:
     return responses.Meta(
-        request_id(prefix, body), _created(settings), settings.model, include_usage
+        request_id(prefix, body),
+        _created(settings),
+        settings.model,
+        include_usage and settings.stream_usage,
     )
+
+
+def _token_limit(
+    settings: BackendSettings, max_tokens: int | None, newer: int | None
+) -> int | None:
+    """The output bound this engine obeys: OpenAI's newer `max_completion_tokens` wins over
+    `max_tokens`, unless the `honoured_bounds` knob makes it ignore one or both."""
+    if settings.honoured_bounds == "none":
+        return None
+    if settings.honoured_bounds == "max_tokens":
+        return max_tokens
+    return newer or max_tokens
 
 
 def _json(model: BaseModel) -> web.Response:
@@ -65,12 +80,13 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
     body = await request.read()
     req = parse_body(ChatCompletionRequest, body)
     prompt_tokens = sum(count_words(m.text) for m in req.messages)
-    generation = generate(req.last_user_text, req.token_limit, settings.reply_words)
+    limit = _token_limit(settings, req.max_tokens, req.max_completion_tokens)
+    generation = generate(req.last_user_text, limit, settings.reply_words, settings.piece_chars)
     meta = _meta(settings, "chatcmpl", body, req.include_usage)
     if req.stream:
         events = responses.chat_events(meta, generation, prompt_tokens)
         return await stream_events(request, events, settings)
-    await Pacer(settings).tokens(len(generation.words))
+    await Pacer(settings).tokens(generation.tokens)
     return _json(responses.chat_completion(meta, generation, prompt_tokens))
 
 
@@ -79,12 +95,15 @@ async def completions(request: web.Request) -> web.StreamResponse:
     body = await request.read()
     req = parse_body(CompletionRequest, body)
     prompt_tokens = sum(count_words(p) for p in req.prompts)
-    generations = [generate(p, req.max_tokens, settings.reply_words) for p in req.prompts]
+    limit = _token_limit(settings, req.max_tokens, None)
+    generations = [
+        generate(p, limit, settings.reply_words, settings.piece_chars) for p in req.prompts
+    ]
     meta = _meta(settings, "cmpl", body, req.include_usage)
     if req.stream:
         events = responses.completion_events(meta, generations, prompt_tokens)
         return await stream_events(request, events, settings)
-    await Pacer(settings).tokens(sum(len(g.words) for g in generations))
+    await Pacer(settings).tokens(sum(g.tokens for g in generations))
     return _json(responses.completion(meta, generations, prompt_tokens))
 
 

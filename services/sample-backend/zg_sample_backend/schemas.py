@@ -59,11 +59,6 @@ class ChatCompletionRequest(_GenerationRequest):
     max_completion_tokens: int | None = Field(None, ge=1)
 
     @property
-    def token_limit(self) -> int | None:
-        # OpenAI's newer name wins over the deprecated one, as in its API.
-        return self.max_completion_tokens or self.max_tokens
-
-    @property
     def last_user_text(self) -> str:
         users = [m for m in self.messages if m.role == "user"]
         return (users[-1] if users else self.messages[-1]).text

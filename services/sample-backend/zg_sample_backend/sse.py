@@ -10,8 +10,15 @@ from dataclasses import dataclass
 from aiohttp import web
 
 from zg_sample_backend.config import BackendSettings
+from zg_sample_backend.connections import KEPT_ALIVE
+from zg_sample_backend.schemas import ErrorBody, ErrorResponse
 
 DONE = "[DONE]"
+STREAM_ERROR = ErrorResponse(
+    error=ErrorBody(
+        message="Injected failure inside the stream", type="server_error", code="stream_failed"
+    )
+).model_dump_json()
 
 
 @dataclass(frozen=True)
@@ -55,6 +62,20 @@ async def stream_events(
                 if request.transport is not None:
                     request.transport.close()
                 return response
+            if settings.error_after_chunks is not None and sent >= settings.error_after_chunks:
+                # Like an engine failing inside its stream (vLLM's shape): an error event, then
+                # the stream ends as if finished.
+                await response.write(f"data: {STREAM_ERROR}\n\n".encode())
+                await response.write(f"data: {DONE}\n\n".encode())
+                request.app[KEPT_ALIVE].failed(request)
+                break
+            if (
+                settings.early_done_after_chunks is not None
+                and sent >= settings.early_done_after_chunks
+            ):
+                # Like llama-cpp-python's `interrupt_requests`: [DONE] with no finish_reason.
+                await response.write(f"data: {DONE}\n\n".encode())
+                break
             await pacer.tokens(event.tokens)
             await response.write(f"data: {event.data}\n\n".encode())
         await response.write_eof()

@@ -46,8 +46,8 @@ def test_reply_words_fixes_the_length() -> None:
 )
 def test_max_tokens_cuts_the_reply(limit: int | None, reason: str, length: int) -> None:
     generation = generate("a b", limit)
-    assert (generation.finish_reason, len(generation.words)) == (reason, length)
-    assert "".join(generation.deltas()) == generation.text
+    assert (generation.finish_reason, generation.tokens) == (reason, length)
+    assert "".join(generation.pieces) == generation.text
     assert count_words(generation.text) == length
 
 
@@ -63,3 +63,13 @@ def test_embeddings_are_deterministic_unit_vectors() -> None:
 def test_ids_follow_the_body() -> None:
     assert request_id("cmpl", b"{}") == request_id("cmpl", b"{}")
     assert request_id("cmpl", b"{}") != request_id("cmpl", b"{ }")
+
+
+def test_piece_chars_splits_words_into_tokens_that_join_back() -> None:
+    whole = generate("hello there", None)
+    pieces = generate("hello there", None, piece_chars=3)
+    assert pieces.text == whole.text
+    assert all(1 <= len(p) <= 3 for p in pieces.pieces)
+    assert pieces.tokens > whole.tokens
+    cut = generate("hello there", 4, piece_chars=3)
+    assert (cut.pieces, cut.finish_reason) == (pieces.pieces[:4], "length")
