@@ -74,6 +74,9 @@ if [ -n "$missing_native" ]; then
   fi
 fi
 
+# Optional, outside the lock: llama-cpp-python for the real-engine tests.
+scripts/setup_llama.sh
+
 # npm ci starts from an empty node_modules (~30 s): only when package-lock.json changed.
 npm_stamp=node_modules/.zg-installed
 npm_inputs=$(sha256sum <package-lock.json)
