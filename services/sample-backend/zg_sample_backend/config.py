@@ -60,10 +60,12 @@ class BackendSettings(BaseSettings):
         "(llama-cpp-python's `interrupt_requests` under concurrent requests)",
     )
     error_after_chunks: int | None = Field(
-        None,
-        ge=0,
-        description="Streams: fail after this many events, the way llama-cpp-python's server "
-        "fails inside its event stream",
+        None, ge=0, description="Streams: fail after this many events, as `stream_error` says"
+    )
+    stream_error: Literal["event", "end"] = Field(
+        "event",
+        description="How a stream fails: `event`, an error event then [DONE] (vLLM); `end`, the "
+        "body just ends, with no [DONE] (llama-cpp-python's server)",
     )
     drop_kept_alive: Literal["never", "after_failed_stream", "always"] = Field(
         "never",

@@ -63,10 +63,11 @@ async def stream_events(
                     request.transport.close()
                 return response
             if settings.error_after_chunks is not None and sent >= settings.error_after_chunks:
-                # Like an engine failing inside its stream (vLLM's shape): an error event, then
-                # the stream ends as if finished.
-                await response.write(f"data: {STREAM_ERROR}\n\n".encode())
-                await response.write(f"data: {DONE}\n\n".encode())
+                # Like an engine failing inside its stream: vLLM sends an error event and ends
+                # as if finished; llama-cpp-python's server just ends the body.
+                if settings.stream_error == "event":
+                    await response.write(f"data: {STREAM_ERROR}\n\n".encode())
+                    await response.write(f"data: {DONE}\n\n".encode())
                 request.app[KEPT_ALIVE].failed(request)
                 break
             if (

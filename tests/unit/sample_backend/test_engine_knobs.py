@@ -88,6 +88,11 @@ async def test_error_after_chunks_sends_an_error_event_then_done(
     assert payloads[-1] == "[DONE]"
 
 
+async def test_error_after_chunks_can_just_end_the_body(start_backend: StartBackend) -> None:
+    client = await start_backend(error_after_chunks=0, stream_error="end")
+    assert await post(client, STREAM) == ""
+
+
 async def test_drop_kept_alive_after_a_failed_stream(start_backend: StartBackend) -> None:
     client = await start_backend(error_after_chunks=1, drop_kept_alive="after_failed_stream")
     await post(client, CHAT)
