@@ -9,7 +9,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from zg_shared.metering import count_output_units
+from zg_shared.replies import Generated
 
 RECEIPT_COMMENT = b": zg-receipt "
 
@@ -43,14 +43,11 @@ class Reply:
     """What a response says it generated."""
 
     usage: dict[str, Any] | None
-    texts: list[str]  # the text the counting rule reads (content, completion text)
+    # Output units by the rule the gateway meters with (`zg_shared.replies`): the backend's
+    # `usage.completion_tokens`, else words of each choice's text, joined across the stream.
+    units: int
     generated_bytes: int  # UTF-8 bytes of everything generated: text, reasoning, tool calls
     choices: int
-
-    @property
-    def units(self) -> int:
-        """Output units by the shared rule: `usage.completion_tokens`, else words."""
-        return count_output_units(self.usage, self.texts)
 
 
 # Fields of a message (or a stream's delta) that hold generated text besides `content`.
@@ -76,7 +73,6 @@ def _generated(part: dict[str, Any]) -> list[str]:
 class _Collector:
     def __init__(self) -> None:
         self.usage: dict[str, Any] | None = None
-        self.texts: list[str] = []
         self.generated = 0
         self.indices: set[object] = set()
 
@@ -95,24 +91,24 @@ class _Collector:
             strings: list[str] = []
             if isinstance(part, dict):
                 strings = _generated(part)
-                if isinstance(part.get("content"), str):
-                    self.texts.append(part["content"])
             if isinstance(choice.get("text"), str):
-                self.texts.append(choice["text"])
                 strings.append(choice["text"])
             self.generated += sum(len(s.encode()) for s in strings)
 
-    def reply(self) -> Reply:
-        return Reply(self.usage, self.texts, self.generated, max(1, len(self.indices)))
+    def reply(self, units: int) -> Reply:
+        return Reply(self.usage, units, self.generated, max(1, len(self.indices)))
 
 
 def read_reply(body: bytes, streamed: bool) -> Reply:
     """The usage and generated text of a plain JSON reply or of an SSE stream's events."""
     collector = _Collector()
     if not streamed:
+        payload = None
         with contextlib.suppress(ValueError):
-            collector.event(json.loads(body), "message")
-        return collector.reply()
+            payload = json.loads(body)
+        collector.event(payload, "message")
+        units = Generated.of_reply(payload).units if isinstance(payload, dict) else 0
+        return collector.reply(units)
     for line in body.split(b"\n"):
         line = line.strip()
         if not line.startswith(b"data:") or line[5:].strip() == b"[DONE]":
@@ -121,9 +117,9 @@ def read_reply(body: bytes, streamed: bool) -> Reply:
             collector.event(json.loads(line[5:]), "delta")
         except ValueError:
             continue
-    return collector.reply()
+    return collector.reply(Generated.of_stream(body).units)
 
 
 def output_units(body: bytes, streamed: bool) -> int:
-    """Output units by the shared rule: the backend's `usage.completion_tokens`, else words."""
+    """Output units by the shared rule (`Reply.units`)."""
     return read_reply(body, streamed).units

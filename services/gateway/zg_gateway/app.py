@@ -10,7 +10,6 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator
 
-import aiohttp
 import nats
 from aiohttp import web
 from eth_account import Account as EthAccount
@@ -18,11 +17,12 @@ from nats.aio.client import Client as NatsClient
 from redis.asyncio import BlockingConnectionPool, Redis
 
 from zg_gateway.config import GatewaySettings
-from zg_gateway.keys import HTTP_SESSION, METRICS, OUTBOX, SERVICE
+from zg_gateway.keys import BACKEND, METRICS, OUTBOX, SERVICE
 from zg_gateway.marketplace import marketplace_routes
 from zg_gateway.metrics import GatewayMetrics
 from zg_gateway.middlewares import error_middleware, tracing_middleware
 from zg_gateway.outbox import OutboxDrainer
+from zg_gateway.proxy import BackendClient
 from zg_gateway.routes import routes
 from zg_gateway.service import GatewayService
 from zg_shared.bus import ensure_streams
@@ -86,9 +86,7 @@ def create_app(settings: GatewaySettings, *, telemetry: Telemetry | None = None)
         client = await nats.connect(settings.nats_url, name=SERVICE_NAME)
         connection.append(client)
         outbox.js = client.jetstream()
-        app[HTTP_SESSION] = aiohttp.ClientSession(
-            connector=aiohttp.TCPConnector(limit=0, ttl_dns_cache=300)
-        )
+        app[BACKEND] = BackendClient()
         stop = asyncio.Event()
         background = [asyncio.create_task(outbox.run(stop), name="outbox")]
         if settings.worker_index == 0:  # one sweeper is enough
@@ -104,7 +102,7 @@ def create_app(settings: GatewaySettings, *, telemetry: Telemetry | None = None)
         with contextlib.suppress(Exception):
             await app[OUTBOX].drain_once()
             await app[OUTBOX].flush()
-        await app[HTTP_SESSION].close()
+        await app[BACKEND].close()
         await client.close()
         await redis.aclose(close_connection_pool=True)  # built from a pool: not closed by default
         if w3 is not None:

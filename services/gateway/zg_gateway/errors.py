@@ -9,7 +9,8 @@ GatewayError                 status, code, message
  ├── NonceConflict      409  nonce reused or at/below the sealed nonce
  ├── TooLarge           413
  ├── RateLimited        429
- └── BackendFailed      502
+ ├── BackendFailed      502  the backend failed, or could not be reached
+ └── BackendBusy        503  the backend answered 429 or 503
 """
 
 from __future__ import annotations
@@ -80,4 +81,9 @@ class RateLimited(GatewayError):
 
 class BackendFailed(GatewayError):
     status = 502
+    error_type = "server_error"
+
+
+class BackendBusy(GatewayError):
+    status = 503
     error_type = "server_error"

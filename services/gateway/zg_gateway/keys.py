@@ -3,14 +3,14 @@
 
 from __future__ import annotations
 
-import aiohttp
 from aiohttp import web
 
 from zg_gateway.metrics import GatewayMetrics
 from zg_gateway.outbox import OutboxDrainer
+from zg_gateway.proxy import BackendClient
 from zg_gateway.service import GatewayService
 
 SERVICE = web.AppKey("service", GatewayService)
 METRICS = web.AppKey("metrics", GatewayMetrics)
-HTTP_SESSION = web.AppKey("http_session", aiohttp.ClientSession)
+BACKEND = web.AppKey("backend", BackendClient)
 OUTBOX = web.AppKey("outbox", OutboxDrainer)

@@ -1,17 +1,22 @@
 # SPDX-License-Identifier: Apache-2.0
-"""Talking to the AI backend: one JSON call, or an SSE stream relayed chunk by chunk while the
-generated text and the usage chunk are read off it."""
+"""Talking to the AI backend: one JSON call, or an SSE stream relayed event by event while what
+it generated is read off it (`zg_shared.replies`), cut at the reserved output if the backend
+overruns, and ended with an error event the user's OpenAI client raises on when the backend
+broke it off."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import json
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import aiohttp
 from aiohttp import web
+
+from zg_shared.replies import Generated, SseSplitter, parse_event
 
 # Hop-by-hop and payment headers never go to the backend.
 DROP_REQUEST_HEADERS = frozenset(
@@ -51,94 +56,162 @@ class BackendReply:
         return data if isinstance(data, dict) else None
 
 
-def generated_texts(reply: dict[str, Any]) -> list[str]:
-    """The text a (non-streamed) completion generated, for counting when usage is absent."""
-    texts = []
-    for choice in reply.get("choices") or []:
-        if not isinstance(choice, dict):
-            continue
-        message = choice.get("message")
-        if isinstance(message, dict) and isinstance(message.get("content"), str):
-            texts.append(message["content"])
-        if isinstance(choice.get("text"), str):
-            texts.append(choice["text"])
-    return texts
+def _unavailable(exc: BaseException) -> BackendUnavailable:
+    return BackendUnavailable(f"{type(exc).__name__}: {exc}")
+
+
+class BackendClient:
+    """HTTP towards the AI backends: a pooled session, and a second one that opens a new
+    connection for every request, for the one retry of a request that failed before the
+    backend answered anything.
+
+    That failure is what a kept-alive connection looks like when the backend closed it just as
+    the pool handed it out (llama-cpp-python's server closes it after a failed stream; any server
+    at its idle timeout). The retry cannot charge the user twice: a request is booked once,
+    whatever the backend did; at worst the backend computed a reply nobody read.
+    """
+
+    def __init__(self) -> None:
+        self.pooled = aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(limit=0, ttl_dns_cache=300)
+        )
+        self.fresh = aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(limit=0, force_close=True)
+        )
+
+    async def post(
+        self, url: str, body: bytes, headers: dict[str, str], timeout_s: float
+    ) -> aiohttp.ClientResponse:
+        """The backend's response, its status and headers read; raises BackendUnavailable."""
+        timeout = aiohttp.ClientTimeout(total=timeout_s)
+        try:
+            return await self.pooled.post(url, data=body, headers=headers, timeout=timeout)
+        except aiohttp.ClientConnectorError as exc:  # nothing listens there: no retry helps
+            raise _unavailable(exc) from exc
+        except (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError):
+            pass  # dropped before any answer: once more, on a new connection
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            raise _unavailable(exc) from exc
+        try:
+            return await self.fresh.post(url, data=body, headers=headers, timeout=timeout)
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            raise _unavailable(exc) from exc
+
+    async def close(self) -> None:
+        await self.pooled.close()
+        await self.fresh.close()
 
 
 async def call_backend(
-    session: aiohttp.ClientSession, url: str, body: bytes, headers: dict[str, str], timeout_s: float
+    client: BackendClient, url: str, body: bytes, headers: dict[str, str], timeout_s: float
 ) -> BackendReply:
-    try:
-        async with session.post(
-            url, data=body, headers=headers, timeout=aiohttp.ClientTimeout(total=timeout_s)
-        ) as resp:
-            payload = await resp.read()
-            return BackendReply(
-                resp.status, payload, resp.headers.get("Content-Type", "application/json")
-            )
-    except (aiohttp.ClientError, TimeoutError) as exc:
-        raise BackendUnavailable(f"{type(exc).__name__}: {exc}") from exc
-
-
-@dataclass
-class SseReader:
-    """Follows an OpenAI SSE stream: the generated text, the final usage, and [DONE]."""
-
-    texts: list[str] = field(default_factory=list)
-    usage: dict[str, Any] | None = None
-    done: bool = False
-    _buffer: bytes = b""
-
-    def feed(self, chunk: bytes) -> None:
-        self._buffer += chunk
-        while b"\n" in self._buffer:
-            line, self._buffer = self._buffer.split(b"\n", 1)
-            self._line(line.strip())
-
-    def _line(self, line: bytes) -> None:
-        if not line.startswith(b"data:"):
-            return
-        data = line[5:].strip()
-        if data == b"[DONE]":
-            self.done = True
-            return
+    response = await client.post(url, body, headers, timeout_s)
+    async with response:
         try:
-            event = json.loads(data)
-        except ValueError:
-            return
-        if not isinstance(event, dict):
-            return
-        if isinstance(event.get("usage"), dict):
-            self.usage = event["usage"]
-        for choice in event.get("choices") or []:
-            if not isinstance(choice, dict):
-                continue
-            delta = choice.get("delta")
-            if isinstance(delta, dict) and isinstance(delta.get("content"), str):
-                self.texts.append(delta["content"])
-            if isinstance(choice.get("text"), str):
-                self.texts.append(choice["text"])
+            payload = await response.read()
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            raise _unavailable(exc) from exc
+        return BackendReply(
+            response.status, payload, response.headers.get("Content-Type", "application/json")
+        )
+
+
+Outcome = Literal["completed", "cut", "client_disconnected", "broken"]
 
 
 @dataclass
 class RelayResult:
-    """How a relayed stream ended."""
+    """How a relayed stream ended, and what it generated."""
 
-    completed: bool  # the backend finished with [DONE]
-    client_gone: bool  # the user disconnected before the end
-    reader: SseReader
+    outcome: Outcome
+    generated: Generated
     body_sha256: str
     error: str = ""
 
+    @property
+    def charged(self) -> bool:
+        return self.outcome != "broken"
+
+
+@dataclass
+class _Relay:
+    """Writes the backend's events to the user one whole event at a time, reading each, and
+    stops before the first one that would take the output beyond `max_units`."""
+
+    response: web.StreamResponse
+    max_units: int
+    generated: Generated = field(default_factory=Generated)
+    digest: Any = field(default_factory=hashlib.sha256)
+    splitter: SseSplitter = field(default_factory=SseSplitter)
+    cut: bool = False
+    told: bool = False  # the user was sent an error event, the backend's or ours
+
+    async def write(self, data: bytes) -> None:
+        self.digest.update(data)
+        await self.response.write(data)
+
+    async def feed(self, chunk: bytes) -> None:
+        for event in self.splitter.feed(chunk):
+            if event.data is not None:
+                parsed = parse_event(event.data)
+                if parsed.texts and self.generated.words_with(parsed) > self.max_units:
+                    await self._finish_at_bound()
+                    return
+                self.generated.add(parsed)
+                self.told = self.told or parsed.error is not None
+                if parsed.done and not self.generated.finished:
+                    await self.tell_unfinished()  # before the [DONE]: clients stop reading at it
+            await self.write(event.raw)
+
+    async def tell_unfinished(self) -> None:
+        """An error event for a stream the backend did not finish, unless the user was told
+        already: without one, an OpenAI client ends such a stream as if it were complete."""
+        if self.told:
+            return
+        self.told = True
+        what = "ended the stream unfinished" if self.generated.done else "broke off the stream"
+        await self.response.write(
+            stream_error_event(
+                f"the AI backend {what}; nothing is charged for this request", "backend_broke_off"
+            )
+        )
+
+    async def _finish_at_bound(self) -> None:
+        """The backend overran the bound it was sent: the stream ends here, as an engine ends
+        one at `max_tokens` (each choice finishes with `length`, then `[DONE]`)."""
+        self.cut = True
+        last = self.generated.last_chunk or {}
+        head = {k: last[k] for k in ("id", "object", "created", "model") if k in last}
+        chat = str(last.get("object", "")).startswith("chat.")
+        part: dict[str, Any] = {"delta": {}} if chat else {"text": ""}
+        choices = [
+            {"index": index, **part, "logprobs": None, "finish_reason": "length"}
+            for index in self.generated.choices
+        ]
+        await self.write(f"data: {json.dumps({**head, 'choices': choices})}\n\n".encode())
+        await self.write(b"data: [DONE]\n\n")
+
+    async def finish(self) -> None:
+        """The bytes of an unfinished last event, passed on as they came."""
+        if not self.cut and self.splitter.pending:
+            await self.write(self.splitter.pending)
+
+
+def stream_error_event(message: str, code: str) -> bytes:
+    """An SSE error event in OpenAI's shape: the openai clients raise APIError on it."""
+    error = {"message": message, "type": "server_error", "param": None, "code": code}
+    return f"data: {json.dumps({'error': error})}\n\n".encode()
+
 
 async def relay_stream(
-    session: aiohttp.ClientSession,
+    client: BackendClient,
     url: str,
     body: bytes,
     headers: dict[str, str],
     timeout_s: float,
     request: web.Request,
     response_headers: dict[str, str],
+    max_units: int,
 ) -> tuple[web.StreamResponse | None, BackendReply | None, RelayResult | None]:
     """Relays the backend's SSE stream to the user as it arrives.
 
@@ -146,18 +219,13 @@ async def relay_stream(
     backend answered with an error instead of a stream. Raises BackendUnavailable when it
     could not be reached at all.
     """
-    timeout = aiohttp.ClientTimeout(total=timeout_s)
-    reader, digest = SseReader(), hashlib.sha256()
-    try:
-        resp = await session.post(url, data=body, headers=headers, timeout=timeout)
-    except (aiohttp.ClientError, TimeoutError) as exc:
-        raise BackendUnavailable(f"{type(exc).__name__}: {exc}") from exc
+    resp = await client.post(url, body, headers, timeout_s)
     async with resp:
         if resp.status != 200 or "text/event-stream" not in resp.headers.get("Content-Type", ""):
             try:
                 payload = await resp.read()
             except (aiohttp.ClientError, TimeoutError) as exc:
-                raise BackendUnavailable(f"{type(exc).__name__}: {exc}") from exc
+                raise _unavailable(exc) from exc
             return (
                 None,
                 BackendReply(resp.status, payload, resp.headers.get("Content-Type", "")),
@@ -167,27 +235,46 @@ async def relay_stream(
         response.content_type = "text/event-stream"
         response.headers["Cache-Control"] = "no-cache"
         await response.prepare(request)
+        relay = _Relay(response, max_units)
+        outcome: Outcome | None = None
         error = ""
         try:
             async for chunk in resp.content.iter_any():
-                reader.feed(chunk)
-                digest.update(chunk)
-                await response.write(chunk)
+                await relay.feed(chunk)
+                if relay.cut:
+                    break
+            await relay.finish()
         except (ConnectionResetError, aiohttp.ClientConnectionResetError):
-            return response, None, RelayResult(False, True, reader, digest.hexdigest())
+            outcome = "client_disconnected"
         except asyncio.CancelledError:
             # With `handler_cancellation` on, aiohttp cancels the handler when the user hangs
             # up: that is a disconnect, booked by the same rule as a failed write. Any other
             # cancellation (shutdown with the user still connected) goes on up.
             if not _client_gone(request):
+                resp.close()
                 raise
             task = asyncio.current_task()
             if task is not None:
                 task.uncancel()
-            return response, None, RelayResult(False, True, reader, digest.hexdigest())
+            outcome = "client_disconnected"
         except (aiohttp.ClientError, TimeoutError, asyncio.IncompleteReadError) as exc:
             error = f"{type(exc).__name__}: {exc}"
-        return response, None, RelayResult(reader.done, False, reader, digest.hexdigest(), error)
+        if outcome is None:
+            outcome = (
+                "cut" if relay.cut else ("completed" if relay.generated.finished else "broken")
+            )
+        if outcome == "broken":
+            with contextlib.suppress(ConnectionResetError, aiohttp.ClientConnectionResetError):
+                await relay.tell_unfinished()
+        if outcome != "completed":
+            # Mid-stream, or after a stream that failed: never back into the pool (the backend
+            # may be closing it, and the next request would find it reset).
+            resp.close()
+        return (
+            response,
+            None,
+            RelayResult(outcome, relay.generated, relay.digest.hexdigest(), error),
+        )
 
 
 def _client_gone(request: web.Request) -> bool:

@@ -12,19 +12,19 @@ import aiohttp
 from aiohttp import web
 from opentelemetry import trace
 
+from zg_gateway.backend_errors import backend_error
+from zg_gateway.bounds import cut_reply
 from zg_gateway.errors import BackendFailed, TooLarge
-from zg_gateway.keys import HTTP_SESSION, METRICS, OUTBOX, SERVICE
+from zg_gateway.keys import BACKEND, METRICS, OUTBOX, SERVICE
 from zg_gateway.proxy import (
     DROP_REQUEST_HEADERS,
-    BackendReply,
     BackendUnavailable,
     call_backend,
-    generated_texts,
     relay_stream,
 )
 from zg_gateway.service import Admitted, GatewayService
 from zg_shared.endpoints import ENDPOINTS
-from zg_shared.metering import count_output_units
+from zg_shared.replies import Generated
 
 log = logging.getLogger(__name__)
 routes = web.RouteTableDef()
@@ -56,12 +56,6 @@ def _describe_span(admitted: Admitted) -> None:
     span.set_attribute("zg.service", admitted.service.name)
     span.set_attribute("zg.request_id", admitted.request_id)
     span.set_attribute("zg.nonce", str(admitted.payment.nonce))
-
-
-def _backend_error(reply: BackendReply) -> web.Response:
-    """The backend's own error, passed on (a non-error status that is not 200 becomes 502)."""
-    status = reply.status if reply.status >= 400 else 502
-    return web.Response(status=status, body=reply.body, content_type="application/json")
 
 
 @routes.post("/v1/proxy/{service}/{endpoint:.+}")
@@ -96,12 +90,11 @@ async def proxy(request: web.Request) -> web.StreamResponse:
     backend_seconds = 0.0
     try:
         url = f"{admitted.backend_url}/{admitted.endpoint.path}"
-        session = request.app[HTTP_SESSION]
         backend_started = time.perf_counter()
         if admitted.stream:
-            response = await _stream(request, gateway, admitted, url, session)
+            response = await _stream(request, gateway, admitted, url)
         else:
-            response = await _plain(request, gateway, admitted, url, session)
+            response = await _plain(request, gateway, admitted, url)
         backend_seconds = time.perf_counter() - backend_started
     except BaseException:
         # Whatever went wrong after admission, the reservation must not stay taken.
@@ -115,17 +108,13 @@ async def proxy(request: web.Request) -> web.StreamResponse:
 
 
 async def _plain(
-    request: web.Request,
-    gateway: GatewayService,
-    admitted: Admitted,
-    url: str,
-    session: aiohttp.ClientSession,
+    request: web.Request, gateway: GatewayService, admitted: Admitted, url: str
 ) -> web.StreamResponse:
     metrics = request.app[METRICS]
     labels = {"service": admitted.service.name, "endpoint": admitted.endpoint.path}
     try:
         reply = await call_backend(
-            session,
+            request.app[BACKEND],
             url,
             admitted.forward_body(),
             _backend_headers(request),
@@ -136,25 +125,26 @@ async def _plain(
         raise BackendFailed("backend_unavailable", f"the AI backend did not answer: {exc}") from exc
     payload = reply.json()
     if reply.status != 200 or payload is None:
-        # The backend refused or failed: the user gets its answer and pays nothing.
+        # The backend refused or failed: the user is told why, plainly, and pays nothing.
         await _void(request, admitted, f"backend_status_{reply.status}")
-        return _backend_error(reply)
-    units = (
-        count_output_units(payload.get("usage"), generated_texts(payload))
-        if admitted.endpoint.generates
-        else 0
-    )
+        raise backend_error(reply.status, reply.body)
+    body, units = reply.body, 0
+    if admitted.endpoint.generates:
+        generated = Generated.of_reply(payload)
+        units = generated.units
+        if units > admitted.max_output_units:
+            body, units = cut_reply(payload, generated, admitted.max_output_units)
     finished = await gateway.finish(
         admitted,
         charged=True,
         output_units=units,
-        response_sha256=hashlib.sha256(reply.body).hexdigest(),
-        reason="completed",
+        response_sha256=hashlib.sha256(body).hexdigest(),
+        reason="completed" if body is reply.body else "cut_at_reservation",
     )
     metrics.charged.add(admitted.payment.fee + finished.output_fee, labels)
     return web.Response(
         status=200,
-        body=reply.body,
+        body=body,
         content_type="application/json",
         headers={
             "ZG-Res-Key": finished.request_id,
@@ -164,56 +154,59 @@ async def _plain(
     )
 
 
+STREAM_REASONS = {
+    "completed": "completed",
+    "cut": "cut_at_reservation",
+    "client_disconnected": "client_disconnected",
+    "broken": "backend_broke_off",
+}
+
+
 async def _stream(
-    request: web.Request,
-    gateway: GatewayService,
-    admitted: Admitted,
-    url: str,
-    session: aiohttp.ClientSession,
+    request: web.Request, gateway: GatewayService, admitted: Admitted, url: str
 ) -> web.StreamResponse:
     metrics = request.app[METRICS]
     labels = {"service": admitted.service.name, "endpoint": admitted.endpoint.path}
     try:
         response, error_reply, result = await relay_stream(
-            session,
+            request.app[BACKEND],
             url,
             admitted.forward_body(),
             _backend_headers(request),
             gateway.settings.backend_timeout_s,
             request,
             {"ZG-Res-Key": admitted.request_id},
+            admitted.max_output_units,
         )
     except BackendUnavailable as exc:
         await _void(request, admitted, "backend_unreachable")
         raise BackendFailed("backend_unavailable", f"the AI backend did not answer: {exc}") from exc
     if error_reply is not None:
         await _void(request, admitted, f"backend_status_{error_reply.status}")
-        return _backend_error(error_reply)
+        raise backend_error(error_reply.status, error_reply.body)
     assert response is not None
     assert result is not None
-    # Charged when the backend finished, or when the user hung up (for what was delivered);
-    # voided when the backend broke off: the user did not get what the signature paid for.
-    charged = result.completed or result.client_gone
-    units = count_output_units(
-        result.reader.usage if result.completed else None, result.reader.texts
-    )
-    reason = (
-        "completed"
-        if result.completed
-        else ("client_disconnected" if result.client_gone else "backend_broke_off")
-    )
+    # Charged when the backend finished (or overran and was cut at the bound), or when the user
+    # hung up (for what was delivered); voided when the backend broke off: the user did not get
+    # what the signature paid for.
     finished = await gateway.finish(
         admitted,
-        charged=charged,
-        output_units=units,
+        charged=result.charged,
+        output_units=result.generated.units,
         response_sha256=result.body_sha256,
-        reason=reason,
+        reason=STREAM_REASONS[result.outcome],
     )
-    if charged:
+    if result.charged:
         metrics.charged.add(admitted.payment.fee + finished.output_fee, labels)
     else:
         metrics.voided.add(1, labels)
-    if not result.client_gone:
+        log.warning(
+            "stream %s broken off by the backend of %s: %s",
+            admitted.request_id,
+            admitted.service.name,
+            result.error or ("no finish_reason" if result.generated.done else "no [DONE]"),
+        )
+    if result.outcome != "client_disconnected":
         # An SSE comment: ignored by every SSE client, read by the zgserve SDK for the receipt
         # (which also stays available at /v1/proxy/{service}/signature/{id}).
         receipt = (

@@ -72,17 +72,18 @@ class Admitted:
         )
 
     def forward_body(self) -> bytes:
-        """The body for the backend: the user's, bounded to the reserved output (max_tokens) and,
-        for streams, asking for the usage chunk that output is metered from. Always re-serialised
-        from what the gateway parsed and metered (never the user's bytes: a body with duplicate
-        keys could read differently to the backend's parser). It costs microseconds."""
+        """The body for the backend: the user's, bounded to the reserved output and, for
+        streams, asking for the usage chunk that output is metered from. The bound goes in
+        every field engines read, whatever the user set: OpenAI and vLLM read
+        `max_completion_tokens` first, llama-cpp-python's chat and TGI only `max_tokens` (the
+        only field of /completions). Always re-serialised from what the gateway parsed and
+        metered (never the user's bytes: a body with duplicate keys could read differently to
+        the backend's parser). It costs microseconds."""
         body = dict(self.body)
-        if (
-            self.endpoint.generates
-            and "max_tokens" not in body
-            and "max_completion_tokens" not in body
-        ):
+        if self.endpoint.generates:
             body["max_tokens"] = self.max_output_units
+            if self.endpoint.path == "chat/completions":
+                body["max_completion_tokens"] = self.max_output_units
         if self.stream:
             body["stream_options"] = {**(body.get("stream_options") or {}), "include_usage": True}
         return json.dumps(body).encode()
