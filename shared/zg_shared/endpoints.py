@@ -31,9 +31,13 @@ class Endpoint:
     generates: bool  # replies carry output units (and so the gateway reserves for them)
     streams: bool  # may be asked for `stream: true`
     proxied: bool = True  # the gateway forwards it to the service's backend
-    # The output bound reserved (and sent to the backend) when the request sets none;
-    # None: the gateway's `default_max_output_units`.
+    # The output bound reserved (and sent to the backend) when the request sets none, as the
+    # API's own default (OpenAI's /completions: 16); None: the gateway's
+    # `default_max_output_units`.
     default_max_output_units: int | None = None
+    # The request fields that bound the output, the first one set winning (OpenAI's order);
+    # the gateway sends the reserved bound in all of them, since engines read different ones.
+    bound_fields: tuple[str, ...] = ()
 
 
 def _content_texts(content: Any) -> Iterable[str]:
@@ -90,8 +94,21 @@ FEE_ONLY_ENDPOINT = "settle"
 ENDPOINTS: Mapping[str, Endpoint] = {
     e.path: e
     for e in (
-        Endpoint("chat/completions", chat_texts, generates=True, streams=True),
-        Endpoint("completions", strings_of("prompt"), generates=True, streams=True),
+        Endpoint(
+            "chat/completions",
+            chat_texts,
+            generates=True,
+            streams=True,
+            bound_fields=("max_completion_tokens", "max_tokens"),
+        ),
+        Endpoint(
+            "completions",
+            strings_of("prompt"),
+            generates=True,
+            streams=True,
+            default_max_output_units=16,
+            bound_fields=("max_tokens",),
+        ),
         Endpoint("embeddings", strings_of("input"), generates=False, streams=False),
         Endpoint(FEE_ONLY_ENDPOINT, no_texts, generates=False, streams=False, proxied=False),
     )

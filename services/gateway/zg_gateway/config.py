@@ -39,6 +39,11 @@ class GatewaySettings(ServiceSettings):
         description="Service name -> backend base URL (e.g. http://vllm:8000/v1); "
         "a service not listed is proxied to the URL it registered on chain",
     )
+    model_context_tokens: dict[str, int] = Field(
+        default_factory=dict,
+        description="Service name -> its model's context window in tokens: the output bound "
+        "reserved (and sent) when a request sets none stays within it",
+    )
     redis_max_connections: int = Field(128, description="Redis connections this process may open")
     max_body_bytes: int = Field(1 << 20, description="Larger request bodies get 413")
     default_max_output_units: int = Field(

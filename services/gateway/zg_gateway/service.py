@@ -41,6 +41,10 @@ from zg_shared.registry import ServiceRegistry
 RECEIPT_PREFIX = "zg:receipt"
 SIGNER_CACHE_SIZE = 100_000
 SERVICE_CACHE_S = 5.0
+# Output bounds within a declared context: the prompt's tokens, estimated from its input units
+# (words) generously, plus the chat template's own tokens.
+PROMPT_TOKENS_PER_UNIT = 2
+PROMPT_TEMPLATE_TOKENS = 32
 
 
 @dataclass(frozen=True)
@@ -74,16 +78,18 @@ class Admitted:
     def forward_body(self) -> bytes:
         """The body for the backend: the user's, bounded to the reserved output and, for
         streams, asking for the usage chunk that output is metered from. The bound goes in
-        every field engines read, whatever the user set: OpenAI and vLLM read
-        `max_completion_tokens` first, llama-cpp-python's chat and TGI only `max_tokens` (the
-        only field of /completions). Always re-serialised from what the gateway parsed and
+        every field of the endpoint that engines read, whatever the user set: OpenAI and vLLM
+        read `max_completion_tokens` first, llama-cpp-python's chat and TGI only `max_tokens`
+        (the only one /completions has). Always re-serialised from what the gateway parsed and
         metered (never the user's bytes: a body with duplicate keys could read differently to
         the backend's parser). It costs microseconds."""
         body = dict(self.body)
-        if self.endpoint.generates:
-            body["max_tokens"] = self.max_output_units
-            if self.endpoint.path == "chat/completions":
-                body["max_completion_tokens"] = self.max_output_units
+        for name in self.endpoint.bound_fields:
+            body[name] = self.max_output_units
+        if self.service.model:
+            # Checked against the registered model at admission; filled in when absent, so a
+            # backend serving several models serves the one the user paid for.
+            body["model"] = self.service.model
         if self.stream:
             body["stream_options"] = {**(body.get("stream_options") or {}), "include_usage": True}
         return json.dumps(body).encode()
@@ -188,6 +194,7 @@ class GatewayService:
         payment = parse_payment(headers)
         fee_only = not endpoint.proxied and not raw_body.strip()
         body = {} if fee_only else _json_object(raw_body)
+        _check_model(body, service)
         stream = body.get("stream") is True
         if stream and not endpoint.streams:
             raise BadRequest("stream_unsupported", f"{path} cannot stream")
@@ -198,7 +205,7 @@ class GatewayService:
         check_input_fee(payment, input_units, service.input_price)
         max_units = (
             _max_output_units(
-                body, endpoint.default_max_output_units or self.settings.default_max_output_units
+                body, endpoint, self._default_output_units(endpoint, name, input_units)
             )
             if endpoint.generates
             else 0
@@ -238,6 +245,18 @@ class GatewayService:
             error, message_text = REFUSALS[result.refusal]
             raise error(result.refusal.value, message_text, detail=list(result.detail))
         return admitted
+
+    def _default_output_units(self, endpoint: Endpoint, service: str, input_units: int) -> int:
+        """The bound reserved when a request sets none: the endpoint's own default (the API's),
+        else the gateway's; within the model's context where the service declares one, less
+        an estimate of the prompt's tokens (the gateway counts input in words, not in the
+        model's tokens), so a default never asks the engine for more than its context holds."""
+        default = endpoint.default_max_output_units or self.settings.default_max_output_units
+        context = self.settings.model_context_tokens.get(service)
+        if context is None:
+            return default
+        prompt = PROMPT_TOKENS_PER_UNIT * input_units + PROMPT_TEMPLATE_TOKENS
+        return max(1, min(default, context - prompt))
 
     async def _admit(self, admitted: Admitted) -> Admission:
         now_ms = int(self._clock() * 1000)
@@ -343,8 +362,24 @@ def _json_object(raw: bytes) -> dict[str, Any]:
     return body
 
 
-def _max_output_units(body: dict[str, Any], default: int) -> int:
-    for name in ("max_completion_tokens", "max_tokens"):
+def _check_model(body: dict[str, Any], service: Service) -> None:
+    """A request names the registered service's model or none (it is then filled in): an
+    engine serving several models, or one that serves its default for any name, must not
+    serve another model under this service's prices."""
+    model = body.get("model")
+    if model is None or not service.model:
+        return
+    if not isinstance(model, str):
+        raise BadRequest("invalid_body", "`model` must be a string")
+    if model != service.model:
+        raise NotFound(
+            "model_not_found",
+            f"service {service.name!r} serves model {service.model!r}, not {model[:100]!r}",
+        )
+
+
+def _max_output_units(body: dict[str, Any], endpoint: Endpoint, default: int) -> int:
+    for name in endpoint.bound_fields:
         value = body.get(name)
         if value is None:
             continue

@@ -57,8 +57,8 @@ def ai(provider: Provider, user: User, fee: int = FEE) -> openai.AsyncOpenAI:
 
 async def assert_untouched(provider: Provider, user: User) -> None:
     state = await provider.state(user)
-    assert state is not None
-    assert (state.unsettled, state.output_debt, state.reserved) == (0, 0, 0)
+    if state is not None:  # None: refused before the account was even read
+        assert (state.unsettled, state.output_debt, state.reserved) == (0, 0, 0)
 
 
 # 1. No usage in streams ------------------------------------------------------------------------
@@ -151,6 +151,41 @@ async def test_a_stream_beyond_the_bound_ends_at_what_was_reserved(provider: Pro
     assert (state.output_debt, state.reserved) == (4 * OUTPUT_PRICE, 0)
 
 
+# 3. Default bounds follow the API's, within the model's context ------------------------------
+
+
+async def test_completions_default_to_openais_16_output_units(provider: Provider) -> None:
+    user = provider.users[0]
+    prompt = " ".join(f"w{i}" for i in range(20))
+    status, headers, raw = await provider.post(
+        "/v1/proxy/chat/completions",
+        {"model": "zg-demo-1", "prompt": prompt},
+        user.headers(provider.address, 20 * 10),
+    )
+    assert status == 200, raw
+    reply = json.loads(raw)
+    assert (reply["usage"]["completion_tokens"], reply["choices"][0]["finish_reason"]) == (
+        16,
+        "length",
+    )
+    assert headers["ZG-Output-Fee"] == str(16 * OUTPUT_PRICE)
+
+
+@knobs(reply_words=500)
+@pytest.mark.parametrize("gateway_overrides", [{"model_context_tokens": {"chat": 100}}])
+async def test_a_declared_context_bounds_the_default(provider: Provider) -> None:
+    user = provider.users[0]
+    status, _, raw = await provider.post(CHAT, chat(WORDS), user.headers(provider.address, FEE))
+    assert status == 200, raw
+    # min(100 by default, 100 - 2 x 3 input units - 32 for the template) = 62
+    assert json.loads(raw)["usage"]["completion_tokens"] == 62
+    # A bound the user sets is the user's.
+    status, _, raw = await provider.post(
+        CHAT, chat(WORDS, max_tokens=80), user.headers(provider.address, FEE)
+    )
+    assert json.loads(raw)["usage"]["completion_tokens"] == 80
+
+
 # 4 and 6. Streams that fail, or end unfinished, raise in the user's client ---------------------
 
 
@@ -241,6 +276,27 @@ async def test_a_request_the_backend_refuses_is_a_clear_400(provider: Provider) 
     [event] = await wait_for_events(provider, 1)
     assert event["outcome"] == "voided"
     await assert_untouched(provider, user)
+
+
+async def test_a_model_the_service_does_not_serve_is_refused_and_changes_nothing(
+    provider: Provider,
+) -> None:
+    user = provider.users[0]
+    headers = user.headers(provider.address, FEE)
+    for model in ("gpt-4", 7):
+        status, _, raw = await provider.post(CHAT, {**chat(WORDS), "model": model}, headers)
+        error = json.loads(raw)["error"]
+        assert (status, error["code"]) == (
+            (404, "model_not_found") if model == "gpt-4" else (400, "invalid_body")
+        )
+        await assert_untouched(provider, user)
+    # The nonce was not used: the same signed headers serve the registered model.
+    status, _, raw = await provider.post(CHAT, chat(WORDS), headers)
+    assert status == 200, raw
+    body = chat(WORDS)
+    del body["model"]  # filled in with the registered model
+    status, _, raw = await provider.post(CHAT, body, user.headers(provider.address, FEE))
+    assert status == 200, raw
 
 
 @knobs(status_override=500)

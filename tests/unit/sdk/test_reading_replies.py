@@ -41,6 +41,12 @@ def test_output_units_prefer_usage_then_words() -> None:
     assert output_units(STREAM, streamed=True) == 7
     no_usage = b'data: {"choices":[{"delta":{"content":"one two three"}}]}\n\ndata: [DONE]\n\n'
     assert output_units(no_usage, streamed=True) == 3
+    # A word the engine streamed as two tokens is one word: "one two three", not four.
+    split = (
+        b'data: {"choices":[{"delta":{"content":"one tw"}}]}\n\n'
+        b'data: {"choices":[{"delta":{"content":"o three"}}]}\n\ndata: [DONE]\n\n'
+    )
+    assert output_units(split, streamed=True) == 3
     plain = {"choices": [{"message": {"content": "a b"}}], "usage": {"completion_tokens": 5}}
     assert output_units(json.dumps(plain).encode(), streamed=False) == 5
     assert output_units(b"not json", streamed=False) == 0
