@@ -34,6 +34,9 @@ METERED = PAID_PATHS
 NONCE_CONFLICTS = ("nonce_reused", "nonce_too_low")
 NONCE_ATTEMPTS = 3
 DONE = b"data: [DONE]"
+# An error event: the openai client raises on it and closes the stream, which is then over
+# (the gateway voided the request; its receipt comment, with no signature, follows).
+ERROR_EVENT = b'data: {"error"'
 RECEIPT_WAIT_S = 10.0
 TERMS_MAX_AGE_S = 5.0  # the gateway's own cache of the registry holds terms this long
 # Hop-by-hop or encoding headers that no longer describe the body we hand on.
@@ -68,6 +71,11 @@ def _headers(response: httpx2.Response) -> list[tuple[str, str]]:
 def _done(body: bytes | bytearray) -> bool:
     """Whether the stream's `[DONE]` event arrived (a line of its own)."""
     return body.startswith(DONE) or b"\n" + DONE in body
+
+
+def _over(body: bytes | bytearray) -> bool:
+    """Whether the stream ended: its `[DONE]`, or an error event, arrived."""
+    return _done(body) or ERROR_EVENT in body
 
 
 def _fee(text: str) -> int | None:
@@ -118,21 +126,23 @@ class _VerifyingStream(httpx2.AsyncByteStream):
 
     async def aclose(self) -> None:
         """Closed before the end. After `[DONE]` (the sync openai client stops reading there)
-        the little that is left is read, so the receipt comment is verified. Before `[DONE]`
-        the stream is abandoned: closing the connection stops the gateway, which charges what
-        it relayed; that receipt is then fetched and verified like any other."""
+        or an error event (every openai client raises there: the gateway voided the request)
+        the little that is left is read, so the receipt comment is verified, or a voided
+        request's payment taken back. Before either, the stream is abandoned: closing the
+        connection stops the gateway, which charges what it relayed; that receipt is then
+        fetched and verified like any other."""
         if self._ended:
             await self._inner.aclose()
             return
         try:
-            if self._chunks is not None and _done(self._body):
+            if self._chunks is not None and _over(self._body):
                 with contextlib.suppress(TimeoutError, httpx2.HTTPError):
                     async with asyncio.timeout(RECEIPT_WAIT_S):
                         async for chunk in self._chunks:
                             self._body += chunk
         finally:
             await self._inner.aclose()
-        await self._end(abandoned=not _done(self._body))
+        await self._end(abandoned=not _over(self._body))
 
 
 class PaidTransport(httpx2.AsyncBaseTransport):
