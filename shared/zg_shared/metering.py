@@ -5,7 +5,8 @@ compute it. A service declares its rule; `words` is the default.
 `words`: whitespace-separated words of the endpoint's input texts (`zg_shared.endpoints`:
 every message's text content for chat, the prompt for completions, the inputs for embeddings).
 Output units come from the backend's `usage.completion_tokens` when it reports one, else the
-same rule over the generated text.
+same rule over each choice's generated text, joined across a stream's chunks
+(`zg_shared.replies`).
 """
 
 from __future__ import annotations
@@ -23,7 +24,6 @@ __all__ = [
     "RULES",
     "MeteringError",
     "count_input_units",
-    "count_output_units",
     "count_words",
 ]
 
@@ -36,12 +36,3 @@ def count_input_units(endpoint: str, body: Mapping[str, Any], rule: str = DEFAUL
     if rule not in RULES:
         raise MeteringError(f"unknown counting rule {rule!r}")
     return count_words(endpoint_of(endpoint).input_texts(body))
-
-
-def count_output_units(usage: Mapping[str, Any] | None, generated: Iterable[str]) -> int:
-    """`usage.completion_tokens` when the backend reported it, else words of the output."""
-    if usage is not None:
-        tokens = usage.get("completion_tokens")
-        if isinstance(tokens, int) and tokens >= 0:
-            return tokens
-    return count_words(generated)

@@ -21,7 +21,7 @@ from zg_sample_backend import BackendSettings
 from zg_shared.accounts import nonces_key
 from zg_shared.localservers import free_port
 from zg_shared.lua import nonce_member
-from zg_shared.metering import count_output_units
+from zg_shared.replies import Generated
 
 ROOT = Path(__file__).resolve().parents[3]
 FEE = 3 * INPUT_PRICE  # WORDS is 3 input units
@@ -80,13 +80,8 @@ async def test_a_user_who_hangs_up_mid_stream_pays_for_what_was_delivered(
     )
     # Output counted by the rule over what was relayed: at least what this client read, far
     # less than the 60 tokens asked for and reserved.
-    seen = [
-        choice["delta"].get("content") or ""
-        for line in delivered.rpartition(b"\n")[0].decode().splitlines()
-        if line.startswith("data: {")
-        for choice in json.loads(line[6:])["choices"]
-    ]
-    assert 1 <= count_output_units(None, seen) <= event["output_units"] < 60
+    seen = Generated.of_stream(delivered.rpartition(b"\n\n")[0]).words
+    assert 1 <= seen <= event["output_units"] < 60
     assert event["output_fee"] == event["output_units"] * OUTPUT_PRICE
     state = await provider.state(user)
     assert state is not None
