@@ -1,14 +1,17 @@
 #!/usr/bin/env bash
 # Optional step of setup.sh: llama-cpp-python and its OpenAI-compatible server, for the tests
 # of a real engine behind the gateway (tests/integration/llama). PyPI has only its source, so it
-# is built once (about 8 minutes on 2 cores, with cmake and g++) into a wheel cached outside
-# the repository; later setups, clones and CI runs on this machine install that wheel in seconds.
+# is built once (530 s of CPU with cmake and g++: ~5 min on 2 idle cores, 40 min on a busy
+# machine at nice 10) into a wheel cached outside the repository; later setups, clones and CI
+# runs on this machine install that wheel in seconds, with no network.
 #   ZG_LLAMA=0            skip this step (the llama tests are then skipped, saying why)
 #   ZG_WHEEL_CACHE=DIR    where built wheels are kept (default ~/.cache/zgserve/wheels)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 LLAMA_VERSION=0.3.36
+# PyPI's source release of that version: the build refuses any other file.
+LLAMA_SDIST_SHA256=832db0699007f1be95a7e41ef12e88926b02ba836461e36a36372db2760c1a2e
 # Portable (no -march=native: the cached wheel must run on any x86-64 that shares the cache)
 # and without the multimodal library (not used, and a third of the build).
 LLAMA_CMAKE_ARGS="-DGGML_NATIVE=OFF -DLLAVA_BUILD=OFF"
@@ -34,14 +37,15 @@ if [ -z "$(wheel)" ]; then
       exit 0
     }
   done
-  step "building llama-cpp-python $LLAMA_VERSION from source, once (~8 min on 2 cores; cached in $WHEELS; ZG_LLAMA=0 skips)"
+  step "building llama-cpp-python $LLAMA_VERSION from source, once (5-40 min; cached in $WHEELS; ZG_LLAMA=0 skips)"
   mkdir -p "$WHEELS"
   build=$(mktemp -d "$WHEELS/.build.XXXXXX")
   log="$WHEELS/llama-cpp-python-$LLAMA_VERSION.build.log"
   started=$SECONDS
   # Progress every tenth of the compile steps; the whole output goes to the log.
-  CMAKE_ARGS="$LLAMA_CMAKE_ARGS" nice -n 10 "$PYTHON" -m pip wheel --no-deps -v \
-    --no-binary llama-cpp-python --progress-bar off "llama-cpp-python==$LLAMA_VERSION" -w "$build" 2>&1 \
+  echo "llama-cpp-python==$LLAMA_VERSION --hash=sha256:$LLAMA_SDIST_SHA256" >"$build/requirement.txt"
+  CMAKE_ARGS="$LLAMA_CMAKE_ARGS" nice -n 10 "$PYTHON" -m pip wheel --no-deps -v --require-hashes \
+    --no-binary llama-cpp-python --progress-bar off -r "$build/requirement.txt" -w "$build" 2>&1 \
     | tee "$log" | awk 'match($0, /^ *\[[0-9]+\/[0-9]+\]/) {
         split(substr($0, RSTART, RLENGTH), n, /[^0-9]+/); t = int(n[2] * 10 / n[3])
         if (t > last) { last = t; printf "    compiled %d of %d steps\n", n[2], n[3]; fflush() } }' \
@@ -58,8 +62,9 @@ fi
 
 if [ -n "$(wheel)" ]; then
   step "installing llama-cpp-python $LLAMA_VERSION from the cached wheel ($(wheel))"
-  # --only-binary: never a silent rebuild from PyPI's source; the server's own dependencies
-  # (uvicorn, fastapi, sse-starlette...) come from the index as usual.
-  "$PYTHON" -m pip install --quiet --progress-bar off --find-links "$WHEELS" \
-    --only-binary llama-cpp-python "llama-cpp-python[server]==$LLAMA_VERSION"
+  # Only the wheel, with no index: its server's dependencies are in the lock (pyproject's
+  # llama-server extra, installed by setup.sh with --require-hashes), and a wheel built here has
+  # no hash to lock.
+  "$PYTHON" -m pip install --quiet --progress-bar off --no-index --no-deps \
+    --find-links "$WHEELS" "llama-cpp-python==$LLAMA_VERSION"
 fi
