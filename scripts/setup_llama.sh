@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # Optional step of setup.sh: llama-cpp-python and its OpenAI-compatible server, for the tests
 # of a real engine behind the gateway (tests/integration/llama). PyPI has only its source, so it
 # is built once (530 s of CPU with cmake and g++: ~5 min on 2 idle cores, 40 min on a busy

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """What an OpenAI-compatible backend generated, read one way by both sides: the gateway meters
 and bounds a reply with it, the user's SDK checks the receipt's output fee with it.
 

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """A backend's refusal or failure, told to the user as a clear OpenAI-shaped error.
 
 Engines answer errors in many shapes (llama-cpp-python turns an invalid field into a 500 whose

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """A plain reply that overran the output bound the gateway sent the backend, cut to what the
 reservation covers: the provider never serves more than it reserved. (Streams are cut as they
 are relayed: `proxy._Relay`.)"""

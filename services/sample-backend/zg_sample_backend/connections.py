@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The `drop_kept_alive` knob: a request that arrives on a kept-alive connection is dropped
 unanswered (the client sees the server disconnect before any reply), either on any connection
 used before or only on one that served a failed stream. Real servers do this when they close a

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The ways real engines broke the gateway (llama-cpp-python's server, vLLM), each reproduced
 with a sample-backend knob: no usage in streams, ignored or overrun output bounds, errors
 inside a stream, a connection closed after a failed stream, an early [DONE], backend errors,

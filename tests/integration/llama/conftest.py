@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """A real engine behind the gateway: llama-cpp-python's server with a tiny model the test writes
 (no download), and the whole network as processes (`zg_shared.localnet`: chain, NATS, Redis,
 gateway, billing, prover, indexer), the gateway's backend for two services pointed at the

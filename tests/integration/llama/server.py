@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """llama-cpp-python's OpenAI-compatible server (`python -m llama_cpp.server`) as a process on a
 free port, serving the tiny chat model and its mean-pooling copy for embeddings."""
 

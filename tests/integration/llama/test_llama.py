@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """llama-cpp-python's server behind the gateway, used through the SDK and the official openai
 client: chat, completions and embeddings served, verified and settled to the wei; and each way
 this engine broke the gateway, first reproduced against the engine itself, then through the

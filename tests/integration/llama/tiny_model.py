@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """A tiny LLaMA written on the spot with the `gguf` package: random weights, no download.
 
 2 layers, 64 hidden, 4 heads, context 256, and a SentencePiece-style vocabulary (`llama`

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """A stream the backend does not finish: the gateway voids it and sends an error event, the
 openai client raises on it, and the SDK takes its payment back (the output fee that request
 carried is owed again), so the SDK and the gateway still agree on what is owed."""

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The knobs that make the sample backend behave like real engines do (llama-cpp-python, vLLM):
 no usage in streams, words split over tokens, ignored output bounds, an early [DONE], an error
 inside the stream, and kept-alive connections dropped."""

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """zg_shared.replies: SSE events cut from any chunking, output units over the joined text,
 and what makes a stream finished."""
 
