@@ -239,18 +239,18 @@ async def test_5_a_failed_stream_does_not_break_the_next_request(
 
 async def test_6_a_stream_cut_by_an_early_done_is_not_charged(network: LlamaNetwork) -> None:
     """With `interrupt_requests` (the engine's default) a request that arrives while a stream
-    is generating ends that stream with `[DONE]` and no finish_reason."""
+    is generating ends that stream: `[DONE]` with no finish_reason, then the body cut off."""
     long = {"model": CHAT_MODEL, "messages": HELLO, "max_tokens": 200, "stream": True}
     short = {"model": CHAT_MODEL, "messages": HELLO, "max_tokens": 2}
     url = f"{network.llama.url}/chat/completions"
     async with aiohttp.ClientSession() as http, http.post(url, json=long) as first:
         raw = await first.content.readline()  # generating
         assert (await direct(network.llama, "chat/completions", short))[0] == 200
-        # [DONE], then the body is cut off (the engine cancels the stream's task).
+        # Then [DONE] (mostly: it can be lost) and the body cut off, since the engine cancels
+        # the stream's task.
         with contextlib.suppress(aiohttp.ClientPayloadError):
             async for line in first.content:
                 raw += line
-    assert raw.rstrip().endswith(b"data: [DONE]")
     assert not [c for c in events(raw) if c["choices"] and c["choices"][0]["finish_reason"]]
 
     async with network.user() as user:
@@ -262,7 +262,7 @@ async def test_6_a_stream_cut_by_an_early_done_is_not_charged(network: LlamaNetw
             model=CHAT_MODEL, messages=HELLO, max_tokens=2
         )
         assert reply.usage is not None
-        with pytest.raises(openai.APIError, match="unfinished"):
+        with pytest.raises(openai.APIError, match=r"unfinished|broke off"):
             await read_stream(stream)
         # Only the plain reply is owed for: the cut stream was voided.
         assert owed(user, network) == reply.usage.completion_tokens * OUTPUT_PRICE
