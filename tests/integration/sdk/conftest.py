@@ -121,12 +121,6 @@ async def deployed(
 
 
 @pytest.fixture
-def backend_knobs() -> dict[str, Any]:
-    """Sample-backend settings a test changes (failures), by parametrizing this."""
-    return {}
-
-
-@pytest.fixture
 async def network(
     deployed: Network,
     keys: list[LocalAccount],
