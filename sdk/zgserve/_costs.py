@@ -26,7 +26,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from zg_shared.endpoints import generates_output
+from zg_shared.endpoints import ENDPOINTS, generates_output
 from zg_shared.metering import RULES, MeteringError, count_input_units
 from zgserve._sse import read_reply
 from zgserve.errors import CeilingExceeded, ZgError
@@ -56,13 +56,16 @@ def output_bound(request_body: bytes) -> int | None:
 
 def with_output_bound(endpoint: str, body: bytes, default: int) -> bytes:
     """The body to send: a generating request that names no output bound gets
-    `max_tokens: default`; any other body is sent as the user wrote it."""
+    `max_tokens: default`, or the endpoint's API default where that is lower (OpenAI's
+    /completions: 16, `zg_shared.endpoints`); any other body is sent as the user wrote it."""
     if not generates_output(endpoint):
         return body
     parsed = _json_object(body)
     if parsed is None or any(name in parsed for name in BOUND_FIELDS):
         return body
-    return json.dumps({**parsed, "max_tokens": default}).encode()
+    api_default = ENDPOINTS[endpoint].default_max_output_units
+    bound = min(default, api_default) if api_default else default
+    return json.dumps({**parsed, "max_tokens": bound}).encode()
 
 
 @dataclass(frozen=True)

@@ -204,8 +204,15 @@ class GatewayService:
             raise BadRequest("invalid_body", str(exc)) from exc
         check_input_fee(payment, input_units, service.input_price)
         max_units = (
-            _max_output_units(
-                body, endpoint, self._default_output_units(endpoint, name, input_units)
+            self._output_bound(
+                endpoint,
+                name,
+                input_units,
+                _max_output_units(
+                    body,
+                    endpoint,
+                    endpoint.default_max_output_units or self.settings.default_max_output_units,
+                ),
             )
             if endpoint.generates
             else 0
@@ -246,17 +253,17 @@ class GatewayService:
             raise error(result.refusal.value, message_text, detail=list(result.detail))
         return admitted
 
-    def _default_output_units(self, endpoint: Endpoint, service: str, input_units: int) -> int:
-        """The bound reserved when a request sets none: the endpoint's own default (the API's),
-        else the gateway's; within the model's context where the service declares one, less
-        an estimate of the prompt's tokens (the gateway counts input in words, not in the
-        model's tokens), so a default never asks the engine for more than its context holds."""
-        default = endpoint.default_max_output_units or self.settings.default_max_output_units
+    def _output_bound(self, endpoint: Endpoint, service: str, input_units: int, asked: int) -> int:
+        """The bound reserved and sent: the request's, else its endpoint's default (the API's),
+        else the gateway's; and where the service declares its model's context, within that
+        context less an estimate of the prompt's tokens (the gateway counts input in words, not
+        in the model's tokens). An engine cannot generate past its context anyway: it stops,
+        or fails (llama-cpp-python: 500 `llama_decode returned 1`)."""
         context = self.settings.model_context_tokens.get(service)
         if context is None:
-            return default
+            return asked
         prompt = PROMPT_TOKENS_PER_UNIT * input_units + PROMPT_TEMPLATE_TOKENS
-        return max(1, min(default, context - prompt))
+        return max(1, min(asked, context - prompt))
 
     async def _admit(self, admitted: Admitted) -> Admission:
         now_ms = int(self._clock() * 1000)

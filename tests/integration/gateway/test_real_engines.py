@@ -174,17 +174,18 @@ async def test_completions_default_to_openais_16_output_units(provider: Provider
 
 @knobs(reply_words=500)
 @pytest.mark.parametrize("gateway_overrides", [{"model_context_tokens": {"chat": 100}}])
-async def test_a_declared_context_bounds_the_default(provider: Provider) -> None:
+async def test_a_declared_context_bounds_every_output_bound(provider: Provider) -> None:
     user = provider.users[0]
     status, _, raw = await provider.post(CHAT, chat(WORDS), user.headers(provider.address, FEE))
     assert status == 200, raw
     # min(100 by default, 100 - 2 x 3 input units - 32 for the template) = 62
     assert json.loads(raw)["usage"]["completion_tokens"] == 62
-    # A bound the user sets is the user's.
-    status, _, raw = await provider.post(
-        CHAT, chat(WORDS, max_tokens=80), user.headers(provider.address, FEE)
-    )
-    assert json.loads(raw)["usage"]["completion_tokens"] == 80
+    # A bound the user sets is kept within the context too (the engine cannot go past it).
+    for asked, served in ((40, 40), (80, 62)):
+        status, _, raw = await provider.post(
+            CHAT, chat(WORDS, max_tokens=asked), user.headers(provider.address, FEE)
+        )
+        assert json.loads(raw)["usage"]["completion_tokens"] == served
 
 
 # 4 and 6. Streams that fail, or end unfinished, raise in the user's client ---------------------
