@@ -110,6 +110,7 @@ async def network(
     backends = {CHAT_SERVICE: llama.url, EMBED_SERVICE: llama.url}
     net = LocalNetwork(
         workdir,
+        circuit_sizes=(4,),  # the committed keys: proofs in ~1 s
         overrides={
             "GATEWAY_BACKENDS": json.dumps(backends),
             "GATEWAY_MODEL_CONTEXT_TOKENS": json.dumps({CHAT_SERVICE: CONTEXT}),
