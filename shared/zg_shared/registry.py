@@ -38,6 +38,14 @@ class ServiceRegistry:
         raw = await self.redis.hgetall(services_key(provider))
         return sorted((Service.model_validate_json(v) for v in raw.values()), key=lambda s: s.name)
 
+    async def everyone(self) -> list[Service]:
+        """Every provider's services (the indexer keeps them all), by provider, then name."""
+        found: list[Service] = []
+        async for key in self.redis.scan_iter(match=f"{PREFIX}:*"):
+            raw = await self.redis.hgetall(key)
+            found += (Service.model_validate_json(v) for v in raw.values())
+        return sorted(found, key=lambda s: (s.provider.lower(), s.name))
+
     async def sync_from_chain(self, serving: ServingClient, provider: str) -> list[Service]:
         """Replaces the provider's entries with what the contract lists now."""
         services = [
