@@ -9,6 +9,8 @@ Every service declares them at start (`ensure_streams`), so start order does not
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import nats
 from faststream.nats import JStream, NatsBroker, PubAck
 from nats.js.api import StorageType, StreamConfig
@@ -61,7 +63,10 @@ async def ensure_streams(nats_url: str) -> None:
             try:
                 await js.add_stream(config)
             except BadRequestError:
-                await js.update_stream(config)
+                # The description is the deployment's stamp (zg_shared.deployment): keep it.
+                assert config.name is not None
+                current = await js.stream_info(config.name)
+                await js.update_stream(replace(config, description=current.config.description))
     finally:
         await client.close()
 

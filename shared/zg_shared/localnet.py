@@ -3,7 +3,10 @@
 contracts deployed, the sample backend and the four services (gateway, prover, chain indexer,
 billing), each started from its console script with its settings in the environment.
 
-The end-to-end tests and `zg network up` both run it. Every service gets its own log file
+The end-to-end tests and `zg network up` both run it. It deploys anew every time, so it
+clears whatever zgserve state the NATS and Redis it is given hold (after checking that the
+deployment which wrote it no longer runs) and stamps them with the new deployment
+(`zg_shared.deployment`). Every service gets its own log file
 under `workdir/logs`, and a process can be stopped, killed (SIGKILL) and started again, which
 is how the fault drills take a service down mid-work.
 
@@ -26,15 +29,26 @@ import subprocess
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 import aiohttp
 from eth_account import Account as EthAccount
 from pydantic import BaseModel
+from redis.asyncio import Redis
+from redis.exceptions import AuthenticationError, NoPermissionError
 
 from zg_shared.chain.anvil import AnvilNode, DevAccount
 from zg_shared.chain.client import connect
 from zg_shared.chain.devnet import Deployment, deploy_network
+from zg_shared.deployment import (
+    DeploymentStamp,
+    describe,
+    identify,
+    reset_state,
+    running_elsewhere,
+)
 from zg_shared.localservers import PrivateServer, free_port
+from zg_shared.ports import busy_ports
 from zg_shared.redisacl import ADMIN_USER, SERVICE_USERS, RedisCredentials
 from zg_shared.settings import SECRETS_DIR_ENV
 from zg_shared.zk.keys import verifier_artifacts
@@ -62,6 +76,18 @@ def as_process(
 
 def _quiet(_: str) -> None:
     return None
+
+
+class NetworkRefused(RuntimeError):
+    """The network cannot start here, and nothing was touched: the message says why."""
+
+
+class PortsInUse(NetworkRefused):
+    """A port the network must listen on is taken."""
+
+
+class StateInUse(NetworkRefused):
+    """The NATS and Redis given hold the state of a deployment that still runs."""
 
 
 class ProcessStatus(BaseModel):
@@ -223,7 +249,22 @@ class LocalNetwork:
         assert self.anvil is not None, "start() first"
         return self.anvil.accounts
 
+    def fixed_ports(self) -> dict[str, int]:
+        """The ports this network will listen on itself (NATS and Redis may already run)."""
+        ports = {
+            "chain": self.chain_port,
+            "gateway": self.gateway_port,
+            "backend": self.backend_port,
+        }
+        return {role: port for role, port in ports.items() if port is not None}
+
+    def check_ports(self) -> None:
+        busy = busy_ports(self.fixed_ports())
+        if busy:
+            raise PortsInUse("cannot start the network: " + "; ".join(busy))
+
     async def start(self) -> Deployment:
+        self.check_ports()
         self.workdir.mkdir(parents=True, exist_ok=True)
         for kind in ("nats", "redis"):
             if (self._nats_url if kind == "nats" else self._redis_url) is None:
@@ -239,6 +280,7 @@ class LocalNetwork:
                     self._nats_url = server.url
                 else:
                     self._redis_url = server.url
+        await self._check_state_unused()
         self.progress("starting anvil")
         self.anvil = AnvilNode(port=self.chain_port, accounts=20)
         await self.anvil.start()
@@ -265,6 +307,7 @@ class LocalNetwork:
         finally:
             await w3.provider.disconnect()
         (self.workdir / "deployment.json").write_text(self.deployment.model_dump_json(indent=2))
+        await self._reset_state()
         for name in self.services:
             self.processes[name] = self._process(name)
         for name in self.services:
@@ -281,6 +324,28 @@ class LocalNetwork:
             )
         )
         return self.deployment
+
+    async def _check_state_unused(self) -> None:
+        await check_state_unused(self.nats_url, self.redis_url)
+
+    async def _reset_state(self) -> None:
+        """The new deployment starts on empty state: an older deployment's balances, signers
+        and nonces must never be read as this one's."""
+        assert self.anvil is not None
+        assert self.deployment is not None
+        w3 = connect(self.anvil.rpc_url)
+        try:
+            identity = await identify(w3, self.deployment.serving)
+        finally:
+            await w3.provider.disconnect()
+        stamp = DeploymentStamp(**identity.model_dump(), rpc_url=self.anvil.rpc_url)
+        redis = Redis.from_url(self.redis_url)
+        try:
+            removed = await reset_state(redis, self.nats_url, stamp)
+        finally:
+            await redis.aclose()
+        if removed:
+            self.progress(f"cleared {removed} Redis keys and the streams of an older deployment")
 
     async def stop(self) -> None:
         for name in reversed(self.services):
@@ -386,6 +451,34 @@ class LocalNetwork:
             path.write_text(value)
             path.chmod(0o600)
         return folder
+
+
+async def check_state_unused(nats_url: str, redis_url: str) -> None:
+    """Raises `StateInUse` if these servers hold the state of a deployment that still runs:
+    deploying anew clears that state."""
+    redis = Redis.from_url(redis_url)
+    shown = _without_password(redis_url)
+    try:
+        running = await running_elsewhere(redis, nats_url)
+    except (AuthenticationError, NoPermissionError) as exc:
+        raise StateInUse(
+            f"Redis {shown} refuses this client ({exc}): it has ACL users, as the Redis a "
+            f"running `zg network up` starts for itself has. Stop that network first, or give "
+            f"this one a Redis of its own (another --redis-port)."
+        ) from None
+    finally:
+        await redis.aclose()
+    if running is not None:
+        raise StateInUse(
+            f"NATS {nats_url} and Redis {shown} hold the state of a network that still runs: "
+            f"{describe(running)}. Stop that one first (`zg network down`), or give this one "
+            f"NATS and Redis of its own (other ports)."
+        )
+
+
+def _without_password(url: str) -> str:
+    parts = urlsplit(url)
+    return urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2]))
 
 
 def _script(name: str) -> str:

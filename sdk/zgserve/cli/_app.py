@@ -33,7 +33,14 @@ from zgserve.cli._common import (
     quiet_logging,
     run,
 )
-from zgserve.cli._network import Plan, network_dir, read_state, shut_down, supervise
+from zgserve.cli._network import (
+    Plan,
+    network_dir,
+    read_state,
+    refuse_unless_free,
+    shut_down,
+    supervise,
+)
 from zgserve.cli._network import check as check_network
 from zgserve.cli._network import demo as network_demo_run
 from zgserve.cli._network import detach as detach_network
@@ -802,16 +809,6 @@ def network_up(
 ) -> None:
     """Start a local chain, NATS, Redis, the contracts, a demo service and the provider's
     services (sample backend, gateway, prover, billing, chain indexer) as processes."""
-    if detach:
-        args = [
-            "--dir", str(directory), "--chain-port", str(chain_port),
-            "--nats-port", str(nats_port), "--redis-port", str(redis_port),
-            "--gateway-port", str(gateway_port), "--backend-port", str(backend_port),
-            "--lock-time", str(lock_time), "--settle-threshold", str(settle_threshold),
-            "--demo", str(demo_requests),
-            *(a for n in circuit_sizes for a in ("--circuit-size", str(n))),
-        ]  # fmt: skip
-        sys.exit(detach_network(ctx, args, directory))
     plan = Plan(
         directory=directory,
         chain_port=chain_port,
@@ -824,6 +821,17 @@ def network_up(
         demo_requests=demo_requests,
         circuit_sizes=tuple(circuit_sizes),
     )
+    refuse_unless_free(ctx, plan)
+    if detach:
+        args = [
+            "--dir", str(directory), "--chain-port", str(chain_port),
+            "--nats-port", str(nats_port), "--redis-port", str(redis_port),
+            "--gateway-port", str(gateway_port), "--backend-port", str(backend_port),
+            "--lock-time", str(lock_time), "--settle-threshold", str(settle_threshold),
+            "--demo", str(demo_requests),
+            *(a for n in circuit_sizes for a in ("--circuit-size", str(n))),
+        ]  # fmt: skip
+        sys.exit(detach_network(ctx, args, directory))
     sys.exit(run(ctx, lambda: supervise(ctx, plan)))
 
 

@@ -9,6 +9,12 @@ logging to `DIR/logs/`. It writes `DIR/deployment.json` (what `zg` reads by defa
 is `var`) and `DIR/network.json` (pids, ports, URLs), shows their status, and stops them all
 on SIGTERM/SIGINT. `down` signals that supervisor and waits; `status` checks every process.
 
+One network per directory: the supervisor holds an exclusive lock on `DIR/network.lock` for
+its whole life, so a second `up` in the same directory is refused at once, as is one whose
+ports are taken (naming the process that holds each) or whose NATS and Redis hold the state
+of a network that still runs. A refused `up` touches nothing of the running network.
+Each `up` deploys anew and starts from empty state (`zg_shared.localnet`).
+
 The keys are anvil's well-known development keys: account 0 deploys, 1 is the provider,
 2 signs receipts, 5 is the demo user. Never use them on a real network.
 """
@@ -17,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
 import json
 import os
 import signal
@@ -32,8 +39,13 @@ import httpx2
 import openai
 from rich.table import Table
 
-from zg_shared.localnet import DEFAULT_CIRCUIT_SIZES, LocalNetwork
-from zg_shared.localservers import ensure
+from zg_shared.localnet import (
+    DEFAULT_CIRCUIT_SIZES,
+    LocalNetwork,
+    NetworkRefused,
+    check_state_unused,
+)
+from zg_shared.localservers import ensure, port_open
 from zg_shared.redisacl import RedisCredentials
 from zgserve.cli._common import Context, Exit
 from zgserve.client import ZgClient
@@ -72,6 +84,81 @@ class Plan:
         return f"redis://127.0.0.1:{self.redis_port}/0"
 
 
+class SupervisorLock:
+    """`DIR/network.lock`, held (flock) by the supervisor of the network running from DIR."""
+
+    def __init__(self, directory: Path) -> None:
+        self.path = directory / "network.lock"
+        self._fd: int | None = None
+
+    def acquire(self) -> bool:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            return False
+        os.ftruncate(fd, 0)
+        os.write(fd, str(os.getpid()).encode())
+        self._fd = fd
+        return True
+
+    def release(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)  # closing releases the lock
+            self._fd = None
+
+    def holder(self) -> int | None:
+        """The pid of the supervisor holding the lock, or None if none does."""
+        if not self.path.exists():
+            return None
+        if self.acquire():
+            self.release()
+            return None
+        text = self.path.read_text().strip()
+        return int(text) if text.isdigit() else 0
+
+
+def already_running(directory: Path) -> str | None:
+    """What runs from `directory` and how to stop it, if a network does."""
+    pid = SupervisorLock(directory).holder()
+    if pid is None:
+        return None
+    what = f"a network is already running from {directory} (supervisor pid {pid}"
+    state_file = directory / "network.json"
+    if state_file.exists():
+        with contextlib.suppress(ValueError, KeyError):
+            state = json.loads(state_file.read_text())
+            what += f"; chain {state['rpc_url']}, gateway {state['gateway_url']}"
+    else:
+        what += "; still starting"
+    return f"{what}): stop it with `zg network down --dir {directory}`"
+
+
+async def preflight(plan: Plan) -> None:
+    """Refuses at once, before anything is started or written, if the network cannot run."""
+    running = already_running(plan.directory)
+    if running is not None:
+        raise NetworkRefused(running)
+    LocalNetwork(
+        plan.directory,
+        chain_port=plan.chain_port,
+        gateway_port=plan.gateway_port,
+        backend_port=plan.backend_port,
+    ).check_ports()
+    if port_open(plan.nats_port) and port_open(plan.redis_port):
+        await check_state_unused(plan.nats_url, plan.redis_url)
+
+
+def refuse_unless_free(ctx: Context, plan: Plan) -> None:
+    """`preflight`, as one clear line and exit status 5 (refused) when something is in the way."""
+    try:
+        asyncio.run(preflight(plan))
+    except NetworkRefused as exc:
+        ctx.fail(Exit.REFUSED, str(exc))
+
+
 async def _healthy(url: str, http: httpx2.AsyncClient) -> bool:
     try:
         return (await http.get(url, timeout=2.0)).status_code == 200
@@ -103,8 +190,19 @@ async def check(state: dict[str, Any]) -> dict[str, dict[str, Any]]:
 
 async def supervise(ctx: Context, plan: Plan) -> int:
     """Runs the network (zg_shared.localnet) until SIGTERM or SIGINT."""
-    plan.directory.mkdir(parents=True, exist_ok=True)
-    plan.state_file.unlink(missing_ok=True)
+    lock = SupervisorLock(plan.directory)
+    if not lock.acquire():
+        ctx.fail(Exit.REFUSED, already_running(plan.directory) or "another `up` holds the lock")
+    try:
+        return await _supervise(ctx, plan)
+    except NetworkRefused as exc:
+        ctx.fail(Exit.REFUSED, str(exc))
+    finally:
+        lock.release()
+
+
+async def _supervise(ctx: Context, plan: Plan) -> int:
+    plan.state_file.unlink(missing_ok=True)  # left by a supervisor that was killed
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -216,10 +314,13 @@ def read_state(ctx: Context, directory: Path) -> dict[str, Any]:
 
 
 def detach(ctx: Context, args: list[str], directory: Path) -> int:
-    """Starts `zg network up` in the background and waits until it says it is ready."""
+    """Starts `zg network up` in the background and waits until it says it is ready. The
+    caller has run `preflight`: no network runs from `directory`, so a `network.json` there
+    is a killed supervisor's."""
     directory.mkdir(parents=True, exist_ok=True)
     (directory / "network.json").unlink(missing_ok=True)
     log_path = directory / "network.log"
+    log_start = log_path.stat().st_size if log_path.exists() else 0
     with log_path.open("ab") as log:
         process = subprocess.Popen(
             [sys.executable, "-m", "zgserve.cli", "--json", "network", "up", *args],
@@ -232,8 +333,10 @@ def detach(ctx: Context, args: list[str], directory: Path) -> int:
     with ctx.spinner("starting the network"):
         while not (directory / "network.json").exists():
             if process.poll() is not None:
+                code, reason = _child_error(log_path, log_start)
                 ctx.fail(
-                    Exit.ERROR, f"zg network up exited with {process.returncode}; see {log_path}"
+                    code or Exit.ERROR,
+                    reason or f"zg network up exited with {process.returncode}; see {log_path}",
                 )
             if time.monotonic() > deadline:
                 ctx.fail(Exit.ERROR, f"the network did not start in time; see {log_path}")
@@ -243,9 +346,25 @@ def detach(ctx: Context, args: list[str], directory: Path) -> int:
     return int(Exit.OK if state["ready"] else Exit.ERROR)
 
 
+def _child_error(log_path: Path, start: int) -> tuple[Exit | None, str | None]:
+    """The error the background `up` reported (a JSON line, as --json writes it), if any."""
+    with log_path.open("rb") as log:
+        log.seek(start)
+        lines = log.read().decode(errors="replace").splitlines()
+    for line in reversed(lines):
+        with contextlib.suppress(ValueError, AttributeError):
+            found = json.loads(line)
+            if isinstance(found, dict) and "error" in found:
+                return Exit(int(found.get("exit_code", Exit.ERROR))), str(found["error"])
+    return None, None
+
+
 def shut_down(ctx: Context, directory: Path) -> None:
-    state = read_state(ctx, directory)
-    pid = int(state["supervisor"])
+    starting = SupervisorLock(directory).holder()
+    if not (directory / "network.json").exists() and starting:
+        pid = starting  # still starting: it has not written network.json yet
+    else:
+        pid = int(read_state(ctx, directory)["supervisor"])
     with ctx.spinner("stopping the network"):
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGTERM)

@@ -26,9 +26,10 @@ from zg_billing.rebuild import Rebuilder
 from zg_billing.records import AttemptTracker, SettlementStore
 from zg_billing.settler import Settler, SettlerConfig
 from zg_shared.accounts import AccountStore
-from zg_shared.bus import ensure_streams, publish_event
+from zg_shared.bus import CHAIN_STREAM, SERVING_STREAM, ensure_streams, publish_event
 from zg_shared.chain import ServingClient, connect
 from zg_shared.chain.reachable import chain_id_when_reachable, when_reachable
+from zg_shared.deployment import bind
 from zg_shared.events import Event
 from zg_shared.health import HealthServer
 from zg_shared.telemetry import Telemetry, setup_telemetry
@@ -159,6 +160,10 @@ def create_app(settings: BillingSettings, *, telemetry: Telemetry | None = None)
         await ensure_streams(settings.nats_url)
         # No dev keys off a local chain (the RPC node may not be up yet: wait for it).
         settings.check_chain(await chain_id_when_reachable(w3))
+        await bind(
+            w3, settings.serving_address, settings.rpc_url, redis, settings.nats_url,
+            [SERVING_STREAM.name, CHAIN_STREAM.name],
+        )  # fmt: skip
         settler.policy = Policy.from_lock_time(
             await when_reachable(chain.lock_time),
             threshold_fee_wei=settings.threshold_fee_wei,

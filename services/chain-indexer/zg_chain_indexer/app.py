@@ -19,9 +19,10 @@ from zg_chain_indexer.follower import Follower, FollowerConfig
 from zg_chain_indexer.metrics import IndexerMetrics
 from zg_chain_indexer.projection import Projection
 from zg_chain_indexer.stream import published_positions
-from zg_shared.bus import ensure_streams, publish_event
+from zg_shared.bus import CHAIN_STREAM, ensure_streams, publish_event
 from zg_shared.chain.client import ServingClient, connect
 from zg_shared.chain.events import LogPosition
+from zg_shared.deployment import bind
 from zg_shared.events.base import Event
 from zg_shared.health import HealthServer
 from zg_shared.telemetry import Telemetry, setup_telemetry
@@ -112,6 +113,10 @@ def create_app(settings: IndexerSettings, *, telemetry: Telemetry | None = None)
 
     async def declare_streams() -> None:
         await ensure_streams(settings.nats_url)
+        await bind(
+            w3, settings.serving_address, settings.rpc_url, redis, settings.nats_url,
+            [CHAIN_STREAM.name],
+        )  # fmt: skip
 
     indexer: IndexerApp
 

@@ -9,6 +9,9 @@
   changed recently, to re-read when a reorg drops those blocks.
 - `backfill` (string): the block the view was last rebuilt from the contract's views at. Its
   absence (with the cursor's) tells the indexer that Redis was flushed.
+- `deployment` (string): the deployment the checkpoint was made on (`zg_shared.deployment`).
+  A checkpoint of another deployment (a chain restarted from genesis) is not resumed: the
+  indexer starts over.
 
 The journal keeps `window` blocks; a reorg deeper than that is handled as a fresh backfill.
 """
@@ -54,6 +57,7 @@ class CheckpointStore:
         self.blocks_key = f"{prefix}:blocks"
         self.touched_key = f"{prefix}:touched"
         self.backfill_key = f"{prefix}:backfill"
+        self.deployment_key = f"{prefix}:deployment"
 
     async def load(self) -> Cursor | None:
         raw: dict[Any, Any] = await self.redis.hgetall(self.cursor_key)
@@ -116,7 +120,25 @@ class CheckpointStore:
     async def mark_backfilled(self, block: int) -> None:
         await self.redis.set(self.backfill_key, block)
 
+    async def deployment(self) -> str | None:
+        raw = await self.redis.get(self.deployment_key)
+        return redis_text(raw) if raw is not None else None
+
+    async def claim(self, deployment: str) -> None:
+        await self.redis.set(self.deployment_key, deployment)
+
+    async def start_over(self, cursor: Cursor, backfilled_at: int, deployment: str) -> None:
+        """Forgets the journal and resumes after `cursor`, the view rebuilt at `backfilled_at`."""
+        await self.clear()
+        await self.save(cursor)
+        await self.mark_backfilled(backfilled_at)
+        await self.claim(deployment)
+
     async def clear(self) -> None:
         await self.redis.delete(
-            self.cursor_key, self.blocks_key, self.touched_key, self.backfill_key
+            self.cursor_key,
+            self.blocks_key,
+            self.touched_key,
+            self.backfill_key,
+            self.deployment_key,
         )

@@ -41,6 +41,7 @@ from zg_chain_indexer.views import account_at, accounts_at, service_at, services
 from zg_shared.chain.client import ServingClient
 from zg_shared.chain.errors import ChainError, ContractRevert
 from zg_shared.chain.events import AccountAdded, LogPosition, ServingEvent
+from zg_shared.deployment import DeploymentIdentity, identify
 from zg_shared.events.base import Event
 from zg_shared.events.chain import ReorgDetectedV1
 
@@ -87,6 +88,7 @@ class Follower:
         self.config = config
         self._lock_time: int | None = None
         self._resumed = False
+        self._deployment: str | None = None
         self.published = 0
         self.duplicates = 0
         self.reorgs = 0
@@ -123,6 +125,8 @@ class Follower:
             return False
         cursor = await self.checkpoint.load()
         floor = await self.checkpoint.backfilled_at()
+        if cursor is not None and not self._resumed and not await self._is_ours(cursor):
+            cursor = None
         if cursor is None or floor is None:
             cursor, floor = await self.backfill(confirmed)
         elif not self._resumed:
@@ -226,9 +230,7 @@ class Follower:
         await self.projection.replace_registry(services)
         tail = await self._verified_tail()
         cursor = tail or Cursor(block=confirmed, block_hash=block_hash)
-        await self.checkpoint.clear()
-        await self.checkpoint.save(cursor)
-        await self.checkpoint.mark_backfilled(confirmed)
+        await self.checkpoint.start_over(cursor, confirmed, await self._deployment_tag())
         self.metrics.backfill()
         log.info(
             "rebuilt Redis from the contract at block %s (%s accounts, %s services); "
@@ -240,6 +242,31 @@ class Follower:
             cursor.log_index,
         )
         return cursor, confirmed
+
+    async def _deployment_tag(self) -> str:
+        if self._deployment is None:
+            identity = await identify(self.w3, self.serving.address)
+            self._deployment = identity.model_dump_json()
+        return self._deployment
+
+    async def _is_ours(self, cursor: Cursor) -> bool:
+        """Whether the checkpoint in Redis was made on this deployment. One from before
+        checkpoints named their deployment is adopted if its block is on this chain."""
+        ours = await self._deployment_tag()
+        found = await self.checkpoint.deployment()
+        if found == ours:
+            return True
+        if found is None and await self._canonical_hash(cursor.block) == cursor.block_hash:
+            await self.checkpoint.claim(ours)
+            return True
+        log.warning(
+            "the checkpoint in Redis (block %s) was made on another deployment (%s), not on "
+            "this one (%s): starting over from the contract's views",
+            cursor.block,
+            _shown(found) if found else "a chain without this block",
+            _shown(ours),
+        )
+        return False
 
     async def _resume(self, cursor: Cursor) -> Cursor:
         """At start: the stream may be ahead of the cursor by the log published just before a
@@ -375,9 +402,7 @@ class Follower:
                 read_at,
             )
         await self._publish_reorg(cursor, common)
-        await self.checkpoint.clear()
-        await self.checkpoint.save(resume)
-        await self.checkpoint.mark_backfilled(resume.block)
+        await self.checkpoint.start_over(resume, resume.block, await self._deployment_tag())
         self.metrics.backfill()
 
     async def _publish_reorg(self, cursor: Cursor, ancestor: int) -> None:
@@ -404,6 +429,12 @@ class Follower:
         if self._lock_time is None:
             self._lock_time = await self.serving.lock_time()
         return self._lock_time
+
+
+def _shown(deployment: str) -> str:
+    with contextlib.suppress(ValueError):
+        return str(DeploymentIdentity.model_validate_json(deployment))
+    return deployment
 
 
 def _position(event: ServingEvent) -> LogPosition:

@@ -25,8 +25,9 @@ from zg_gateway.outbox import OutboxDrainer
 from zg_gateway.proxy import BackendClient
 from zg_gateway.routes import routes
 from zg_gateway.service import GatewayService
-from zg_shared.bus import ensure_streams
+from zg_shared.bus import SERVING_STREAM, ensure_streams
 from zg_shared.chain import ServingClient, connect
+from zg_shared.deployment import bind
 from zg_shared.health import add_health_routes
 from zg_shared.telemetry import Telemetry, setup_telemetry
 
@@ -83,6 +84,11 @@ def create_app(settings: GatewaySettings, *, telemetry: Telemetry | None = None)
         if w3 is not None:  # before anything is served: no dev keys off a local chain
             settings.check_chain(await w3.eth.chain_id)
         await ensure_streams(settings.nats_url)
+        if w3 is not None:  # refuses another deployment's state (zg_shared.deployment)
+            await bind(
+                w3, settings.serving_address, settings.rpc_url, redis, settings.nats_url,
+                [SERVING_STREAM.name],
+            )  # fmt: skip
         client = await nats.connect(settings.nats_url, name=SERVICE_NAME)
         connection.append(client)
         outbox.js = client.jetstream()

@@ -23,6 +23,7 @@ from aiohttp import web
 
 from zg_gateway.app import create_app
 from zg_gateway.config import GatewaySettings
+from zg_shared.deployment import refusing_foreign_state
 from zg_shared.telemetry import setup_logging
 
 SHUTDOWN_TIMEOUT_S = 60.0
@@ -39,16 +40,17 @@ def serve(settings: GatewaySettings) -> None:
                 raise
         else:
             loop = uvloop.new_event_loop()
-    web.run_app(
-        create_app(settings),
-        host=settings.http_host,
-        port=settings.http_port,
-        shutdown_timeout=SHUTDOWN_TIMEOUT_S,
-        access_log=None,
-        print=None,
-        reuse_port=settings.workers > 1 or None,
-        loop=loop,
-    )
+    with refusing_foreign_state():
+        web.run_app(
+            create_app(settings),
+            host=settings.http_host,
+            port=settings.http_port,
+            shutdown_timeout=SHUTDOWN_TIMEOUT_S,
+            access_log=None,
+            print=None,
+            reuse_port=settings.workers > 1 or None,
+            loop=loop,
+        )
 
 
 def _die_with_parent() -> None:
