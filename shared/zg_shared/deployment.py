@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Which deployment of the contract a Redis and the JetStream streams hold state for.
 
 Redis keys and events name accounts by (user, provider) only, and a chain restarted from

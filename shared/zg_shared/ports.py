@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Who holds a local TCP port: so that "port 8545 is in use" can say by which process.
 
 Linux only (it reads /proc/net/tcp{,6} for the listening socket's inode, then /proc/*/fd for

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """A checkpoint from another deployment: the chain was started again from genesis (a fresh
 anvil) and the contract landed at the same address, while Redis kept the old chain's
 checkpoint. The indexer starts over from the new chain's views instead of taking the old
@@ -14,7 +15,7 @@ from eth_account.signers.local import LocalAccount
 from nats.js import JetStreamContext
 from redis.asyncio import Redis
 
-from tests.conftest import LOCK_TIME, NO_VERIFIER
+from tests.conftest import LOCK_TIME
 from tests.integration.chain_indexer.conftest import (
     StartIndexer,
     assert_redis_matches_chain,
@@ -48,9 +49,7 @@ async def test_a_checkpoint_from_another_chain_is_started_over(
 ) -> None:
     async with AnvilNode(accounts=10) as old:
         w3 = old.web3()
-        serving = await ServingClient.deploy(
-            w3, key(old, 0), lock_time=LOCK_TIME, verifier=NO_VERIFIER
-        )
+        serving = await ServingClient.deploy(w3, key(old, 0), lock_time=LOCK_TIME)
         provider = key(old, 1)
         await serving.as_sender(provider).add_or_update_service(service("a", provider.address))
         for index in (2, 3, 4):
@@ -71,9 +70,7 @@ async def test_a_checkpoint_from_another_chain_is_started_over(
     async with AnvilNode(accounts=10) as new:
         w3 = new.web3()
         try:
-            again = await ServingClient.deploy(
-                w3, key(new, 0), lock_time=LOCK_TIME, verifier=NO_VERIFIER
-            )
+            again = await ServingClient.deploy(w3, key(new, 0), lock_time=LOCK_TIME)
             assert again.address == serving.address
             await again.as_sender(key(new, 5)).add_account(provider.address, (3, 4), value=7)
             indexer = await start_indexer(new.rpc_url, again.address)

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """State of one deployment is never read as another's: Redis and the streams are stamped with
 the deployment (chain id, genesis hash, contract), the first service claims empty state, and a
 service pointed at another deployment's state refuses to start, in one clear line."""
@@ -17,7 +18,7 @@ from eth_account.signers.local import LocalAccount
 from nats.js import JetStreamContext
 from redis.asyncio import Redis
 
-from tests.conftest import NO_VERIFIER
+from tests.conftest import LOCK_TIME
 from zg_shared.bus import ensure_streams
 from zg_shared.chain import AnvilNode, ServingClient, Web3Client
 from zg_shared.deployment import (
@@ -122,7 +123,7 @@ async def test_the_state_of_another_deployment_is_refused_and_left_as_it_is(
     assert DeploymentStamp.parse(await redis.get(DEPLOYMENT_KEY)) == theirs
 
     # Another contract on this very chain is another deployment too.
-    other = await ServingClient.deploy(w3, keys[0], lock_time=60, verifier=serving.address)
+    other = await ServingClient.deploy(w3, keys[0], lock_time=LOCK_TIME)
     await redis.flushdb()
     await bind(w3, serving.address, rpc_url, redis, nats_url, ALL_STREAMS)
     await redis.flushdb()  # Redis lost, the streams kept: the streams still tell
@@ -203,9 +204,7 @@ async def test_a_deployment_is_running_while_its_chain_answers_with_its_genesis(
     async with AnvilNode() as node:
         node_w3 = node.web3()
         try:
-            deployed = await ServingClient.deploy(
-                node_w3, keys[0], lock_time=60, verifier=NO_VERIFIER
-            )
+            deployed = await ServingClient.deploy(node_w3, keys[0], lock_time=LOCK_TIME)
             identity = await identify(node_w3, deployed.address)
         finally:
             await node_w3.provider.disconnect()

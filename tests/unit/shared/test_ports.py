@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """A taken port is named with the process that holds it."""
 
 from __future__ import annotations
