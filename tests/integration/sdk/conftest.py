@@ -30,6 +30,7 @@ from zg_sample_backend import BackendSettings
 from zg_shared.accounts import AccountState, AccountStore
 from zg_shared.chain import Service, ServiceParams, ServingClient, Web3Client
 from zg_shared.localservers import free_port
+from zg_shared.zk.circuit import CACHE_ENV, zk_cache_dir
 from zgserve import ZgClient
 
 SERVICE = "chat"
@@ -181,7 +182,13 @@ async def run_zg(
         stdin=asyncio.subprocess.PIPE,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
-        env={"PATH": os.environ.get("PATH", ""), "HOME": str(cwd or Path.cwd()), **(env or {})},
+        env={
+            "PATH": os.environ.get("PATH", ""),
+            "HOME": str(cwd or Path.cwd()),
+            # The compiled circuits and keys are cached per machine, not per HOME.
+            CACHE_ENV: str(zk_cache_dir()),
+            **(env or {}),
+        },
         cwd=cwd,
     )
     out, err = await process.communicate(stdin)
