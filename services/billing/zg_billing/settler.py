@@ -223,10 +223,12 @@ class Settler:
             record = await self.records.get(event.settlement_id)
             if record is None or record.status is not Status.PROVING:
                 return  # a redelivery, or an attempt already given up
-            record = record.with_part(event.part, event.proofs)
-            if record is None:
-                return  # this part is in already (a redelivery)
-            await self.records.save(record)
+            updated = record.with_part(event.part, event.proofs)
+            if updated is not None:
+                record = updated
+                await self.records.save(record)
+            # else this part is in already: a redelivery. If every part is in and the record
+            # still waits to be sent, the last try failed (the chain was away): send it now.
         if not record.all_proved:
             return  # the other parts are still being proven
         original = record

@@ -88,7 +88,11 @@ async def test_a_reorg_that_drops_the_settlement_block_is_settled_again(
 
 
 async def test_the_rpc_endpoint_down_while_billing_submits_loses_nothing(
-    node: AnvilNode, private_w3: Web3Client, redis_url: str, nats_url: str
+    node: AnvilNode,
+    private_w3: Web3Client,
+    redis_url: str,
+    nats_url: str,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     proxy = TcpProxy(node.port)
     await proxy.start()
@@ -98,7 +102,13 @@ async def test_the_rpc_endpoint_down_while_billing_submits_loses_nothing(
             async with running_billing(stack, rpc_url=proxy.url):
                 await proxy.stop()
                 fees = [await stack.send(user) for _ in range(3)]
-                await asyncio.sleep(4)  # billing seals, the proof arrives, the chain is away
+
+                async def submission_failed() -> bool:
+                    return "waits for the chain" in caplog.text
+
+                # Billing seals, the proof arrives and sending it fails: the proof-ready event
+                # is redelivered, with every part already in the record (it once did nothing).
+                await eventually(submission_failed, what="a submission refused by the outage")
                 assert not await _on_chain(stack)
                 await proxy.start()
                 await eventually(
