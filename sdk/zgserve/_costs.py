@@ -2,14 +2,16 @@
 """What a request may cost, and what its response may be charged, under the terms it is signed
 under.
 
-Before signing, the SDK makes every generating request carry an output bound (`max_tokens`,
-the user's own when set) and quotes the request: its input fee, and its worst case, the input
+Before signing, the SDK makes every generating request carry an output bound (the user's own
+when set, else `max_tokens`) and quotes the request: its input fee, and its worst case, the input
 fee plus the output bound times the output price. The user's ceilings (`Limits`) apply to that
 quote. After the response, its output fee may be at most `units x output price`, where `units`
 is the least of:
 
-- the units the shared rule counts in the response (`usage.completion_tokens`, else words);
-- the request's output bound (`max_completion_tokens` or `max_tokens`);
+- the units the service's counting rule counts in the response (`usage.completion_tokens`,
+  else the rule over the generated text);
+- the request's output bound (the first of its endpoint's bound fields it sets, as the
+  gateway reads it: `zg_shared.endpoints`);
 - what the received text can hold: its UTF-8 bytes plus `SLACK_UNITS_PER_CHOICE` for each
   choice. A token of any tokenizer in use (byte-level BPE, SentencePiece with byte
   fallback) decodes to at least one byte, except a few control tokens (end of sequence,
@@ -27,13 +29,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from zg_shared.endpoints import ENDPOINTS, generates_output
-from zg_shared.metering import RULES, MeteringError, count_input_units
+from zg_shared.metering import RULES, CountingRule, MeteringError, rule_of
 from zgserve._sse import read_reply
 from zgserve.errors import CeilingExceeded, ZgError
 from zgserve.terms import Limits, ServiceTerms
 
 SLACK_UNITS_PER_CHOICE = 32
-BOUND_FIELDS = ("max_completion_tokens", "max_tokens")
 
 
 def _json_object(body: bytes) -> dict[str, Any] | None:
@@ -44,28 +45,42 @@ def _json_object(body: bytes) -> dict[str, Any] | None:
     return parsed if isinstance(parsed, dict) else None
 
 
-def output_bound(request_body: bytes) -> int | None:
-    """`max_completion_tokens` / `max_tokens` of the request, when it set a valid one."""
+def output_bound(endpoint: str, request_body: bytes) -> int | None:
+    """The output bound the request sets, read as the gateway reads it: the first of the
+    endpoint's bound fields set (`zg_shared.endpoints`), when it is valid."""
     body = _json_object(request_body)
-    for name in BOUND_FIELDS:
-        value = None if body is None else body.get(name)
-        if isinstance(value, int) and not isinstance(value, bool) and value > 0:
-            return value
+    asked = None if body is None else ENDPOINTS[endpoint].asked_bound(body)
+    value = None if asked is None else asked[1]
+    if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+        return value
     return None
 
 
 def with_output_bound(endpoint: str, body: bytes, default: int) -> bytes:
-    """The body to send: a generating request that names no output bound gets
-    `max_tokens: default`, or the endpoint's API default where that is lower (OpenAI's
-    /completions: 16, `zg_shared.endpoints`); any other body is sent as the user wrote it."""
-    if not generates_output(endpoint):
+    """The body to send: a generating request that names no output bound gets `default` in
+    its endpoint's last bound field (`max_tokens`), or the endpoint's API default where that
+    is lower (OpenAI's /completions: 16, `zg_shared.endpoints`); any other body is sent as the
+    user wrote it."""
+    spec = ENDPOINTS[endpoint]
+    if not spec.generates or not spec.bound_fields:
         return body
     parsed = _json_object(body)
-    if parsed is None or any(name in parsed for name in BOUND_FIELDS):
+    if parsed is None or spec.asked_bound(parsed) is not None:
         return body
-    api_default = ENDPOINTS[endpoint].default_max_output_units
+    api_default = spec.default_max_output_units
     bound = min(default, api_default) if api_default else default
-    return json.dumps({**parsed, "max_tokens": bound}).encode()
+    return json.dumps({**parsed, spec.bound_fields[-1]: bound}).encode()
+
+
+def rule_of_terms(terms: ServiceTerms) -> CountingRule:
+    """The counting rule the service registered on chain, as the gateway reads it."""
+    try:
+        return rule_of(terms.counting_rule)
+    except MeteringError:
+        raise ZgError(
+            f"service {terms.name!r} counts units by the rule {terms.counting_rule!r}, which "
+            f"this SDK does not know (it knows {', '.join(sorted(RULES))}): nothing was sent"
+        ) from None
 
 
 @dataclass(frozen=True)
@@ -87,17 +102,15 @@ class Quote:
 
 def quote(endpoint: str, body: bytes, terms: ServiceTerms, limits: Limits) -> Quote:
     """Raises CeilingExceeded when the request could cost more than `max_request_fee`."""
-    if terms.counting_rule not in RULES:
-        raise ZgError(
-            f"service {terms.name!r} counts units by the rule {terms.counting_rule!r}, which "
-            f"this SDK does not know (it knows {', '.join(sorted(RULES))}): nothing was sent"
-        )
+    rule = rule_of_terms(terms)
     parsed = _json_object(body)
     try:
-        units = count_input_units(endpoint, parsed or {}, terms.counting_rule)
+        units = rule.total(ENDPOINTS[endpoint].input_texts(parsed or {}))
     except MeteringError:
         units = 0  # the gateway answers 400 with the reason; nothing is charged
-    max_units = (output_bound(body) or limits.max_tokens) if generates_output(endpoint) else 0
+    max_units = (
+        (output_bound(endpoint, body) or limits.max_tokens) if generates_output(endpoint) else 0
+    )
     quoted = Quote(terms, units * terms.input_price, max_units)
     if quoted.worst_cost > limits.max_request_fee:
         what = (
@@ -127,13 +140,19 @@ class Chargeable:
 
 
 def chargeable_units(
-    endpoint: str, request_body: bytes, response_body: bytes, streamed: bool, whole: bool
+    endpoint: str,
+    request_body: bytes,
+    response_body: bytes,
+    streamed: bool,
+    whole: bool,
+    rule: CountingRule,
 ) -> Chargeable:
-    """`whole`: the body is the whole response (False for an abandoned stream)."""
+    """`whole`: the body is the whole response (False for an abandoned stream). `rule`: the
+    service's counting rule, by which output without a reported usage is counted."""
     if not generates_output(endpoint):
         return Chargeable(0, 0, None, None)
-    reply = read_reply(response_body, streamed)
-    bound = output_bound(request_body)
+    reply = read_reply(response_body, streamed, rule)
+    bound = output_bound(endpoint, request_body)
     fits = reply.generated_bytes + SLACK_UNITS_PER_CHOICE * reply.choices
     if not whole:
         # The gateway counted text the SDK never read; the bound alone applies (or, for a

@@ -9,6 +9,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from zg_shared.metering import WORDS, CountingRule
 from zg_shared.replies import Generated
 
 RECEIPT_COMMENT = b": zg-receipt "
@@ -44,7 +45,8 @@ class Reply:
 
     usage: dict[str, Any] | None
     # Output units by the rule the gateway meters with (`zg_shared.replies`): the backend's
-    # `usage.completion_tokens`, else words of each choice's text, joined across the stream.
+    # `usage.completion_tokens`, else the service's counting rule over each choice's text,
+    # joined across the stream.
     units: int
     generated_bytes: int  # UTF-8 bytes of everything generated: text, reasoning, tool calls
     choices: int
@@ -99,15 +101,16 @@ class _Collector:
         return Reply(self.usage, units, self.generated, max(1, len(self.indices)))
 
 
-def read_reply(body: bytes, streamed: bool) -> Reply:
-    """The usage and generated text of a plain JSON reply or of an SSE stream's events."""
+def read_reply(body: bytes, streamed: bool, rule: CountingRule = WORDS) -> Reply:
+    """The usage and generated text of a plain JSON reply or of an SSE stream's events; output
+    units counted by the service's `rule` where no usage is reported."""
     collector = _Collector()
     if not streamed:
         payload = None
         with contextlib.suppress(ValueError):
             payload = json.loads(body)
         collector.event(payload, "message")
-        units = Generated.of_reply(payload).units if isinstance(payload, dict) else 0
+        units = Generated.of_reply(payload, rule).units if isinstance(payload, dict) else 0
         return collector.reply(units)
     for line in body.split(b"\n"):
         line = line.strip()
@@ -117,9 +120,9 @@ def read_reply(body: bytes, streamed: bool) -> Reply:
             collector.event(json.loads(line[5:]), "delta")
         except ValueError:
             continue
-    return collector.reply(Generated.of_stream(body).units)
+    return collector.reply(Generated.of_stream(body, rule).units)
 
 
-def output_units(body: bytes, streamed: bool) -> int:
+def output_units(body: bytes, streamed: bool, rule: CountingRule = WORDS) -> int:
     """Output units by the shared rule (`Reply.units`)."""
-    return read_reply(body, streamed).units
+    return read_reply(body, streamed, rule).units

@@ -31,6 +31,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from zg_shared.crypto import PublicKey, Signature, request_message, verify_request
+from zg_shared.metering import RULES
 from zg_shared.receipts import Receipt, receipt_signer
 from zgserve._costs import chargeable_units
 from zgserve.terms import ServiceTerms
@@ -142,12 +143,16 @@ def check_record(
             f"the receipt is signed by {signed_by}, not by the service's registered "
             f"signer {terms.signer_address}"
         )
+    rule = RULES.get(terms.counting_rule)
+    if rule is None:
+        return f"the service counts units by the rule {terms.counting_rule!r}, unknown here"
     chargeable = chargeable_units(
         record.endpoint,
         record.request_body,
         record.response_body,
         record.streamed,
         whole=not record.partial,
+        rule=rule,
     )
     allowed = chargeable.units * terms.output_price
     if record.output_fee > allowed:

@@ -36,8 +36,17 @@ class Endpoint:
     # `default_max_output_units`.
     default_max_output_units: int | None = None
     # The request fields that bound the output, the first one set winning (OpenAI's order);
-    # the gateway sends the reserved bound in all of them, since engines read different ones.
+    # the gateway sends the reserved bound in all of them, since engines read different ones,
+    # and the SDK fills in the last (the one every engine reads) when the user set none.
     bound_fields: tuple[str, ...] = ()
+
+    def asked_bound(self, body: Mapping[str, Any]) -> tuple[str, Any] | None:
+        """The first bound field the body sets (not null) and its value, unchecked: the
+        request's own output bound as the gateway and the SDK both read it."""
+        for name in self.bound_fields:
+            if body.get(name) is not None:
+                return name, body[name]
+        return None
 
 
 def _content_texts(content: Any) -> Iterable[str]:

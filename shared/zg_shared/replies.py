@@ -20,6 +20,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from zg_shared.metering import WORDS, CountingRule
+
 DONE = b"[DONE]"
 
 
@@ -78,8 +80,8 @@ def _line_end(buffer: bytes, start: int) -> tuple[int, int]:
 
 @dataclass
 class _Choice:
-    words: int = 0  # by the counting rule, over the joined text
-    ends_in_word: bool = False  # the joined text ends inside a word
+    units: int = 0  # by the counting rule, over the joined text
+    last: str = ""  # the joined text's last character (a unit may go on in the next piece)
     finish_reason: str | None = None
 
 
@@ -137,20 +139,12 @@ def _choice_parts(
     return tuple(texts), tuple(finishes)
 
 
-def _words_after(choice: _Choice, text: str) -> tuple[int, bool]:
-    """Words of the joined text once `text` is appended, and whether it then ends in a word."""
-    if not text:
-        return choice.words, choice.ends_in_word
-    added = len(text.split())
-    if added and choice.ends_in_word and not text[0].isspace():
-        added -= 1  # the delta continues the word the text ended in
-    return choice.words + added, not text[-1].isspace()
-
-
 @dataclass
 class Generated:
-    """What a reply generated so far: words per choice, finish reasons, usage, errors."""
+    """What a reply generated so far: units per choice by the service's counting rule, finish
+    reasons, usage, errors."""
 
+    rule: CountingRule = WORDS
     usage: Mapping[str, Any] | None = None
     error: Mapping[str, Any] | None = None
     done: bool = False
@@ -158,35 +152,33 @@ class Generated:
     _choices: dict[int, _Choice] = field(default_factory=dict)
 
     @classmethod
-    def of_reply(cls, payload: Mapping[str, Any]) -> Generated:
+    def of_reply(cls, payload: Mapping[str, Any], rule: CountingRule = WORDS) -> Generated:
         """A plain (non-streamed) reply."""
-        generated = cls()
+        generated = cls(rule)
         texts, finishes = _choice_parts(payload.get("choices"), "message")
         generated.add(StreamChunk(texts, finishes, _mapping(payload.get("usage")), done=True))
         return generated
 
     @classmethod
-    def of_stream(cls, body: bytes) -> Generated:
+    def of_stream(cls, body: bytes, rule: CountingRule = WORDS) -> Generated:
         """A whole relayed stream, as the SDK received it."""
-        generated = cls()
+        generated = cls(rule)
         for event in SseSplitter().feed(body + b"\n\n"):
             if event.data is not None:
                 generated.add(parse_event(event.data))
         return generated
 
-    def words_with(self, chunk: StreamChunk) -> int:
-        """Words by the counting rule once `chunk` is added (nothing is changed)."""
-        counts = {i: c.words for i, c in self._choices.items()}
-        ends = {i: c.ends_in_word for i, c in self._choices.items()}
+    def counted_with(self, chunk: StreamChunk) -> int:
+        """Units by the counting rule once `chunk` is added (nothing is changed)."""
+        state = {i: (c.units, c.last) for i, c in self._choices.items()}
         for index, text in chunk.texts:
-            state = _Choice(counts.get(index, 0), ends.get(index, False))
-            counts[index], ends[index] = _words_after(state, text)
-        return sum(counts.values())
+            state[index] = self.rule.units_after(*state.get(index, (0, "")), text)
+        return sum(units for units, _ in state.values())
 
     def add(self, chunk: StreamChunk) -> None:
         for index, text in chunk.texts:
             choice = self._choices.setdefault(index, _Choice())
-            choice.words, choice.ends_in_word = _words_after(choice, text)
+            choice.units, choice.last = self.rule.units_after(choice.units, choice.last, text)
         for index, reason in chunk.finishes:
             self._choices.setdefault(index, _Choice()).finish_reason = reason
         if chunk.usage is not None:
@@ -198,8 +190,9 @@ class Generated:
         self.done = self.done or chunk.done
 
     @property
-    def words(self) -> int:
-        return sum(c.words for c in self._choices.values())
+    def counted(self) -> int:
+        """Units by the counting rule over each choice's joined text."""
+        return sum(c.units for c in self._choices.values())
 
     @property
     def choices(self) -> list[int]:
@@ -222,7 +215,7 @@ class Generated:
         tokens = self.usage.get("completion_tokens") if self.usage is not None else None
         if isinstance(tokens, int) and not isinstance(tokens, bool) and tokens >= 0:
             return tokens
-        return self.words
+        return self.counted
 
 
 def _mapping(value: Any) -> Mapping[str, Any] | None:

@@ -16,6 +16,7 @@ from typing import Any, Literal
 import aiohttp
 from aiohttp import web
 
+from zg_shared.metering import CountingRule
 from zg_shared.replies import Generated, SseSplitter, parse_event
 
 # Hop-by-hop and payment headers never go to the backend.
@@ -154,7 +155,7 @@ class _Relay:
         for event in self.splitter.feed(chunk):
             if event.data is not None:
                 parsed = parse_event(event.data)
-                if parsed.texts and self.generated.words_with(parsed) > self.max_units:
+                if parsed.texts and self.generated.counted_with(parsed) > self.max_units:
                     await self._finish_at_bound()
                     return
                 self.generated.add(parsed)
@@ -212,6 +213,7 @@ async def relay_stream(
     request: web.Request,
     response_headers: dict[str, str],
     max_units: int,
+    rule: CountingRule,
 ) -> tuple[web.StreamResponse | None, BackendReply | None, RelayResult | None]:
     """Relays the backend's SSE stream to the user as it arrives.
 
@@ -235,7 +237,7 @@ async def relay_stream(
         response.content_type = "text/event-stream"
         response.headers["Cache-Control"] = "no-cache"
         await response.prepare(request)
-        relay = _Relay(response, max_units)
+        relay = _Relay(response, max_units, Generated(rule))
         outcome: Outcome | None = None
         error = ""
         try:

@@ -130,7 +130,7 @@ async def _plain(
         raise backend_error(reply.status, reply.body)
     body, units = reply.body, 0
     if admitted.endpoint.generates:
-        generated = Generated.of_reply(payload)
+        generated = Generated.of_reply(payload, admitted.rule)
         units = generated.units
         if units > admitted.max_output_units:
             body, units = cut_reply(payload, generated, admitted.max_output_units)
@@ -177,6 +177,7 @@ async def _stream(
             request,
             {"ZG-Res-Key": admitted.request_id},
             admitted.max_output_units,
+            admitted.rule,
         )
     except BackendUnavailable as exc:
         await _void(request, admitted, "backend_unreachable")

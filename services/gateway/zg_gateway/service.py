@@ -34,7 +34,7 @@ from zg_shared.accounts import AccountState, AccountStore
 from zg_shared.chain import ContractRevert, Service, ServingClient, checksum
 from zg_shared.endpoints import ENDPOINTS, Endpoint
 from zg_shared.events import RequestServedV1
-from zg_shared.metering import MeteringError, count_input_units
+from zg_shared.metering import RULES, CountingRule, MeteringError
 from zg_shared.receipts import Receipt
 from zg_shared.registry import ServiceRegistry
 
@@ -55,6 +55,7 @@ class Admitted:
     service: Service
     backend_url: str
     endpoint: Endpoint
+    rule: CountingRule  # the service's, by which its input and output are counted
     payment: Payment
     message: int
     raw_body: bytes
@@ -191,6 +192,7 @@ class GatewayService:
         if endpoint is None:
             raise NotFound("unknown_endpoint", f"no endpoint {path!r}")
         service, backend = await self.service(name)
+        rule = _rule_of(service)
         payment = parse_payment(headers)
         fee_only = not endpoint.proxied and not raw_body.strip()
         body = {} if fee_only else _json_object(raw_body)
@@ -199,7 +201,7 @@ class GatewayService:
         if stream and not endpoint.streams:
             raise BadRequest("stream_unsupported", f"{path} cannot stream")
         try:
-            input_units = count_input_units(path, body)
+            input_units = rule.total(endpoint.input_texts(body))
         except MeteringError as exc:
             raise BadRequest("invalid_body", str(exc)) from exc
         check_input_fee(payment, input_units, service.input_price)
@@ -229,6 +231,7 @@ class GatewayService:
             service=service,
             backend_url=backend,
             endpoint=endpoint,
+            rule=rule,
             payment=payment,
             message=message,
             raw_body=raw_body,
@@ -369,6 +372,19 @@ def _json_object(raw: bytes) -> dict[str, Any]:
     return body
 
 
+def _rule_of(service: Service) -> CountingRule:
+    """The counting rule the service registered on chain, which the user's SDK reads too."""
+    rule = RULES.get(service.counting_rule)
+    if rule is None:
+        raise GatewayError(
+            "unknown_counting_rule",
+            f"service {service.name!r} is registered with the counting rule "
+            f"{service.counting_rule[:100]!r}, which this gateway does not know "
+            f"(it knows {', '.join(sorted(RULES))}); nothing was charged",
+        )
+    return rule
+
+
 def _check_model(body: dict[str, Any], service: Service) -> None:
     """A request names the registered service's model or none (it is then filled in): an
     engine serving several models, or one that serves its default for any name, must not
@@ -386,14 +402,13 @@ def _check_model(body: dict[str, Any], service: Service) -> None:
 
 
 def _max_output_units(body: dict[str, Any], endpoint: Endpoint, default: int) -> int:
-    for name in endpoint.bound_fields:
-        value = body.get(name)
-        if value is None:
-            continue
-        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-            raise BadRequest("invalid_body", f"{name} must be a positive integer")
-        return value
-    return default
+    asked = endpoint.asked_bound(body)
+    if asked is None:
+        return default
+    name, value = asked
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise BadRequest("invalid_body", f"{name} must be a positive integer")
+    return value
 
 
 def _sha256(data: bytes) -> str:

@@ -80,7 +80,7 @@ async def test_a_user_who_hangs_up_mid_stream_pays_for_what_was_delivered(
     )
     # Output counted by the rule over what was relayed: at least what this client read, far
     # less than the 60 tokens asked for and reserved.
-    seen = Generated.of_stream(delivered.rpartition(b"\n\n")[0]).words
+    seen = Generated.of_stream(delivered.rpartition(b"\n\n")[0]).counted
     assert 1 <= seen <= event["output_units"] < 60
     assert event["output_fee"] == event["output_units"] * OUTPUT_PRICE
     state = await provider.state(user)

@@ -23,12 +23,12 @@ BODY = json.dumps({"model": "m", "messages": [{"role": "user", "content": "a b c
 def test_a_generating_request_without_a_bound_gets_the_default_max_tokens() -> None:
     sent = with_output_bound(CHAT, BODY, 77)
     assert json.loads(sent) == {**json.loads(BODY), "max_tokens": 77}
-    assert output_bound(sent) == 77
+    assert output_bound(CHAT, sent) == 77
     # An endpoint whose API has its own, lower default gets that (/completions: 16).
     for path, endpoint in ENDPOINTS.items():
         if endpoint.default_max_output_units:
             sent = with_output_bound(path, b'{"prompt": "a"}', 77)
-            assert output_bound(sent) == min(77, endpoint.default_max_output_units)
+            assert output_bound(path, sent) == min(77, endpoint.default_max_output_units)
 
 
 @pytest.mark.parametrize(

@@ -52,11 +52,13 @@ def test_output_units_prefer_usage_then_words() -> None:
     assert output_units(b"not json", streamed=False) == 0
 
 
-def test_output_bound_reads_max_tokens() -> None:
-    assert output_bound(b'{"max_tokens": 12}') == 12
-    assert output_bound(b'{"max_completion_tokens": 3, "max_tokens": 12}') == 3
-    assert output_bound(b'{"max_tokens": true}') is None
-    assert output_bound(b"[]") is None
+def test_output_bound_reads_the_endpoints_bound_fields() -> None:
+    assert output_bound("chat/completions", b'{"max_tokens": 12}') == 12
+    assert output_bound("chat/completions", b'{"max_completion_tokens": 3, "max_tokens": 12}') == 3
+    assert output_bound("chat/completions", b'{"max_tokens": true}') is None
+    assert output_bound("chat/completions", b"[]") is None
+    # /completions has no max_completion_tokens: the gateway ignores it there, and so does the SDK.
+    assert output_bound("completions", b'{"max_completion_tokens": 3}') is None
 
 
 @pytest.mark.parametrize(

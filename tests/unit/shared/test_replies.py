@@ -58,22 +58,22 @@ def test_events_are_the_same_however_the_bytes_are_chunked(cuts: list[int], crlf
 
 def test_a_split_word_is_one_word_and_words_per_choice_add_up() -> None:
     generated = generated_of([chunk("Hel"), chunk("lo"), chunk(" wor", "ld ", "again")])
-    assert generated.words == 3
+    assert generated.counted == 3
     other = generated_of([chunk("one two", index=0), chunk("three", index=1), chunk("four")])
-    assert other.words == 3  # "one twofour" and "three"
-    assert Generated().words == 0
+    assert other.counted == 3  # "one twofour" and "three"
+    assert Generated().counted == 0
 
 
 @given(st.lists(st.text(alphabet=" ab\n\t", max_size=6), max_size=12))
 def test_joined_counting_equals_counting_the_joined_text(pieces: list[str]) -> None:
     generated = generated_of([chunk(p) for p in pieces])
-    assert generated.words == len("".join(pieces).split())
+    assert generated.counted == len("".join(pieces).split())
 
 
-def test_words_with_looks_ahead_without_changing_anything() -> None:
+def test_counted_with_looks_ahead_without_changing_anything() -> None:
     generated = generated_of([chunk("one tw")])
-    assert generated.words_with(parse_event(chunk("o three"))) == 3
-    assert generated.words == 2
+    assert generated.counted_with(parse_event(chunk("o three"))) == 3
+    assert generated.counted == 2
 
 
 def test_usage_wins_over_words_when_reported() -> None:
@@ -112,7 +112,7 @@ def test_plain_replies_chat_and_completions() -> None:
             {"index": 1, "message": {"content": "three"}, "finish_reason": "length"},
         ]
     }
-    assert (Generated.of_reply(chat).words, Generated.of_reply(chat).finished) == (3, True)
+    assert (Generated.of_reply(chat).counted, Generated.of_reply(chat).finished) == (3, True)
     completion = {
         "choices": [{"text": "x y", "index": 0, "finish_reason": "stop"}],
         "usage": {"completion_tokens": 4},
@@ -123,6 +123,6 @@ def test_plain_replies_chat_and_completions() -> None:
 def test_of_stream_reads_what_the_sdk_received() -> None:
     raw = stream(chunk("Hel"), chunk("lo", finish="stop"), b"[DONE]")
     generated = Generated.of_stream(raw)
-    assert (generated.words, generated.finished) == (1, True)
+    assert (generated.counted, generated.finished) == (1, True)
     # Junk is no event and no text.
-    assert Generated.of_stream(b"data: {not json\n\ndata: [1]\n\n: comment\n\n").words == 0
+    assert Generated.of_stream(b"data: {not json\n\ndata: [1]\n\n: comment\n\n").counted == 0
