@@ -65,14 +65,16 @@ async def measure() -> list[tuple[str, int]]:
             await user.add_account(keys[1].address, SIGNER, info, value=10**18),
         )
         record("depositFund", await user.deposit_fund(keys[1].address, value=10**17))
-        record("requestRefund (first)", await user.request_refund(keys[1].address, 10**16))
-        for _ in range(4):
-            last = await user.request_refund(keys[1].address, 10**16)
-        record("requestRefund (fifth)", last)
-        await chain.increase_time(LOCK_TIME)
-        record("processRefund (1 refund)", await user.process_refund(keys[1].address, [0]))
+        record("requestRefund (new refund)", await user.request_refund(keys[1].address, 10**16))
         record(
-            "processRefund (4 refunds)", await user.process_refund(keys[1].address, [1, 2, 3, 4])
+            "requestRefund (added to the open one)",
+            await user.request_refund(keys[1].address, 10**16),
+        )
+        await chain.increase_time(LOCK_TIME)
+        record("processRefund", await user.process_refund(keys[1].address, [0]))
+        record(
+            "requestRefund (new, after one paid)",
+            await user.request_refund(keys[1].address, 10**16),
         )
         record("removeService", await provider.remove_service("chat"))
         await w3.provider.disconnect()

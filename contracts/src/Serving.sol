@@ -73,8 +73,8 @@ contract Serving is IServing, ReentrancyGuard {
 
     function requestRefund(address provider, uint256 amount) external {
         Account storage account = _accounts.get(msg.sender, provider);
-        uint256 index = account.requestRefund(amount);
-        emit RefundRequested(msg.sender, provider, index, amount, block.timestamp + lockTime);
+        (uint256 index, uint256 total) = account.requestRefund(amount);
+        emit RefundRequested(msg.sender, provider, index, total, block.timestamp + lockTime);
         emit BalanceUpdated(msg.sender, provider, account.balance, account.pendingRefund);
     }
 

@@ -19,10 +19,11 @@ interface IServing {
         /// Last settled request nonce: a settlement must start above it.
         uint256 nonce;
         uint256 balance;
-        /// Part of `balance` promised back to the user by unprocessed refunds.
+        /// Part of `balance` promised back to the user: the open refund's amount.
         uint256 pendingRefund;
         /// The user's BabyJubJub request-signing public key (x, y).
         uint256[2] signer;
+        /// Every refund asked for; only the last can be open (unprocessed).
         Refund[] refunds;
         /// The user's signing key, encrypted by the client; opaque to the chain.
         string additionalInfo;
@@ -77,6 +78,8 @@ interface IServing {
         address indexed user, address indexed provider, uint256 signerX, uint256 signerY, uint256 amount
     );
     event FundDeposited(address indexed user, address indexed provider, uint256 amount);
+    /// A refund opened or added to: `amount` is the refund's whole amount now (absolute, like
+    /// BalanceUpdated) and `unlockAt` its new unlock time.
     event RefundRequested(
         address indexed user, address indexed provider, uint256 index, uint256 amount, uint256 unlockAt
     );

@@ -53,19 +53,36 @@ library AccountLibrary {
         map.keys.push(k);
     }
 
-    /// @return index of the new refund in `account.refunds`.
-    function requestRefund(IServing.Account storage account, uint256 amount) internal returns (uint256 index) {
+    /// Sets `amount` aside for the user. An account has at most one open (unprocessed) refund,
+    /// always its last entry: a request while one is open adds to it and restarts its lock time
+    /// from now (the provider's window to settle must cover every wei asked back), so that
+    /// `charge` touches one entry however many refunds were asked for.
+    /// @return index of the refund that holds the amount, and that refund's amount now.
+    function requestRefund(IServing.Account storage account, uint256 amount)
+        internal
+        returns (uint256 index, uint256 total)
+    {
         if (amount == 0) revert IServing.ServingZeroAmount();
         uint256 available = account.balance - account.pendingRefund;
         if (amount > available) revert IServing.ServingRefundExceedsAvailable(amount, available);
-        index = account.refunds.length;
-        account.refunds.push(
-            IServing.Refund({
-                amount: SafeCast.toUint128(amount),
-                createdAt: SafeCast.toUint64(block.timestamp),
-                processed: false
-            })
-        );
+        uint256 count = account.refunds.length;
+        if (count > 0 && !account.refunds[count - 1].processed) {
+            index = count - 1;
+            IServing.Refund storage open = account.refunds[index];
+            total = uint256(open.amount) + amount;
+            open.amount = SafeCast.toUint128(total);
+            open.createdAt = SafeCast.toUint64(block.timestamp);
+        } else {
+            index = count;
+            total = amount;
+            account.refunds.push(
+                IServing.Refund({
+                    amount: SafeCast.toUint128(amount),
+                    createdAt: SafeCast.toUint64(block.timestamp),
+                    processed: false
+                })
+            );
+        }
         account.pendingRefund += amount;
     }
 
@@ -90,25 +107,23 @@ library AccountLibrary {
         }
     }
 
-    /// Takes `fee` from the balance. What the free balance cannot cover comes out of pending
-    /// refunds, newest first: the provider served against funds the user later asked back.
-    /// @dev The caller has checked `fee <= account.balance`.
+    /// Takes `fee` from the balance. What the free balance cannot cover comes out of the open
+    /// refund (there is at most one, the last entry: see `requestRefund`): the provider served
+    /// against funds the user later asked back. Constant cost, whatever the refund history.
+    /// @dev The caller has checked `fee <= account.balance`, so the excess fits in
+    ///      `pendingRefund`, which is the open refund's amount.
     function charge(IServing.Account storage account, uint256 fee) internal {
         uint256 available = account.balance - account.pendingRefund;
         account.balance -= fee;
         if (fee <= available) return;
         uint256 excess = fee - available;
         account.pendingRefund -= excess;
-        for (uint256 i = account.refunds.length; i > 0 && excess > 0; --i) {
-            IServing.Refund storage refund = account.refunds[i - 1];
-            if (refund.processed || refund.amount == 0) continue;
-            // Fits: taken <= refund.amount, a uint128.
-            uint128 taken = uint128(excess < refund.amount ? excess : refund.amount);
-            refund.amount -= taken;
-            excess -= taken;
-            // An emptied refund has nothing left to pay; closing it keeps processRefund honest.
-            if (refund.amount == 0) refund.processed = true;
-            emit IServing.RefundReduced(account.user, account.provider, i - 1, refund.amount);
-        }
+        uint256 index = account.refunds.length - 1;
+        IServing.Refund storage refund = account.refunds[index];
+        // Fits: excess <= pendingRefund == refund.amount, a uint128.
+        refund.amount -= uint128(excess);
+        // An emptied refund has nothing left to pay; closing it keeps processRefund honest.
+        if (refund.amount == 0) refund.processed = true;
+        emit IServing.RefundReduced(account.user, account.provider, index, refund.amount);
     }
 }

@@ -125,7 +125,14 @@ class ServingMachine(RuleBasedStateMachine):
             assert name == "ServingRefundExceedsAvailable"
         else:
             assert name is None
-            account.refunds.append(ModelRefund(amount, self.run(self.now()) + LOCK_TIME))
+            unlock_at = self.run(self.now()) + LOCK_TIME
+            open_refund = account.refunds[-1] if account.refunds else None
+            if open_refund is not None and not open_refund.processed:
+                # One open refund per account: a new request adds to it and restarts its lock.
+                open_refund.amount += amount
+                open_refund.unlock_at = unlock_at
+            else:
+                account.refunds.append(ModelRefund(amount, unlock_at))
 
     @rule(seconds=st.sampled_from([1, LOCK_TIME // 2, LOCK_TIME]))
     def wait(self, seconds: int) -> None:
@@ -185,6 +192,7 @@ class ServingMachine(RuleBasedStateMachine):
             assert (account.balance, account.pending_refund) == (expected.balance, expected.pending)
             assert [r.amount for r in account.refunds] == [r.amount for r in expected.refunds]
             assert [r.processed for r in account.refunds] == [r.processed for r in expected.refunds]
+            assert sum(not r.processed for r in account.refunds) <= 1
         ether = self.run(self.w3.eth.get_balance(self.serving.address))
         assert ether == sum(a.balance for a in accounts)
 

@@ -11,6 +11,7 @@ from zg_prover.backends import select_backend
 from zg_prover.service import ProverService
 from zg_shared.chain import (
     ContractRevert,
+    DevChain,
     FeesSettled,
     RefundReduced,
     ServingClient,
@@ -104,23 +105,68 @@ async def test_one_call_settles_several_chunks_of_several_users(
     assert await w3.eth.get_balance(serving.address) == 9_400 + 9_500
 
 
-async def test_fees_beyond_the_free_balance_come_from_the_newest_refunds(
+async def test_fees_beyond_the_free_balance_come_from_the_open_refund(
     serving: ServingClient, keys: list[LocalAccount], prover: ProverService
 ) -> None:
     provider = keys[1]
     alice = Account(keys[5])
     await open_account(serving, alice, provider.address, 1_000)
     user = serving.as_sender(alice.key)
-    await user.request_refund(provider.address, 300)  # refund 0
-    await user.request_refund(provider.address, 500)  # refund 1: newest
+    await user.request_refund(provider.address, 300)
+    await user.request_refund(provider.address, 500)  # added to the open refund: 800
     proofs = await prove(prover, alice, provider.address, range(1, 5), 200)  # 800 in fees; 200 free
 
     result = await serving.as_sender(provider).settle_fees(proofs)
 
     account = await serving.get_account(alice.key.address, provider.address)
     assert (account.balance, account.pending_refund) == (200, 200)
-    assert [(r.amount, r.processed) for r in account.refunds] == [(200, False), (0, True)]
-    assert [(e.index, e.remaining) for e in result.events_of(RefundReduced)] == [(1, 0), (0, 200)]
+    assert [(r.amount, r.processed) for r in account.refunds] == [(200, False)]
+    assert [(e.index, e.remaining) for e in result.events_of(RefundReduced)] == [(0, 200)]
+
+
+# What a flood may add to one chunk's settlement over the same chunk of a user who asked for
+# one refund: calldata and cold-slot differences only. Before refunds merged, each pending
+# refund the charge walked cost about 9.3k gas (issue 11 item 1: 1,000 of them, 9.4M gas).
+FLOOD_MARGIN_GAS = 5_000
+FLOOD_REFUNDS = 200
+
+
+async def test_a_refund_flood_leaves_settlement_gas_where_one_refund_puts_it(
+    chain: DevChain, serving: ServingClient, keys: list[LocalAccount], prover: ProverService
+) -> None:
+    """A user asks for `available - K` and then K refunds of 1 wei (and has paid-out refunds
+    behind them): the chunk that draws on them costs what it costs after a single refund."""
+    provider = keys[1]
+    honest, flooder = Account(keys[5]), Account(keys[6])
+    await open_account(serving, honest, provider.address, 10_000)
+    await open_account(serving, flooder, provider.address, 10_003)
+    as_flooder = serving.as_sender(flooder.key)
+    for paid_out in range(3):  # refunds paid out: history the charge must not walk either
+        await as_flooder.request_refund(provider.address, 1)
+        await chain.increase_time(LOCK_TIME)
+        await as_flooder.process_refund(provider.address, [paid_out])
+    await serving.as_sender(honest.key).request_refund(provider.address, 9_700)
+    await as_flooder.request_refund(provider.address, 9_700 - FLOOD_REFUNDS)
+    for _ in range(FLOOD_REFUNDS):
+        await as_flooder.request_refund(provider.address, 1)
+    proofs_honest = await prove(prover, honest, provider.address, range(1, 5), 200)
+    proofs_flooder = await prove(prover, flooder, provider.address, range(1, 5), 200)
+    as_provider = serving.as_sender(provider)
+
+    normal = await as_provider.settle_fees(proofs_honest)
+    flooded = await as_provider.settle_fees(proofs_flooder)
+
+    print(
+        f"settleFees, one chunk of 4: after 1 refund request {normal.gas_used} gas, "
+        f"after {FLOOD_REFUNDS + 1} {flooded.gas_used} gas"
+    )
+    assert flooded.gas_used <= normal.gas_used + FLOOD_MARGIN_GAS
+    for user, result in ((honest, normal), (flooder, flooded)):
+        account = await serving.get_account(user.key.address, provider.address)
+        # 800 in fees, 300 free: 500 came out of the one open refund.
+        assert (account.balance, account.pending_refund) == (9_200, 9_200)
+        assert [e.remaining for e in result.events_of(RefundReduced)] == [9_200]
+        assert sum(not r.processed for r in account.refunds) == 1
 
 
 @pytest.mark.parametrize(
