@@ -18,6 +18,7 @@ from redis.asyncio import Redis
 
 from zg_billing.book import Book
 from zg_billing.config import BillingSettings
+from zg_billing.evidence import Evidence
 from zg_billing.handlers import create_router
 from zg_billing.intake import Intake
 from zg_billing.metrics import BillingMetrics
@@ -127,6 +128,7 @@ def create_app(settings: BillingSettings, *, telemetry: Telemetry | None = None)
             confirm_timeout_s=settings.confirm_timeout_s,
         ),
         metrics=metrics,
+        evidence=Evidence(chain, metrics),
     )
     broker.include_router(create_router(intake, settler, settings.durable_prefix))
 

@@ -350,6 +350,18 @@ class Book:
         """Frees the account from `settlement_id`, so that the next seal may take it again."""
         return bool(await self._release(keys=[account_key(user, provider)], args=[settlement_id]))
 
+    async def entries(
+        self, user: str, provider: str, nonces: Sequence[int]
+    ) -> list[tuple[int, BookEntry | None]]:
+        """The book's entries for these nonces (None: not in the book, or voided)."""
+        if not nonces:
+            return []
+        raw = await self.redis.hmget(bill_key(user, provider), [nonce_member(n) for n in nonces])
+        return [
+            (n, BookEntry.model_validate_json(v) if v is not None and v != b"v" else None)
+            for n, v in zip(nonces, raw, strict=True)
+        ]
+
     async def flag_due(self, user: str, provider: str, reason: str) -> None:
         """Makes the account due at the next policy pass, whatever its fee and age."""
         await self.redis.hset(account_key(user, provider), "due_reason", reason)

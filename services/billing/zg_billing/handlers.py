@@ -73,8 +73,13 @@ def create_router(intake: Intake, settler: Settler, durable_prefix: str) -> Nats
         durable=durable("fees-settled"),
         pull_sub=PullSub(batch_size=16),
     )
-    async def on_fees_settled(event: FeesSettledV1) -> None:
-        await settler.on_fees_settled(event)
+    async def on_fees_settled(event: FeesSettledV1, message: NatsMessage) -> None:
+        try:
+            await settler.on_fees_settled(event)
+        except ChainUnavailable as exc:
+            # Checked against the chain before it is believed: wait for the chain.
+            log.warning("a FeesSettled for %s waits for the chain: %s", event.user, exc)
+            await message.nack(delay=CHAIN_RETRY_S)
 
     @router.subscriber(
         RefundRequestedV1.SUBJECT,

@@ -71,10 +71,17 @@ class BillingMetrics:
             unit="{request}",
             description="Requests that can never be settled (reported in settlement.failed)",
         )
+        self._refused = meter.create_counter(
+            "zg_billing_events_refused",
+            unit="{event}",
+            description="Bus events refused as untrue (not on chain, not the settlement's, "
+            "not signed by the gateway), by subject",
+        )
         # Counters of faults are present at 0 from the start: a panel shows 0, not "no data",
         # and the first fault shows as an increase (a counter born at 1 increases by nothing).
         self._retries.add(0)
         self._written_off.add(0)
+        self._refused.add(0)
 
     def recorded(self, outcome: str) -> None:
         self._recorded.add(1, {"outcome": outcome})
@@ -97,3 +104,6 @@ class BillingMetrics:
 
     def written_off(self, count: int) -> None:
         self._written_off.add(count)
+
+    def refused(self, subject: str) -> None:
+        self._refused.add(1, {"subject": subject})

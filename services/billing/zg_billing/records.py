@@ -51,7 +51,9 @@ class UserPart(BaseModel):
         return sum(r.fee for r in self.requests)
 
 
-class ChunkState(BaseModel):
+class ChunkRange(BaseModel):
+    """One chunk of one user's requests: what a proof of it must say."""
+
     model_config = ConfigDict(frozen=True)
 
     user: Address
@@ -59,6 +61,9 @@ class ChunkState(BaseModel):
     final_nonce: int
     total_fee: int
     request_count: int
+
+
+class ChunkState(ChunkRange):
     confirmed: bool = False
 
 
@@ -89,6 +94,8 @@ class SettlementRecord(BaseModel):
     # Proven in parallel: one proof request per chunk, collected here until all are in.
     proof_parts: int = 1
     proved: tuple[ProvedPart, ...] = ()
+    # The chunk asked for in each part: a proof is taken only for its part's chunk.
+    planned: tuple[ChunkRange, ...] = ()
 
     @property
     def request_count(self) -> int:

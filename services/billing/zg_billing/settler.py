@@ -25,10 +25,12 @@ from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapProp
 
 from zg_billing.book import Book, Sealed, account_tag
 from zg_billing.chunking import DEFAULT_SLOT_GAS, cut, plan_chunks
+from zg_billing.evidence import Evidence
 from zg_billing.metrics import BillingMetrics
 from zg_billing.policy import Policy, Reason
 from zg_billing.records import (
     AttemptTracker,
+    ChunkRange,
     ChunkState,
     PartRequest,
     SettlementRecord,
@@ -97,6 +99,7 @@ class Settler:
         policy: Policy,
         config: SettlerConfig,
         metrics: BillingMetrics,
+        evidence: Evidence,
         clock: Callable[[], int] = _now_ms,
     ) -> None:
         self.book = book
@@ -109,6 +112,7 @@ class Settler:
         self.policy = policy
         self.config = config
         self.metrics = metrics
+        self.evidence = evidence
         self._clock = clock
         self._last_sweep_ms = clock()
         # Settlement records change in several handlers; one at a time keeps each change whole.
@@ -181,6 +185,7 @@ class Settler:
             oldest_served_ms=draft.oldest_ms,
             parts=tuple(draft.parts),
             proof_parts=len(draft.chunks_to_prove),
+            planned=tuple(_chunk_range(batch) for batch, _ in draft.chunks_to_prove),
         )
         await self.records.save(record)
         # The settlement continues the trace of its oldest request and links the others, so one
@@ -223,6 +228,8 @@ class Settler:
             record = await self.records.get(event.settlement_id)
             if record is None or record.status is not Status.PROVING:
                 return  # a redelivery, or an attempt already given up
+            if not self.evidence.proofs(record, event):
+                return
             updated = record.with_part(event.part, event.proofs)
             if updated is not None:
                 record = updated
@@ -292,20 +299,30 @@ class Settler:
         record = await self.records.get(event.settlement_id)
         if record is None or record.status is not Status.PROVING:
             return
-        if event.retryable or event.user is None:
-            await self._give_back(record, {u.lower(): event.reason for u in record.users}, "")
-            await self._close(record, Status.FAILED, event.reason)
+        if not self.evidence.proof_failure(record, event):
             return
-        # The prover can never prove this user's requests (a signature the circuit rejects):
-        # report them and settle the others in a new attempt.
-        bad = event.user.lower()
-        for part in record.parts:
-            if part.user.lower() == bad:
-                await self.book.write_off(
-                    part.user, self.provider, [r.nonce for r in part.requests]
+        if not event.retryable and event.user is not None:
+            # The prover can never prove this user's requests (a signature the circuit
+            # rejects): write off those billing finds invalid itself, report them, and settle
+            # the others in a new attempt. Billing finding none: the event is not believed.
+            part = next(p for p in record.parts if p.user.lower() == event.user.lower())
+            nonces = [r.nonce for r in part.requests]
+            bad = set(
+                await self.evidence.invalid_signatures(
+                    part.user, await self.book.entries(part.user, self.provider, nonces)
                 )
-                self.metrics.written_off(len(part.requests))
-                await self._report(record, event.reason, part.requests, part.user)
+            )
+            if not bad:
+                self.evidence.refuse(
+                    event.SUBJECT,
+                    f"settlement {record.id}: every request of {part.user} verifies "
+                    f"({event.reason}); proven again if no proof comes",
+                )
+                return
+            await self.book.write_off(part.user, self.provider, sorted(bad))
+            self.metrics.written_off(len(bad))
+            gone = tuple(r for r in part.requests if r.nonce in bad)
+            await self._report(record, event.reason, gone, part.user)
         await self._give_back(record, {u.lower(): event.reason for u in record.users}, "")
         await self._close(record, Status.FAILED, event.reason)
 
@@ -313,6 +330,8 @@ class Settler:
 
     async def on_fees_settled(self, event: FeesSettledV1) -> None:
         if event.provider.lower() != self.provider.lower():
+            return
+        if not await self.evidence.fees_settled(event):
             return
         count, fee = await self.book.confirm(event.user, event.provider, event.final_nonce)
         if count and fee != event.amount:
@@ -598,6 +617,17 @@ def _batch(user: Address, provider: Address, sealed: Sealed) -> UserBatch:
             )
             for r in sealed.requests
         ),
+    )
+
+
+def _chunk_range(batch: UserBatch) -> ChunkRange:
+    nonces = [r.nonce for r in batch.requests]
+    return ChunkRange(
+        user=batch.user,
+        init_nonce=min(nonces),
+        final_nonce=max(nonces),
+        total_fee=sum(r.fee for r in batch.requests),
+        request_count=len(batch.requests),
     )
 
 

@@ -22,9 +22,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from aiohttp import ClientError
-from eth_typing import HexStr
 from redis.exceptions import RedisError
-from web3.exceptions import BlockNotFound, TransactionNotFound, Web3Exception
+from web3.exceptions import BlockNotFound, Web3Exception
 
 from zg_chain_indexer.checkpoint import CheckpointStore, Cursor
 from zg_chain_indexer.fold import (
@@ -41,6 +40,7 @@ from zg_chain_indexer.views import account_at, accounts_at, service_at, services
 from zg_shared.chain.client import ServingClient
 from zg_shared.chain.errors import ChainError, ContractRevert
 from zg_shared.chain.events import AccountAdded, LogPosition, ServingEvent
+from zg_shared.chain.types import hex32
 from zg_shared.deployment import DeploymentIdentity, identify
 from zg_shared.events.base import Event
 from zg_shared.events.chain import ReorgDetectedV1
@@ -288,17 +288,7 @@ class Follower:
         if not positions:
             return None
         position = positions[0]
-        try:
-            receipt = await self.w3.eth.get_transaction_receipt(HexStr(position.transaction_hash))
-        except TransactionNotFound:
-            receipt = None
-        ours = receipt is not None and any(
-            int(entry["logIndex"]) == position.log_index
-            and str(entry["address"]).lower() == self.serving.address.lower()
-            and _hex(entry["blockHash"]) == position.block_hash
-            for entry in receipt["logs"]
-        )
-        if not ours:
+        if await self.serving.event_at(position) is None:
             log.warning(
                 "the stream's last chain event (block %s, tx %s) is not a canonical log of %s: "
                 "ignoring it",
@@ -423,7 +413,7 @@ class Follower:
         except BlockNotFound:
             return None
         block_hash = block.get("hash")
-        return _hex(block_hash) if block_hash is not None else None
+        return hex32(block_hash) if block_hash is not None else None
 
     async def _get_lock_time(self) -> int:
         if self._lock_time is None:
@@ -441,11 +431,6 @@ def _position(event: ServingEvent) -> LogPosition:
     if event.position is None:
         raise ValueError(f"{event.EVENT} has no log position")
     return event.position
-
-
-def _hex(value: object) -> str:
-    text = "0x" + bytes(value).hex() if isinstance(value, bytes | bytearray) else str(value)
-    return text.lower() if text.startswith("0x") else "0x" + text.lower()
 
 
 def _error_kind(exc: BaseException) -> str:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import hashlib
 import logging
 import time
 from collections.abc import Callable
@@ -20,6 +21,7 @@ from zg_shared.events import (
     ProofReadyV1,
     SettlementRequestedV1,
     UserBatch,
+    new_event_id,
 )
 from zg_shared.zk import ChunkError, WitnessError, build_chunk_input, split_into_chunks
 
@@ -101,8 +103,9 @@ class ProverService:
         started = time.perf_counter()
         self._cpu_s = 0.0
         proofs: list[ChunkProof] = []
-        # Deterministic ids: a redelivered request yields the same event id, which
-        # JetStream and billing de-duplicate.
+        # Ids no outsider can predict (the settlement id is on the bus for anyone to read):
+        # one published first under the id would make JetStream drop ours. A redelivered
+        # request proves again; billing takes one proof per part.
         suffix = f"-{request.part}" if request.parts > 1 else ""
         try:
             n = self.circuit_size(request.circuit_size)
@@ -111,7 +114,7 @@ class ProverService:
         except Unprovable as exc:
             log.warning("settlement %s cannot be proven: %s", request.settlement_id, exc)
             return ProofFailedV1(
-                event_id=f"proof-failed-{request.settlement_id}{suffix}",
+                event_id=f"proof-failed-{request.settlement_id}{suffix}-{new_event_id()}",
                 settlement_id=request.settlement_id,
                 provider=request.provider,
                 reason=str(exc),
@@ -121,7 +124,7 @@ class ProverService:
             )
         elapsed = time.perf_counter() - started
         return ProofReadyV1(
-            event_id=f"proof-ready-{request.settlement_id}{suffix}",
+            event_id=f"proof-ready-{request.settlement_id}{suffix}-{_digest(proofs)}",
             settlement_id=request.settlement_id,
             provider=request.provider,
             proofs=tuple(proofs),
@@ -134,3 +137,9 @@ class ProverService:
             dev_keys=self.backend.dev_keys,
             prover=self.instance,
         )
+
+
+def _digest(proofs: list[ChunkProof]) -> str:
+    """A digest of the proofs: known to no one before they are published."""
+    blob = b"".join(p.calldata.model_dump_json().encode() for p in proofs)
+    return hashlib.sha256(blob).hexdigest()[:32]

@@ -6,19 +6,20 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any
 
+from aiohttp import ClientError
 from eth_account import Account as EthAccount
 from eth_account.signers.local import LocalAccount
-from eth_typing import ChecksumAddress
+from eth_typing import ChecksumAddress, HexStr
 from web3 import AsyncWeb3
 from web3.contract import AsyncContract
-from web3.exceptions import ContractLogicError
+from web3.exceptions import ContractLogicError, TransactionNotFound, Web3RPCError
 
 from zg_shared.chain.artifacts import ContractArtifact, load_artifact
-from zg_shared.chain.errors import ChainError, RevertDecoder
-from zg_shared.chain.events import EventDecoder, ServingEvent
+from zg_shared.chain.errors import ChainError, ChainUnavailable, RevertDecoder
+from zg_shared.chain.events import EventDecoder, LogPosition, ServingEvent
 from zg_shared.chain.models import Account, Service, ServiceParams, SettlementProof
 from zg_shared.chain.sender import TransactionSender, TxResult, revert_data
-from zg_shared.chain.types import Address, Web3Client, checksum
+from zg_shared.chain.types import Address, Web3Client, checksum, hex32
 
 DEFAULT_PAGE = 100
 # The contract's MIN_LOCK_TIME and MAX_LOCK_TIME: its constructor refuses a lock time outside.
@@ -198,6 +199,26 @@ class ServingClient:
             {"address": self.contract.address, "fromBlock": from_block, "toBlock": to_block}
         )
         return self.events.decode_all(logs)
+
+    async def event_at(self, position: LogPosition) -> ServingEvent | None:
+        """The contract's event at `position`, if the chain has that log there: the
+        transaction's receipt holds a log of this contract at that index, in that block (a
+        reorg that moved it makes it another position). None otherwise. Whoever is told of a
+        chain event by someone else (the bus) believes this, not the message."""
+        try:
+            receipt = await self.w3.eth.get_transaction_receipt(HexStr(position.transaction_hash))
+        except TransactionNotFound:
+            return None
+        except (ClientError, OSError, TimeoutError, Web3RPCError) as exc:
+            raise ChainUnavailable(f"RPC failed: {exc}") from exc
+        for entry in receipt["logs"]:
+            if (
+                int(entry["logIndex"]) == position.log_index
+                and str(entry["address"]).lower() == self.address.lower()
+                and hex32(entry["blockHash"]) == position.block_hash
+            ):
+                return self.events.decode(entry)
+        return None
 
     # ------------------------------------------------------------ plumbing
 

@@ -24,7 +24,8 @@ def checksum(value: str) -> ChecksumAddress:
     return to_checksum_address(value)
 
 
-def _hex32(value: object) -> str:
+def hex32(value: object) -> str:
+    """A 32-byte hash given as bytes or text, as 0x-prefixed lowercase hex."""
     raw = bytes(value) if isinstance(value, bytes | bytearray) else None
     text = "0x" + raw.hex() if raw is not None else str(value)
     if not text.startswith("0x"):
@@ -37,7 +38,7 @@ def _hex32(value: object) -> str:
 Address = Annotated[ChecksumAddress, AfterValidator(checksum)]
 """An Ethereum address, stored in its EIP-55 checksummed form."""
 
-Hash32 = Annotated[str, BeforeValidator(_hex32)]
+Hash32 = Annotated[str, BeforeValidator(hex32)]
 """A 32-byte hash (tx or block) as 0x-prefixed lowercase hex."""
 
 Wei = Annotated[int, Field(ge=0)]

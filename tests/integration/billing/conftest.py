@@ -110,6 +110,28 @@ def billing_settings(stack: Stack, **overrides: Any) -> BillingSettings:
     return BillingSettings(**values)
 
 
+def common_settings(stack: Stack) -> dict[str, Any]:
+    """What every service of the stack is configured with."""
+    return {
+        "environment": "test",
+        "redis_url": stack.redis_url,
+        "nats_url": stack.nats_url,
+        "rpc_url": str(stack.w3.provider.endpoint_uri),
+        "serving_address": stack.serving.address,
+        "log_json": False,
+    }
+
+
+@contextlib.asynccontextmanager
+async def running_prover(stack: Stack) -> AsyncIterator[ProverApp]:
+    prover: ProverApp = create_prover(ProverSettings(**common_settings(stack), circuit_sizes=[4]))
+    await prover.start()
+    try:
+        yield prover
+    finally:
+        await prover.stop()
+
+
 @contextlib.asynccontextmanager
 async def running_billing(stack: Stack, **overrides: Any) -> AsyncIterator[BillingApp]:
     app = create_billing(billing_settings(stack, **overrides))
@@ -127,7 +149,10 @@ async def build_stack(
     nats_url: str,
     *,
     confirmations: int = 0,
+    prover: bool = True,
 ) -> AsyncIterator[Stack]:
+    """The whole pipeline; with `prover=False` nothing proves (a test starts
+    `running_prover` when it wants proofs)."""
     redis = Redis.from_url(redis_url)
     await redis.flushdb()
     nc = await nats.connect(nats_url)
@@ -184,15 +209,13 @@ async def build_stack(
         port=free_port(),
     )
     await gateway.start_server()
-    prover: ProverApp = create_prover(ProverSettings(**common, circuit_sizes=[4]))
-    await prover.start()
     indexer: IndexerApp = create_indexer(
         IndexerSettings(**common, confirmations=confirmations, poll_interval_s=0.2)
     )
     await indexer.start()
     http = aiohttp.ClientSession()
     try:
-        yield Stack(
+        built = Stack(
             w3=w3,
             serving=serving,
             provider=provider_key,
@@ -204,10 +227,11 @@ async def build_stack(
             redis_url=redis_url,
             nats_url=nats_url,
         )
+        async with running_prover(built) if prover else contextlib.nullcontext():
+            yield built
     finally:
         await http.close()
         await indexer.stop()
-        await prover.stop()
         await gateway.close()
         await backend.cleanup()
         await nc.close()

@@ -21,7 +21,6 @@ from zg_prover.config import ProverSettings
 from zg_shared.chain import (
     FeesSettled,
     ServingClient,
-    SettlementProof,
     Web3Client,
     deploy_contract,
     load_artifact,
@@ -182,7 +181,7 @@ async def test_a_forged_signature_is_reported_not_proven(
     )
 
 
-async def test_a_repeated_request_yields_one_proof_event(
+async def test_a_repeated_request_is_proven_under_ids_no_one_can_squat(
     keys: list[LocalAccount], js: JetStreamContext, prover: ProverApp
 ) -> None:
     prv = generate_private_key()
@@ -191,15 +190,20 @@ async def test_a_repeated_request_yields_one_proof_event(
         settlement_id="s-twice", provider=keys[1].address, batches=(batch,)
     )
     await publish(js, request)
-    # Billing retrying after a timeout sends the same settlement under a new message id.
+    # The same settlement again under a new message id: proven again (billing takes one proof
+    # per part), each under an id derived from its proof, so that no one who read the
+    # settlement id on the bus could publish first under it and have ours dropped.
     await publish(js, request.model_copy(update={"event_id": "retry"}))
 
-    found = await outcomes(js, 2, within_s=30)
+    found = [ProofReadyV1.model_validate(f) for f in await outcomes(js, 2, within_s=60)]
 
-    assert len(found) == 1
-    assert ProofReadyV1.model_validate(found[0]).proofs[
-        0
-    ].calldata == SettlementProof.model_validate(found[0]["proofs"][0]["calldata"])
+    assert len(found) == 2
+    assert len({e.event_id for e in found}) == 2
+    for event in found:
+        assert event.event_id.startswith("proof-ready-s-twice-")
+        assert len(event.event_id) > len("proof-ready-s-twice-") + 16
+        [proof] = event.proofs
+        assert (proof.init_nonce, proof.final_nonce, proof.total_fee) == (1, 1, 10)
 
 
 async def test_two_provers_prove_one_settlements_chunks_in_parallel(

@@ -1,0 +1,155 @@
+# SPDX-License-Identifier: Apache-2.0
+"""What billing believes of what the bus tells it about money.
+
+Anyone who reaches the bus can publish on it, so no event moves money on its word alone:
+
+- a `FeesSettled` is applied only if the chain has that very log (its receipt holds it at the
+  event's position) with the same user, provider, amount and final nonce;
+- a proof is taken only if it is the chunk billing asked for in that part of the settlement
+  (user, nonce range, fee and count, in the summary and in the proof's public inputs);
+- a failed proof names a user and part of an open settlement, and a request is written off
+  as unprovable only when billing itself finds its signature invalid against the account's
+  signer on chain (otherwise the settlement is proven again once its proof is late).
+
+A refused event is logged on one line, counted, and acknowledged: it changes nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+
+from zg_billing.book import BookEntry
+from zg_billing.metrics import BillingMetrics
+from zg_billing.records import ChunkRange, SettlementRecord
+from zg_shared.chain import FeesSettled, ServingClient
+from zg_shared.crypto import PublicKey, Signature, verify_request
+from zg_shared.events import ChunkProof, FeesSettledV1, ProofFailedV1, ProofReadyV1
+
+log = logging.getLogger(__name__)
+
+
+class Evidence:
+    def __init__(self, chain: ServingClient, metrics: BillingMetrics) -> None:
+        self.chain = chain
+        self.metrics = metrics
+
+    def refuse(self, subject: str, why: str) -> None:
+        self.metrics.refused(subject)
+        log.warning("refused %s: %s", subject, why)
+
+    async def fees_settled(self, event: FeesSettledV1) -> bool:
+        """Whether the chain has this FeesSettled at the event's position (ChainUnavailable
+        if it cannot be asked now: the event waits)."""
+        found = await self.chain.event_at(event.position)
+        claimed = (event.user, event.provider, event.amount, event.final_nonce)
+        if isinstance(found, FeesSettled) and claimed == (
+            found.user,
+            found.provider,
+            found.amount,
+            found.final_nonce,
+        ):
+            return True
+        seen = f"the chain has {found.EVENT} there" if found else "the chain has no such log"
+        self.refuse(
+            event.SUBJECT,
+            f"{event.user} paid {event.amount} wei up to nonce {event.final_nonce} in tx "
+            f"{event.position.transaction_hash} log {event.position.log_index}: {seen}",
+        )
+        return False
+
+    def proofs(self, record: SettlementRecord, event: ProofReadyV1) -> bool:
+        """Whether the event's proofs are the chunk billing asked for in its part."""
+        why = _proofs_mismatch(record, event)
+        if why is None:
+            return True
+        self.refuse(event.SUBJECT, f"settlement {record.id} part {event.part}: {why}")
+        return False
+
+    def proof_failure(self, record: SettlementRecord, event: ProofFailedV1) -> bool:
+        """Whether the failure is of a part and (if it names one) a user of this settlement."""
+        why = None
+        if event.provider.lower() != record.provider.lower():
+            why = f"provider {event.provider} is not the settlement's"
+        elif not 0 <= event.part < record.proof_parts:
+            why = f"part {event.part}; the settlement has {record.proof_parts}"
+        elif event.user is not None and event.user.lower() not in {u.lower() for u in record.users}:
+            why = f"{event.user} has no requests in it"
+        if why is None:
+            return True
+        self.refuse(event.SUBJECT, f"settlement {record.id}: {why}")
+        return False
+
+    async def invalid_signatures(
+        self, user: str, entries: Iterable[tuple[int, BookEntry | None]]
+    ) -> list[int]:
+        """The nonces whose signature does not verify against the account's signer on chain
+        (a request missing from the book counts as valid: nothing to judge it by)."""
+        account = await self.chain.get_account(user, self.chain.sender)
+        signer = PublicKey(*account.signer)
+        bad = []
+        for nonce, entry in entries:
+            if entry is None:
+                continue
+            try:
+                valid = verify_request(
+                    user,
+                    self.chain.sender,
+                    nonce,
+                    int(entry.fee),
+                    Signature.from_hex(entry.sig),
+                    signer,
+                )
+            except (ValueError, TypeError):
+                valid = False
+            if not valid:
+                bad.append(nonce)
+        return bad
+
+
+def _proofs_mismatch(record: SettlementRecord, event: ProofReadyV1) -> str | None:
+    if event.provider.lower() != record.provider.lower():
+        return f"provider {event.provider} is not the settlement's"
+    if event.parts != record.proof_parts or not 0 <= event.part < record.proof_parts:
+        return f"part {event.part} of {event.parts}; the settlement has {record.proof_parts}"
+    if len(record.planned) != record.proof_parts:
+        # A record from before billing kept its plan: proven again once its proof is late.
+        return "the settlement has no plan of its chunks to check proofs against"
+    if len(event.proofs) != 1:
+        return f"{len(event.proofs)} proofs for one chunk"
+    proof, wanted = event.proofs[0], record.planned[event.part]
+    if not _same_chunk(proof, wanted):
+        return (
+            f"a proof for {proof.user} nonces {proof.init_nonce}..{proof.final_nonce} "
+            f"({proof.total_fee} wei, {proof.request_count} requests) is not the chunk asked for"
+        )
+    if not _public_inputs_match(proof, record.provider):
+        return f"the proof for {proof.user} proves other public inputs than it says"
+    return None
+
+
+def _same_chunk(proof: ChunkProof, wanted: ChunkRange) -> bool:
+    return (
+        proof.user.lower(),
+        proof.init_nonce,
+        proof.final_nonce,
+        proof.total_fee,
+        proof.request_count,
+    ) == (
+        wanted.user.lower(),
+        wanted.init_nonce,
+        wanted.final_nonce,
+        wanted.total_fee,
+        wanted.request_count,
+    )
+
+
+def _public_inputs_match(proof: ChunkProof, provider: str) -> bool:
+    user, prov, init_nonce, final_nonce, total_fee, _, _ = proof.calldata.public_inputs
+    return (user, prov, init_nonce, final_nonce, total_fee) == (
+        int(proof.user, 16),
+        int(provider, 16),
+        proof.init_nonce,
+        proof.final_nonce,
+        proof.total_fee,
+    )
