@@ -171,6 +171,8 @@ def create_app(settings: BillingSettings, *, telemetry: Telemetry | None = None)
             threshold_fee_wei=settings.threshold_fee_wei,
             max_age_lock_fraction=settings.max_age_lock_fraction,
             sweep_interval_s=settings.sweep_interval_s,
+            full_chunk=max(settings.circuit_sizes) if settings.settle_full_chunks else 0,
+            join_fraction=settings.join_fraction,
         )
         await health.start()
 

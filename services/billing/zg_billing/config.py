@@ -40,6 +40,18 @@ class BillingSettings(ServiceSettings):
     sweep_interval_s: float = Field(
         3600.0, gt=0, description="Settle every account with anything unsettled this often"
     )
+    settle_full_chunks: bool = Field(
+        True,
+        description="Settle an account once it holds a whole chunk of the largest size (its "
+        "whole chunks only; the rest keeps filling)",
+    )
+    join_fraction: float = Field(
+        0.5,
+        ge=0,
+        le=1,
+        description="An account this part of the way to due (a chunk's requests, the age, the "
+        "threshold) joins a settlement that goes out anyway; 0: never",
+    )
     # Batching: several chunks of several users in one transaction keep gas per request low.
     max_chunks_per_user: int = Field(16, ge=1, description="Chunks one account may fill per batch")
     max_chunks_per_tx: int = Field(16, ge=1, description="Chunks one settleFees call carries")

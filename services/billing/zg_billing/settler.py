@@ -23,7 +23,7 @@ from opentelemetry import trace
 from opentelemetry.context import Context
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
-from zg_billing.book import Book, Sealed, account_tag
+from zg_billing.book import AccountSummary, Book, Sealed, account_tag
 from zg_billing.chunking import DEFAULT_SLOT_GAS, cut, plan_chunks
 from zg_billing.evidence import Evidence
 from zg_billing.metrics import BillingMetrics
@@ -135,7 +135,8 @@ class Settler:
         sweep = now - self._last_sweep_ms >= self.policy.sweep_interval_s * 1000
         if sweep:
             self._last_sweep_ms = now
-        due: list[tuple[Address, str]] = []
+        due: list[tuple[AccountSummary, Reason]] = []
+        waiting: list[AccountSummary] = []
         for summary in summaries:
             if summary.settling:
                 if summary.settling not in open_ids:  # its settler died between seal and record
@@ -145,30 +146,62 @@ class Settler:
                 continue
             reason = self.policy.due(
                 unsettled_fee=summary.unsettled_fee,
+                unsettled_count=summary.unsettled_count,
                 oldest_ms=summary.oldest_ms,
                 flagged=summary.due_reason,
                 now_ms=now,
                 sweeping=sweep,
             )
             if reason is not None:
-                due.append((summary.user, reason.value))
+                due.append((summary, reason))
+            else:
+                waiting.append(summary)
+        if due:
+            # A call goes out anyway: accounts half way to due share it (policy.py).
+            due += [
+                (s, Reason.JOIN)
+                for s in waiting
+                if self.policy.joins(
+                    unsettled_fee=s.unsettled_fee,
+                    unsettled_count=s.unsettled_count,
+                    oldest_ms=s.oldest_ms,
+                    now_ms=now,
+                )
+            ]
         return await self._settle(due, now)
 
-    async def _settle(self, due: list[tuple[Address, str]], now: int) -> list[SettlementRecord]:
+    async def _settle(
+        self, due: list[tuple[AccountSummary, Reason]], now: int
+    ) -> list[SettlementRecord]:
         n = max(self.config.circuit_sizes)
         created: list[SettlementRecord] = []
         draft = _Draft(now)
-        for user, reason in due:
+        anchored = False  # an account that is due is in: joiners only ride along with one
+        for summary, reason in due:
+            if reason is Reason.JOIN and not anchored:
+                break
+            user = summary.user
             room = min(
                 self.config.max_chunks_per_user, self.config.max_chunks_per_tx - draft.chunks
             )
+            if reason is Reason.FULL:
+                room = min(room, summary.unsettled_count // n)
             sealed = await self.book.seal(user, self.provider, draft.id, room * n)
             if sealed.status != "ok":
                 continue
+            if reason is Reason.FULL:
+                # Whole chunks only: the rest keeps filling (a request still being served, or
+                # the balance, may have cut the batch short).
+                whole = len(sealed.requests) // n * n
+                if whole == 0:
+                    await self.book.release(user, self.provider, draft.id)
+                    continue
+                sealed = sealed.model_copy(update={"requests": sealed.requests[:whole]})
             plan = plan_chunks(
                 len(sealed.requests), self.config.circuit_sizes, self.config.slot_gas
             )
-            draft.add(user, self.provider, sealed, reason, plan)
+            draft.add(user, self.provider, sealed, reason.value, plan)
+            anchored = True
             if draft.chunks >= self.config.max_chunks_per_tx:
                 created.append(await self._request(draft))
                 draft = _Draft(now)

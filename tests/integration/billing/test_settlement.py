@@ -11,6 +11,7 @@ from tests.integration.billing.conftest import DEPOSIT, Stack, running_billing
 from tests.integration.jetstream import stream_events
 from tests.integration.polling import eventually
 from zg_billing.book import Book
+from zg_billing.policy import Reason
 from zg_prover.backends import select_backend
 from zg_prover.service import ProverService
 from zg_shared.chain import checksum
@@ -125,12 +126,15 @@ async def test_a_refused_chunk_is_dropped_and_what_is_still_valid_settles(stack:
     service = ProverService(select_backend("auto", [4]))
     [proof] = await service.prove_batch(stack.provider.address, early, 4)
 
-    async with running_billing(stack, threshold_fee_wei=10**30, sweep_interval_s=10**6) as app:
+    never = {"threshold_fee_wei": 10**30, "sweep_interval_s": 10**6, "settle_full_chunks": False}
+    async with running_billing(stack, **never) as app:
         await eventually(lambda: _book_count(stack, 6), what="requests booked")
         # Billing seals nonces 1-6 and asks for proofs; while they are made, the early
         # settlement lands. The contract refuses billing's first chunk (NonceTooLow); billing
         # drops the user's chunks, re-reads the chain and settles 5-6 alone.
-        requested = await app.settler._settle([(checksum(user.address), "test")], now=0)
+        [summary] = await Book(stack.redis).due_accounts()
+        assert summary.user == checksum(user.address)
+        requested = await app.settler._settle([(summary, Reason.MANUAL)], now=0)
         assert [len(r.parts[0].requests) for r in requested] == [6]
         await stack.serving.settle_fees([proof.calldata])
         await eventually(
