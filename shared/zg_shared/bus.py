@@ -5,14 +5,21 @@ Two durable streams, file storage, de-duplication by `Nats-Msg-Id` within a wind
 `ZG_SERVING` (`serving.>`: what the provider served, settlement and proofs; the durable
 record of what users owe) and `ZG_CHAIN` (`chain.>`: what the indexer saw on chain).
 Every service declares them at start (`ensure_streams`), so start order does not matter.
+
+On a JetStream cluster, `NATS_URL` lists several servers, comma-separated (`nats_servers`:
+nats-py wants a list), and `NATS_STREAM_REPLICAS` keeps each stream on that many servers
+(3 in production: a stream stays writable with one server lost). Durable consumers leave
+their replica count at 0, which JetStream reads as the stream's.
 """
 
 from __future__ import annotations
 
 from dataclasses import replace
+from typing import Any
 
 import nats
 from faststream.nats import JStream, NatsBroker, PubAck
+from nats.aio.client import Client as NatsClient
 from nats.js.api import StorageType, StreamConfig
 from nats.js.errors import BadRequestError
 
@@ -46,6 +53,25 @@ SERVING_STREAM = JStream(name="ZG_SERVING", declare=False)
 CHAIN_STREAM = JStream(name="ZG_CHAIN", declare=False)
 
 
+def nats_servers(url: str) -> list[str]:
+    """The servers of a `NATS_URL`: one URL, or several separated by commas."""
+    servers = [part.strip() for part in url.split(",") if part.strip()]
+    if not servers:
+        raise ValueError("NATS_URL names no server")
+    return servers
+
+
+async def connect(nats_url: str, **options: Any) -> NatsClient:
+    """A nats-py client on every server `nats_url` lists: it moves to another one when the
+    server it is on goes away (and learns the cluster's other servers from it)."""
+    return await nats.connect(nats_servers(nats_url), **options)
+
+
+def stream_configs(replicas: int = 1) -> tuple[StreamConfig, ...]:
+    """The streams' configuration with `replicas` copies of each."""
+    return tuple(replace(config, num_replicas=replicas) for config in STREAM_CONFIGS)
+
+
 def stream_for(subject: str) -> str:
     for config in STREAM_CONFIGS:
         if any(subject.startswith(s.removesuffix(">")) for s in config.subjects or []):
@@ -54,12 +80,13 @@ def stream_for(subject: str) -> str:
     raise ValueError(f"no stream takes subject {subject!r}")
 
 
-async def ensure_streams(nats_url: str) -> None:
-    """Creates the streams, or brings an existing one to this configuration."""
-    client = await nats.connect(nats_url)
+async def ensure_streams(nats_url: str, replicas: int = 1) -> None:
+    """Creates the streams, or brings an existing one to this configuration (a change of
+    `replicas` too: JetStream adds or drops the copies)."""
+    client = await connect(nats_url)
     try:
         js = client.jetstream()
-        for config in STREAM_CONFIGS:
+        for config in stream_configs(replicas):
             try:
                 await js.add_stream(config)
             except BadRequestError:

@@ -27,13 +27,13 @@ import sys
 from collections.abc import Iterable, Iterator
 from typing import Any
 
-import nats
 from nats.js import JetStreamContext
 from nats.js.errors import NotFoundError
 from pydantic import BaseModel, ConfigDict, ValidationError
 from redis.asyncio import Redis
 
 from zg_shared.bus import STREAM_CONFIGS
+from zg_shared.bus import connect as connect_nats
 from zg_shared.chain.client import connect
 from zg_shared.chain.reachable import when_reachable
 from zg_shared.chain.types import Address, Hash32, Web3Client
@@ -147,7 +147,7 @@ async def bind(
     identity = await identify_when_reachable(w3, contract)
     stamp = DeploymentStamp(**identity.model_dump(), rpc_url=rpc_url)
     await bind_redis(redis, stamp)
-    client = await nats.connect(nats_url)
+    client = await connect_nats(nats_url)
     try:
         await bind_streams(client.jetstream(), stamp, streams)
     finally:
@@ -158,7 +158,7 @@ async def bind(
 async def stamped(redis: Redis, nats_url: str) -> list[DeploymentStamp]:
     """Every deployment stamp found on this Redis and these streams."""
     found = [DeploymentStamp.parse(await redis.get(DEPLOYMENT_KEY))]
-    client = await nats.connect(nats_url)
+    client = await connect_nats(nats_url)
     try:
         js = client.jetstream()
         for name in ALL_STREAMS:
@@ -202,7 +202,7 @@ async def reset_state(redis: Redis, nats_url: str, stamp: DeploymentStamp) -> in
             batch.clear()
     if batch:
         removed += await redis.unlink(*batch)
-    client = await nats.connect(nats_url)
+    client = await connect_nats(nats_url)
     try:
         js = client.jetstream()
         for name in ALL_STREAMS:

@@ -10,6 +10,9 @@ else; a server already listening on the port (a system service, a container) is 
 Tests that must not share state use `PrivateServer`, a server of their own on a free port;
 `PrivateServer("redis", acl=RedisCredentials.generate())` starts Redis with the repository's
 ACL users (zg_shared.redisacl): no anonymous client, each service on its own user.
+`NatsCluster(3)` starts a JetStream cluster of its own (the replication drills): `url` lists
+its servers comma-separated, as `NATS_URL` takes them; `kill(i)` and `start_node(i)` take
+one down (SIGKILL) and bring it back on its port and store.
 """
 
 from __future__ import annotations
@@ -17,11 +20,14 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
+import signal
 import socket
 import subprocess
 import sys
 import tempfile
 import time
+import urllib.error
+import urllib.request
 from pathlib import Path
 
 from pydantic import BaseModel
@@ -107,14 +113,7 @@ def launch(
             stderr=out,
             start_new_session=True,
         )
-    deadline = time.monotonic() + timeout
-    while not port_open(port):
-        if process.poll() is not None:
-            raise RuntimeError(f"{kind} exited with {process.returncode}; see {log}")
-        if time.monotonic() > deadline:
-            process.kill()
-            raise TimeoutError(f"{kind} did not open port {port} in {timeout}s; see {log}")
-        time.sleep(0.02)
+    _wait_for_port(process, port, f"{kind} (see {log})", timeout)
     return process
 
 
@@ -172,6 +171,134 @@ class PrivateServer:
         self._tmp.cleanup()
 
     def __enter__(self) -> PrivateServer:
+        self.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.stop()
+
+
+def _wait_for_port(process: subprocess.Popen[bytes], port: int, what: str, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while not port_open(port):
+        if process.poll() is not None:
+            raise RuntimeError(f"{what} exited with {process.returncode}")
+        if time.monotonic() > deadline:
+            process.kill()
+            raise TimeoutError(f"{what} did not open port {port} in {timeout}s")
+        time.sleep(0.02)
+
+
+class NatsCluster:
+    """A JetStream cluster of `size` nats-server processes on 127.0.0.1, each with its own
+    client port, route port and store folder, all routed to each other.
+
+    with NatsCluster(3) as cluster:
+        cluster.url            # "nats://127.0.0.1:P1,nats://127.0.0.1:P2,..."
+        cluster.kill(0)        # SIGKILL node 0
+        cluster.start_node(0)  # the same node back, on its port and store
+    """
+
+    def __init__(self, size: int = 3, name: str = "zg") -> None:
+        self.size = size
+        self.name = name
+        self.ports = [free_port() for _ in range(size)]
+        self.route_ports = [free_port() for _ in range(size)]
+        self.monitor_ports = [free_port() for _ in range(size)]
+        self._tmp = tempfile.TemporaryDirectory(prefix="zg-nats-cluster-")
+        self.folder = Path(self._tmp.name)
+        self._processes: list[subprocess.Popen[bytes] | None] = [None] * size
+
+    def node_name(self, index: int) -> str:
+        return f"{self.name}-{index}"
+
+    def node_url(self, index: int) -> str:
+        return f"nats://127.0.0.1:{self.ports[index]}"
+
+    @property
+    def url(self) -> str:
+        return ",".join(self.node_url(i) for i in range(self.size))
+
+    def index_of(self, server_name: str) -> int:
+        return [self.node_name(i) for i in range(self.size)].index(server_name)
+
+    def running(self, index: int) -> bool:
+        process = self._processes[index]
+        return process is not None and process.poll() is None
+
+    def _command(self, index: int) -> list[str]:
+        routes = ",".join(f"nats://127.0.0.1:{p}" for p in self.route_ports)
+        store = self.folder / self.node_name(index)
+        store.mkdir(exist_ok=True)
+        return [
+            find_binary("nats-server"),
+            *("-a", "127.0.0.1", "-p", str(self.ports[index])),
+            *("-m", str(self.monitor_ports[index])),
+            *("-js", "-sd", str(store), "--server_name", self.node_name(index)),
+            *("--cluster_name", self.name),
+            *("--cluster", f"nats://127.0.0.1:{self.route_ports[index]}"),
+            *("--routes", routes),
+        ]
+
+    def start_node(self, index: int, timeout: float = 15.0) -> None:
+        log = self.folder / f"{self.node_name(index)}.log"
+        with log.open("ab") as out:
+            process = subprocess.Popen(
+                self._command(index), stdout=out, stderr=out, start_new_session=True
+            )
+        self._processes[index] = process
+        _wait_for_port(process, self.ports[index], f"{self.node_name(index)} (see {log})", timeout)
+
+    def healthy(self, index: int) -> bool:
+        """The node's /healthz: 200 once JetStream has a meta leader and the node's copies of
+        the streams and consumers are current (a node back from a crash has caught up)."""
+        url = f"http://127.0.0.1:{self.monitor_ports[index]}/healthz"
+        try:
+            with urllib.request.urlopen(url, timeout=1.0) as response:
+                return bool(response.status == 200)
+        except (urllib.error.URLError, OSError):
+            return False
+
+    def wait_healthy(self, index: int, timeout: float = 30.0) -> float:
+        """Waits for `healthy(index)`; returns the seconds it took."""
+        began = time.monotonic()
+        while not self.healthy(index):
+            if not self.running(index):
+                raise RuntimeError(f"{self.node_name(index)} exited; see {self.folder}")
+            if time.monotonic() - began > timeout:
+                raise TimeoutError(f"{self.node_name(index)} not healthy in {timeout}s")
+            time.sleep(0.1)
+        return time.monotonic() - began
+
+    def start(self) -> None:
+        """Every node, then until JetStream has elected its meta leader on all of them."""
+        for index in range(self.size):
+            self.start_node(index)
+        for index in range(self.size):
+            self.wait_healthy(index)
+
+    def kill(self, index: int) -> None:
+        """SIGKILL: the node gets no chance to hand anything over (what a crash looks like)."""
+        process = self._processes[index]
+        if process is not None and process.poll() is None:
+            process.send_signal(signal.SIGKILL)
+            process.wait()
+
+    def stop(self) -> None:
+        for process in self._processes:
+            if process is not None and process.poll() is None:
+                process.terminate()
+        for index, process in enumerate(self._processes):
+            if process is not None:
+                try:
+                    process.wait(10)
+                except subprocess.TimeoutExpired:
+                    process.kill()
+                    process.wait()
+                self._processes[index] = None
+        self._tmp.cleanup()
+
+    def __enter__(self) -> NatsCluster:
         self.start()
         return self
 

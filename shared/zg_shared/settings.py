@@ -35,6 +35,7 @@ from pydantic_settings import (
 )
 
 from zg_shared import devkeys
+from zg_shared.bus import nats_servers
 
 SECRETS_DIR_ENV = "ZG_SECRETS_DIR"
 DEFAULT_SECRETS_DIR = "/run/secrets"
@@ -50,7 +51,13 @@ class ServiceSettings(BaseSettings):
     model_config = SettingsConfigDict(extra="ignore", frozen=True)
 
     environment: str = Field("production", description="production | staging | development | test")
-    nats_url: str = Field("nats://127.0.0.1:4222", description="NATS server with JetStream")
+    nats_url: str = Field(
+        "nats://127.0.0.1:4222",
+        description="NATS server with JetStream; a cluster's servers separated by commas",
+    )
+    nats_stream_replicas: int = Field(
+        1, ge=1, le=5, description="Copies of each stream (and its consumers): 3 on a cluster"
+    )
     redis_url: str = Field(
         "redis://127.0.0.1:6379/0",
         description="Redis holding the fast views; rediss:// for TLS (no password in the URL: "
@@ -92,6 +99,12 @@ class ServiceSettings(BaseSettings):
     @property
     def is_production(self) -> bool:
         return self.environment not in DEVELOPMENT_ENVIRONMENTS
+
+    @field_validator("nats_url")
+    @classmethod
+    def _nats_servers(cls, url: str) -> str:
+        nats_servers(url)  # raises ValueError when it names no server
+        return url
 
     @field_validator("redis_url")
     @classmethod

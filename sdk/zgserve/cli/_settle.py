@@ -19,7 +19,7 @@ from nats.errors import TimeoutError as NatsTimeout
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from nats.js.errors import NotFoundError as NatsNotFound
 
-from zg_shared.bus import stream_for
+from zg_shared.bus import nats_servers, stream_for
 from zg_shared.chain.types import Address
 from zg_shared.commands import SettleNow, SettleNowReply
 from zg_shared.events import SettlementConfirmedV1
@@ -97,7 +97,7 @@ async def _connect(ctx: Context, nats_url: str) -> NatsClient:
 
     try:
         return await nats.connect(
-            nats_url,
+            nats_servers(nats_url),
             connect_timeout=5,
             max_reconnect_attempts=1,
             reconnect_time_wait=0.2,

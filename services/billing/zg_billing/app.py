@@ -27,7 +27,13 @@ from zg_billing.rebuild import Rebuilder
 from zg_billing.records import AttemptTracker, SettlementStore
 from zg_billing.settler import Settler, SettlerConfig
 from zg_shared.accounts import AccountStore
-from zg_shared.bus import CHAIN_STREAM, SERVING_STREAM, ensure_streams, publish_event
+from zg_shared.bus import (
+    CHAIN_STREAM,
+    SERVING_STREAM,
+    ensure_streams,
+    nats_servers,
+    publish_event,
+)
 from zg_shared.chain import ServingClient, connect
 from zg_shared.chain.reachable import chain_id_when_reachable, when_reachable
 from zg_shared.deployment import bind
@@ -80,7 +86,7 @@ class BillingApp:
 def create_app(settings: BillingSettings, *, telemetry: Telemetry | None = None) -> BillingApp:
     telemetry = telemetry or setup_telemetry(SERVICE_NAME)
     broker = NatsBroker(
-        settings.nats_url,
+        nats_servers(settings.nats_url),
         name=SERVICE_NAME,
         graceful_timeout=GRACEFUL_TIMEOUT_S,
         # Through the root logger, so that faststream's lines are JSON like ours.
@@ -159,7 +165,7 @@ def create_app(settings: BillingSettings, *, telemetry: Telemetry | None = None)
     )
 
     async def on_startup() -> None:
-        await ensure_streams(settings.nats_url)
+        await ensure_streams(settings.nats_url, settings.nats_stream_replicas)
         # No dev keys off a local chain (the RPC node may not be up yet: wait for it).
         settings.check_chain(await chain_id_when_reachable(w3))
         await bind(

@@ -12,12 +12,11 @@ from __future__ import annotations
 
 import logging
 
-import nats
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from redis.asyncio import Redis
 
 from zg_billing.intake import Intake
-from zg_shared.bus import stream_for
+from zg_shared.bus import connect, stream_for
 from zg_shared.events import RequestServedV1
 
 log = logging.getLogger(__name__)
@@ -36,7 +35,7 @@ class Rebuilder:
 
     async def run(self) -> int:
         """Replays every served request on the stream; returns how many it read."""
-        client = await nats.connect(self.nats_url)
+        client = await connect(self.nats_url)
         read = 0
         try:
             js = client.jetstream()

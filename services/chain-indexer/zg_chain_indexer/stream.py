@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import json
 
-import nats
 from nats.js.errors import NotFoundError
 
+from zg_shared.bus import connect
 from zg_shared.chain.events import LogPosition
 
 CHAIN_STREAM_NAME = "ZG_CHAIN"
@@ -24,7 +24,7 @@ async def published_positions(
 ) -> list[LogPosition]:
     """Log positions of the newest chain events on `stream` (a reorg notice has none), newest
     first, at most `limit` of them, looking back at most `scan` messages."""
-    client = await nats.connect(nats_url)
+    client = await connect(nats_url)
     try:
         js = client.jetstream()
         try:

@@ -10,7 +10,6 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator
 
-import nats
 from aiohttp import web
 from eth_account import Account as EthAccount
 from nats.aio.client import Client as NatsClient
@@ -26,6 +25,7 @@ from zg_gateway.proxy import BackendClient
 from zg_gateway.routes import routes
 from zg_gateway.service import GatewayService
 from zg_shared.bus import SERVING_STREAM, ensure_streams
+from zg_shared.bus import connect as connect_nats
 from zg_shared.chain import ServingClient, connect
 from zg_shared.deployment import bind
 from zg_shared.health import add_health_routes
@@ -83,13 +83,13 @@ def create_app(settings: GatewaySettings, *, telemetry: Telemetry | None = None)
     async def resources(app: web.Application) -> AsyncIterator[None]:
         if w3 is not None:  # before anything is served: no dev keys off a local chain
             settings.check_chain(await w3.eth.chain_id)
-        await ensure_streams(settings.nats_url)
+        await ensure_streams(settings.nats_url, settings.nats_stream_replicas)
         if w3 is not None:  # refuses another deployment's state (zg_shared.deployment)
             await bind(
                 w3, settings.serving_address, settings.rpc_url, redis, settings.nats_url,
                 [SERVING_STREAM.name],
             )  # fmt: skip
-        client = await nats.connect(settings.nats_url, name=SERVICE_NAME)
+        client = await connect_nats(settings.nats_url, name=SERVICE_NAME)
         connection.append(client)
         outbox.js = client.jetstream()
         app[BACKEND] = BackendClient()

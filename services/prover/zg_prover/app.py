@@ -17,7 +17,7 @@ from zg_prover.metrics import ProverMetrics
 from zg_prover.queue import QueueDepthReporter
 from zg_prover.service import ProverService
 from zg_shared import devkeys
-from zg_shared.bus import SERVING_STREAM, ensure_streams
+from zg_shared.bus import SERVING_STREAM, ensure_streams, nats_servers
 from zg_shared.chain import connect
 from zg_shared.chain.reachable import chain_id_when_reachable
 from zg_shared.health import HealthServer
@@ -64,7 +64,7 @@ def create_app(
             "%s, witness %s", keys.describe(), pipeline.witness.name
         )
     broker = NatsBroker(
-        settings.nats_url,
+        nats_servers(settings.nats_url),
         name=SERVICE_NAME,
         graceful_timeout=GRACEFUL_TIMEOUT_S,
         # Through the root logger, so that faststream's lines are JSON like ours.
@@ -101,7 +101,7 @@ def create_app(
     queue = QueueDepthReporter(broker, SERVING_STREAM.name, settings.durable_name, metrics)
 
     async def declare_streams() -> None:
-        await ensure_streams(settings.nats_url)
+        await ensure_streams(settings.nats_url, settings.nats_stream_replicas)
 
     async def refuse_dev_keys() -> None:
         """Single-party keys let whoever ran the setup forge proofs: local chains only."""

@@ -16,6 +16,7 @@ from pydantic_settings import SettingsConfigDict
 from zg_billing.config import BillingSettings
 from zg_gateway.config import GatewaySettings
 from zg_shared import devkeys
+from zg_shared.bus import nats_servers
 from zg_shared.settings import SECRETS_DIR_ENV, ServiceSettings
 
 REPO = Path(__file__).resolve().parents[3]
@@ -134,6 +135,19 @@ def test_redis_url_scheme_is_checked() -> None:
     KeySettings(redis_url="rediss://redis.internal:6380/0")
     with pytest.raises(ValidationError, match="redis_url"):
         KeySettings(redis_url="http://169.254.169.254/")
+
+
+def test_nats_url_lists_a_clusters_servers_and_replicas_are_bounded() -> None:
+    settings = KeySettings(nats_url=" nats://a:4222, nats://b:4222 ,nats://c:4222")
+    assert nats_servers(settings.nats_url) == ["nats://a:4222", "nats://b:4222", "nats://c:4222"]
+    assert nats_servers("nats://one:4222") == ["nats://one:4222"]
+    assert settings.nats_stream_replicas == 1
+    assert KeySettings(nats_stream_replicas=3).nats_stream_replicas == 3
+    with pytest.raises(ValidationError, match="nats_url"):
+        KeySettings(nats_url=" , ")
+    for replicas in (0, 6):
+        with pytest.raises(ValidationError, match="nats_stream_replicas"):
+            KeySettings(nats_stream_replicas=replicas)
 
 
 def gateway(receipt_key: str, provider: str, environment: str = "production") -> GatewaySettings:
