@@ -1,7 +1,7 @@
 # SPDX-License-Identifier: Apache-2.0
 """Proof time and peak memory of SettleBatch(N), per prover backend, with the constraint count.
 
-    .venv/bin/python bench/bench_proofs.py                       # N = 4, 16, 64; both backends
+    .venv/bin/python bench/bench_proofs.py                       # N = 4, 16, 64; every backend here
     .venv/bin/python bench/bench_proofs.py --sizes 4 16 --backends snarkjs --reps 3 --json
 
 Each (N, backend) runs in a fresh Python subprocess that signs one full chunk (N requests, not
@@ -9,18 +9,22 @@ timed), then `--reps` times: witness (circom's native C++ generator, or its wasm
 proof, local verification, through the prover's own pipeline (`zg_shared.zk.pipeline`) with
 the backend's proving step. Times are medians over the repetitions; "CPU s/req" is the CPU time
 of the worker and its children (all threads) per request of the full chunk.
-Memory is the peak resident set size from getrusage: for snarkjs the largest node process
-(RUSAGE_CHILDREN: `groth16 prove`, or the witness generator if larger); for arkworks the worker
-process itself (RUSAGE_SELF: the Python interpreter, the loaded proving key and the prover).
+The backends are the prover's table (`zg_prover.backends.BACKENDS`); by default every one
+available on this machine.
+Memory is the peak resident set size from getrusage, of the worker process itself (RUSAGE_SELF:
+the Python interpreter, the loaded proving key and an in-process prover such as arkworks) or of
+its largest child (RUSAGE_CHILDREN: a prover run as a process, such as snarkjs's node
+`groth16 prove`, or the witness generator if larger), whichever is larger.
 The node witness generator is measured apart, once, before any key is loaded (a child's peak
 counts its parent's pages at fork time, so no child figure is below the worker's ~50 MiB).
 Progress goes to stderr, the table (or JSON) to stdout.
 
 Keys, for each N: the committed zkey (N=4), else a snarkjs zkey cached by
-`scripts/zk_setup.py --size N` in the zk cache; arkworks proves with the same zkey where there is
-one, else with DEV keys of `scripts/zk_setup.py --size N --arkworks-dev` (single-party groth16py
-setup, made here when missing: ~5 s at N=16, ~40 s at N=64). snarkjs needs a zkey, and so a
-powers-of-tau file (2^17 at N=16: ~45 min here; 2^19 at N=64: hours): it is made only with
+`scripts/zk_setup.py --size N` in the zk cache; a backend that reads groth16py keys (arkworks)
+proves with the same zkey where there is one, else with DEV keys of `scripts/zk_setup.py --size N
+--arkworks-dev` (single-party groth16py setup, made here when missing: ~5 s at N=16, ~40 s at
+N=64). One that reads only zkeys (snarkjs) needs a zkey, and so a powers-of-tau file (2^17 at
+N=16: ~45 min here; 2^19 at N=64: hours): it is made only with
 `--make-keys all`, otherwise the row says what is missing.
 """
 
@@ -41,12 +45,14 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+from zg_prover.backends import BACKENDS as TABLE
+from zg_prover.backends import Backend
 from zg_shared.zk.circuit import CircuitBuild
 from zg_shared.zk.keys import KeySet, ensure_compiled, ensure_keys, run_setup
 from zg_shared.zk.keys import find_keys as find_key_set
 
 ROOT = Path(__file__).resolve().parent.parent
-BACKENDS = ("snarkjs", "arkworks")
+BACKENDS = tuple(b.name for b in TABLE)
 WITNESSES = ("native", "wasm")
 
 
@@ -67,16 +73,21 @@ def zk_setup_module() -> ModuleType:
     return module
 
 
+def row_of(backend: str) -> Backend:
+    return next(b for b in TABLE if b.name == backend)
+
+
 def find_keys(n: int, backend: str, make: str) -> KeySet | str:
     """Keys for (n, backend), made when `make` allows; else a note saying what is missing."""
     keys = find_key_set(n)
-    if backend == "snarkjs" and (keys is None or keys.key_format != "zkey"):
+    reads_dev_keys = "groth16py" in row_of(backend).key_formats
+    if not reads_dev_keys and (keys is None or keys.key_format != "zkey"):
         if make == "all":
             run_setup("--size", str(n))  # slow: powers of tau (resumable)
         keys = find_key_set(n)
         if keys is None or keys.key_format != "zkey":
             return f"no zkey: `scripts/zk_setup.py --size {n}` (or --make-keys all)"
-    if keys is None and backend == "arkworks":
+    if keys is None and reads_dev_keys:
         if make == "none":
             return f"no keys: `scripts/zk_setup.py --size {n} --arkworks-dev`"
         keys = ensure_keys(n)
@@ -189,8 +200,14 @@ def constraints_of(n: int) -> int:
 
 def measure(n: int, backend: str, witness: str, reps: int, make: str) -> Row:
     constraints = constraints_of(n)
-    keys = find_keys(n, backend, make)
     label = f"{backend}+{witness}"
+    unavailable = row_of(backend).unavailable()
+    if unavailable is not None:
+        log(f"N={n} {label}: skipped ({unavailable})")
+        return Row(
+            n, constraints, label, "-", 0, None, None, None, None, None, None, None, unavailable
+        )
+    keys = find_keys(n, backend, make)
     if isinstance(keys, str):
         log(f"N={n} {label}: skipped ({keys})")
         return Row(n, constraints, label, "-", 0, None, None, None, None, None, None, None, keys)
@@ -213,17 +230,14 @@ def measure(n: int, backend: str, witness: str, reps: int, make: str) -> Row:
     got = json.loads(proc.stdout.strip().splitlines()[-1])
     mib = 1024.0
     witness_peak = got["witness_kib"] / mib
-    if backend == "snarkjs":
-        prove_peak = got["children_peak_kib"] / mib
-    else:
-        prove_peak = got["self_peak_kib"] / mib
+    prove_peak = max(got["children_peak_kib"], got["self_peak_kib"]) / mib
     return Row(
         n=n,
         constraints=constraints,
         backend=label,
         keys=source,
         reps=reps,
-        key_load_s=got["load_s"] if backend == "arkworks" else None,
+        key_load_s=got["load_s"],
         witness_s=statistics.median(got["witness_s"]),
         prove_s=statistics.median(got["prove_s"]),
         verify_s=statistics.median(got["verify_s"]),
@@ -259,12 +273,17 @@ def render(rows: list[Row]) -> str:
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description="Proof time and peak memory of SettleBatch(N) per prover backend.",
-        epilog="Peak RSS: snarkjs = its largest node process; arkworks = the proving Python "
-        "process (interpreter + key + prover), its node witness process apart.",
+        epilog="Peak RSS: the larger of the proving Python process (interpreter + key + an "
+        "in-process prover) and its largest child (a prover run as a process, e.g. node); the "
+        "witness generator's apart.",
     )
     parser.add_argument("--sizes", type=int, nargs="+", default=[4, 16, 64], metavar="N")
     parser.add_argument(
-        "--backends", nargs="+", choices=BACKENDS, default=list(BACKENDS), metavar="BACKEND"
+        "--backends",
+        nargs="+",
+        choices=BACKENDS,
+        default=[b.name for b in TABLE if b.unavailable() is None],
+        metavar="BACKEND",
     )
     parser.add_argument(
         "--witness", nargs="+", choices=WITNESSES, default=list(WITNESSES), metavar="KIND"

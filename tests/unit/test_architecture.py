@@ -1,10 +1,15 @@
 # SPDX-License-Identifier: Apache-2.0
-"""The layout rules: services never import each other, shared code never imports a service."""
+"""The layout rules: services never import each other, shared code never imports a service,
+and each concept has one home: the paid endpoints (zg_shared.endpoints), the counting rules
+(zg_shared.metering), the proving backends (zg_prover.backends) and the proving pipeline
+(zg_shared.zk.pipeline). docs/architecture.md says which files a new one touches."""
 
 from __future__ import annotations
 
 import ast
 import importlib
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -38,6 +43,13 @@ def test_a_service_imports_no_other_service(service: str) -> None:
     assert imported_packages(SERVICES[service]) & others == set()
 
 
+@pytest.mark.parametrize("package", [*sorted(SERVICES), "zg_shared"])
+def test_services_and_shared_code_import_no_sdk(package: str) -> None:
+    """The SDK is the user's side: a provider's services share code through zg_shared only."""
+    folder = SHARED if package == "zg_shared" else SERVICES[package]
+    assert "zgserve" not in imported_packages(folder)
+
+
 def test_shared_code_imports_no_service() -> None:
     assert imported_packages(SHARED) & set(SERVICES) == set()
 
@@ -58,16 +70,53 @@ def test_every_package_imports_and_exports_what_it_names(package: str) -> None:
 NOT_ENDPOINT_LISTS = {("sdk/zgserve/cli/_app.py", "settle")}  # the `zg provider settle` command
 
 
+def string_constants(folders: Iterable[Path], skip: Iterable[Path] = ()) -> Iterator[Constant]:
+    """Every string constant in the Python files under `folders`, except `skip`, with whether
+    it is a path segment (an operand of `/`: `ROOT / "node_modules" / "snarkjs"`)."""
+    skipped = set(skip)
+    for folder in folders:
+        for path in sorted(folder.rglob("*.py")):
+            if path in skipped:
+                continue
+            name = str(path.relative_to(ROOT))
+            tree = ast.parse(path.read_text(), name)
+            segments = {
+                id(side)
+                for node in ast.walk(tree)
+                if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Div)
+                for side in (node.left, node.right)
+            }
+            for node in ast.walk(tree):
+                if isinstance(node, ast.Constant) and isinstance(node.value, str):
+                    yield Constant(name, node.lineno, node.value, id(node) in segments)
+
+
+@dataclass(frozen=True)
+class Constant:
+    file: str
+    line: int
+    text: str
+    path_segment: bool
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}: {self.text!r}"
+
+
+# Code that must not keep its own list of paid endpoints: every service but the sample
+# backend (an AI backend: it serves the OpenAI API itself, and is the gateway's upstream).
+PROVIDER_CODE = [folder for name, folder in SERVICES.items() if name != "zg_sample_backend"]
+
+
 def test_the_paid_endpoints_are_listed_once() -> None:
     """`zg_shared.endpoints.ENDPOINTS` is the only list of paid endpoints: the gateway's route,
     its checks, the metering rule and the SDK's signing all read it. A path spelled out
-    anywhere else in the gateway, shared code or the SDK is a second list in the making."""
+    anywhere else in the services, shared code or the SDK is a second list in the making."""
     from zg_shared.endpoints import ENDPOINTS
 
     paths = set(ENDPOINTS)
     home = SHARED / "endpoints.py"
     found: list[str] = []
-    for folder in (SERVICES["zg_gateway"], SHARED, SDK):
+    for folder in (*PROVIDER_CODE, SHARED, SDK):
         for path in folder.rglob("*.py"):
             if path == home:
                 continue
@@ -89,22 +138,43 @@ def test_the_sdk_signs_every_paid_endpoint() -> None:
     assert set(METERED) == set(ENDPOINTS)
 
 
+def test_the_counting_rules_are_listed_once() -> None:
+    """`zg_shared.metering.RULES` is the only list of counting rules: the gateway and the SDK
+    look a service's registered rule up there, and the CLI offers its names. A rule's name
+    spelled anywhere else is a second list (or a rule read from somewhere else) in the making."""
+    from zg_shared.metering import RULES
+
+    found = [
+        str(c)
+        for c in string_constants(
+            [*SERVICES.values(), SHARED, SDK, ROOT / "bench", ROOT / "scripts"],
+            skip=[SHARED / "metering.py"],
+        )
+        if c.text in RULES
+    ]
+    assert found == []
+
+
+# A tool the keys' manifest records the version of, not a backend.
+NOT_BACKEND_LISTS = {("scripts/zk_setup.py", "snarkjs")}
+
+
 def test_the_prover_backends_are_listed_once() -> None:
     """`zg_prover.backends.BACKENDS` is the only list of proving backends: the settings' allowed
-    values and `auto`'s order come from it. A backend's name spelled anywhere else in the prover
-    service is a second list in the making (each step's own module may name itself)."""
+    values, `auto`'s order and the proof bench's choices come from it. A backend's name or label
+    spelled anywhere else (but as a path segment: `node_modules / "snarkjs"`) is a second list
+    in the making."""
     from zg_prover.backends import BACKENDS
 
     names = {b.name for b in BACKENDS} | {b.label for b in BACKENDS}
-    home = SERVICES["zg_prover"] / "backends.py"
-    found: list[str] = []
-    for path in SERVICES["zg_prover"].rglob("*.py"):
-        if path == home:
-            continue
-        name = str(path.relative_to(ROOT))
-        for node in ast.walk(ast.parse(path.read_text(), name)):
-            if isinstance(node, ast.Constant) and node.value in names:
-                found.append(f"{name}:{node.lineno}: {node.value!r}")
+    found = [
+        str(c)
+        for c in string_constants(
+            [*SERVICES.values(), SHARED, SDK, ROOT / "bench", ROOT / "scripts"],
+            skip=[SERVICES["zg_prover"] / "backends.py"],
+        )
+        if c.text in names and not c.path_segment and (c.file, c.text) not in NOT_BACKEND_LISTS
+    ]
     assert found == []
 
 

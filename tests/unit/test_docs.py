@@ -14,7 +14,9 @@ PROTOCOL = ROOT / "docs" / "protocol.md"
 OUTSIDE = re.compile(r"\.\./" + "shared" + r"|\b" + "SP" + r"EC\b")
 CITATION = re.compile(r"protocol\.md,?\s+(?:section|sec\.)\s+(\d+)")
 SECTION = re.compile(r"^## (\d+)\. ", re.MULTILINE)
-TEXT_SUFFIXES = {".py", ".md", ".sol", ".sh", ".yaml", ".yml", ".toml", ".html", ".js", ""}
+TEXT_SUFFIXES = {
+    *(".py", ".md", ".sol", ".circom", ".sh", ".yaml", ".yml", ".toml", ".html", ".js", "")
+}
 
 
 def tracked_text_files() -> list[Path]:

@@ -33,8 +33,6 @@ class ArkworksStep:
     """Loads the proving key once (N=4 zkey: ~40 ms; N=64 DEV key: tens of seconds), then
     proves witnesses with it."""
 
-    name = "arkworks"
-
     def __init__(self, keys: KeySet) -> None:
         g16 = _groth16py()
         self._g16 = g16

@@ -23,9 +23,8 @@ from zg_shared.zk.witness import WitnessGenerator, witness_generator
 
 
 class ProofStep(Protocol):
-    """Proves from a witness file and verifies a proof, with keys it loaded once."""
-
-    name: str
+    """Proves from a witness file and verifies a proof, with keys it loaded once. (Its name is
+    its row's in zg_prover.backends.BACKENDS, the one list of backends.)"""
 
     def prove(self, wtns: Path, chunk: ChunkInput, workdir: Path) -> Groth16Proof: ...
 

@@ -122,8 +122,6 @@ class SnarkjsStep:
     """The proving step of the reference route: `snarkjs groth16 prove` on a zkey and
     `snarkjs groth16 verify` (a node process each)."""
 
-    name = "snarkjs"
-
     def __init__(self, zkey: Path, vkey: Path, snarkjs: Snarkjs | None = None) -> None:
         self.zkey = zkey
         self.vkey = vkey

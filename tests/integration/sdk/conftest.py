@@ -86,6 +86,13 @@ def backend_knobs() -> dict[str, Any]:
 
 
 @pytest.fixture
+def more_backends() -> dict[str, str]:
+    """Backends of services a test registers beside `chat` (name -> URL), for the gateway:
+    a test of a new endpoint or counting rule overrides this and registers its own service."""
+    return {}
+
+
+@pytest.fixture
 async def deployed(
     w3: Web3Client, keys: list[LocalAccount], redis_url: str, tmp_path: Path
 ) -> AsyncIterator[Network]:
@@ -129,6 +136,7 @@ async def network(
     nats_url: str,
     gateway_receipt_key: LocalAccount,
     backend_knobs: dict[str, Any],
+    more_backends: dict[str, str],
 ) -> AsyncIterator[Network]:
     """`deployed` plus the sample backend and a real gateway in front of it; the service
     registers the gateway's URL, as a provider does (the backend's stays gateway config)."""
@@ -146,7 +154,7 @@ async def network(
         nats_url=nats_url,
         rpc_url=deployed.rpc_url,
         serving_address=deployed.contract,
-        backends={SERVICE: f"http://127.0.0.1:{backend_settings.port}/v1"},
+        backends={SERVICE: f"http://127.0.0.1:{backend_settings.port}/v1", **more_backends},
         default_max_output_units=100,
         rate_limit_per_s=0,
         log_json=False,
