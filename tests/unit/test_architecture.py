@@ -72,7 +72,9 @@ NOT_ENDPOINT_LISTS = {("sdk/zgserve/cli/_app.py", "settle")}  # the `zg provider
 
 def string_constants(folders: Iterable[Path], skip: Iterable[Path] = ()) -> Iterator[Constant]:
     """Every string constant in the Python files under `folders`, except `skip`, with whether
-    it is a path segment (an operand of `/`: `ROOT / "node_modules" / "snarkjs"`)."""
+    it is listed or branched on: an element of a tuple, list or set, a key or value of a dict,
+    or compared (`==`, `in`). A name used alone (`shutil.which("rapidsnark")`, a path segment
+    `node_modules / "snarkjs"`) names a tool; listed or compared, it keeps a list."""
     skipped = set(skip)
     for folder in folders:
         for path in sorted(folder.rglob("*.py")):
@@ -80,15 +82,17 @@ def string_constants(folders: Iterable[Path], skip: Iterable[Path] = ()) -> Iter
                 continue
             name = str(path.relative_to(ROOT))
             tree = ast.parse(path.read_text(), name)
-            segments = {
-                id(side)
-                for node in ast.walk(tree)
-                if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Div)
-                for side in (node.left, node.right)
-            }
+            listed = set()
+            for node in ast.walk(tree):
+                if isinstance(node, ast.Tuple | ast.List | ast.Set):
+                    listed |= {id(e) for e in node.elts}
+                elif isinstance(node, ast.Dict):
+                    listed |= {id(e) for e in (*node.keys, *node.values) if e is not None}
+                elif isinstance(node, ast.Compare):
+                    listed |= {id(e) for e in (node.left, *node.comparators)}
             for node in ast.walk(tree):
                 if isinstance(node, ast.Constant) and isinstance(node.value, str):
-                    yield Constant(name, node.lineno, node.value, id(node) in segments)
+                    yield Constant(name, node.lineno, node.value, id(node) in listed)
 
 
 @dataclass(frozen=True)
@@ -96,7 +100,7 @@ class Constant:
     file: str
     line: int
     text: str
-    path_segment: bool
+    listed: bool
 
     def __str__(self) -> str:
         return f"{self.file}:{self.line}: {self.text!r}"
@@ -162,8 +166,8 @@ NOT_BACKEND_LISTS = {("scripts/zk_setup.py", "snarkjs")}
 def test_the_prover_backends_are_listed_once() -> None:
     """`zg_prover.backends.BACKENDS` is the only list of proving backends: the settings' allowed
     values, `auto`'s order and the proof bench's choices come from it. A backend's name or label
-    spelled anywhere else (but as a path segment: `node_modules / "snarkjs"`) is a second list
-    in the making."""
+    listed or compared anywhere else is a second list in the making (a step's module may name
+    its own tool: `shutil.which("rapidsnark")`)."""
     from zg_prover.backends import BACKENDS
 
     names = {b.name for b in BACKENDS} | {b.label for b in BACKENDS}
@@ -173,7 +177,7 @@ def test_the_prover_backends_are_listed_once() -> None:
             [*SERVICES.values(), SHARED, SDK, ROOT / "bench", ROOT / "scripts"],
             skip=[SERVICES["zg_prover"] / "backends.py"],
         )
-        if c.text in names and not c.path_segment and (c.file, c.text) not in NOT_BACKEND_LISTS
+        if c.text in names and c.listed and (c.file, c.text) not in NOT_BACKEND_LISTS
     ]
     assert found == []
 
