@@ -8,6 +8,8 @@
   defaults them to anvil's public development keys (account 1 the provider's wallet, account
   2 the gateway's receipt key: two keys, never one), which the services refuse outside
   ENVIRONMENT=development and on any chain but a local one.
+- Grafana's admin password: GRAFANA_ADMIN_PASSWORD from this job's environment when set, else
+  one made on the first start and kept (there is no default password).
 
 Runs as root (a fresh volume is root's) and hands each folder to the user that reads it.
 """
@@ -22,8 +24,10 @@ from pathlib import Path
 
 from zg_shared.redisacl import ADMIN_USER, SERVICE_USERS
 
+KEY_VARS = ("GATEWAY_RECEIPT_PRIVATE_KEY", "BILLING_PROVIDER_PRIVATE_KEY")  # required
+GRAFANA_PASSWORD_ENV = "GRAFANA_ADMIN_PASSWORD"  # optional
 # Environment variables this job reads (the compose env-var test checks compose against them).
-ENV_VARS = ("GATEWAY_RECEIPT_PRIVATE_KEY", "BILLING_PROVIDER_PRIVATE_KEY")
+ENV_VARS = (*KEY_VARS, GRAFANA_PASSWORD_ENV)
 SERVICE_UID = 10001  # the services' images run as this user
 # Each service's folder: its secret files, named as its settings read them.
 SECRETS_BY_SERVICE = {
@@ -32,6 +36,9 @@ SECRETS_BY_SERVICE = {
     "chain-indexer": ("INDEXER_REDIS_PASSWORD",),
 }
 REDIS_FOLDER = "redis"  # one file per ACL user, read by Redis's ACL renderer (runs as root)
+GRAFANA_FOLDER = "grafana"
+GRAFANA_PASSWORD_FILE = "admin-password"  # GF_SECURITY_ADMIN_PASSWORD__FILE names it
+GRAFANA_UID = 472  # the user Grafana's image runs as
 
 
 def write(path: Path, value: str, uid: int | None) -> None:
@@ -51,7 +58,7 @@ def make(root: Path, env: dict[str, str], uid: int | None) -> None:
         if not path.is_file():
             write(path, secrets.token_urlsafe(24), None)
         passwords[user] = path.read_text()
-    values = {name: env[name] for name in ENV_VARS}
+    values = {name: env[name] for name in KEY_VARS}
     for service, names in SECRETS_BY_SERVICE.items():
         folder = root / service
         folder.mkdir(exist_ok=True)
@@ -63,6 +70,21 @@ def make(root: Path, env: dict[str, str], uid: int | None) -> None:
             write(path, value if value is not None else values[name], uid)
         if uid is not None:
             os.chown(folder, uid, uid)
+    make_grafana(root, env.get(GRAFANA_PASSWORD_ENV, ""), uid is not None)
+
+
+def make_grafana(root: Path, password: str, chown: bool) -> None:
+    """Grafana's admin password: the one given, else the one made before, else a new one."""
+    folder = root / GRAFANA_FOLDER
+    folder.mkdir(exist_ok=True)
+    folder.chmod(0o500)
+    path = folder / GRAFANA_PASSWORD_FILE
+    if not password:
+        password = path.read_text() if path.is_file() else secrets.token_urlsafe(18)
+    path.unlink(missing_ok=True)
+    write(path, password, GRAFANA_UID if chown else None)
+    if chown:
+        os.chown(folder, GRAFANA_UID, GRAFANA_UID)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -72,12 +94,13 @@ def main(argv: list[str] | None = None) -> int:
         "--owner", type=int, default=SERVICE_UID, help="uid of the services (-1: keep)"
     )
     args = parser.parse_args(argv)
-    missing = [name for name in ENV_VARS if not os.environ.get(name)]
+    missing = [name for name in KEY_VARS if not os.environ.get(name)]
     if missing:
         print(f"error: set {', '.join(missing)}", file=sys.stderr)
         return 2
     make(args.root, dict(os.environ), None if args.owner < 0 else args.owner)
-    print(f"secrets ready under {args.root}: {', '.join(sorted(SECRETS_BY_SERVICE))}, redis")
+    folders = ", ".join(sorted(SECRETS_BY_SERVICE))
+    print(f"secrets ready under {args.root}: {folders}, {REDIS_FOLDER}, {GRAFANA_FOLDER}")
     return 0
 
 

@@ -141,3 +141,54 @@ def test_prometheus_scrapes_every_service_on_the_port_it_listens_on(
         port = compose["services"][service]["environment"][f"{prefix}_HTTP_PORT"]
         assert targets[service] == f"{service}:{port}"
         assert compose["services"][service]["environment"][f"{prefix}_HTTP_HOST"] == "0.0.0.0"
+
+
+# ------------------------------------------------------------------ exposure (issue 12 item 7)
+# What may listen on every interface of the host: the gateway, the provider's public endpoint.
+PUBLIC_PORTS = {"gateway": {"3080"}}
+
+
+def _published(port: str | dict[str, Any]) -> tuple[str, str]:
+    """(host address, host port) of a `ports` entry; address "" means every interface."""
+    if isinstance(port, dict):
+        return str(port.get("host_ip", "")), str(port.get("published", ""))
+    parts = str(port).split(":")
+    if len(parts) == 3:
+        return parts[0], parts[1]
+    return "", parts[0]
+
+
+def test_only_the_gateway_listens_on_every_interface(compose: dict[str, Any]) -> None:
+    for name, service in compose["services"].items():
+        for entry in service.get("ports", []):
+            address, port = _published(entry)
+            if port in PUBLIC_PORTS.get(name, set()):
+                continue
+            assert address == "127.0.0.1", f"{name}: {entry} is published on every interface"
+
+
+def test_unauthenticated_internals_are_not_published(compose: dict[str, Any]) -> None:
+    """NATS's monitoring port lists every client; the sample backend serves without payment;
+    Tempo's API takes no credentials: none has a host port at all."""
+    services = compose["services"]
+    assert [_published(p)[1] for p in services["nats"]["ports"]] == ["4222"]
+    assert "ports" not in services["sample-backend"]
+    assert "ports" not in services["tempo"]
+
+
+def test_prometheus_has_no_lifecycle_endpoint(compose: dict[str, Any]) -> None:
+    """--web.enable-lifecycle lets anyone who reaches :9090 shut Prometheus down."""
+    command = compose["services"]["prometheus"]["command"]
+    assert not any("lifecycle" in arg for arg in command)
+    assert not any("admin-api" in arg for arg in command)
+
+
+def test_grafana_has_no_default_password_and_no_anonymous_access(compose: dict[str, Any]) -> None:
+    grafana = compose["services"]["grafana"]
+    env = grafana["environment"]
+    assert "GF_SECURITY_ADMIN_PASSWORD" not in env
+    assert env["GF_SECURITY_ADMIN_PASSWORD__FILE"] == "/run/secrets/admin-password"
+    assert env.get("GF_AUTH_ANONYMOUS_ENABLED", "false") == "false"
+    mounts = [m for m in grafana["volumes"] if isinstance(m, dict) and m["source"] == "secrets"]
+    assert [m["volume"]["subpath"] for m in mounts] == ["grafana"]
+    assert grafana["depends_on"]["secrets-init"]["condition"] == "service_completed_successfully"

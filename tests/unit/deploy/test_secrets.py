@@ -185,3 +185,18 @@ def test_the_secrets_job_keeps_redis_passwords_and_rewrites_keys(tmp_path: Path)
         make.SECRETS_BY_SERVICE["gateway"]
     )
     assert (tmp_path / "gateway" / "GATEWAY_RECEIPT_PRIVATE_KEY").stat().st_mode & 0o077 == 0
+
+
+def test_the_secrets_job_makes_grafana_a_password_and_keeps_it(tmp_path: Path) -> None:
+    make = load_script(MAKE_SECRETS)
+    env = {"GATEWAY_RECEIPT_PRIVATE_KEY": "0x" + "22" * 32, "BILLING_PROVIDER_PRIVATE_KEY": "0x1"}
+    make.make(tmp_path, env, None)
+    path = tmp_path / "grafana" / "admin-password"
+    made = path.read_text()
+    assert len(made) >= 20
+    assert made != "admin"
+    make.make(tmp_path, env, None)
+    assert path.read_text() == made
+    make.make(tmp_path, {**env, "GRAFANA_ADMIN_PASSWORD": "chosen-by-operator"}, None)
+    assert path.read_text() == "chosen-by-operator"
+    assert path.stat().st_mode & 0o077 == 0
