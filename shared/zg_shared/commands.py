@@ -28,3 +28,9 @@ class SettleNowReply(BaseModel):
 
     provider: Address
     users: tuple[Address, ...] = Field(description="Accounts flagged: settled at the next pass")
+    retry_after_s: float = Field(
+        0.0,
+        ge=0,
+        description="Above 0: refused, asked again too soon (billing spends gas on each "
+        "settlement, so it honours one command per BILLING_SETTLE_NOW_INTERVAL_S)",
+    )

@@ -403,6 +403,7 @@ class LocalNetwork:
             "billing": {
                 "HTTP_PORT": str(port),
                 "CIRCUIT_SIZES": sizes,
+                "CONFIRMATIONS": str(self.confirmations),
             },
         }
         secrets: dict[str, dict[str, str]] = {

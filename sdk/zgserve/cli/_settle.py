@@ -58,6 +58,12 @@ async def settle_now(
         except (NoRespondersError, NatsTimeout):
             ctx.fail(Exit.UNREACHABLE, f"no billing service answers for provider {provider}")
         reply = SettleNowReply.model_validate_json(raw.data)
+        if reply.retry_after_s > 0:
+            ctx.fail(
+                Exit.REFUSED,
+                f"billing settled on request a moment ago and refuses another for "
+                f"{reply.retry_after_s:.0f} s (BILLING_SETTLE_NOW_INTERVAL_S): ask again then",
+            )
         waiting = {u.lower() for u in reply.users}
         settlements: list[dict[str, Any]] = []
         deadline = time.monotonic() + timeout_s

@@ -109,7 +109,8 @@ def create_app(settings: BillingSettings, *, telemetry: Telemetry | None = None)
     metrics = BillingMetrics(telemetry.meter("zg_billing"))
     book = Book(redis)
     accounts = AccountStore(redis)
-    intake = Intake(book, accounts, chain, metrics)
+    evidence = Evidence(chain, metrics)
+    intake = Intake(book, accounts, chain, metrics, evidence)
 
     async def publish(event: Event) -> object:
         return await publish_event(broker, event)
@@ -132,9 +133,11 @@ def create_app(settings: BillingSettings, *, telemetry: Telemetry | None = None)
             max_chunks_per_tx=settings.max_chunks_per_tx,
             proof_timeout_s=settings.proof_timeout_s,
             confirm_timeout_s=settings.confirm_timeout_s,
+            settle_now_interval_s=settings.settle_now_interval_s,
+            confirmations=settings.confirmations,
         ),
         metrics=metrics,
-        evidence=Evidence(chain, metrics),
+        evidence=evidence,
     )
     broker.include_router(create_router(intake, settler, settings.durable_prefix))
 
@@ -172,6 +175,7 @@ def create_app(settings: BillingSettings, *, telemetry: Telemetry | None = None)
             w3, settings.serving_address, settings.rpc_url, redis, settings.nats_url,
             [SERVING_STREAM.name, CHAIN_STREAM.name],
         )  # fmt: skip
+        await when_reachable(evidence.read_signers)
         settler.policy = Policy.from_lock_time(
             await when_reachable(chain.lock_time),
             threshold_fee_wei=settings.threshold_fee_wei,

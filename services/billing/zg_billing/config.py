@@ -67,7 +67,21 @@ class BillingSettings(ServiceSettings):
     bump_after_s: float = Field(
         30.0, gt=0, description="Replace a settlement not mined by then with higher fees"
     )
+    confirmations: int = Field(
+        6,
+        ge=0,
+        description="Blocks a settlement must be buried under before billing confirms it from "
+        "the chain itself, when the indexer's FeesSettled never came (the indexer's "
+        "INDEXER_CONFIRMATIONS)",
+    )
     durable_prefix: str = Field("billing", description="JetStream durable consumer names start so")
+    settle_now_interval_s: float = Field(
+        60.0,
+        ge=0,
+        description="Honour one SettleNow command (zg provider settle) per this many seconds: "
+        "each settlement costs gas, so whoever reaches the bus cannot make billing spend it "
+        "at will",
+    )
     rebuild_check_s: float = Field(
         10.0, gt=0, description="How often to check whether Redis lost billing's state"
     )

@@ -5,6 +5,8 @@ Anyone who reaches the bus can publish on it, so no event moves money on its wor
 
 - a `FeesSettled` is applied only if the chain has that very log (its receipt holds it at the
   event's position) with the same user, provider, amount and final nonce;
+- a served request is booked only if the gateway signed the event (`attestation`) with the
+  receipt key the service registered on chain (`signerAddress`);
 - a proof is taken only if it is the chunk billing asked for in that part of the settlement
   (user, nonce range, fee and count, in the summary and in the proof's public inputs);
 - a failed proof names a user and part of an open settlement, and a request is written off
@@ -16,23 +18,82 @@ A refused event is logged on one line, counted, and acknowledged: it changes not
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections.abc import Iterable
+import time
+from collections.abc import Callable, Iterable
 
 from zg_billing.book import BookEntry
 from zg_billing.metrics import BillingMetrics
 from zg_billing.records import ChunkRange, SettlementRecord
-from zg_shared.chain import FeesSettled, ServingClient
+from zg_shared.chain import Address, FeesSettled, ServingClient
 from zg_shared.crypto import PublicKey, Signature, verify_request
-from zg_shared.events import ChunkProof, FeesSettledV1, ProofFailedV1, ProofReadyV1
+from zg_shared.eip191 import signer_of
+from zg_shared.events import (
+    ChunkProof,
+    FeesSettledV1,
+    ProofFailedV1,
+    ProofReadyV1,
+    RequestServedV1,
+)
 
 log = logging.getLogger(__name__)
+# The provider's services (and so their receipt signers) are read again at most this often.
+SIGNER_REFRESH_S = 1.0
 
 
 class Evidence:
-    def __init__(self, chain: ServingClient, metrics: BillingMetrics) -> None:
+    def __init__(
+        self,
+        chain: ServingClient,
+        metrics: BillingMetrics,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.chain = chain
         self.metrics = metrics
+        self._clock = clock
+        # The provider's services (name -> registered receipt signer), read from the chain.
+        self._signers: dict[str, Address] = {}
+        self._read_at = -SIGNER_REFRESH_S
+        self._refresh_lock = asyncio.Lock()
+
+    async def served(self, event: RequestServedV1) -> bool:
+        """Whether the gateway signed this served event with the service's receipt key."""
+        claimed = signer_of(event.digest(), event.attestation) if event.attestation else None
+        if claimed is not None:
+            registered = await self._registered_signer(event.service, claimed)
+            if registered == claimed:
+                return True
+        self.refuse(
+            event.SUBJECT,
+            f"request {event.event_id[:64]!r} of {event.user} (nonce {event.nonce}, "
+            f"{event.outcome}) is not signed by service {event.service[:64]!r}'s receipt key",
+        )
+        return False
+
+    async def _registered_signer(self, service: str, claimed: Address) -> Address | None:
+        """The service's registered receipt signer. On a mismatch the provider's services are
+        read again (a signer rotated, a service added), at most once per SIGNER_REFRESH_S:
+        forged events cannot flood the chain, and a real one never goes unchecked."""
+        if self._signers.get(service) != claimed:
+            async with self._refresh_lock:
+                if self._signers.get(service) != claimed:
+                    wait = self._read_at + SIGNER_REFRESH_S - self._clock()
+                    if wait > 0:
+                        await asyncio.sleep(wait)
+                    await self.read_signers()
+        return self._signers.get(service)
+
+    async def read_signers(self) -> None:
+        """Reads the provider's services from the chain (at start, so that billing books
+        served requests through an RPC outage)."""
+        services = await self.chain.get_all_services()
+        self._read_at = self._clock()
+        self._signers = {
+            s.name: s.signer_address
+            for s in services
+            if s.provider.lower() == self.chain.sender.lower()
+        }
 
     def refuse(self, subject: str, why: str) -> None:
         self.metrics.refused(subject)

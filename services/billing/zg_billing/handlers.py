@@ -101,6 +101,10 @@ def create_router(intake: Intake, settler: Settler, durable_prefix: str) -> Nats
 
     @router.subscriber(SettleNow.subject(settler.provider))
     async def on_settle_now(command: SettleNow) -> SettleNowReply:
+        wait = settler.settle_now_wait()
+        if wait > 0:
+            log.warning("SettleNow refused: the last one was honoured less than the interval ago")
+            return SettleNowReply(provider=settler.provider, users=(), retry_after_s=wait)
         users = await settler.settle_now(command.user)
         return SettleNowReply(provider=settler.provider, users=tuple(users))
 

@@ -9,6 +9,7 @@ import logging
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 from zg_billing.book import Book, Recorded
+from zg_billing.evidence import Evidence
 from zg_billing.metrics import BillingMetrics
 from zg_shared.accounts import AccountStore
 from zg_shared.chain import ServingClient
@@ -20,16 +21,25 @@ _propagator = TraceContextTextMapPropagator()
 
 class Intake:
     def __init__(
-        self, book: Book, accounts: AccountStore, chain: ServingClient, metrics: BillingMetrics
+        self,
+        book: Book,
+        accounts: AccountStore,
+        chain: ServingClient,
+        metrics: BillingMetrics,
+        evidence: Evidence,
     ) -> None:
         self.book = book
         self.accounts = accounts
         self.chain = chain
         self.metrics = metrics
+        self.evidence = evidence
 
     async def record(self, event: RequestServedV1) -> Recorded | None:
-        """Books the event (idempotent by nonce); None if it is another provider's."""
+        """Books the event (idempotent by nonce); None if it is another provider's, or not
+        the gateway's (unsigned, or signed by another key than the service's receipt key)."""
         if event.provider.lower() != self.chain.sender.lower():
+            return None
+        if not await self.evidence.served(event):
             return None
         served_ms = int(event.occurred_at.timestamp() * 1000)
         # The consumer runs in the request's trace (from the message headers): keep it, so the

@@ -77,6 +77,8 @@ class SettlerConfig:
         proof_timeout_s: float,
         confirm_timeout_s: float,
         slot_gas: int = DEFAULT_SLOT_GAS,
+        settle_now_interval_s: float = 60.0,
+        confirmations: int = 6,
     ) -> None:
         self.circuit_sizes = circuit_sizes
         self.slot_gas = slot_gas
@@ -84,6 +86,8 @@ class SettlerConfig:
         self.max_chunks_per_tx = max_chunks_per_tx
         self.proof_timeout_ms = int(proof_timeout_s * 1000)
         self.confirm_timeout_ms = int(confirm_timeout_s * 1000)
+        self.settle_now_interval_ms = int(settle_now_interval_s * 1000)
+        self.confirmations = confirmations
 
 
 class Settler:
@@ -115,6 +119,7 @@ class Settler:
         self.evidence = evidence
         self._clock = clock
         self._last_sweep_ms = clock()
+        self._settle_now_ms = 0  # when a SettleNow command was last honoured
         # Settlement records change in several handlers; one at a time keeps each change whole.
         self._lock = asyncio.Lock()
 
@@ -432,6 +437,15 @@ class Settler:
         if provider.lower() == self.provider.lower():
             await self.book.flag_due(user, provider, Reason.REFUND)
 
+    def settle_now_wait(self) -> float:
+        """Seconds until a SettleNow command is honoured again (0: now); taking the slot."""
+        now = self._clock()
+        wait = (self._settle_now_ms + self.config.settle_now_interval_ms - now) / 1000
+        if self._settle_now_ms and wait > 0:
+            return wait
+        self._settle_now_ms = now
+        return 0.0
+
     async def settle_now(self, user: str | None) -> list[Address]:
         """Flags the user's account (or every account with unsettled requests) to be settled at
         the next pass; returns the accounts flagged."""
@@ -471,8 +485,11 @@ class Settler:
                 await self._recheck(record, now)
 
     async def _recheck(self, record: SettlementRecord, now: int) -> None:
-        """No confirmation in time: if the chain has the settlement, keep waiting for the
-        indexer; if not (dropped, reorged away), give the requests back to be settled again."""
+        """No confirmation in time. A chunk the chain settled `confirmations` blocks deep is
+        confirmed from the chain itself: the indexer's FeesSettled may never come (its event
+        id is public once the block is, so anyone could publish first under it and have
+        JetStream drop it). One the chain has less deep: keep waiting. One the chain lacks
+        (dropped, reorged away): its requests go back to the book to be settled again."""
         missing = []
         for chunk in record.chunks:
             if chunk.confirmed:
@@ -480,8 +497,23 @@ class Settler:
             account = await self.chain.get_account(chunk.user, self.provider)
             if account.nonce < chunk.final_nonce:
                 missing.append(chunk)
+            elif await self._settled_deep(chunk):
+                count, fee = await self.book.confirm(chunk.user, self.provider, chunk.final_nonce)
+                log.warning(
+                    "settlement %s: %s's nonces up to %d confirmed from the chain, no FeesSettled "
+                    "having come (%d requests, %d wei)",
+                    record.id,
+                    chunk.user,
+                    chunk.final_nonce,
+                    count,
+                    fee,
+                )
+                record = record.with_chunk_confirmed(chunk.user, chunk.final_nonce) or record
         if not missing:
-            await self.records.save(record.model_copy(update={"submitted_ms": now}))
+            if record.all_confirmed:
+                await self._confirmed(record)
+            else:
+                await self.records.save(record.model_copy(update={"submitted_ms": now}))
             return
         self.metrics.retry("not_on_chain")
         await self._give_back(
@@ -506,6 +538,17 @@ class Settler:
             )
         else:
             await self._close(record, Status.FAILED, "transaction not on chain")
+
+    async def _settled_deep(self, chunk: ChunkState) -> bool:
+        """Whether the chain had settled the chunk `confirmations` blocks below its head."""
+        deep = await self.chain.w3.eth.block_number - self.config.confirmations
+        if deep < 0:
+            return False
+        try:
+            account = await self.chain.get_account(chunk.user, self.provider, block=deep)
+        except ContractRevert:  # the account did not exist yet at that block
+            return False
+        return account.nonce >= chunk.final_nonce
 
     # ------------------------------------------------------------ giving requests back
 

@@ -303,22 +303,24 @@ class GatewayService:
                 }
             )
             stored = (receipt_key(admitted.request_id), value, self.settings.receipt_ttl_s)
-        event = served_event(
-            event_id=admitted.request_id,
-            service=admitted.service.name,
-            user=admitted.payment.user,
-            provider=self._provider_checksummed,
-            nonce=admitted.payment.nonce,
-            fee=admitted.payment.fee,
-            input_fee=admitted.payment.input_fee,
-            previous_output_fee=admitted.payment.previous_output_fee,
-            signature=admitted.payment.signature_hex,
-            input_units=admitted.input_units,
-            output_units=units,
-            output_fee=output_fee,
-            outcome="charged" if charged else "voided",
-            reason=reason,
-            streamed=admitted.stream,
+        event = self.receipt_signer.attest(
+            served_event(
+                event_id=admitted.request_id,
+                service=admitted.service.name,
+                user=admitted.payment.user,
+                provider=self._provider_checksummed,
+                nonce=admitted.payment.nonce,
+                fee=admitted.payment.fee,
+                input_fee=admitted.payment.input_fee,
+                previous_output_fee=admitted.payment.previous_output_fee,
+                signature=admitted.payment.signature_hex,
+                input_units=admitted.input_units,
+                output_units=units,
+                output_fee=output_fee,
+                outcome="charged" if charged else "voided",
+                reason=reason,
+                streamed=admitted.stream,
+            )
         )
         await self.ledger.finish(
             admitted.payment.user,

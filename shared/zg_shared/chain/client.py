@@ -154,10 +154,10 @@ class ServingClient:
         sizes = [int(n) for n in await self._view("circuitSizes")]
         return {n: checksum(await self._view("verifierOf", n)) for n in sizes}
 
-    async def get_account(self, user: str, provider: str) -> Account:
-        return Account.model_validate(
-            _plain(await self._view("getAccount", checksum(user), checksum(provider)))
-        )
+    async def get_account(self, user: str, provider: str, *, block: int | None = None) -> Account:
+        """The account now, or as of `block`."""
+        row = await self._view("getAccount", checksum(user), checksum(provider), block=block)
+        return Account.model_validate(_plain(row))
 
     async def account_count(self) -> int:
         return int(await self._view("accountCount"))
@@ -236,9 +236,11 @@ class ServingClient:
             {"to": self.contract.address, "data": data, "value": value}, gas=gas
         )
 
-    async def _view(self, fn: str, *args: Any) -> Any:
+    async def _view(self, fn: str, *args: Any, block: int | None = None) -> Any:
         try:
-            return await self.contract.functions[fn](*args).call()
+            return await self.contract.functions[fn](*args).call(
+                block_identifier=block if block is not None else "latest"
+            )
         except ContractLogicError as exc:
             raise self.reverts.decode(revert_data(exc)) from None
 

@@ -3,8 +3,11 @@
 
 from __future__ import annotations
 
+import json
+from datetime import UTC
 from typing import ClassVar, Literal
 
+from eth_utils.crypto import keccak
 from pydantic import Field
 
 from zg_shared.chain.types import Address
@@ -16,6 +19,10 @@ class RequestServedV1(Event):
 
     `charged` requests are owed: billing settles them with the user's signature. `voided`
     ones (the backend never answered) are owed nothing; their nonce stays used.
+
+    `attestation` is the gateway's EIP-191 signature over `digest()` with its receipt key
+    (the service's registered `signerAddress`): billing books only what the gateway signed,
+    not what anyone who reaches the bus publishes.
     """
 
     SUBJECT: ClassVar[str] = "serving.request.served.v1"
@@ -36,3 +43,32 @@ class RequestServedV1(Event):
     outcome: Literal["charged", "voided"]
     reason: str = Field("", description="Why a request was voided, or how it ended")
     streamed: bool = False
+    attestation: str = Field(
+        "", description="The gateway's signature over digest(), by the service's receipt signer"
+    )
+
+    def digest(self) -> bytes:
+        """keccak of every field but the attestation, in a fixed order (docs/protocol.md)."""
+        fields = [
+            DIGEST_TAG,
+            self.event_id,
+            self.occurred_at.astimezone(UTC).isoformat(),
+            self.service,
+            self.user.lower(),
+            self.provider.lower(),
+            str(self.nonce),
+            str(self.fee),
+            str(self.input_fee),
+            str(self.previous_output_fee),
+            self.signature.lower(),
+            str(self.input_units),
+            str(self.output_units),
+            str(self.output_fee),
+            self.outcome,
+            self.reason,
+            str(self.streamed).lower(),
+        ]
+        return keccak(json.dumps(fields, separators=(",", ":")).encode())
+
+
+DIGEST_TAG = "zg.serving.request.served.v1"

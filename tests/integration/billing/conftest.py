@@ -5,6 +5,7 @@ the chain indexer and billing, talking through a private NATS and Redis."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -14,6 +15,7 @@ import aiohttp
 import nats
 import pytest
 from aiohttp.test_utils import TestServer
+from eth_account import Account as EthAccount
 from eth_account.signers.local import LocalAccount
 from nats.js import JetStreamContext
 from redis.asyncio import Redis
@@ -35,6 +37,7 @@ from zg_prover.config import ProverSettings
 from zg_sample_backend import BackendSettings
 from zg_shared.accounts import AccountState, AccountStore
 from zg_shared.chain import (
+    DevChain,
     FeesSettled,
     ServiceParams,
     ServingClient,
@@ -42,6 +45,7 @@ from zg_shared.chain import (
     deploy_contract,
     load_artifact,
 )
+from zg_shared.chain.anvil import AnvilNode
 from zg_shared.crypto import generate_private_key, prv2pub
 from zg_shared.events import SettlementConfirmedV1
 from zg_shared.localservers import free_port
@@ -244,3 +248,40 @@ async def stack(
 ) -> AsyncIterator[Stack]:
     async for built in build_stack(w3, keys, redis_url, nats_url):
         yield built
+
+
+def node_keys(node: AnvilNode) -> list[LocalAccount]:
+    return [EthAccount.from_key(a.private_key) for a in node.accounts]
+
+
+async def settled_once(stack: Stack, fees: list[int]) -> bool:
+    user = stack.users[0]
+    total = sum(e.amount for e in await stack.settled_on_chain() if e.user == user.address)
+    return total == sum(fees) and (await stack.state(user)).unsettled == 0
+
+
+async def assert_paid_once(stack: Stack, fees: list[int]) -> None:
+    user = stack.users[0]
+    settled = [e for e in await stack.settled_on_chain() if e.user == user.address]
+    assert sum(e.amount for e in settled) == sum(fees)
+    account = await stack.serving.get_account(user.address, stack.provider.address)
+    assert account.nonce == len(fees)
+    assert account.balance == DEPOSIT - sum(fees)
+
+
+@contextlib.asynccontextmanager
+async def mining(chain: DevChain, every_s: float = 0.3) -> AsyncIterator[None]:
+    """Blocks keep coming, as on a real chain, so confirmations deepen."""
+
+    async def mine() -> None:
+        while True:
+            await chain.mine()
+            await asyncio.sleep(every_s)
+
+    task = asyncio.create_task(mine())
+    try:
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task

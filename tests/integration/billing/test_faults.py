@@ -5,20 +5,19 @@ RPC endpoint goes away while billing submits. Each ends with every fee settled o
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import functools
-from collections.abc import AsyncIterator
 
 import pytest
-from eth_account import Account as EthAccount
-from eth_account.signers.local import LocalAccount
 
 from tests.integration.billing.conftest import (
-    DEPOSIT,
     Stack,
+    assert_paid_once,
     billing_settings,
     build_stack,
+    mining,
+    node_keys,
     running_billing,
+    settled_once,
 )
 from tests.integration.polling import eventually
 from tests.integration.tcpproxy import TcpProxy
@@ -27,43 +26,6 @@ from zg_shared.chain import DevChain, Web3Client
 from zg_shared.chain.anvil import AnvilNode
 
 pytestmark = pytest.mark.slow
-
-
-def node_keys(node: AnvilNode) -> list[LocalAccount]:
-    return [EthAccount.from_key(a.private_key) for a in node.accounts]
-
-
-async def settled_once(stack: Stack, fees: list[int]) -> bool:
-    user = stack.users[0]
-    total = sum(e.amount for e in await stack.settled_on_chain() if e.user == user.address)
-    return total == sum(fees) and (await stack.state(user)).unsettled == 0
-
-
-async def assert_paid_once(stack: Stack, fees: list[int]) -> None:
-    user = stack.users[0]
-    settled = [e for e in await stack.settled_on_chain() if e.user == user.address]
-    assert sum(e.amount for e in settled) == sum(fees)
-    account = await stack.serving.get_account(user.address, stack.provider.address)
-    assert account.nonce == len(fees)
-    assert account.balance == DEPOSIT - sum(fees)
-
-
-@contextlib.asynccontextmanager
-async def mining(chain: DevChain, every_s: float = 0.3) -> AsyncIterator[None]:
-    """Blocks keep coming, as on a real chain, so confirmations deepen."""
-
-    async def mine() -> None:
-        while True:
-            await chain.mine()
-            await asyncio.sleep(every_s)
-
-    task = asyncio.create_task(mine())
-    try:
-        yield
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
 
 
 async def test_a_reorg_that_drops_the_settlement_block_is_settled_again(

@@ -9,22 +9,35 @@ import functools
 from collections.abc import AsyncIterator
 
 import pytest
+from eth_account import Account as EthAccount
 from eth_account.signers.local import LocalAccount
 
 from tests.integration.billing.conftest import (
     DEPOSIT,
     Stack,
     build_stack,
+    mining,
+    node_keys,
     running_billing,
     running_prover,
 )
+from tests.integration.jetstream import stream_events
 from tests.integration.polling import eventually
 from zg_billing.app import BillingApp
 from zg_billing.book import Book, bill_key
 from zg_billing.records import SettlementRecord, SettlementStore, Status
+from zg_gateway.receipts import ReceiptSigner
 from zg_shared.accounts import AccountState
-from zg_shared.chain import LogPosition, Web3Client
-from zg_shared.events import Event, FeesSettledV1, ProofFailedV1, ProofReadyV1
+from zg_shared.chain import DevChain, LogPosition, Web3Client
+from zg_shared.chain.anvil import AnvilNode
+from zg_shared.events import (
+    Event,
+    FeesSettledV1,
+    ProofFailedV1,
+    ProofReadyV1,
+    RequestServedV1,
+    chain_event_id,
+)
 
 pytestmark = pytest.mark.slow
 NEVER = {"threshold_fee_wei": 10**30, "sweep_interval_s": 10**6}
@@ -179,3 +192,78 @@ async def test_a_forged_proof_and_a_squatted_event_id_do_not_stop_the_real_proof
 
         async with running_prover(stack):
             await settles_to_the_wei(stack, fees)
+
+
+@pytest.mark.parametrize("signed_by", ["nobody", "another key"])
+async def test_a_forged_served_event_cannot_seal_an_account(stack: Stack, signed_by: str) -> None:
+    user = stack.users[0]
+    fees = [await stack.send(user)]
+    async with running_billing(stack, **NEVER) as billing:
+        await eventually(functools.partial(booked, stack, 1), what="the request booked")
+        before = await view(stack)
+        # Before, billing booked this voided nonce 2^64-1 into the gateway's view: every later
+        # request was refused as nonce_too_low, for good.
+        [real] = [
+            RequestServedV1.model_validate(p)
+            for _, p in await stream_events(stack.js, {RequestServedV1.SUBJECT})
+        ]
+        forged = real.model_copy(
+            update={
+                "event_id": "forged-served",
+                "nonce": 2**64 - 1,
+                "outcome": "voided",
+                "attestation": "",
+            }
+        )
+        if signed_by == "another key":
+            forged = ReceiptSigner(EthAccount.create()).attest(forged)
+        await publish_raw(stack, forged, "ZG_SERVING", "served")
+        assert await view(stack) == before
+
+        fees.append(await stack.send(user))  # accepted: the account is not sealed
+        await eventually(functools.partial(booked, stack, 2), what="the next request booked")
+        await billing.settler.settle_now(user.address)
+        await settles_to_the_wei(stack, fees)
+
+
+async def test_a_squatted_chain_event_id_does_not_hold_the_settlement(
+    node: AnvilNode, private_w3: Web3Client, redis_url: str, nats_url: str
+) -> None:
+    """A chain event's id is public once its block is mined: someone who reads the block can
+    publish under it before the indexer (which waits for confirmations), and JetStream drops
+    the real FeesSettled as a duplicate. Before, billing then waited for it for good, the
+    account held by the settlement; now it confirms the chunk from the chain once deep."""
+    chain = DevChain(private_w3)
+    async for stack in build_stack(
+        private_w3, node_keys(node), redis_url, nats_url, confirmations=2
+    ):
+        user = stack.users[0]
+        fees = [await stack.send(user) for _ in range(3)]
+        async with running_billing(stack, confirmations=2, confirm_timeout_s=2.0):
+            await eventually(functools.partial(mined, stack), what="the settlement mined")
+            [settled] = await stack.settled_on_chain()
+            assert settled.position is not None
+            squat = FeesSettledV1(
+                event_id=chain_event_id(settled.position),
+                position=settled.position,
+                user=user.address,
+                provider=stack.provider.address,
+                amount=settled.amount + 1,
+                final_nonce=settled.final_nonce,
+            )
+            await publish_raw(stack, squat, "ZG_CHAIN", "fees-settled")
+            assert (await stack.state(user)).unsettled == sum(fees)
+            async with mining(chain):
+                await settles_to_the_wei(stack, fees)
+                await eventually(
+                    functools.partial(confirmed_fee_is, stack, sum(fees)),
+                    what="serving.settlement.confirmed",
+                )
+
+
+async def mined(stack: Stack) -> bool:
+    return bool(await stack.settled_on_chain())
+
+
+async def confirmed_fee_is(stack: Stack, total: int) -> bool:
+    return sum(int(c["total_fee"]) for c in await stack.confirmations()) == total

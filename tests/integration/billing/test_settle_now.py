@@ -8,9 +8,13 @@ import asyncio
 import json
 import sys
 
+import nats
 import pytest
 
 from tests.integration.billing.conftest import Stack, running_billing
+from tests.integration.polling import eventually
+from zg_billing.app import BillingApp
+from zg_shared.commands import SettleNow, SettleNowReply
 
 pytestmark = pytest.mark.slow
 NEVER = {"threshold_fee_wei": 10**30, "sweep_interval_s": 10**6}
@@ -76,3 +80,54 @@ async def test_provider_settle_without_billing_fails_clearly(stack: Stack) -> No
     )
     assert code == 6  # unreachable
     assert "no billing service answers" in err
+
+
+async def test_settle_now_over_plain_nats_is_honoured_once_per_interval(stack: Stack) -> None:
+    """Whoever reaches the bus could make billing spend gas on every request; billing honours
+    one SettleNow per BILLING_SETTLE_NOW_INTERVAL_S and refuses the rest, flagging nothing."""
+    user = stack.users[0]
+    fees = [await stack.send(user)]
+    async with running_billing(stack, **NEVER) as billing:
+        await eventually(lambda: _booked(billing, 1), what="the request booked")
+        nc = await nats.connect(stack.nats_url)
+        try:
+
+            async def ask() -> SettleNowReply:
+                raw = await nc.request(
+                    SettleNow.subject(stack.provider.address),
+                    SettleNow(provider=stack.provider.address).model_dump_json().encode(),
+                    timeout=10,
+                )
+                return SettleNowReply.model_validate_json(raw.data)
+
+            first = await ask()
+            assert first.users == (user.address,)
+            assert first.retry_after_s == 0
+            await eventually(lambda: _settled(stack, sum(fees)), what="the first settled")
+
+            fees.append(await stack.send(user))
+            await eventually(lambda: _booked(billing, 1), what="the next request booked")
+            for _ in range(5):
+                again = await ask()
+                assert again.users == ()
+                assert 0 < again.retry_after_s <= 60
+            summaries = await billing.settler.book.due_accounts()
+            assert [s.due_reason for s in summaries] == [""]
+        finally:
+            await nc.close()
+
+        code, _, err = await zg(
+            "provider", "settle", "--provider", stack.provider.address,
+            "--nats-url", stack.nats_url,
+        )  # fmt: skip
+        assert code == 5
+        assert "ask again" in err
+        assert await _settled(stack, fees[0])  # the second request is still owed
+
+
+async def _booked(billing: BillingApp, count: int) -> bool:
+    return sum(s.unsettled_count for s in await billing.settler.book.due_accounts()) == count
+
+
+async def _settled(stack: Stack, total: int) -> bool:
+    return sum(e.amount for e in await stack.settled_on_chain()) == total
