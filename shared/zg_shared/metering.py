@@ -37,15 +37,18 @@ def _no_merge(last: str, text: str) -> int:
 class CountingRule:
     """How a service counts the units of a text.
 
-    `count`: the units of one text. `merged`: how many fewer units `text` adds when appended
-    to a text ending in the character `last` ("" at the start) than `count(text)`: a stream
-    delivers text in pieces, and a unit cut between two pieces is one unit, not two. A rule
-    with `merged` right counts the joined text exactly, piece by piece (`units_after`).
+    `count`: the units of one text; it never falls as the text grows. `merged`: how many fewer
+    units `text` adds when appended to a text ending in the character `last` ("" at the start)
+    than `count(text)`: a stream delivers text in pieces, and a unit cut between two pieces is
+    one unit, not two. A rule with `merged` right counts the joined text exactly, piece by
+    piece (`units_after`). `tokens_per_unit`: a generous estimate of a model's tokens per
+    unit, by which the gateway keeps a prompt and its reply within a declared model context.
     """
 
     name: str
     count: Callable[[str], int]
     merged: Callable[[str, str], int] = _no_merge
+    tokens_per_unit: int = 1
 
     def total(self, texts: Iterable[str]) -> int:
         return sum(self.count(text) for text in texts)
@@ -66,7 +69,7 @@ def _continues_word(last: str, text: str) -> int:
     return int(bool(last) and not last.isspace() and not text[0].isspace())
 
 
-WORDS = CountingRule("words", _words, _continues_word)
+WORDS = CountingRule("words", _words, _continues_word, tokens_per_unit=2)
 DEFAULT_RULE = WORDS.name
 RULES: Mapping[str, CountingRule] = {rule.name: rule for rule in (WORDS,)}
 

@@ -42,8 +42,7 @@ RECEIPT_PREFIX = "zg:receipt"
 SIGNER_CACHE_SIZE = 100_000
 SERVICE_CACHE_S = 5.0
 # Output bounds within a declared context: the prompt's tokens, estimated from its input units
-# (words) generously, plus the chat template's own tokens.
-PROMPT_TOKENS_PER_UNIT = 2
+# by the counting rule's `tokens_per_unit`, plus the chat template's own tokens.
 PROMPT_TEMPLATE_TOKENS = 32
 
 
@@ -207,9 +206,8 @@ class GatewayService:
         check_input_fee(payment, input_units, service.input_price)
         max_units = (
             self._output_bound(
-                endpoint,
                 name,
-                input_units,
+                rule.tokens_per_unit * input_units,
                 _max_output_units(
                     body,
                     endpoint,
@@ -256,16 +254,16 @@ class GatewayService:
             raise error(result.refusal.value, message_text, detail=list(result.detail))
         return admitted
 
-    def _output_bound(self, endpoint: Endpoint, service: str, input_units: int, asked: int) -> int:
+    def _output_bound(self, service: str, prompt_tokens: int, asked: int) -> int:
         """The bound reserved and sent: the request's, else its endpoint's default (the API's),
         else the gateway's; and where the service declares its model's context, within that
-        context less an estimate of the prompt's tokens (the gateway counts input in words, not
-        in the model's tokens). An engine cannot generate past its context anyway: it stops,
-        or fails (llama-cpp-python: 500 `llama_decode returned 1`)."""
+        context less an estimate of the prompt's tokens (the gateway counts input by the
+        service's rule, not in the model's tokens). An engine cannot generate past its context
+        anyway: it stops, or fails (llama-cpp-python: 500 `llama_decode returned 1`)."""
         context = self.settings.model_context_tokens.get(service)
         if context is None:
             return asked
-        prompt = PROMPT_TOKENS_PER_UNIT * input_units + PROMPT_TEMPLATE_TOKENS
+        prompt = prompt_tokens + PROMPT_TEMPLATE_TOKENS
         return max(1, min(asked, context - prompt))
 
     async def _admit(self, admitted: Admitted) -> Admission:
