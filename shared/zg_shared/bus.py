@@ -14,19 +14,34 @@ their replica count at 0, which JetStream reads as the stream's.
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from dataclasses import replace
 from typing import Any
 
 import nats
 from faststream.nats import JStream, NatsBroker, PubAck
 from nats.aio.client import Client as NatsClient
+from nats.errors import ConnectionReconnectingError, NoRespondersError, StaleConnectionError
 from nats.js.api import StorageType, StreamConfig
-from nats.js.errors import BadRequestError
+from nats.js.errors import BadRequestError, NoStreamResponseError
 
 from zg_shared.events.base import Event
 
+log = logging.getLogger(__name__)
 # Publishers retry for at most this long; JetStream drops a repeated Nats-Msg-Id inside it.
 DUPLICATE_WINDOW_S = 600.0
+# publish_event's own retries: a leader election takes a few seconds, a lost server's clients
+# reconnect within a few more.
+PUBLISH_RETRY_S = 30.0
+# What a publish meets while a cluster recovers (nats-py's TimeoutError is a TimeoutError).
+TRANSIENT_PUBLISH_ERRORS = (
+    TimeoutError,
+    NoRespondersError,
+    NoStreamResponseError,
+    ConnectionReconnectingError,
+    StaleConnectionError,
+)
 # Served requests are the record of what users owe: keep them far longer than any
 # settlement can take (the refund lock time bounds it).
 SERVING_MAX_AGE_S = 30 * 24 * 3600.0
@@ -98,11 +113,28 @@ async def ensure_streams(nats_url: str, replicas: int = 1) -> None:
         await client.close()
 
 
-async def publish_event(broker: NatsBroker, event: Event) -> PubAck | None:
-    """Publishes to JetStream and waits for its ack; `event_id` de-duplicates retries."""
-    return await broker.publish(
-        event,
-        event.SUBJECT,
-        headers={"Nats-Msg-Id": event.event_id},
-        stream=stream_for(event.SUBJECT),
-    )
+async def publish_event(
+    broker: NatsBroker, event: Event, *, retry_for_s: float = PUBLISH_RETRY_S
+) -> PubAck | None:
+    """Publishes to JetStream and waits for its ack. A stream answers nothing for a few
+    seconds while it elects a new leader (a server of the cluster lost), and a client moving
+    to another server is briefly away: the same message is sent again, under the same
+    `Nats-Msg-Id` (`event_id`: JetStream stores it once), until it is acked or `retry_for_s`
+    has passed."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + retry_for_s
+    delay = 0.1
+    while True:
+        try:
+            return await broker.publish(
+                event,
+                event.SUBJECT,
+                headers={"Nats-Msg-Id": event.event_id},
+                stream=stream_for(event.SUBJECT),
+            )
+        except TRANSIENT_PUBLISH_ERRORS as exc:
+            if loop.time() + delay > deadline:
+                raise
+            log.warning("publishing %s again in %.1fs: %r", event.event_id, delay, exc)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 2.0)

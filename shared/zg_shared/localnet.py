@@ -193,9 +193,11 @@ class LocalNetwork:
         progress: Progress = _quiet,
         circuit_sizes: Sequence[int] = DEFAULT_CIRCUIT_SIZES,
         provers: int = 1,
+        stream_replicas: int = 1,
     ) -> None:
         """`overrides`: settings by their prefixed names, each for the service it names;
-        `environment`: variables every service gets (OpenTelemetry's OTEL_*, say)."""
+        `environment`: variables every service gets (OpenTelemetry's OTEL_*, say);
+        `nats_url` may list a cluster's servers, with `stream_replicas` copies of each stream."""
         self.workdir = workdir
         self.circuit_sizes = tuple(sorted(set(circuit_sizes)))
         # The prover pool: replicas on one durable consumer share the settlement chunks.
@@ -209,6 +211,7 @@ class LocalNetwork:
             )
         )
         self.lock_time = lock_time
+        self.stream_replicas = stream_replicas
         self.confirmations = confirmations
         self.overrides = dict(overrides or {})
         self.environment = dict(environment or {})
@@ -382,6 +385,7 @@ class LocalNetwork:
         common = {
             "ENVIRONMENT": "development",
             "NATS_URL": self.nats_url,
+            "NATS_STREAM_REPLICAS": str(self.stream_replicas),
             "REDIS_URL": self._redis_url or "",
             "RPC_URL": self.anvil.rpc_url,
             "SERVING_ADDRESS": self.deployment.serving,

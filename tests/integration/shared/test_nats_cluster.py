@@ -11,10 +11,12 @@ from collections.abc import Iterator
 from functools import partial
 
 import pytest
+from faststream.nats import NatsBroker
 from nats.js import JetStreamContext
 
 from tests.integration.polling import eventually
-from zg_shared.bus import STREAM_CONFIGS, connect, ensure_streams
+from zg_shared.bus import STREAM_CONFIGS, connect, ensure_streams, publish_event
+from zg_shared.events import ReorgDetectedV1
 from zg_shared.localservers import NatsCluster
 
 
@@ -82,7 +84,7 @@ async def test_a_killed_leader_loses_no_acked_message_and_retries_store_each_onc
     cluster: NatsCluster,
 ) -> None:
     await ensure_streams(cluster.url, replicas=3)
-    leader = await _serving_leader(cluster)
+    leader = await _leader(cluster)
     # The publisher is on the leader's server: killing it takes both at once.
     servers = [leader, *(i for i in range(3) if i != leader)]
     url = ",".join(cluster.node_url(i) for i in servers)
@@ -113,10 +115,11 @@ async def test_a_killed_leader_loses_no_acked_message_and_retries_store_each_onc
         await client.close()
 
 
-async def _serving_leader(cluster: NatsCluster) -> int:
+async def _leader(cluster: NatsCluster, stream: str = "ZG_SERVING") -> int:
+    """The node leading `stream`."""
     client = await connect(cluster.url)
     try:
-        info = await client.jetstream().stream_info("ZG_SERVING")
+        info = await client.jetstream().stream_info(stream)
     finally:
         await client.close()
     assert info.cluster is not None
@@ -130,3 +133,33 @@ async def _stored(js: JetStreamContext) -> list[str]:
         (await js.get_msg("ZG_SERVING", seq)).data.decode()  # type: ignore[union-attr]
         for seq in range(info.state.first_seq, info.state.last_seq + 1)
     ]
+
+
+async def test_services_publish_through_the_loss_of_the_streams_leader(
+    cluster: NatsCluster,
+) -> None:
+    """A service's broker on the leader's server: publish_event waits out the election and
+    the move to another server, and the event is stored once."""
+    await ensure_streams(cluster.url, replicas=3)
+    leader = await _leader(cluster, "ZG_CHAIN")
+    servers = [leader, *(i for i in range(3) if i != leader)]
+    broker = NatsBroker([cluster.node_url(i) for i in servers], dont_randomize=True)
+    await broker.connect()
+    try:
+        cluster.kill(leader)
+        events = [
+            ReorgDetectedV1(event_id=f"reorg-{i}", common_ancestor=i, dropped_from=i + 1, depth=1)
+            for i in range(3)
+        ]
+        for event in events:
+            await publish_event(broker, event)
+        await publish_event(broker, events[0])  # a retry after its ack: dropped
+    finally:
+        await broker.stop()
+    client = await connect(cluster.url)
+    try:
+        js = client.jetstream()
+        info = await js.stream_info("ZG_CHAIN")
+        assert info.state.messages == len(events)
+    finally:
+        await client.close()

@@ -1,0 +1,195 @@
+# SPDX-License-Identifier: Apache-2.0
+"""A provider's whole network as processes (zg_shared.localnet) with paying users, and the
+checks every end-to-end test and fault drill ends with: each user paid exactly the fees they
+signed, once, and the provider's wallet gained exactly that less its gas."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+from eth_account import Account as EthAccount
+from nats.js import JetStreamContext
+
+from tests.integration.gateway.conftest import User, chat
+from tests.integration.jetstream import stream_events
+from tests.integration.polling import eventually
+from zg_shared.bus import connect as connect_nats
+from zg_shared.chain import FeesSettled, ServingClient, Web3Client, checksum, connect
+from zg_shared.crypto import generate_private_key, prv2pub
+from zg_shared.events import SettlementConfirmedV1
+from zg_shared.localnet import LocalNetwork
+
+DEPOSIT = 10**17
+SERVICE = "demo-chat"
+
+
+class Network:
+    def __init__(self, net: LocalNetwork, w3: Web3Client, js: JetStreamContext) -> None:
+        self.net = net
+        self.w3 = w3
+        self.js = js
+        assert net.deployment is not None
+        self.provider = checksum(net.deployment.provider)
+        self.serving = ServingClient(w3, net.deployment.serving)
+        self.users: list[User] = []
+        self.signed: dict[str, list[int]] = {}
+        self.http: aiohttp.ClientSession | None = None
+        self.input_price = net.deployment.services[0].input_price
+        self.provider_wallet_at_start = 0
+
+    async def add_user(self, index: int) -> User:
+        key = EthAccount.from_key(self.net.accounts[index].private_key)
+        signing_key = generate_private_key()
+        await self.serving.as_sender(key).add_account(
+            self.provider, prv2pub(signing_key).as_tuple(), value=DEPOSIT
+        )
+        user = User(key, signing_key)
+        self.users.append(user)
+        self.signed[user.address] = []
+        return user
+
+    async def send(self, user: User, words: str = "pay for these words") -> None:
+        assert self.http is not None
+        input_fee = len(words.split()) * self.input_price
+        async with self.http.post(
+            f"{self.net.gateway_url}/v1/proxy/{SERVICE}/chat/completions",
+            json=chat(words),
+            headers=user.headers(self.provider, input_fee),
+        ) as response:
+            assert response.status == 200, await response.text()
+            await response.read()
+        self.signed[user.address].append(input_fee)
+
+    async def settled(self) -> list[FeesSettled]:
+        events = await self.serving.get_events(0, await self.w3.eth.block_number)
+        return [e for e in events if isinstance(e, FeesSettled)]
+
+    async def all_settled(self) -> bool:
+        settled = await self.settled()
+        return sum(e.amount for e in settled) == sum(map(sum, self.signed.values()))
+
+    async def wait_settled(self, within_s: float = 180.0) -> None:
+        deadline = asyncio.get_running_loop().time() + within_s
+        while not await self.all_settled():
+            if asyncio.get_running_loop().time() > deadline:
+                raise AssertionError(
+                    f"settled {sum(e.amount for e in await self.settled())} of "
+                    f"{sum(map(sum, self.signed.values()))} wei in {within_s}s; "
+                    f"logs in {self.net.workdir / 'logs'}"
+                )
+            await asyncio.sleep(0.5)
+
+    async def assert_exactly_once(self) -> None:
+        """Each user paid exactly the fees they signed, in nonce order, once; the provider got
+        exactly their sum; billing's confirmations match the chain's FeesSettled events."""
+        settled = await self.settled()
+        for user in self.users:
+            mine = [e for e in settled if e.user == user.address]
+            assert sum(e.amount for e in mine) == sum(self.signed[user.address])
+            finals = [e.final_nonce for e in mine]
+            assert finals == sorted(set(finals))  # never the same nonces twice
+            account = await self.serving.get_account(user.address, self.provider)
+            assert account.nonce == len(self.signed[user.address])
+            assert account.balance == DEPOSIT - sum(self.signed[user.address])
+        earned = sum(e.amount for e in settled)
+        assert earned == sum(map(sum, self.signed.values()))
+        # What the provider's wallet gained: the settlements, less the gas it paid for them.
+        gas = 0
+        for tx in {e.position.transaction_hash for e in settled if e.position}:
+            receipt = await self.w3.eth.get_transaction_receipt(tx)  # type: ignore[arg-type]
+            gas += receipt["gasUsed"] * receipt["effectiveGasPrice"]
+        wallet = await self.w3.eth.get_balance(self.provider)
+        assert wallet == self.provider_wallet_at_start + earned - gas
+        await eventually(lambda: self._confirmations_match(settled), within_s=60)
+
+    async def _confirmations_match(self, settled: list[FeesSettled]) -> bool:
+        confirmed = [p for _, p in await stream_events(self.js, {SettlementConfirmedV1.SUBJECT})]
+        chunks = {
+            (c["user"], c["final_nonce"], c["total_fee"]) for p in confirmed for c in p["chunks"]
+        }
+        return chunks == {(e.user, e.final_nonce, e.amount) for e in settled}
+
+
+# Billing settles whatever is owed at once, often: the drills catch settlements mid-flight.
+EAGER_BILLING = {
+    "BILLING_THRESHOLD_FEE_WEI": "1",
+    "BILLING_TICK_S": "0.3",
+    "BILLING_LOG_LEVEL": "DEBUG",
+}
+
+
+@contextlib.asynccontextmanager
+async def running_network(workdir: Path, **options: Any) -> AsyncIterator[Network]:
+    """A LocalNetwork (`options` are its own; billing eager, the committed N=4 keys unless
+    said) with a web3 client, a JetStream client and an HTTP session for the users."""
+    overrides: Mapping[str, str] = {**EAGER_BILLING, **options.pop("overrides", {})}
+    options.setdefault("circuit_sizes", (4,))  # proofs in ~1 s (the default N=64: ~15 s)
+    net = LocalNetwork(workdir, overrides=overrides, **options)
+    try:
+        await net.start()
+        w3 = connect(net.anvil.rpc_url if net.anvil else "")
+        client = await connect_nats(net.nats_url, max_reconnect_attempts=-1)
+        network = Network(net, w3, client.jetstream())
+        network.provider_wallet_at_start = await w3.eth.get_balance(network.provider)
+        async with aiohttp.ClientSession() as http:
+            network.http = http
+            yield network
+        await client.close()
+        await w3.provider.disconnect()
+    finally:
+        await net.stop()
+
+
+async def count_above(js: JetStreamContext, subject: str, count: int) -> bool:
+    return len(await stream_events(js, {subject})) > count
+
+
+class Load:
+    """Several users sending requests, each in nonce order and `pause_s` apart, until stopped:
+    the traffic a drill takes a server down under (paced, so that settling it all fits a
+    test). A request the gateway does not answer with 200 fails the drill (raised from
+    `stop`)."""
+
+    def __init__(self, network: Network, users: list[User], pause_s: float = 0.5) -> None:
+        self.network = network
+        self.users = users
+        self.pause_s = pause_s
+        self.served = 0
+        self._stop = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
+
+    async def __aenter__(self) -> Load:
+        self._tasks = [asyncio.create_task(self._run(user)) for user in self.users]
+        return self
+
+    async def __aexit__(self, *_: object) -> None:
+        """A drill that failed still stops its users before the network goes."""
+        self._stop.set()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    async def _run(self, user: User) -> None:
+        while not self._stop.is_set():
+            await self.network.send(user)
+            self.served += 1
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self.pause_s):
+                    await self._stop.wait()
+
+    async def served_at_least(self, count: int, within_s: float = 60.0) -> None:
+        async def reached() -> bool:
+            if any(task.done() for task in self._tasks):
+                await self.stop()  # raises what failed
+            return self.served >= count
+
+        await eventually(reached, within_s, f"{count} requests served")
+
+    async def stop(self) -> int:
+        """Stops the users after their requests in flight; returns how many were served."""
+        self._stop.set()
+        await asyncio.gather(*self._tasks)
+        return self.served

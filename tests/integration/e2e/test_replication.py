@@ -1,0 +1,108 @@
+# SPDX-License-Identifier: Apache-2.0
+"""Replication drills (issue 16): the whole network on replicated servers, under load from
+several users, with one server SIGKILLed mid-load. Each ends with every fee a user signed
+settled on chain exactly once (none lost, none twice: `Network.assert_exactly_once`) and
+prints its figures (docs/operations.md, "Replication drills").
+
+    .venv/bin/python -m pytest tests/integration/e2e/test_replication.py -s
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import AsyncIterator, Iterator
+
+import nats
+import pytest
+from nats.js import JetStreamContext
+
+from tests.integration.e2e.network import Load, Network, running_network
+from tests.integration.polling import eventually
+from zg_shared.events import RequestServedV1
+from zg_shared.localservers import NatsCluster
+
+pytestmark = pytest.mark.slow
+USERS = 4
+
+
+def report(drill: str, **figures: object) -> None:
+    print(f"\n[drill] {drill}: {json.dumps(figures)}", flush=True)
+
+
+@pytest.fixture(scope="module")
+def nats_cluster() -> Iterator[NatsCluster]:
+    with NatsCluster(3) as cluster:
+        yield cluster
+
+
+@pytest.fixture(scope="module")
+async def clustered(
+    nats_cluster: NatsCluster, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[Network]:
+    """The network on the 3-node cluster, every stream on all three servers."""
+    async with running_network(
+        tmp_path_factory.mktemp("clustered"), nats_url=nats_cluster.url, stream_replicas=3
+    ) as network:
+        yield network
+
+
+async def served_on_stream(js: JetStreamContext) -> int:
+    subject = RequestServedV1.SUBJECT
+    info = await js.stream_info("ZG_SERVING", subjects_filter=subject)
+    return (info.state.subjects or {}).get(subject, 0)
+
+
+async def stream_leader(js: JetStreamContext) -> str:
+    info = await js.stream_info("ZG_SERVING")
+    assert info.cluster is not None
+    assert info.cluster.leader is not None
+    return info.cluster.leader
+
+
+async def test_drill_1_a_nats_node_killed_mid_load_loses_no_fee(
+    clustered: Network, nats_cluster: NatsCluster
+) -> None:
+    network = clustered
+    users = [await network.add_user(5 + i) for i in range(USERS)]
+    async with Load(network, users) as load:
+        await load.served_at_least(3 * USERS)
+
+        # The server leading ZG_SERVING (the record of what users owe) goes, mid-load.
+        node = nats_cluster.index_of(await stream_leader(network.js))
+        nats_cluster.kill(node)
+        killed_at, served_at_kill = time.monotonic(), load.served
+        # Recovered: what the gateway served after the kill reaches the stream again.
+        await load.served_at_least(served_at_kill + USERS)
+        after_kill = load.served
+
+        async def caught_up() -> bool:
+            try:
+                return await served_on_stream(network.js) >= after_kill
+            except nats.errors.Error:  # the stream electing its new leader: not yet
+                return False
+
+        await eventually(caught_up, 60, "served requests on the stream again")
+        recovery_s = time.monotonic() - killed_at
+        served_while_recovering = load.served - served_at_kill
+        await load.served_at_least(after_kill + 2 * USERS)
+
+        nats_cluster.start_node(node)
+        rejoin_s = await asyncio.to_thread(nats_cluster.wait_healthy, node, 60.0)
+        served = await load.stop()
+
+    settled_from = time.monotonic()
+    await network.wait_settled()
+    await network.assert_exactly_once()
+    assert await served_on_stream(network.js) == served  # each once: retries de-duplicated
+    report(
+        "1 nats node killed",
+        requests_served=served,
+        served_while_recovering=served_while_recovering,
+        recovery_s=round(recovery_s, 2),
+        node_rejoined_s=round(rejoin_s, 2),
+        settled_after_load_s=round(time.monotonic() - settled_from, 2),
+        fees_lost_wei=0,
+        double_charges=0,
+    )
