@@ -3,8 +3,9 @@
 
 Anyone who reaches the bus can publish on it, so no event moves money on its word alone:
 
-- a `FeesSettled` is applied only if the chain has that very log (its receipt holds it at the
-  event's position) with the same user, provider, amount and final nonce;
+- a `FeesSettled` (or `RefundRequested`, which makes billing settle at once) is acted on only
+  if the chain has that very log (its receipt holds it at the event's position) with the same
+  user, provider, amount and nonce (index);
 - a served request is booked only if the gateway signed the event (`attestation`) with the
   receipt key the service registered on chain (`signerAddress`);
 - a proof is taken only if it is the chunk billing asked for in that part of the settlement
@@ -26,12 +27,12 @@ from collections.abc import Callable, Iterable
 from zg_billing.book import BookEntry
 from zg_billing.metrics import BillingMetrics
 from zg_billing.records import ChunkRange, SettlementRecord
-from zg_shared.chain import Address, FeesSettled, ServingClient
+from zg_shared.chain import Address, ServingClient, ServingEvent
 from zg_shared.crypto import PublicKey, Signature, verify_request
 from zg_shared.eip191 import signer_of
 from zg_shared.events import (
+    ChainEvent,
     ChunkProof,
-    FeesSettledV1,
     ProofFailedV1,
     ProofReadyV1,
     RequestServedV1,
@@ -99,23 +100,18 @@ class Evidence:
         self.metrics.refused(subject)
         log.warning("refused %s: %s", subject, why)
 
-    async def fees_settled(self, event: FeesSettledV1) -> bool:
-        """Whether the chain has this FeesSettled at the event's position (ChainUnavailable
-        if it cannot be asked now: the event waits)."""
+    async def on_chain(self, event: ChainEvent, kind: type[ServingEvent], *fields: str) -> bool:
+        """Whether the chain has, at the event's position, a `kind` log whose `fields` are the
+        event's (ChainUnavailable if it cannot be asked now: the event waits)."""
         found = await self.chain.event_at(event.position)
-        claimed = (event.user, event.provider, event.amount, event.final_nonce)
-        if isinstance(found, FeesSettled) and claimed == (
-            found.user,
-            found.provider,
-            found.amount,
-            found.final_nonce,
-        ):
+        if isinstance(found, kind) and all(getattr(found, f) == getattr(event, f) for f in fields):
             return True
         seen = f"the chain has {found.EVENT} there" if found else "the chain has no such log"
+        claimed = ", ".join(f"{f}={getattr(event, f)}" for f in fields)
         self.refuse(
             event.SUBJECT,
-            f"{event.user} paid {event.amount} wei up to nonce {event.final_nonce} in tx "
-            f"{event.position.transaction_hash} log {event.position.log_index}: {seen}",
+            f"{claimed} in tx {event.position.transaction_hash} log "
+            f"{event.position.log_index}: {seen}",
         )
         return False
 

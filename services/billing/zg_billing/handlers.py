@@ -87,8 +87,12 @@ def create_router(intake: Intake, settler: Settler, durable_prefix: str) -> Nats
         durable=durable("refund-requested"),
         pull_sub=PullSub(batch_size=16),
     )
-    async def on_refund_requested(event: RefundRequestedV1) -> None:
-        await settler.on_refund_requested(event.user, event.provider)
+    async def on_refund_requested(event: RefundRequestedV1, message: NatsMessage) -> None:
+        try:
+            await settler.on_refund_requested(event)
+        except ChainUnavailable as exc:
+            log.warning("a RefundRequested of %s waits for the chain: %s", event.user, exc)
+            await message.nack(delay=CHAIN_RETRY_S)
 
     @router.subscriber(
         ReorgDetectedV1.SUBJECT,

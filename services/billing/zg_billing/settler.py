@@ -14,7 +14,9 @@ valid. The contract's nonce check makes every retry safe: a request can never be
 from __future__ import annotations
 
 import asyncio
+import hmac
 import logging
+import secrets
 import time
 import uuid
 from collections.abc import Awaitable, Callable
@@ -39,7 +41,13 @@ from zg_billing.records import (
     UserPart,
 )
 from zg_shared.accounts import AccountStore
-from zg_shared.chain import ChainUnavailable, ContractRevert, ServingClient
+from zg_shared.chain import (
+    ChainUnavailable,
+    ContractRevert,
+    FeesSettled,
+    RefundRequested,
+    ServingClient,
+)
 from zg_shared.chain.types import Address
 from zg_shared.events import (
     ChunkProof,
@@ -47,6 +55,7 @@ from zg_shared.events import (
     FeesSettledV1,
     ProofFailedV1,
     ProofReadyV1,
+    RefundRequestedV1,
     SettledChunk,
     SettlementConfirmedV1,
     SettlementFailedV1,
@@ -120,8 +129,15 @@ class Settler:
         self._clock = clock
         self._last_sweep_ms = clock()
         self._settle_now_ms = 0  # when a SettleNow command was last honoured
+        self._id_key = secrets.token_bytes(16)
         # Settlement records change in several handlers; one at a time keeps each change whole.
         self._lock = asyncio.Lock()
+
+    def _event_id(self, base: str) -> str:
+        """`base` (which names a settlement, and settlement ids are on the bus for anyone to
+        read) with a keyed digest: the same id for the same event within this process, so a
+        republish is a duplicate, and one no outsider can publish first under."""
+        return f"{base}-{hmac.new(self._id_key, base.encode(), 'sha256').hexdigest()[:16]}"
 
     # ------------------------------------------------------------ the policy
 
@@ -369,7 +385,9 @@ class Settler:
     async def on_fees_settled(self, event: FeesSettledV1) -> None:
         if event.provider.lower() != self.provider.lower():
             return
-        if not await self.evidence.fees_settled(event):
+        if not await self.evidence.on_chain(
+            event, FeesSettled, "user", "provider", "amount", "final_nonce"
+        ):
             return
         count, fee = await self.book.confirm(event.user, event.provider, event.final_nonce)
         if count and fee != event.amount:
@@ -406,7 +424,7 @@ class Settler:
         self.metrics.confirmed(lag_s, record.settled_requests, record.gas_used)
         await self.publish(
             SettlementConfirmedV1(
-                event_id=f"settled-{record.id}",
+                event_id=self._event_id(f"settled-{record.id}"),
                 settlement_id=record.id,
                 provider=self.provider,
                 tx_hash=record.tx_hash,
@@ -433,9 +451,15 @@ class Settler:
             record.tx_hash,
         )
 
-    async def on_refund_requested(self, user: str, provider: str) -> None:
-        if provider.lower() == self.provider.lower():
-            await self.book.flag_due(user, provider, Reason.REFUND)
+    async def on_refund_requested(self, event: RefundRequestedV1) -> None:
+        """The user asked for a refund: settle the account at the next pass (believed only if
+        the chain has the request: each settlement costs gas)."""
+        if event.provider.lower() != self.provider.lower():
+            return
+        if await self.evidence.on_chain(
+            event, RefundRequested, "user", "provider", "index", "amount", "unlock_at"
+        ):
+            await self.book.flag_due(event.user, event.provider, Reason.REFUND)
 
     def settle_now_wait(self) -> float:
         """Seconds until a SettleNow command is honoured again (0: now); taking the slot."""
@@ -589,7 +613,7 @@ class Settler:
             )
             await self.publish(
                 SettlementFailedV1(
-                    event_id=f"failed-{record.id}-{part.user.lower()}",
+                    event_id=self._event_id(f"failed-{record.id}-{part.user.lower()}"),
                     settlement_id=record.id,
                     provider=self.provider,
                     reason=why,
@@ -606,7 +630,7 @@ class Settler:
     ) -> None:
         await self.publish(
             SettlementFailedV1(
-                event_id=f"written-off-{record.id}-{user.lower()}",
+                event_id=self._event_id(f"written-off-{record.id}-{user.lower()}"),
                 settlement_id=record.id,
                 provider=self.provider,
                 reason=reason,

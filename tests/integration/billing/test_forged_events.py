@@ -35,6 +35,7 @@ from zg_shared.events import (
     FeesSettledV1,
     ProofFailedV1,
     ProofReadyV1,
+    RefundRequestedV1,
     RequestServedV1,
     chain_event_id,
 )
@@ -267,3 +268,27 @@ async def mined(stack: Stack) -> bool:
 
 async def confirmed_fee_is(stack: Stack, total: int) -> bool:
     return sum(int(c["total_fee"]) for c in await stack.confirmations()) == total
+
+
+async def test_a_forged_refund_request_settles_nothing(stack: Stack) -> None:
+    """A refund request makes billing settle the account at once (gas): a forged one could
+    make it settle after every request. Only one the chain has is acted on."""
+    user = stack.users[0]
+    fees = [await stack.send(user) for _ in range(2)]
+    async with running_billing(stack, **NEVER):
+        await eventually(functools.partial(booked, stack, 2), what="requests booked")
+        forged = RefundRequestedV1(
+            event_id="forged-refund",
+            position=await forged_position(stack, "no such log"),
+            user=user.address,
+            provider=stack.provider.address,
+            index=0,
+            amount=1,
+            unlock_at=2**40,
+        )
+        await publish_raw(stack, forged, "ZG_CHAIN", "refund-requested")
+        assert [s.due_reason for s in await Book(stack.redis).due_accounts()] == [""]
+
+        # The user's real refund request: billing settles before it unlocks.
+        await stack.serving.as_sender(user.key).request_refund(stack.provider.address, 1)
+        await settles_to_the_wei(stack, fees)
