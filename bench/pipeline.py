@@ -2,14 +2,17 @@
 """The whole pipeline under load: served requests per second, how fast billing books them,
 settlement lag (p50, p99) and gas per settled request at the batch sizes billing chooses.
 
-    .venv/bin/python bench/pipeline.py [--users 4] [--requests 400] [--concurrency 16] [--json]
+    .venv/bin/python bench/pipeline.py [--users 4] [--requests 400] [--concurrency 16]
+        [--provers K] [--json]
 
 Everything runs on this machine as separate processes (zg_shared.localnet): NATS, Redis,
 anvil, the sample backend, the gateway, the prover (the default N=64 DEV keys; `--circuit-size
 4` for the committed ones), the chain indexer and billing.
 Load: `--requests` paid chat requests from `--users` users, `--concurrency` at a time. Billing
 runs its default policy except a 1 wei threshold (settle as soon as there is anything), so the
-lag measured is the pipeline's own: seal, prove, submit, confirm. On 2 cores the prover shares
+lag measured is the pipeline's own: seal, prove, submit, confirm. With `--full-chunks` (and a
+multiple of N requests per user) only the full-chunk rule settles, so every chunk is full, and
+`--provers K` shows the pool proving them in parallel. On 2 cores the prover shares
 the CPU with everything else: read the figures as a floor.
 """
 
@@ -18,6 +21,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import statistics
 import sys
 import tempfile
@@ -38,6 +42,13 @@ from zg_shared.localnet import DEFAULT_CIRCUIT_SIZES, LocalNetwork
 
 WORDS = "please settle these four words"
 DEPOSIT = 10**18
+EAGER = {"BILLING_THRESHOLD_FEE_WEI": "1", "BILLING_TICK_S": "0.5"}
+# Neither the threshold nor an account half way joining: each account settles its full chunks.
+FULL_CHUNKS = {
+    "BILLING_THRESHOLD_FEE_WEI": str(10**30),
+    "BILLING_JOIN_FRACTION": "0",
+    "BILLING_TICK_S": "0.5",
+}
 
 
 @dataclass
@@ -55,6 +66,8 @@ class Result:
     settlements: int
     requests_per_settlement: float
     gas_per_request: float
+    provers: int
+    load: str
 
 
 def log(message: str) -> None:
@@ -88,9 +101,10 @@ async def run(args: argparse.Namespace) -> Result:
     with tempfile.TemporaryDirectory(prefix="zg-bench-") as tmp:
         net = LocalNetwork(
             Path(tmp),
-            overrides={"BILLING_THRESHOLD_FEE_WEI": "1", "BILLING_TICK_S": "0.5"},
+            overrides=FULL_CHUNKS if args.full_chunks else EAGER,
             progress=log,
             circuit_sizes=args.circuit_size,
+            provers=args.provers,
         )
         deployment = await net.start()
         try:
@@ -150,6 +164,7 @@ async def measure(
                     errors += response.status != 200
 
         log(f"sending {args.requests} requests, {args.concurrency} at a time")
+        load_before = os.getloadavg()[0]
         started = time.monotonic()
         await asyncio.gather(*(worker() for _ in range(args.concurrency)))
         serve_seconds = time.monotonic() - started
@@ -215,6 +230,9 @@ async def measure(
         settlements=len(confirmed),
         requests_per_settlement=round(settled_requests / len(confirmed), 1),
         gas_per_request=round(gas / settled_requests),
+        provers=args.provers,
+        load=f"load average {load_before:.1f} at start, {os.getloadavg()[0]:.1f} at end, "
+        f"{os.cpu_count()} CPUs (shared with other work)",
     )
 
 
@@ -227,8 +245,18 @@ def main() -> None:
     parser.add_argument(
         "--circuit-size", type=int, nargs="+", default=list(DEFAULT_CIRCUIT_SIZES), metavar="N"
     )
+    parser.add_argument("--provers", type=int, default=1, help="prover processes (the pool)")
+    parser.add_argument(
+        "--full-chunks",
+        action="store_true",
+        help="only the full-chunk rule settles (send a multiple of N requests per user)",
+    )
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
     args = parser.parse_args()
+    if args.provers < 1:
+        parser.error("--provers must be positive")
+    if args.full_chunks and args.requests % (max(args.circuit_size) * args.users):
+        parser.error("--full-chunks needs a multiple of N requests per user")
     result = asyncio.run(run(args))
     if args.json:
         print(json.dumps(asdict(result), indent=2))

@@ -92,6 +92,10 @@ class Result:
     max_unsettled_wei: int
     unsettled_by_minute_wei: list[int]
     gas_per_settled_request: float | None
+    gas_per_request_under_load: float | None
+    settlements: int
+    chunks_per_settlement: float | None
+    requests_per_chunk: float | None
     prover_cpu_s_per_request: float | None
     proof_cpu_s_per_request: float | None
     settled_wei: int
@@ -227,6 +231,7 @@ async def soak(net: LocalNetwork, args: argparse.Namespace, serving: str, provid
                 log(f"{served} served, unsettled {samples[-1][1] if samples else 0} wei")
         await asyncio.gather(*tasks)
     load_end = time.monotonic()
+    load_end_block = await w3.eth.block_number
     served = sum(len(u.sent) for u in users)
     log(f"load done: {served} served; draining up to {args.drain_s}s")
     stop.set()
@@ -242,16 +247,25 @@ async def soak(net: LocalNetwork, args: argparse.Namespace, serving: str, provid
     # The chain's own account of every fee.
     events = await chain.get_events(start_block, await w3.eth.block_number)
     settled_by_user: dict[str, int] = {}
-    tx_hashes = set()
+    # Per transaction: its chunks and the requests they settled (a user's nonces since the
+    # previous FeesSettled), to tell settlements under load from the drain's remainders.
+    chunks_in: dict[str, list[int]] = {}
+    block_of: dict[str, int] = {}
+    last_nonce: dict[str, int] = {}
     for event in events:
         if isinstance(event, FeesSettled) and event.provider.lower() == provider.lower():
             key = event.user.lower()
             settled_by_user[key] = settled_by_user.get(key, 0) + event.amount
             if event.position is not None:
-                tx_hashes.add(event.position.transaction_hash)
-    gas = 0
-    for tx in tx_hashes:
-        gas += (await w3.eth.get_transaction_receipt(HexStr(tx)))["gasUsed"]
+                tx = event.position.transaction_hash
+                block_of[tx] = event.position.block_number
+                chunks_in.setdefault(tx, []).append(event.final_nonce - last_nonce.get(key, 0))
+            last_nonce[key] = event.final_nonce
+    gas_of = {tx: (await w3.eth.get_transaction_receipt(HexStr(tx)))["gasUsed"] for tx in chunks_in}
+    gas = sum(gas_of.values())
+    under_load = [tx for tx in chunks_in if block_of[tx] <= load_end_block]
+    load_requests = sum(sum(chunks_in[tx]) for tx in under_load)
+    chunk_sizes = [n for sizes in chunks_in.values() for n in sizes]
     accounted = True
     settled_wei = owed_wei = signed_wei = 0
     for user in users:
@@ -293,6 +307,12 @@ async def soak(net: LocalNetwork, args: argparse.Namespace, serving: str, provid
         max_unsettled_wei=max((v for _, v in samples), default=0),
         unsettled_by_minute_wei=by_minute,
         gas_per_settled_request=round(gas / n_settled) if n_settled else None,
+        gas_per_request_under_load=round(sum(gas_of[tx] for tx in under_load) / load_requests)
+        if load_requests
+        else None,
+        settlements=len(chunks_in),
+        chunks_per_settlement=round(len(chunk_sizes) / len(chunks_in), 2) if chunks_in else None,
+        requests_per_chunk=round(sum(chunk_sizes) / len(chunk_sizes), 1) if chunk_sizes else None,
         prover_cpu_s_per_request=round(cpu_used / n_settled, 3) if n_settled else None,
         proof_cpu_s_per_request=round(proof_cpu / n_settled, 3)
         if n_settled and proof_cpu
