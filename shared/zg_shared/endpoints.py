@@ -18,7 +18,11 @@ from typing import Any
 
 
 class MeteringError(ValueError):
-    """The request body does not have the shape its endpoint needs."""
+    """The request body does not have the shape its endpoint needs; `field` names where."""
+
+    def __init__(self, message: str, field: str | None = None) -> None:
+        super().__init__(message)
+        self.field = field
 
 
 TextExtractor = Callable[[Mapping[str, Any]], list[str]]
@@ -49,7 +53,7 @@ class Endpoint:
         return None
 
 
-def _content_texts(content: Any) -> Iterable[str]:
+def _content_texts(content: Any, field: str) -> Iterable[str]:
     """Message content is a string, or a list of parts of which only text parts count."""
     if content is None:
         return
@@ -61,21 +65,21 @@ def _content_texts(content: Any) -> Iterable[str]:
             if isinstance(part, Mapping) and part.get("type") == "text":
                 text = part.get("text")
                 if not isinstance(text, str):
-                    raise MeteringError("a text part needs a string `text`")
+                    raise MeteringError(f"a text part needs a string `text` in `{field}`", field)
                 yield text
         return
-    raise MeteringError("message content must be a string or a list of parts")
+    raise MeteringError(f"`{field}` must be a string or a list of parts", field)
 
 
 def chat_texts(body: Mapping[str, Any]) -> list[str]:
     messages = body.get("messages")
     if not isinstance(messages, list) or not messages:
-        raise MeteringError("`messages` must be a non-empty list")
+        raise MeteringError("`messages` must be a non-empty list", "messages")
     texts: list[str] = []
-    for message in messages:
+    for index, message in enumerate(messages):
         if not isinstance(message, Mapping):
-            raise MeteringError("each message must be an object")
-        texts += _content_texts(message.get("content"))
+            raise MeteringError(f"`messages[{index}]` must be an object", f"messages[{index}]")
+        texts += _content_texts(message.get("content"), f"messages[{index}].content")
     return texts
 
 
@@ -88,7 +92,7 @@ def strings_of(field: str) -> TextExtractor:
             return [value]
         if isinstance(value, list) and all(isinstance(v, str) for v in value):
             return list(value)
-        raise MeteringError(f"`{field}` must be a string or a list of strings")
+        raise MeteringError(f"`{field}` must be a string or a list of strings", field)
 
     return extract
 

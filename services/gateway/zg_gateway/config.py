@@ -54,6 +54,12 @@ class GatewaySettings(ServiceSettings):
     )
     rate_limit_per_s: float = Field(50.0, description="Requests per second per user; 0 disables")
     rate_limit_burst: int = Field(100, description="Requests a user may send at once")
+    chain_reads_per_client_s: float = Field(
+        10.0,
+        description="Chain reads per second that requests from one client address may cause "
+        "before their signature is checked (an unknown account or service); 0 disables",
+    )
+    chain_reads_burst: int = Field(100, description="Such chain reads a client may cause at once")
     backend_timeout_s: float = Field(300.0, description="Whole-request timeout towards the backend")
     stale_after_s: float = Field(
         900.0, description="An unfinished request older than this is voided (its gateway died)"

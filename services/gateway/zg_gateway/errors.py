@@ -8,6 +8,7 @@ GatewayError                 status, code, message
  ├── NotFound           404  unknown service or receipt
  ├── NonceConflict      409  nonce reused or at/below the sealed nonce
  ├── TooLarge           413
+ ├── UnsupportedMedia   415  a body that is not JSON by its Content-Type
  ├── RateLimited        429
  ├── BackendFailed      502  the backend failed, or could not be reached
  └── BackendBusy        503  the backend answered 429 or 503
@@ -24,17 +25,20 @@ class GatewayError(Exception):
     status: ClassVar[int] = 500
     error_type: ClassVar[str] = "server_error"
 
-    def __init__(self, code: str, message: str, **details: Any) -> None:
+    def __init__(
+        self, code: str, message: str, *, param: str | None = None, **details: Any
+    ) -> None:
         super().__init__(message)
         self.code = code
         self.message = message
+        self.param = param  # the request field or header at fault, as OpenAI's errors name it
         self.details = details
 
     def response(self) -> web.Response:
         error: dict[str, Any] = {
             "message": self.message,
             "type": self.error_type,
-            "param": None,
+            "param": self.param,
             "code": self.code,
         }
         if self.details:
@@ -71,6 +75,11 @@ class NonceConflict(GatewayError):
 
 class TooLarge(GatewayError):
     status = 413
+    error_type = "invalid_request_error"
+
+
+class UnsupportedMedia(GatewayError):
+    status = 415
     error_type = "invalid_request_error"
 
 

@@ -8,6 +8,8 @@ import functools
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from multidict import MultiMapping
+
 from zg_gateway.errors import BadRequest, BadSignature
 from zg_shared.chain.types import checksum
 from zg_shared.crypto import PublicKey, Signature, request_message, verify_poseidon
@@ -15,6 +17,9 @@ from zg_shared.crypto import PublicKey, Signature, request_message, verify_posei
 PAYMENT_HEADERS = ("Address", "Nonce", "Input-Fee", "Previous-Output-Fee", "Fee", "Signature")
 U64 = 1 << 64
 U128 = 1 << 128
+# Digits of the largest number a header may hold (2^128 has 39), checked before int() reads it:
+# int() of a 5,000-digit string raises, and its cost grows with the length.
+MAX_DIGITS = 40
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,14 +45,29 @@ _checksum = functools.lru_cache(maxsize=65_536)(checksum)
 def _uint(headers: Mapping[str, str], name: str, limit: int) -> int:
     raw = headers.get(name)
     if raw is None:
-        raise BadRequest("missing_header", f"the {name} header is required")
+        raise BadRequest("missing_header", f"the {name} header is required", param=name)
     text = raw.strip()
     if not (text.isascii() and text.isdigit()):
-        raise BadRequest("invalid_header", f"{name} must be a non-negative decimal integer")
-    value = int(text)
-    if value >= limit:
-        raise BadRequest("invalid_header", f"{name} is out of range")
-    return value
+        raise BadRequest(
+            "invalid_header", f"{name} must be a non-negative decimal integer", param=name
+        )
+    if len(text) > MAX_DIGITS or int(text) >= limit:
+        raise BadRequest("invalid_header", f"{name} is out of range", param=name)
+    return int(text)
+
+
+def payment_headers(headers: MultiMapping[str]) -> dict[str, str]:
+    """The payment headers by their canonical names, from headers whose names are
+    case-insensitive (HTTP/2 and many proxies lower-case them); a payment header sent twice is
+    refused, since two readers could take different ones."""
+    found: dict[str, str] = {}
+    for name in PAYMENT_HEADERS:
+        values = headers.getall(name, [])
+        if len(values) > 1:
+            raise BadRequest("duplicate_header", f"the {name} header is sent twice", param=name)
+        if values:
+            found[name] = values[0]
+    return found
 
 
 def parse_payment(headers: Mapping[str, str]) -> Payment:

@@ -16,6 +16,7 @@ from zg_gateway.backend_errors import backend_error
 from zg_gateway.bounds import cut_reply
 from zg_gateway.errors import BackendFailed, TooLarge
 from zg_gateway.keys import BACKEND, METRICS, OUTBOX, SERVICE
+from zg_gateway.payment import payment_headers
 from zg_gateway.proxy import (
     DROP_REQUEST_HEADERS,
     BackendUnavailable,
@@ -76,14 +77,23 @@ async def _read_body(request: web.Request) -> bytes:
     return await request.read()
 
 
+async def _admit(request: web.Request) -> Admitted:
+    raw = await _read_body(request)
+    return await request.app[SERVICE].admit(
+        request.match_info["service"],
+        request.match_info["endpoint"],
+        payment_headers(request.headers),
+        raw,
+        content_type=request.headers.get("Content-Type", ""),
+        client=request.remote or "",
+    )
+
+
 async def proxy(request: web.Request) -> web.StreamResponse:
     started = time.perf_counter()
     gateway = request.app[SERVICE]
     metrics = request.app[METRICS]
-    raw = await _read_body(request)
-    admitted = await gateway.admit(
-        request.match_info["service"], request.match_info["endpoint"], dict(request.headers), raw
-    )
+    admitted = await _admit(request)
     labels = {"service": admitted.service.name, "endpoint": admitted.endpoint.path}
     _describe_span(admitted)
     metrics.reserved.add(admitted.reservation, labels)
@@ -226,10 +236,7 @@ async def settle(request: web.Request) -> web.Response:
     """A fee-only request: pays the output fees the user still owes (Previous-Output-Fee,
     with Input-Fee 0), checked and booked like any request, with no backend call."""
     gateway = request.app[SERVICE]
-    raw = await _read_body(request)
-    admitted = await gateway.admit(
-        request.match_info["service"], request.match_info["endpoint"], dict(request.headers), raw
-    )
+    admitted = await _admit(request)
     _describe_span(admitted)
     body = json.dumps({"object": "fee_payment", "paid": str(admitted.payment.fee)}).encode()
     try:

@@ -8,13 +8,15 @@ import hashlib
 import json
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from eth_account.signers.local import LocalAccount
 from redis.asyncio import Redis
 
+from zg_gateway.body import check_content_type, json_object, model_of, output_bound, wants_stream
+from zg_gateway.coalesce import Coalesced
 from zg_gateway.config import GatewaySettings
 from zg_gateway.errors import (
     BadRequest,
@@ -27,11 +29,11 @@ from zg_gateway.errors import (
 from zg_gateway.ledger import Admission, Ledger, PaidRequest, Refusal
 from zg_gateway.outbox import outbox_entry
 from zg_gateway.payment import Payment, check_input_fee, check_signature, message_of, parse_payment
-from zg_gateway.ratelimit import RateLimiter
+from zg_gateway.ratelimit import RateLimiter, Recent
 from zg_gateway.receipts import ReceiptSigner
 from zg_gateway.scripts import ScriptRunner
-from zg_shared.accounts import AccountState, AccountStore
-from zg_shared.chain import ContractRevert, Service, ServingClient, checksum
+from zg_shared.accounts import AccountStore
+from zg_shared.chain import Account, ContractRevert, Service, ServingClient, checksum
 from zg_shared.endpoints import ENDPOINTS, Endpoint
 from zg_shared.events import RequestServedV1
 from zg_shared.metering import RULES, CountingRule, MeteringError
@@ -41,6 +43,9 @@ from zg_shared.registry import ServiceRegistry
 RECEIPT_PREFIX = "zg:receipt"
 SIGNER_CACHE_SIZE = 100_000
 SERVICE_CACHE_S = 5.0
+# How long a name the registry and the chain did not know, or an address without an account,
+# is answered from memory: a deposit made just after a refused request is seen this much later.
+UNKNOWN_S = 2.0
 # Output bounds within a declared context: the prompt's tokens, estimated from its input units
 # by the counting rule's `tokens_per_unit`, plus the chat template's own tokens.
 PROMPT_TEMPLATE_TOKENS = 32
@@ -133,82 +138,134 @@ class GatewayService:
         self.receipt_key = receipt_key
         self.receipt_signer = ReceiptSigner(receipt_key)
         self.rate_limiter = RateLimiter(settings.rate_limit_per_s, settings.rate_limit_burst, clock)
+        self.chain_reads = RateLimiter(
+            settings.chain_reads_per_client_s, settings.chain_reads_burst, clock
+        )
+        self._unknown_services = Recent(UNKNOWN_S)
+        self._unknown_accounts = Recent(UNKNOWN_S)
+        self._service_lookups: Coalesced[tuple[Service, str]] = Coalesced()
+        self._signer_lookups: Coalesced[tuple[int, int]] = Coalesced()
         self._clock = clock
         self._signers: dict[str, tuple[int, int]] = {}
         self._services: dict[str, tuple[float, Service, str]] = {}
 
-    async def service(self, name: str) -> tuple[Service, str]:
+    def _read_chain(self, client: str) -> None:
+        """Charges one chain read to the client's address: reads a request can cause before its
+        signature is checked (an unknown service or account) are the provider's RPC cost, so
+        each client address gets a budget of them; 429 beyond it."""
+        if not self.chain_reads.allow(client):
+            raise RateLimited(
+                "rate_limited",
+                "too many requests for unknown accounts or services from this address; slow down",
+            )
+
+    async def service(self, name: str, client: str = "") -> tuple[Service, str]:
         """The registered service and the backend URL it is served from, cached for
-        `SERVICE_CACHE_S` (a price change reaches this gateway within that time)."""
+        `SERVICE_CACHE_S` (a price change reaches this gateway within that time); a name found
+        nowhere is remembered as unknown for `UNKNOWN_S`."""
         now = self._clock()
         cached = self._services.get(name)
         if cached is not None and now - cached[0] < SERVICE_CACHE_S:
             return cached[1], cached[2]
+        if self._unknown_services.fresh(name, now):
+            raise NotFound("unknown_service", f"this provider has no service named {name[:100]!r}")
+        return await self._service_lookups.run(name, lambda: self._look_up_service(name, client))
+
+    async def _look_up_service(self, name: str, client: str) -> tuple[Service, str]:
+        now = self._clock()
         service = await self.registry.get(self.provider, name)
         if service is None and self.serving is not None:
+            self._read_chain(client)
             await self.registry.sync_from_chain(self.serving, self.provider)
             service = await self.registry.get(self.provider, name)
         if service is None:
-            raise NotFound("unknown_service", f"this provider has no service named {name!r}")
+            self._unknown_services.add(name, now)
+            raise NotFound("unknown_service", f"this provider has no service named {name[:100]!r}")
         backend = self.settings.backends.get(name, service.url).rstrip("/")
         self._services[name] = (now, service, backend)
         return service, backend
 
-    async def signer_of(self, user: str) -> tuple[int, int]:
-        """The account's request-signing key. Cached in process: the contract has no way to
-        change it, so a cached key is never stale."""
+    async def signer_of(self, user: str, client: str = "") -> tuple[int, int]:
+        """The account's request-signing key, cached in process. It enters the cache from the
+        chain, never from Redis alone (whoever can write Redis must not choose the key that
+        authorises a user's payments); an account the chain does not know is remembered as
+        unknown for `UNKNOWN_S`."""
         cached = self._signers.get(user)
         if cached is not None:
             return cached
-        account = await self.accounts.read(user, self.provider)
-        if account is None or not account.known_on_chain:
-            account = await self.load_account(user)
-        if account is None:
+        if self._unknown_accounts.fresh(user, self._clock()):
+            raise PaymentRequired("no_account", "no account with this provider: deposit first")
+        return await self._signer_lookups.run(user, lambda: self._look_up_signer(user, client))
+
+    async def _look_up_signer(self, user: str, client: str) -> tuple[int, int]:
+        now = self._clock()
+        if self.serving is None:
+            account = await self.accounts.read(user, self.provider)
+            signer = account.signer if account is not None else None
+        else:
+            if await self.accounts.read(user, self.provider) is None:
+                self._read_chain(client)  # a known account's check costs the client nothing
+            chain = await self.load_account(user)
+            signer = chain.signer if chain is not None else None
+        if signer is None:
+            self._unknown_accounts.add(user, now)
             raise PaymentRequired("no_account", "no account with this provider: deposit first")
         if len(self._signers) >= SIGNER_CACHE_SIZE:
             self._signers.clear()
-        self._signers[user] = account.signer
-        return account.signer
+        self._signers[user] = signer
+        return signer
 
-    async def load_account(self, user: str) -> AccountState | None:
-        """Reads the account from the chain into Redis (until the indexer does it)."""
-        if self.serving is None:
-            return await self.accounts.read(user, self.provider)
+    async def load_account(self, user: str) -> Account | None:
+        """Reads the account from the chain into Redis (until the indexer does it); None if the
+        chain has none."""
+        assert self.serving is not None
         try:
-            await self.accounts.load_from_chain(self.serving, user, self.provider)
+            return await self.accounts.load_from_chain(self.serving, user, self.provider)
         except ContractRevert as exc:
             if exc.name == "ServingAccountNotFound":
                 return None
             raise
-        return await self.accounts.read(user, self.provider)
 
     async def admit(
-        self, name: str, path: str, headers: dict[str, str], raw_body: bytes
+        self,
+        name: str,
+        path: str,
+        headers: Mapping[str, str],
+        raw_body: bytes,
+        *,
+        content_type: str = "application/json",
+        client: str = "",
     ) -> Admitted:
         """Every check of docs/protocol.md section 5, in order, ending in the atomic
-        reservation."""
+        reservation. What costs nothing comes first; the signature is checked before the body
+        is parsed, and nothing reads the chain for a client over its budget (`_read_chain`)."""
         endpoint = ENDPOINTS.get(path)
         if endpoint is None:
-            raise NotFound("unknown_endpoint", f"no endpoint {path!r}")
-        service, backend = await self.service(name)
-        rule = _rule_of(service)
+            raise NotFound("unknown_endpoint", f"no endpoint {path[:100]!r}")
+        check_content_type(content_type, raw_body)
         payment = parse_payment(headers)
+        service, backend = await self.service(name, client)
+        rule = _rule_of(service)
+        signer = await self.signer_of(payment.user, client)
+        message = message_of(payment, self.provider)
+        check_signature(payment, message, signer)
+        if not self.rate_limiter.allow(payment.user):
+            raise RateLimited("rate_limited", "too many requests from this address; slow down")
+
         fee_only = not endpoint.proxied and not raw_body.strip()
-        body = {} if fee_only else _json_object(raw_body)
+        body = {} if fee_only else json_object(raw_body)
         _check_model(body, service)
-        stream = body.get("stream") is True
-        if stream and not endpoint.streams:
-            raise BadRequest("stream_unsupported", f"{path} cannot stream")
+        stream = wants_stream(body, endpoint)
         try:
             input_units = rule.total(endpoint.input_texts(body))
         except MeteringError as exc:
-            raise BadRequest("invalid_body", str(exc)) from exc
+            raise BadRequest("invalid_body", str(exc), param=exc.field) from exc
         check_input_fee(payment, input_units, service.input_price)
         max_units = (
             self._output_bound(
                 name,
                 rule.tokens_per_unit * input_units,
-                _max_output_units(
+                output_bound(
                     body,
                     endpoint,
                     endpoint.default_max_output_units or self.settings.default_max_output_units,
@@ -217,12 +274,6 @@ class GatewayService:
             if endpoint.generates
             else 0
         )
-
-        signer = await self.signer_of(payment.user)
-        message = message_of(payment, self.provider)
-        check_signature(payment, message, signer)
-        if not self.rate_limiter.allow(payment.user):
-            raise RateLimited("rate_limited", "too many requests from this address; slow down")
 
         admitted = Admitted(
             request_id=uuid.uuid4().hex,
@@ -240,12 +291,15 @@ class GatewayService:
             stream=stream,
         )
         result = await self._admit(admitted)
-        if not result.admitted and result.refusal is Refusal.NO_ACCOUNT and self.serving:
-            # Redis lost the account (flushed or restarted) since its signer was cached.
-            await self.load_account(payment.user)
-            result = await self._admit(admitted)
-        if not result.admitted and result.refusal is Refusal.INSUFFICIENT_BALANCE and self.serving:
-            # The indexer may lag a fresh deposit: read the chain once before refusing, as 0G does.
+        if (
+            not result.admitted
+            and result.refusal in (Refusal.NO_ACCOUNT, Refusal.INSUFFICIENT_BALANCE)
+            and self.serving
+            and self.chain_reads.allow(client)
+        ):
+            # NO_ACCOUNT: Redis lost the account (flushed or restarted) since its signer was
+            # cached. INSUFFICIENT_BALANCE: the indexer may lag a fresh deposit. Either way the
+            # chain is read once before refusing, as 0G does (within the client's budget).
             await self.load_account(payment.user)
             result = await self._admit(admitted)
         if not result.admitted:
@@ -362,16 +416,6 @@ def receipt_key(request_id: str) -> str:
     return f"{RECEIPT_PREFIX}:{request_id}"
 
 
-def _json_object(raw: bytes) -> dict[str, Any]:
-    try:
-        body = json.loads(raw)
-    except ValueError:
-        raise BadRequest("invalid_json", "the request body is not valid JSON") from None
-    if not isinstance(body, dict):
-        raise BadRequest("invalid_json", "the request body must be a JSON object")
-    return body
-
-
 def _rule_of(service: Service) -> CountingRule:
     """The counting rule the service registered on chain, which the user's SDK reads too."""
     rule = RULES.get(service.counting_rule)
@@ -389,26 +433,14 @@ def _check_model(body: dict[str, Any], service: Service) -> None:
     """A request names the registered service's model or none (it is then filled in): an
     engine serving several models, or one that serves its default for any name, must not
     serve another model under this service's prices."""
-    model = body.get("model")
+    model = model_of(body)
     if model is None or not service.model:
         return
-    if not isinstance(model, str):
-        raise BadRequest("invalid_body", "`model` must be a string")
     if model != service.model:
         raise NotFound(
             "model_not_found",
             f"service {service.name!r} serves model {service.model!r}, not {model[:100]!r}",
         )
-
-
-def _max_output_units(body: dict[str, Any], endpoint: Endpoint, default: int) -> int:
-    asked = endpoint.asked_bound(body)
-    if asked is None:
-        return default
-    name, value = asked
-    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-        raise BadRequest("invalid_body", f"{name} must be a positive integer")
-    return value
 
 
 def _sha256(data: bytes) -> str:

@@ -4,7 +4,12 @@ NATS, the sample backend over HTTP, and the gateway itself on a local port."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import os
+import subprocess
+import sys
+import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -191,3 +196,75 @@ async def provider(
         await backend.cleanup()
         await nc.close()
         await redis.aclose()
+
+
+@dataclass
+class GatewayProcess:
+    """`python -m zg_gateway` serving the provider fixture's contract, Redis and NATS."""
+
+    url: str
+    process: subprocess.Popen[bytes]
+
+    @property
+    def alive(self) -> bool:
+        return self.process.poll() is None
+
+
+def gateway_env(
+    provider: Provider, receipt_key: LocalAccount, rpc_url: str, redis_url: str, nats_url: str,
+    port: int, **settings: str,
+) -> dict[str, str]:  # fmt: skip
+    """The environment of a gateway process; `settings` are GATEWAY_* values by field name."""
+    return {
+        **os.environ,
+        "GATEWAY_ENVIRONMENT": "test",  # anvil's keys: refused in production (the default)
+        "GATEWAY_PROVIDER_ADDRESS": provider.address,
+        "GATEWAY_RECEIPT_PRIVATE_KEY": receipt_key.key.hex(),
+        "GATEWAY_REDIS_URL": redis_url,
+        "GATEWAY_NATS_URL": nats_url,
+        "GATEWAY_RPC_URL": rpc_url,
+        "GATEWAY_SERVING_ADDRESS": provider.serving.address,
+        "GATEWAY_HTTP_PORT": str(port),
+        "GATEWAY_RATE_LIMIT_PER_S": "0",
+        "GATEWAY_DEFAULT_MAX_OUTPUT_UNITS": "100",
+        "GATEWAY_LOG_JSON": "false",
+        **{f"GATEWAY_{name.upper()}": value for name, value in settings.items()},
+    }
+
+
+async def start_gateway(env: dict[str, str], within_s: float = 30.0) -> GatewayProcess:
+    """Starts the gateway process and waits until /readyz answers 200."""
+    port = int(env["GATEWAY_HTTP_PORT"])
+    process = subprocess.Popen([sys.executable, "-m", "zg_gateway"], env=env)  # noqa: ASYNC220
+    gateway = GatewayProcess(f"http://127.0.0.1:{port}", process)
+    deadline = time.monotonic() + within_s
+    async with aiohttp.ClientSession() as http:
+        while True:
+            assert gateway.alive, f"the gateway exited with {process.returncode}"
+            assert time.monotonic() < deadline, "the gateway did not become ready"
+            with contextlib.suppress(aiohttp.ClientError):
+                async with http.get(f"{gateway.url}/readyz") as resp:
+                    if resp.status == 200:
+                        return gateway
+            await asyncio.sleep(0.1)
+
+
+def stop_gateway(gateway: GatewayProcess) -> None:
+    if gateway.alive:
+        gateway.process.kill()
+    gateway.process.wait()
+
+
+@pytest.fixture
+async def gateway_process(
+    provider: Provider, keys: list[LocalAccount], w3: Web3Client, redis_url: str, nats_url: str
+) -> AsyncIterator[GatewayProcess]:
+    """A second gateway of the provider, as its own process (what a crash would take down)."""
+    env = gateway_env(
+        provider, keys[2], str(w3.provider.endpoint_uri), redis_url, nats_url, free_port()
+    )
+    gateway = await start_gateway(env)
+    try:
+        yield gateway
+    finally:
+        stop_gateway(gateway)

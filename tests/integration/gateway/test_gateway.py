@@ -207,7 +207,9 @@ async def test_each_refusal_says_why_and_changes_nothing(
     headers, body, path = build(user, provider.address)
     if body is None:
         async with provider.http.post(
-            f"{provider.url}{path}", data=b"{not json", headers=headers
+            f"{provider.url}{path}",
+            data=b"{not json",
+            headers={**headers, "Content-Type": "application/json"},
         ) as resp:
             got_status, raw = resp.status, await resp.read()
     else:

@@ -5,21 +5,23 @@ is served once, and SIGTERM stops them all."""
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import aiohttp
 import pytest
 from eth_account.signers.local import LocalAccount
 
-from tests.integration.gateway.conftest import Provider, chat
+from tests.integration.gateway.conftest import (
+    Provider,
+    chat,
+    gateway_env,
+    start_gateway,
+    stop_gateway,
+)
 from tests.integration.gateway.test_gateway import CHAT, WORDS, wait_for_events
 from zg_shared.chain import Web3Client
-from zg_shared.localservers import free_port, port_open
+from zg_shared.localservers import free_port
 
 pytestmark = pytest.mark.slow
 FEE = 30
@@ -36,28 +38,12 @@ async def test_two_workers_share_the_port_and_stop_together(
     provider: Provider, keys: list[LocalAccount], redis_url: str, nats_url: str, w3: Web3Client
 ) -> None:
     port = free_port()
-    env = {
-        **os.environ,
-        "GATEWAY_ENVIRONMENT": "test",  # anvil's keys: refused in production (the default)
-        "GATEWAY_PROVIDER_ADDRESS": provider.address,
-        "GATEWAY_RECEIPT_PRIVATE_KEY": keys[2].key.hex(),
-        "GATEWAY_REDIS_URL": redis_url,
-        "GATEWAY_NATS_URL": nats_url,
-        "GATEWAY_RPC_URL": str(w3.provider.endpoint_uri),
-        "GATEWAY_SERVING_ADDRESS": provider.serving.address,
-        "GATEWAY_HTTP_PORT": str(port),
-        "GATEWAY_WORKERS": "2",
-        "GATEWAY_RATE_LIMIT_PER_S": "0",
-        "GATEWAY_LOG_JSON": "false",
-    }
-    gateway = subprocess.Popen([sys.executable, "-m", "zg_gateway"], env=env)  # noqa: ASYNC220
+    env = gateway_env(
+        provider, keys[2], str(w3.provider.endpoint_uri), redis_url, nats_url, port, workers="2"
+    )
+    running = await start_gateway(env)
+    gateway = running.process
     try:
-        deadline = time.monotonic() + 30
-        while not port_open(port):
-            assert gateway.poll() is None, "the gateway exited"
-            assert time.monotonic() < deadline, "the gateway did not start"
-            await asyncio.sleep(0.1)
-        await _ready(port)
         # The second worker is a spawned child (not the resource tracker), and it is running.
         workers = [pid for pid in children(gateway.pid) if b"spawn_main" in _cmdline(pid)]
         assert len(workers) == 1, "the second worker is not running"
@@ -87,9 +73,7 @@ async def test_two_workers_share_the_port_and_stop_together(
         for pid in workers:  # none outlives the parent
             assert _gone(pid)
     finally:
-        if gateway.poll() is None:
-            gateway.kill()
-            gateway.wait()
+        stop_gateway(running)
 
 
 def _cmdline(pid: int) -> bytes:
@@ -105,16 +89,3 @@ def _gone(pid: int) -> bool:
         return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
     except OSError:
         return True
-
-
-async def _ready(port: int) -> None:
-    async with aiohttp.ClientSession() as http:
-        for _ in range(100):
-            try:
-                async with http.get(f"http://127.0.0.1:{port}/readyz") as resp:
-                    if resp.status == 200:
-                        return
-            except aiohttp.ClientError:
-                pass
-            await asyncio.sleep(0.1)
-    raise AssertionError("the gateway never became ready")

@@ -11,9 +11,10 @@ from typing import Any
 
 import pytest
 
+from zg_gateway.body import output_bound as gateway_bound
 from zg_gateway.bounds import cut_reply
 from zg_gateway.errors import GatewayError
-from zg_gateway.service import _max_output_units, _rule_of
+from zg_gateway.service import _rule_of
 from zg_shared.chain import Service
 from zg_shared.endpoints import ENDPOINTS
 from zg_shared.metering import RULES, CountingRule
@@ -78,4 +79,4 @@ def test_the_gateway_and_the_sdk_read_the_same_output_bound(
     path: str, body: dict[str, Any]
 ) -> None:
     sdk = output_bound(path, json.dumps(body).encode())
-    assert _max_output_units(body, ENDPOINTS[path], default=1000) == (sdk or 1000)
+    assert gateway_bound(body, ENDPOINTS[path], default=1000) == (sdk or 1000)

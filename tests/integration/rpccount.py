@@ -1,0 +1,59 @@
+# SPDX-License-Identifier: Apache-2.0
+"""A JSON-RPC forwarder in front of anvil that counts the calls passing through: how a test
+sees what a request cost the provider in chain reads."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from typing import Any
+
+import aiohttp
+from aiohttp import web
+
+from zg_shared.localservers import free_port
+
+
+class CountingRpc:
+    def __init__(self, target: str) -> None:
+        self.target = target
+        self.port = free_port()
+        self.calls: Counter[str] = Counter()
+        self._runner: web.AppRunner | None = None
+        self._http: aiohttp.ClientSession | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def total(self) -> int:
+        return sum(self.calls.values())
+
+    async def _forward(self, request: web.Request) -> web.Response:
+        raw = await request.read()
+        body: Any = json.loads(raw)
+        for call in body if isinstance(body, list) else [body]:
+            self.calls[str(call.get("method"))] += 1
+        assert self._http is not None
+        async with self._http.post(
+            self.target, data=raw, headers={"Content-Type": "application/json"}
+        ) as resp:
+            return web.Response(
+                body=await resp.read(), status=resp.status, content_type="application/json"
+            )
+
+    async def __aenter__(self) -> CountingRpc:
+        self._http = aiohttp.ClientSession()
+        app = web.Application(client_max_size=1 << 26)
+        app.router.add_post("/", self._forward)
+        self._runner = web.AppRunner(app, access_log=None)
+        await self._runner.setup()
+        await web.TCPSite(self._runner, "127.0.0.1", self.port).start()
+        return self
+
+    async def __aexit__(self, *_: object) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+        if self._http is not None:
+            await self._http.close()
