@@ -12,13 +12,16 @@ Tests that must not share state use `PrivateServer`, a server of their own on a 
 ACL users (zg_shared.redisacl): no anonymous client, each service on its own user.
 `NatsCluster(3)` starts a JetStream cluster of its own (the replication drills): `url` lists
 its servers comma-separated, as `NATS_URL` takes them; `kill(i)` and `start_node(i)` take
-one down (SIGKILL) and bring it back on its port and store.
+one down (SIGKILL) and bring it back on its port and store. `RedisSentinels()` starts a
+Redis primary, a replica and three sentinels, all with the ACL users (the replication ones
+too): a failover test kills the primary and the sentinels promote the replica.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import secrets
 import shutil
 import signal
 import socket
@@ -30,9 +33,10 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+import redis
 from pydantic import BaseModel
 
-from zg_shared.redisacl import RedisCredentials
+from zg_shared.redisacl import ACL_TEMPLATE, REPLICATION_ACL, RedisCredentials
 
 
 class ServerStatus(BaseModel):
@@ -299,6 +303,169 @@ class NatsCluster:
         self._tmp.cleanup()
 
     def __enter__(self) -> NatsCluster:
+        self.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.stop()
+
+
+def _redis_info(url: str) -> dict[str, object]:
+    client = redis.Redis.from_url(url)
+    try:
+        return dict(client.info("replication"))
+    finally:
+        client.close()
+
+
+def _sentinel(port: int, password: str) -> redis.Redis:
+    return redis.Redis(
+        host="127.0.0.1", port=port, password=password, single_connection_client=True
+    )
+
+
+class RedisSentinels:
+    """A Redis primary and `replicas` replicas (ACL users of users.acl and replication.acl,
+    append-only files), watched by `sentinels` sentinels with a quorum of 2 that take a
+    primary for dead after `down_after_ms`. Clients log in to the sentinels with
+    `sentinel_password` (the sentinels' own `requirepass`).
+
+    with RedisSentinels() as group:
+        group.sentinels            # "127.0.0.1:P1,127.0.0.1:P2,127.0.0.1:P3"
+        group.url("admin")         # the current primary, as a user
+        group.kill(group.primary_index())
+    """
+
+    MASTER_NAME = "zgserve"
+
+    def __init__(self, replicas: int = 1, sentinels: int = 3, down_after_ms: int = 1000) -> None:
+        self.credentials = RedisCredentials.generate(ACL_TEMPLATE, REPLICATION_ACL)
+        self.sentinel_password = secrets.token_urlsafe(24)
+        self.down_after_ms = down_after_ms
+        self.ports = [free_port() for _ in range(1 + replicas)]
+        self.sentinel_ports = [free_port() for _ in range(sentinels)]
+        self._tmp = tempfile.TemporaryDirectory(prefix="zg-redis-sentinel-")
+        self.folder = Path(self._tmp.name)
+        self._acl = self.credentials.write_acl(
+            self.folder / "users.acl", ACL_TEMPLATE, REPLICATION_ACL
+        )
+        self._servers: list[subprocess.Popen[bytes] | None] = [None] * len(self.ports)
+        self._sentinels: list[subprocess.Popen[bytes]] = []
+
+    @property
+    def sentinels(self) -> str:
+        return ",".join(f"127.0.0.1:{p}" for p in self.sentinel_ports)
+
+    def url(self, user: str, index: int | None = None) -> str:
+        """Server `index` (the primary at start: 0), logged in as `user`."""
+        port = self.ports[0 if index is None else index]
+        return self.credentials.url(f"redis://127.0.0.1:{port}/0", user)
+
+    def _server_command(self, index: int) -> list[str]:
+        folder = self.folder / f"redis-{index}"
+        folder.mkdir(exist_ok=True)
+        command = [
+            find_binary("redis-server"),
+            *("--bind", "127.0.0.1", "--port", str(self.ports[index])),
+            *("--dir", str(folder), "--save", "", "--appendonly", "yes"),
+            *("--aclfile", str(self._acl)),
+            # Every server may become a replica (a deposed primary does): it logs in to copy.
+            *("--masteruser", "replica", "--masterauth", self.credentials.passwords["replica"]),
+        ]
+        if index > 0:
+            command += ["--replicaof", "127.0.0.1", str(self.ports[0])]
+        return command
+
+    def start_server(self, index: int, timeout: float = 15.0) -> None:
+        log = self.folder / f"redis-{index}.log"
+        with log.open("ab") as out:
+            process = subprocess.Popen(
+                self._server_command(index), stdout=out, stderr=out, start_new_session=True
+            )
+        self._servers[index] = process
+        _wait_for_port(process, self.ports[index], f"redis-{index} (see {log})", timeout)
+
+    def _sentinel_conf(self, index: int) -> Path:
+        name = self.MASTER_NAME
+        lines = [
+            f"port {self.sentinel_ports[index]}",
+            "bind 127.0.0.1",
+            f"dir {self.folder}",
+            f"requirepass {self.sentinel_password}",
+            f"sentinel sentinel-pass {self.sentinel_password}",
+            f"sentinel monitor {name} 127.0.0.1 {self.ports[0]} 2",
+            f"sentinel down-after-milliseconds {name} {self.down_after_ms}",
+            f"sentinel failover-timeout {name} 10000",
+            f"sentinel parallel-syncs {name} 1",
+            f"sentinel auth-user {name} sentinel",
+            f"sentinel auth-pass {name} {self.credentials.passwords['sentinel']}",
+        ]
+        path = self.folder / f"sentinel-{index}.conf"  # the sentinel rewrites it: its own
+        path.write_text("\n".join(lines) + "\n")
+        return path
+
+    def start(self, timeout: float = 15.0) -> None:
+        for index in range(len(self.ports)):
+            self.start_server(index, timeout)
+        for index, port in enumerate(self.sentinel_ports):
+            log = self.folder / f"sentinel-{index}.log"
+            with log.open("ab") as out:
+                process = subprocess.Popen(
+                    [find_binary("redis-server"), str(self._sentinel_conf(index)), "--sentinel"],
+                    stdout=out,
+                    stderr=out,
+                    start_new_session=True,
+                )
+            self._sentinels.append(process)
+            _wait_for_port(process, port, f"sentinel-{index} (see {log})", timeout)
+        self._wait_replicated(timeout)
+
+    def _wait_replicated(self, timeout: float) -> None:
+        """Until every replica has copied the primary and every sentinel knows them all: only
+        then can a failover promote one."""
+        replicas = len(self.ports) - 1
+        deadline = time.monotonic() + timeout
+        while True:
+            links = [
+                _redis_info(self.url("admin", i)).get("master_link_status")
+                for i in range(1, len(self.ports))
+            ]
+            known = [
+                len(_sentinel(port, self.sentinel_password).sentinel_slaves(self.MASTER_NAME))
+                for port in self.sentinel_ports
+            ]
+            if all(link == "up" for link in links) and all(n == replicas for n in known):
+                return
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"replication not set up in {timeout}s; see {self.folder}")
+            time.sleep(0.1)
+
+    def index_of(self, port: int) -> int:
+        return self.ports.index(port)
+
+    def kill(self, index: int) -> None:
+        """SIGKILL server `index`: no chance to hand anything over (what a crash looks like)."""
+        process = self._servers[index]
+        if process is not None and process.poll() is None:
+            process.send_signal(signal.SIGKILL)
+            process.wait()
+
+    def stop(self) -> None:
+        processes = [p for p in (*self._sentinels, *self._servers) if p is not None]
+        for process in processes:
+            if process.poll() is None:
+                process.terminate()
+        for process in processes:
+            try:
+                process.wait(10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+        self._sentinels.clear()
+        self._servers = [None] * len(self.ports)
+        self._tmp.cleanup()
+
+    def __enter__(self) -> RedisSentinels:
         self.start()
         return self
 

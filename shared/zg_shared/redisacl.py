@@ -22,6 +22,8 @@ from pydantic import BaseModel
 REPO_ROOT = Path(__file__).resolve().parents[2]
 ACL_DIR = REPO_ROOT / "deploy" / "k8s" / "base" / "redis"
 ACL_TEMPLATE = ACL_DIR / "users.acl"
+# The replication users (a replica's and the sentinels' logins), only where Sentinel runs.
+REPLICATION_ACL = ACL_DIR / "replication.acl"
 RENDER_SCRIPT = ACL_DIR / "render-acl.sh"
 ADMIN_USER = "admin"
 # The ACL user of each service that uses Redis (compose and Kubernetes name them alike).
@@ -72,19 +74,25 @@ def read_passwords(folder: Path, users: list[str]) -> dict[str, str]:
     return {u: (folder / u).read_text().rstrip("\n") for u in users if (folder / u).is_file()}
 
 
+def _joined(template_paths: tuple[Path, ...]) -> str:
+    return "\n".join(p.read_text() for p in template_paths or (ACL_TEMPLATE,))
+
+
 class RedisCredentials(BaseModel):
     """A password for every user of the ACL source."""
 
     passwords: dict[str, str]
 
     @classmethod
-    def generate(cls, template_path: Path = ACL_TEMPLATE) -> RedisCredentials:
-        users = users_with_login(template_path.read_text())
-        return cls(passwords={u: secrets.token_urlsafe(24) for u in users})
+    def generate(cls, *template_paths: Path) -> RedisCredentials:
+        """Passwords for the users of the templates (users.acl when none is named)."""
+        template = _joined(template_paths)
+        return cls(passwords={u: secrets.token_urlsafe(24) for u in users_with_login(template)})
 
-    def write_acl(self, path: Path, template_path: Path = ACL_TEMPLATE) -> Path:
+    def write_acl(self, path: Path, *template_paths: Path) -> Path:
+        """The ACL file of the templates (users.acl when none is named), in that order."""
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(render(template_path.read_text(), self.passwords))
+        path.write_text(render(_joined(template_paths), self.passwords))
         path.chmod(0o600)
         return path
 

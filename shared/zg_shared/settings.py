@@ -43,6 +43,19 @@ DEVELOPMENT_ENVIRONMENTS = frozenset({"development", "test"})
 REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
 
 
+def sentinel_addresses(sentinels: str) -> list[tuple[str, int]]:
+    """`host:port,host:port` as (host, port) pairs."""
+    addresses = []
+    for part in (p.strip() for p in sentinels.split(",")):
+        if not part:
+            continue
+        host, _, port = part.rpartition(":")
+        if not host or not port.isdigit():
+            raise ValueError(f"a sentinel is host:port, not {part!r}")
+        addresses.append((host, int(port)))
+    return addresses
+
+
 def secrets_dir() -> Path:
     return Path(os.environ.get(SECRETS_DIR_ENV, DEFAULT_SECRETS_DIR))
 
@@ -71,6 +84,17 @@ class ServiceSettings(BaseSettings):
     )
     redis_ca_file: Path | None = Field(
         None, description="With rediss://: the CA that signed the server's certificate"
+    )
+    redis_sentinels: str = Field(
+        "",
+        description="Sentinels as host:port, comma-separated: Redis is then the primary they "
+        "name for redis_master_name, followed across a failover (redis_url gives only the "
+        "scheme and database)",
+    )
+    redis_master_name: str = Field("zgserve", description="The primary's name at the sentinels")
+    redis_sentinel_username: str = Field("", description="The sentinels' own login, if any")
+    redis_sentinel_password: SecretStr = Field(
+        SecretStr(""), description="Its password: best from a file in the secrets folder"
     )
     rpc_url: str = Field("http://127.0.0.1:8545", description="EVM JSON-RPC endpoint")
     serving_address: str = Field("", description="Address of the Serving contract")
@@ -105,6 +129,12 @@ class ServiceSettings(BaseSettings):
     def _nats_servers(cls, url: str) -> str:
         nats_servers(url)  # raises ValueError when it names no server
         return url
+
+    @field_validator("redis_sentinels")
+    @classmethod
+    def _sentinel_addresses(cls, sentinels: str) -> str:
+        sentinel_addresses(sentinels)  # raises ValueError on a malformed one
+        return sentinels
 
     @field_validator("redis_url")
     @classmethod

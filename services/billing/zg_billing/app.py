@@ -39,6 +39,7 @@ from zg_shared.chain.reachable import chain_id_when_reachable, when_reachable
 from zg_shared.deployment import bind
 from zg_shared.events import Event
 from zg_shared.health import HealthServer
+from zg_shared.redisconn import primary_address, redis_client
 from zg_shared.telemetry import Telemetry, setup_telemetry
 
 SERVICE_NAME = "zg-billing"
@@ -58,6 +59,22 @@ class BillingApp:
     settings: BillingSettings
     _stop: asyncio.Event = field(default_factory=asyncio.Event)
     _loop: asyncio.Task[None] | None = None
+    _primary: tuple[str, int] | None = None
+
+    def _primary_moved(self) -> bool:
+        """Whether Sentinel promoted another Redis since the last look. Replication is
+        asynchronous: the new primary may lack the last writes of the old, among them
+        served requests whose stream messages billing had acked. Replaying the stream (the
+        rebuild is idempotent) puts them back; the gateway's outbox waits for its replica
+        (GATEWAY_REDIS_WAIT_REPLICAS), so what it served is on the stream."""
+        now = primary_address(self.redis)
+        moved = self._primary is not None and now is not None and now != self._primary
+        if moved:
+            log.warning(
+                "Redis primary moved from %s to %s: rebuilding the view", self._primary, now
+            )
+        self._primary = now or self._primary
+        return moved
 
     async def start(self) -> None:
         await self.app.start()
@@ -73,7 +90,7 @@ class BillingApp:
             try:
                 if loop.time() >= next_rebuild_check:
                     next_rebuild_check = loop.time() + self.settings.rebuild_check_s
-                    if await self.rebuilder.needed():
+                    if await self.rebuilder.needed() or self._primary_moved():
                         await self.rebuilder.run()
                 await self.settler.tick()
             except Exception:  # Redis, NATS or the chain away for a moment: try again
@@ -97,7 +114,7 @@ def create_app(settings: BillingSettings, *, telemetry: Telemetry | None = None)
             )
         ],
     )
-    redis = Redis.from_url(settings.redis_url, **settings.redis_options())
+    redis = redis_client(settings)
     w3 = connect(settings.rpc_url)
     chain = ServingClient(
         w3,

@@ -25,6 +25,7 @@ from zg_shared.chain.events import LogPosition
 from zg_shared.deployment import bind
 from zg_shared.events.base import Event
 from zg_shared.health import HealthServer
+from zg_shared.redisconn import redis_client
 from zg_shared.telemetry import Telemetry, setup_telemetry
 
 SERVICE_NAME = "zg-chain-indexer"
@@ -67,7 +68,7 @@ def create_app(settings: IndexerSettings, *, telemetry: Telemetry | None = None)
     )
     w3 = connect(settings.rpc_url, timeout=settings.rpc_timeout_s)
     serving = ServingClient(w3, settings.serving_address)
-    redis = Redis.from_url(settings.redis_url, **settings.redis_options())
+    redis = redis_client(settings)
 
     async def publish(event: Event) -> bool:
         ack = await publish_event(broker, event)

@@ -13,7 +13,6 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 from eth_account import Account as EthAccount
 from nats.aio.client import Client as NatsClient
-from redis.asyncio import BlockingConnectionPool, Redis
 
 from zg_gateway.config import GatewaySettings
 from zg_gateway.keys import BACKEND, METRICS, OUTBOX, SERVICE
@@ -29,6 +28,7 @@ from zg_shared.bus import connect as connect_nats
 from zg_shared.chain import ServingClient, connect
 from zg_shared.deployment import bind
 from zg_shared.health import add_health_routes
+from zg_shared.redisconn import redis_client
 from zg_shared.telemetry import Telemetry, setup_telemetry
 
 SERVICE_NAME = "zg-gateway"
@@ -61,14 +61,7 @@ def create_app(settings: GatewaySettings, *, telemetry: Telemetry | None = None)
     )
     app[METRICS] = GatewayMetrics(telemetry.meter("zg_gateway"))
     # A blocking pool: a burst of requests waits for a connection instead of failing.
-    redis = Redis(
-        connection_pool=BlockingConnectionPool.from_url(
-            settings.redis_url,
-            max_connections=settings.redis_max_connections,
-            timeout=5,
-            **settings.redis_options(),
-        )
-    )
+    redis = redis_client(settings, max_connections=settings.redis_max_connections)
     w3 = connect(settings.rpc_url) if settings.serving_address else None
     serving = ServingClient(w3, settings.serving_address) if w3 is not None else None
     receipt_signer = EthAccount.from_key(settings.receipt_private_key.get_secret_value())

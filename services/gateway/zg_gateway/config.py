@@ -45,6 +45,15 @@ class GatewaySettings(ServiceSettings):
         "reserved (and sent) when a request sets none stays within it",
     )
     redis_max_connections: int = Field(128, description="Redis connections this process may open")
+    redis_wait_replicas: int = Field(
+        0,
+        ge=0,
+        description="Replicas that must hold a finished request (its booking and served event) "
+        "before its receipt goes out (Redis WAIT): 1 with Sentinel, so a failover loses no fee",
+    )
+    redis_wait_timeout_ms: int = Field(
+        100, ge=1, description="How long a finish waits for them; then it goes on, logged"
+    )
     max_body_bytes: int = Field(1 << 20, description="Larger request bodies get 413")
     default_max_output_units: int = Field(
         1024, description="Output bound reserved (and sent as max_tokens) when a request sets none"

@@ -11,6 +11,7 @@ and a sweeper can void requests whose gateway died mid-flight (`stale`).
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator, Sequence
 from enum import StrEnum
 from typing import Any
@@ -31,6 +32,7 @@ from zg_shared.accounts import (
 from zg_shared.lua import DECIMAL_LIB
 
 OUTBOX_KEY = "zg:outbox"
+log = logging.getLogger(__name__)
 
 _ADMIT = (
     DECIMAL_LIB
@@ -143,11 +145,25 @@ class InFlight(BaseModel):
 
 class Ledger:
     """`runner`, when given, sends the scripts of concurrent requests in shared pipelines
-    (`ScriptRunner`); without it each call is its own round trip."""
+    (`ScriptRunner`); without it each call is its own round trip.
 
-    def __init__(self, redis: Redis, runner: ScriptRunner | None = None) -> None:
+    `wait_replicas` > 0: `finish` returns only once that many replicas hold what it wrote, or
+    `wait_timeout_ms` passed (Redis WAIT, on the script's own connection: WAIT covers what
+    that connection wrote). Redis replicates asynchronously, so without it a failover can
+    lose a finished request the user already has a receipt for (docs/operations.md)."""
+
+    def __init__(
+        self,
+        redis: Redis,
+        runner: ScriptRunner | None = None,
+        *,
+        wait_replicas: int = 0,
+        wait_timeout_ms: int = 100,
+    ) -> None:
         self._redis = redis
         self._runner = runner
+        self._wait_replicas = wait_replicas
+        self._wait_timeout_ms = wait_timeout_ms
         self._admit = redis.register_script(_ADMIT)
         self._finish = redis.register_script(_FINISH)
 
@@ -210,7 +226,24 @@ class Ledger:
             args += [receipt[1], receipt[2]]
         else:
             args += ["", 0]
+        if self._wait_replicas:
+            return redis_text(await self._finish_replicated(keys, args)) == "finished"
         return redis_text(await self._run(self._finish, keys, args)) == "finished"
+
+    async def _finish_replicated(self, keys: list[str], args: Sequence[Arg]) -> Any:
+        async with self._redis.pipeline(transaction=False) as pipe:
+            await self._finish(keys=keys, args=list(args), client=pipe)  # queued; loaded if new
+            pipe.execute_command("WAIT", self._wait_replicas, self._wait_timeout_ms)
+            result, replicas = await pipe.execute()
+        if int(replicas) < self._wait_replicas:
+            log.warning(
+                "a finished request reached %d of %d replicas in %d ms: a failover now could "
+                "lose it",
+                replicas,
+                self._wait_replicas,
+                self._wait_timeout_ms,
+            )
+        return result
 
     async def stale(self, older_than_ms: int) -> AsyncIterator[InFlight]:
         """Requests admitted before `older_than_ms` and never finished: their gateway died."""

@@ -132,7 +132,12 @@ class GatewayService:
         self._provider_checksummed = checksum(settings.provider_address)
         self.redis = redis
         self.serving = serving
-        self.ledger = Ledger(redis, ScriptRunner(redis))
+        self.ledger = Ledger(
+            redis,
+            ScriptRunner(redis),
+            wait_replicas=settings.redis_wait_replicas,
+            wait_timeout_ms=settings.redis_wait_timeout_ms,
+        )
         self.accounts = AccountStore(redis)
         self.registry = ServiceRegistry(redis)
         self.receipt_key = receipt_key

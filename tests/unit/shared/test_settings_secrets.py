@@ -17,7 +17,7 @@ from zg_billing.config import BillingSettings
 from zg_gateway.config import GatewaySettings
 from zg_shared import devkeys
 from zg_shared.bus import nats_servers
-from zg_shared.settings import SECRETS_DIR_ENV, ServiceSettings
+from zg_shared.settings import SECRETS_DIR_ENV, ServiceSettings, sentinel_addresses
 
 REPO = Path(__file__).resolve().parents[3]
 ANVIL_KEY_1 = "0x59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d"
@@ -148,6 +148,20 @@ def test_nats_url_lists_a_clusters_servers_and_replicas_are_bounded() -> None:
     for replicas in (0, 6):
         with pytest.raises(ValidationError, match="nats_stream_replicas"):
             KeySettings(nats_stream_replicas=replicas)
+
+
+def test_sentinels_are_host_port_pairs() -> None:
+    settings = KeySettings(redis_sentinels="s-0:26379, s-1:26379,10.0.0.3:26379")
+    assert sentinel_addresses(settings.redis_sentinels) == [
+        ("s-0", 26379),
+        ("s-1", 26379),
+        ("10.0.0.3", 26379),
+    ]
+    assert settings.redis_master_name == "zgserve"
+    assert sentinel_addresses("") == []  # no sentinels: REDIS_URL is the server
+    for bad in ("s-0", "s-0:port", ":26379"):
+        with pytest.raises(ValidationError, match="redis_sentinels"):
+            KeySettings(redis_sentinels=bad)
 
 
 def gateway(receipt_key: str, provider: str, environment: str = "production") -> GatewaySettings:
