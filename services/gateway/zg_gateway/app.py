@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 from aiohttp import web
 from eth_account import Account as EthAccount
@@ -32,25 +32,25 @@ from zg_shared.redisconn import redis_client
 from zg_shared.telemetry import Telemetry, setup_telemetry
 
 SERVICE_NAME = "zg-gateway"
-SWEEP_EVERY_S = 30.0
 STOP_TIMEOUT_S = 10.0
 log = logging.getLogger(__name__)
 
 
-async def _keep_sweeping(service: GatewayService, stop: asyncio.Event) -> None:
+async def _every(
+    name: str, seconds: float, stop: asyncio.Event, step: Callable[[], Awaitable[None]]
+) -> None:
+    """Runs `step` every `seconds` until `stop`; a failure (Redis away for a moment) is
+    logged, and the next run catches up."""
     while not stop.is_set():
         with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(SWEEP_EVERY_S):
+            async with asyncio.timeout(seconds):
                 await stop.wait()
         if stop.is_set():
             return
         try:
-            voided = await service.sweep_stale()
-        except Exception:  # Redis away for a moment: the next sweep catches up
-            log.exception("stale-request sweep failed")
-            continue
-        if voided:
-            log.warning("voided %d requests whose gateway stopped mid-flight", voided)
+            await step()
+        except Exception:
+            log.exception("%s failed", name)
 
 
 def create_app(settings: GatewaySettings, *, telemetry: Telemetry | None = None) -> web.Application:
@@ -87,9 +87,16 @@ def create_app(settings: GatewaySettings, *, telemetry: Telemetry | None = None)
         outbox.js = client.jetstream()
         app[BACKEND] = BackendClient()
         stop = asyncio.Event()
-        background = [asyncio.create_task(outbox.run(stop), name="outbox")]
+        await service.beat()  # before anything is admitted under this process's name
+        background = [
+            asyncio.create_task(outbox.run(stop), name="outbox"),
+            asyncio.create_task(
+                _every("heartbeat", settings.alive_ttl_s / 3, stop, service.beat), name="heartbeat"
+            ),
+        ]
         if settings.worker_index == 0:  # one sweeper is enough
-            background.append(asyncio.create_task(_keep_sweeping(service, stop), name="sweeper"))
+            sweep = _every("stale-request sweep", settings.sweep_every_s, stop, service.sweep)
+            background.append(asyncio.create_task(sweep, name="sweeper"))
         yield
         # Stop by signal rather than cancellation, so no loop is cut off mid-publish.
         stop.set()

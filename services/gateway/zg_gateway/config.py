@@ -71,8 +71,15 @@ class GatewaySettings(ServiceSettings):
     chain_reads_burst: int = Field(100, description="Such chain reads a client may cause at once")
     backend_timeout_s: float = Field(300.0, description="Whole-request timeout towards the backend")
     stale_after_s: float = Field(
-        900.0, description="An unfinished request older than this is voided (its gateway died)"
+        900.0, description="An unfinished request older than this is voided, whoever holds it"
     )
+    alive_ttl_s: float = Field(
+        30.0,
+        gt=0,
+        description="A gateway process's heartbeat lasts this long (renewed every third of "
+        "it); the requests of one silent for longer are voided by the others' sweepers",
+    )
+    sweep_every_s: float = Field(10.0, gt=0, description="How often worker 0 sweeps")
     receipt_ttl_s: int = Field(7 * 24 * 3600, description="How long receipts stay fetchable")
 
     def check_chain(self, chain_id: int) -> None:

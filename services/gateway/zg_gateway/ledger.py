@@ -38,7 +38,8 @@ _ADMIT = (
     DECIMAL_LIB
     + """
 -- KEYS: account, nonces, inflight, inflightmeta
--- ARGV: nonce, fee, previous_output_fee, reservation, debt_bound, now_ms
+-- ARGV: nonce, fee, previous_output_fee, reservation, debt_bound, now_ms[, origin: the
+--       admitting gateway process, the request id and the service, space-separated]
 local acct = KEYS[1]
 local h = redis.call('HMGET', acct, 'chain_block', 'balance', 'pending_refund', 'settled_nonce',
   'sealed_nonce', 'unsettled', 'reserved', 'output_debt')
@@ -65,7 +66,10 @@ if dcmp(exposure, available) > 0 then return {'insufficient_balance', available,
 
 redis.call('ZADD', KEYS[2], 0, member)
 redis.call('ZADD', KEYS[3], 0, member)
-redis.call('HSET', KEYS[4], member, fee .. ' ' .. prev .. ' ' .. reservation .. ' ' .. ARGV[6])
+-- What the sweeper needs to book and publish the request's fate if its gateway dies.
+local meta = fee .. ' ' .. prev .. ' ' .. reservation .. ' ' .. ARGV[6]
+if ARGV[7] and ARGV[7] ~= '' then meta = meta .. ' ' .. ARGV[7] end
+redis.call('HSET', KEYS[4], member, meta)
 redis.call('HSET', acct, 'unsettled', dadd(unsettled, fee), 'output_debt', debt_after,
   'reserved', dadd(reserved, reservation))
 return {'ok', dsub(available, exposure)}
@@ -141,6 +145,17 @@ class InFlight(BaseModel):
     provider: str
     nonce: int
     admitted_ms: int
+    fee: int = 0
+    previous_output_fee: int = 0
+    owner: str = ""  # the gateway process that admitted it ("": admitted before owners were kept)
+    request_id: str = ""
+    service: str = ""
+
+
+def origin(owner: str, request_id: str, service: str) -> str:
+    """Who admitted a request, stored with it: `owner` and `request_id` hold no spaces; the
+    service name goes last, since it may."""
+    return f"{owner} {request_id} {service}"
 
 
 class Ledger:
@@ -173,7 +188,12 @@ class Ledger:
         return await script(keys=keys, args=list(args))
 
     async def admit(
-        self, request: PaidRequest, reservation: int, debt_bound: int, now_ms: int
+        self,
+        request: PaidRequest,
+        reservation: int,
+        debt_bound: int,
+        now_ms: int,
+        origin: str = "",
     ) -> Admission:
         """Checks nonce, debt and balance and reserves, atomically; changes nothing if refused."""
         user, provider = request.user, request.provider
@@ -183,13 +203,14 @@ class Ledger:
             inflight_key(user, provider),
             inflight_meta_key(user, provider),
         ]
-        args = [
+        args: list[Arg] = [
             request.nonce,
             request.fee,
             request.previous_output_fee,
             reservation,
             debt_bound,
             now_ms,
+            origin,
         ]
         reply = [redis_text(v) for v in await self._run(self._admit, keys, args)]
         if reply[0] == "ok":
@@ -245,18 +266,29 @@ class Ledger:
             )
         return result
 
-    async def stale(self, older_than_ms: int) -> AsyncIterator[InFlight]:
-        """Requests admitted before `older_than_ms` and never finished: their gateway died."""
+    async def in_flight(self) -> AsyncIterator[InFlight]:
+        """Every request admitted and not yet finished, by any gateway."""
         async for key in self._redis.scan_iter(match=f"{PREFIX}:*:inflightmeta", count=500):
             tag = redis_text(key)[len(PREFIX) + 2 : -len("}:inflightmeta")]
             provider, user = tag.split(":")
             entries = await self._redis.hgetall(key)
             for member, meta in entries.items():
-                admitted_ms = int(redis_text(meta).split()[3])
-                if admitted_ms < older_than_ms:
-                    yield InFlight(
-                        user=user,
-                        provider=provider,
-                        nonce=int(redis_text(member)),
-                        admitted_ms=admitted_ms,
-                    )
+                fields = redis_text(meta).split(" ", 6)
+                owner, request_id, service = [*fields[4:], "", "", ""][:3]
+                yield InFlight(
+                    user=user,
+                    provider=provider,
+                    nonce=int(redis_text(member)),
+                    admitted_ms=int(fields[3]),
+                    fee=int(fields[0]),
+                    previous_output_fee=int(fields[1]),
+                    owner=owner,
+                    request_id=request_id,
+                    service=service,
+                )
+
+    async def stale(self, older_than_ms: int) -> AsyncIterator[InFlight]:
+        """Requests admitted before `older_than_ms` and never finished: their gateway died."""
+        async for entry in self.in_flight():
+            if entry.admitted_ms < older_than_ms:
+                yield entry

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import time
 import uuid
 from collections.abc import Callable, Mapping
@@ -26,7 +27,7 @@ from zg_gateway.errors import (
     PaymentRequired,
     RateLimited,
 )
-from zg_gateway.ledger import Admission, Ledger, PaidRequest, Refusal
+from zg_gateway.ledger import Admission, InFlight, Ledger, PaidRequest, Refusal, origin
 from zg_gateway.outbox import outbox_entry
 from zg_gateway.payment import Payment, check_input_fee, check_signature, message_of, parse_payment
 from zg_gateway.ratelimit import RateLimiter, Recent
@@ -40,7 +41,9 @@ from zg_shared.metering import RULES, CountingRule, MeteringError
 from zg_shared.receipts import Receipt
 from zg_shared.registry import ServiceRegistry
 
+log = logging.getLogger(__name__)
 RECEIPT_PREFIX = "zg:receipt"
+ALIVE_PREFIX = "zg:gateway:alive"
 SIGNER_CACHE_SIZE = 100_000
 SERVICE_CACHE_S = 5.0
 # How long a name the registry and the chain did not know, or an address without an account,
@@ -151,6 +154,8 @@ class GatewayService:
         self._service_lookups: Coalesced[tuple[Service, str]] = Coalesced()
         self._signer_lookups: Coalesced[tuple[int, int]] = Coalesced()
         self._clock = clock
+        # This process, in what it admits: a sweeper voids a request once its owner is gone.
+        self.instance = uuid.uuid4().hex
         self._signers: dict[str, tuple[int, int]] = {}
         self._services: dict[str, tuple[float, Service, str]] = {}
 
@@ -328,7 +333,11 @@ class GatewayService:
     async def _admit(self, admitted: Admitted) -> Admission:
         now_ms = int(self._clock() * 1000)
         return await self.ledger.admit(
-            admitted.paid, admitted.reservation, self.settings.debt_bound_wei, now_ms
+            admitted.paid,
+            admitted.reservation,
+            self.settings.debt_bound_wei,
+            now_ms,
+            origin(self.instance, admitted.request_id, admitted.service.name),
         )
 
     async def finish(
@@ -397,15 +406,72 @@ class GatewayService:
         found: dict[str, Any] = json.loads(raw)
         return found
 
+    async def beat(self) -> None:
+        """Says this gateway process is alive, for `alive_ttl_s`: the sweepers of the others
+        leave its requests in flight alone while it says so."""
+        await self.redis.set(
+            alive_key(self.instance), "1", ex=max(1, round(self.settings.alive_ttl_s))
+        )
+
     async def sweep_stale(self) -> int:
-        """Voids requests admitted longer ago than `stale_after_s` and never finished."""
-        cutoff = int((self._clock() - self.settings.stale_after_s) * 1000)
+        """Voids requests that no live gateway will finish: admitted by a process whose
+        heartbeat lapsed (killed: SIGKILL, OOM, a lost node) more than `alive_ttl_s` ago, or
+        admitted longer ago than `stale_after_s` whoever holds them. Each is booked and its
+        voided served event queued in one atomic step, like any other outcome: billing seals
+        an account's nonces only once it knows every one's fate."""
+        now = self._clock()
+        orphaned_before = int((now - self.settings.alive_ttl_s) * 1000)
+        stale_before = int((now - self.settings.stale_after_s) * 1000)
+        alive: dict[str, bool] = {self.instance: True}
         voided = 0
-        async for entry in self.ledger.stale(cutoff):
+        async for entry in self.ledger.in_flight():
+            if entry.admitted_ms >= orphaned_before:
+                continue
+            if entry.admitted_ms >= stale_before:
+                if not entry.owner:
+                    continue
+                if entry.owner not in alive:
+                    alive[entry.owner] = bool(await self.redis.exists(alive_key(entry.owner)))
+                if alive[entry.owner]:
+                    continue
             voided += await self.ledger.finish(
-                entry.user, entry.provider, entry.nonce, charged=False
+                entry.user,
+                entry.provider,
+                entry.nonce,
+                charged=False,
+                outbox_entry=outbox_entry(self._swept_event(entry)),
             )
         return voided
+
+    async def sweep(self) -> None:
+        voided = await self.sweep_stale()
+        if voided:
+            log.warning("voided %d requests whose gateway stopped mid-flight", voided)
+
+    def _swept_event(self, entry: InFlight) -> RequestServedV1:
+        """The voided event of a swept request, attested like every served event."""
+        event = served_event(
+            event_id=entry.request_id or uuid.uuid4().hex,
+            service=entry.service,
+            user=checksum(entry.user),
+            provider=self._provider_checksummed,
+            nonce=entry.nonce,
+            fee=entry.fee,
+            input_fee=entry.fee - entry.previous_output_fee,
+            previous_output_fee=entry.previous_output_fee,
+            signature="",
+            input_units=0,
+            output_units=0,
+            output_fee=0,
+            outcome="voided",
+            reason="gateway_stopped",
+            streamed=False,
+        )
+        return self.receipt_signer.attest(event)
+
+
+def alive_key(instance: str) -> str:
+    return f"{ALIVE_PREFIX}:{instance}"
 
 
 def served_event(**fields: Any) -> RequestServedV1:
