@@ -61,6 +61,13 @@ class GatewaySettings(ServiceSettings):
     debt_bound_wei: int = Field(
         10**16, description="Unpaid output fees an account may owe before requests get 402"
     )
+    refund_margin_lock_fraction: float = Field(
+        0.5,
+        ge=0,
+        le=1,
+        description="A fee-only request may pay from a pending refund that unlocks more than "
+        "this part of the lock time from now (the next settlement lands before it unlocks)",
+    )
     rate_limit_per_s: float = Field(50.0, description="Requests per second per user; 0 disables")
     rate_limit_burst: int = Field(100, description="Requests a user may send at once")
     chain_reads_per_client_s: float = Field(

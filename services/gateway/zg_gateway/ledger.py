@@ -39,7 +39,8 @@ _ADMIT = (
     + """
 -- KEYS: account, nonces, inflight, inflightmeta
 -- ARGV: nonce, fee, previous_output_fee, reservation, debt_bound, now_ms[, origin: the
---       admitting gateway process, the request id and the service, space-separated]
+--       admitting gateway process, the request id and the service, space-separated[, the
+--       pending refunds that count as available]]
 local acct = KEYS[1]
 local h = redis.call('HMGET', acct, 'chain_block', 'balance', 'pending_refund', 'settled_nonce',
   'sealed_nonce', 'unsettled', 'reserved', 'output_debt')
@@ -62,6 +63,8 @@ if dcmp(debt_after, bound) > 0 then return {'debt_too_high', debt_after} end
 local exposure = dadd(dadd(dadd(unsettled, debt_after), dadd(reserved, reservation)), fee)
 local available = '0'
 if dcmp(balance, pending) > 0 then available = dsub(balance, pending) end
+-- Refunds the provider can still draw on (they unlock long after the next settlement).
+if ARGV[8] and ARGV[8] ~= '0' then available = dadd(available, ARGV[8]) end
 if dcmp(exposure, available) > 0 then return {'insufficient_balance', available, exposure} end
 
 redis.call('ZADD', KEYS[2], 0, member)
@@ -194,8 +197,11 @@ class Ledger:
         debt_bound: int,
         now_ms: int,
         origin: str = "",
+        drawable_refunds: int = 0,
     ) -> Admission:
-        """Checks nonce, debt and balance and reserves, atomically; changes nothing if refused."""
+        """Checks nonce, debt and balance and reserves, atomically; changes nothing if refused.
+        `drawable_refunds` of the pending refunds count as available (see
+        `GatewayService.drawable_refunds`)."""
         user, provider = request.user, request.provider
         keys = [
             account_key(user, provider),
@@ -211,6 +217,7 @@ class Ledger:
             debt_bound,
             now_ms,
             origin,
+            drawable_refunds,
         ]
         reply = [redis_text(v) for v in await self._run(self._admit, keys, args)]
         if reply[0] == "ok":

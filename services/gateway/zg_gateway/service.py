@@ -156,6 +156,7 @@ class GatewayService:
         self._clock = clock
         # This process, in what it admits: a sweeper voids a request once its owner is gone.
         self.instance = uuid.uuid4().hex
+        self._lock_time: int | None = None
         self._signers: dict[str, tuple[int, int]] = {}
         self._services: dict[str, tuple[float, Service, str]] = {}
 
@@ -308,10 +309,14 @@ class GatewayService:
             and self.chain_reads.allow(client)
         ):
             # NO_ACCOUNT: Redis lost the account (flushed or restarted) since its signer was
-            # cached. INSUFFICIENT_BALANCE: the indexer may lag a fresh deposit. Either way the
-            # chain is read once before refusing, as 0G does (within the client's budget).
-            await self.load_account(payment.user)
-            result = await self._admit(admitted)
+            # cached. INSUFFICIENT_BALANCE: the indexer may lag a fresh deposit, and a fee-only
+            # request may pay from refunds still locked. Either way the chain is read once
+            # before refusing, as 0G does (within the client's budget).
+            account = await self.load_account(payment.user)
+            drawable = 0
+            if account is not None and not endpoint.proxied:
+                drawable = await self.drawable_refunds(account)
+            result = await self._admit(admitted, drawable)
         if not result.admitted:
             assert result.refusal is not None
             error, message_text = REFUSALS[result.refusal]
@@ -330,7 +335,25 @@ class GatewayService:
         prompt = prompt_tokens + PROMPT_TEMPLATE_TOKENS
         return max(1, min(asked, context - prompt))
 
-    async def _admit(self, admitted: Admitted) -> Admission:
+    async def drawable_refunds(self, account: Account) -> int:
+        """The pending refunds `settleFees` can still draw on when the account's next
+        settlement lands: those unlocking more than `refund_margin_lock_fraction` of the lock
+        time from now. Billing settles an account at once when its user asks for a refund, and
+        any request within `max_age_lock_fraction` (0.5) of the lock time, so a refund that far
+        from unlocking is still there to be charged. Read through the chain client, whatever
+        shape the contract gives refunds."""
+        assert self.serving is not None
+        if self._lock_time is None:
+            self._lock_time = await self.serving.lock_time()  # immutable in the contract
+        horizon = self._clock() + self.settings.refund_margin_lock_fraction * self._lock_time
+        locked = sum(
+            refund.amount
+            for refund in account.refunds
+            if not refund.processed and refund.created_at + self._lock_time > horizon
+        )
+        return min(locked, account.pending_refund)
+
+    async def _admit(self, admitted: Admitted, drawable_refunds: int = 0) -> Admission:
         now_ms = int(self._clock() * 1000)
         return await self.ledger.admit(
             admitted.paid,
@@ -338,6 +361,7 @@ class GatewayService:
             self.settings.debt_bound_wei,
             now_ms,
             origin(self.instance, admitted.request_id, admitted.service.name),
+            drawable_refunds,
         )
 
     async def finish(

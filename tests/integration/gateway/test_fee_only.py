@@ -6,8 +6,11 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from tests.integration.gateway.conftest import INPUT_PRICE, OUTPUT_PRICE, Provider, chat
 from tests.integration.gateway.test_gateway import CHAT, WORDS, wait_for_events
+from zg_shared.accounts import AccountStore
 from zg_shared.chain import checksum
 from zg_shared.crypto import request_message
 from zg_shared.receipts import Receipt, receipt_signer
@@ -61,3 +64,43 @@ async def test_paying_more_than_is_owed_is_refused_and_changes_nothing(provider:
     assert state is not None
     assert (state.unsettled, state.output_debt) == (0, 0)
     assert await provider.served_events() == []
+
+
+@pytest.mark.parametrize(
+    ("gateway_overrides", "expected"),
+    [({"refund_margin_lock_fraction": 0.5}, 200), ({"refund_margin_lock_fraction": 1.0}, 402)],
+    ids=["refund-unlocks-after-the-margin", "refund-unlocks-within-the-margin"],
+)
+async def test_debt_is_paid_from_a_refund_that_unlocks_after_the_margin(
+    provider: Provider, expected: int
+) -> None:
+    """With everything free in a pending refund, the fee-only request paying the output debt
+    got 402, though settleFees draws on a refund until it unlocks (issue 11 item 8). A refund
+    just asked for unlocks a whole lock time from now: beyond half of it, not beyond all."""
+    user = provider.users[0]
+    status, headers, _ = await provider.post(
+        CHAT, chat(WORDS), user.headers(provider.address, input_fee=3 * INPUT_PRICE)
+    )
+    assert status == 200
+    owed = int(headers["ZG-Output-Fee"])
+    account = await provider.serving.get_account(user.address, provider.address)
+    await provider.serving.as_sender(user.key).request_refund(provider.address, account.available)
+    # The indexer's part: the gateway's view shows the refund.
+    await AccountStore(provider.redis).load_from_chain(
+        provider.serving, user.address, provider.address
+    )
+
+    pay = user.headers(provider.address, input_fee=0, previous_output_fee=owed)
+    async with provider.http.post(f"{provider.url}{SETTLE}", headers=pay) as response:
+        status, raw = response.status, await response.read()
+
+    assert status == expected, raw
+    state = await provider.state(user)
+    assert state is not None
+    if expected == 200:
+        assert (state.output_debt, state.unsettled) == (0, 3 * INPUT_PRICE + owed)
+        # What the gateway let through, the contract collects: the fees settle from the refund.
+        assert state.unsettled <= account.available
+    else:
+        assert json.loads(raw)["error"]["code"] == "insufficient_balance"
+        assert (state.output_debt, state.unsettled) == (owed, 3 * INPUT_PRICE)
