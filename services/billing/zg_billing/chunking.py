@@ -65,3 +65,9 @@ def cut(requests: Sequence[T], plan: Sequence[int]) -> list[list[T]]:
     if start < len(requests):
         raise ValueError(f"a plan of {sum(plan)} slots cannot hold {len(requests)} requests")
     return chunks
+
+
+def whole_chunks(requests: Sequence[T], n: int) -> Sequence[T]:
+    """The longest prefix of `requests` that fills chunks of `n` exactly (the full-chunk rule
+    settles only these; the rest keeps filling the next chunk)."""
+    return requests[: len(requests) // n * n]

@@ -26,7 +26,7 @@ from opentelemetry.context import Context
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 from zg_billing.book import AccountSummary, Book, Sealed, account_tag
-from zg_billing.chunking import DEFAULT_SLOT_GAS, cut, plan_chunks
+from zg_billing.chunking import DEFAULT_SLOT_GAS, cut, plan_chunks, whole_chunks
 from zg_billing.evidence import Evidence
 from zg_billing.metrics import BillingMetrics
 from zg_billing.policy import Policy, Reason
@@ -213,11 +213,11 @@ class Settler:
             if reason is Reason.FULL:
                 # Whole chunks only: the rest keeps filling (a request still being served, or
                 # the balance, may have cut the batch short).
-                whole = len(sealed.requests) // n * n
-                if whole == 0:
+                whole = whole_chunks(sealed.requests, n)
+                if not whole:
                     await self.book.release(user, self.provider, draft.id)
                     continue
-                sealed = sealed.model_copy(update={"requests": sealed.requests[:whole]})
+                sealed = sealed.model_copy(update={"requests": tuple(whole)})
             plan = plan_chunks(
                 len(sealed.requests), self.config.circuit_sizes, self.config.slot_gas
             )

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from zg_billing.chunking import CHUNK_GAS, DEFAULT_SLOT_GAS, cut, plan_chunks
+from zg_billing.chunking import CHUNK_GAS, DEFAULT_SLOT_GAS, cut, plan_chunks, whole_chunks
 
 
 def cost(plan: list[int], slot_gas: int = DEFAULT_SLOT_GAS) -> int:
@@ -62,3 +62,10 @@ def test_nothing_to_plan_is_refused() -> None:
         plan_chunks(0, [4])
     with pytest.raises(ValueError, match="no usable"):
         plan_chunks(3, [])
+
+
+def test_the_full_chunk_rule_takes_whole_chunks_only() -> None:
+    assert whole_chunks(list(range(130)), 64) == list(range(128))
+    assert whole_chunks(list(range(64)), 64) == list(range(64))
+    assert whole_chunks(list(range(63)), 64) == []
+    assert plan_chunks(len(whole_chunks(list(range(200)), 64)), [4, 16, 64]) == [64, 64, 64]
