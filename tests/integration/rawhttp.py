@@ -5,6 +5,7 @@ any value, which a client library would merge, normalise or refuse."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Sequence
 from urllib.parse import urlsplit
 
@@ -35,8 +36,9 @@ async def raw_request(
     method: str | bytes = "POST",
     timeout_s: float = 30.0,
 ) -> tuple[int, bytes]:
-    """(status, body) of one request on a connection of its own; the request's bytes are
-    exactly `method path`, the headers given, Content-Length (unless given) and the body."""
+    """(status, body) of one request on a connection of its own, status 0 if the server closed
+    it without an answer; the request's bytes are exactly `method path`, the headers given,
+    Content-Length (unless given) and the body."""
     where = urlsplit(url)
     head = [b"%s %s HTTP/1.1" % (_bytes(method), _bytes(path)), b"Host: " + _bytes(where.netloc)]
     head += [_bytes(name) + b": " + _bytes(value) for name, value in headers]
@@ -46,11 +48,18 @@ async def raw_request(
     async with asyncio.timeout(timeout_s):
         reader, writer = await asyncio.open_connection(where.hostname, where.port)
         try:
-            writer.write(b"\r\n".join(head) + b"\r\n\r\n" + body)
-            await writer.drain()
-            reply = await reader.read()
+            # A server may answer (413, say) and close before it has read the whole body.
+            with contextlib.suppress(ConnectionError):
+                writer.write(b"\r\n".join(head) + b"\r\n\r\n" + body)
+                await writer.drain()
+            try:
+                reply = await reader.read()
+            except ConnectionResetError:
+                reply = b""
         finally:
             writer.close()
+    if not reply:
+        return 0, b""  # closed without an answer
     status_line, _, rest = reply.partition(b"\r\n")
     response_head, _, response_body = rest.partition(b"\r\n\r\n")
     if b"transfer-encoding: chunked" in response_head.lower():

@@ -23,6 +23,7 @@ from aiohttp import web
 
 from zg_gateway.app import create_app
 from zg_gateway.config import GatewaySettings
+from zg_gateway.logs import quiet_malformed_requests
 from zg_shared.deployment import refusing_foreign_state
 from zg_shared.telemetry import setup_logging
 
@@ -31,6 +32,7 @@ SHUTDOWN_TIMEOUT_S = 60.0
 
 def serve(settings: GatewaySettings) -> None:
     setup_logging(settings.log_level, settings.log_json)
+    quiet_malformed_requests()
     loop: asyncio.AbstractEventLoop | None = None
     if settings.event_loop != "asyncio":
         try:

@@ -12,6 +12,7 @@ import sys
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -204,6 +205,10 @@ class GatewayProcess:
 
     url: str
     process: subprocess.Popen[bytes]
+    log: Path | None = None  # its stdout and stderr, where a test asked for them
+
+    def log_text(self) -> str:
+        return self.log.read_text(errors="replace") if self.log is not None else ""
 
     @property
     def alive(self) -> bool:
@@ -232,11 +237,18 @@ def gateway_env(
     }
 
 
-async def start_gateway(env: dict[str, str], within_s: float = 30.0) -> GatewayProcess:
-    """Starts the gateway process and waits until /readyz answers 200."""
+async def start_gateway(
+    env: dict[str, str], within_s: float = 30.0, log: Path | None = None
+) -> GatewayProcess:
+    """Starts the gateway process (its output to `log` if given, else this process's) and
+    waits until /readyz answers 200."""
     port = int(env["GATEWAY_HTTP_PORT"])
-    process = subprocess.Popen([sys.executable, "-m", "zg_gateway"], env=env)  # noqa: ASYNC220
-    gateway = GatewayProcess(f"http://127.0.0.1:{port}", process)
+    with contextlib.ExitStack() as files:
+        out = files.enter_context(log.open("ab")) if log is not None else None
+        process = subprocess.Popen(  # noqa: ASYNC220
+            [sys.executable, "-m", "zg_gateway"], env=env, stdout=out, stderr=out
+        )
+    gateway = GatewayProcess(f"http://127.0.0.1:{port}", process, log)
     deadline = time.monotonic() + within_s
     async with aiohttp.ClientSession() as http:
         while True:
@@ -257,13 +269,19 @@ def stop_gateway(gateway: GatewayProcess) -> None:
 
 @pytest.fixture
 async def gateway_process(
-    provider: Provider, keys: list[LocalAccount], w3: Web3Client, redis_url: str, nats_url: str
+    provider: Provider,
+    keys: list[LocalAccount],
+    w3: Web3Client,
+    redis_url: str,
+    nats_url: str,
+    tmp_path: Path,
 ) -> AsyncIterator[GatewayProcess]:
-    """A second gateway of the provider, as its own process (what a crash would take down)."""
+    """A second gateway of the provider, as its own process (what a crash would take down),
+    its output in `log`."""
     env = gateway_env(
         provider, keys[2], str(w3.provider.endpoint_uri), redis_url, nats_url, free_port()
     )
-    gateway = await start_gateway(env)
+    gateway = await start_gateway(env, log=tmp_path / "gateway.log")
     try:
         yield gateway
     finally:
