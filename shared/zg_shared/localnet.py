@@ -194,10 +194,14 @@ class LocalNetwork:
         circuit_sizes: Sequence[int] = DEFAULT_CIRCUIT_SIZES,
         provers: int = 1,
         stream_replicas: int = 1,
+        redis_sentinels: str = "",
+        redis_sentinel_password: str = "",
     ) -> None:
         """`overrides`: settings by their prefixed names, each for the service it names;
         `environment`: variables every service gets (OpenTelemetry's OTEL_*, say);
-        `nats_url` may list a cluster's servers, with `stream_replicas` copies of each stream."""
+        `nats_url` may list a cluster's servers, with `stream_replicas` copies of each stream;
+        `redis_sentinels` (with their password): the services find Redis's primary through
+        them, `redis_url` being the primary at start (for this class's own admin work)."""
         self.workdir = workdir
         self.circuit_sizes = tuple(sorted(set(circuit_sizes)))
         # The prover pool: replicas on one durable consumer share the settlement chunks.
@@ -212,6 +216,8 @@ class LocalNetwork:
         )
         self.lock_time = lock_time
         self.stream_replicas = stream_replicas
+        self.redis_sentinels = redis_sentinels
+        self.redis_sentinel_password = redis_sentinel_password
         self.confirmations = confirmations
         self.overrides = dict(overrides or {})
         self.environment = dict(environment or {})
@@ -420,6 +426,12 @@ class LocalNetwork:
         if self.redis_credentials is not None and user is not None:
             specific[service]["REDIS_USERNAME"] = user
             secrets.setdefault(name, {})["REDIS_PASSWORD"] = self.redis_credentials.passwords[user]
+        if self.redis_sentinels and user is not None:
+            specific[service]["REDIS_SENTINELS"] = self.redis_sentinels
+            if self.redis_sentinel_password:
+                secrets.setdefault(name, {})["REDIS_SENTINEL_PASSWORD"] = (
+                    self.redis_sentinel_password
+                )
         if name == "sample-backend":
             return ManagedProcess(
                 name,

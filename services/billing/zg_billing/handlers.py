@@ -2,14 +2,22 @@
 """JetStream subscribers: decode, then hand to the intake or the settler. No billing logic here.
 
 Every consumer is durable with explicit acks: a message is acked only after its effect is in
-Redis, and every effect is idempotent, so a redelivery changes nothing twice.
+Redis, and every effect is idempotent, so a redelivery changes nothing twice. A handler that
+fails because Redis is away for a moment (a Sentinel failover) or the chain is, has its
+message redelivered a little later (`redelivered_on_outage`): faststream would otherwise
+reject (TERM) it, and JetStream never delivers a rejected message again.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
+from collections.abc import AsyncIterator
 
 from faststream.nats import NatsMessage, NatsRouter, PullSub
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import ReadOnlyError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from zg_billing.intake import Intake
 from zg_billing.settler import Settler
@@ -27,6 +35,20 @@ from zg_shared.events import (
 
 log = logging.getLogger(__name__)
 CHAIN_RETRY_S = 2.0
+# The chain away, or Redis's primary lost and the sentinels not yet done promoting a replica
+# (or a write reaching the old primary, now a read-only replica): seconds.
+OUTAGES = (ChainUnavailable, RedisConnectionError, RedisTimeoutError, ReadOnlyError)
+
+
+@contextlib.asynccontextmanager
+async def redelivered_on_outage(message: NatsMessage, what: str) -> AsyncIterator[None]:
+    """Runs a handler; if the chain or Redis is away, the message comes again after
+    CHAIN_RETRY_S instead of being rejected for good."""
+    try:
+        yield
+    except OUTAGES as exc:
+        log.warning("%s waits for the chain or Redis (%r): redelivered", what, exc)
+        await message.nack(delay=CHAIN_RETRY_S)
 
 
 def create_router(intake: Intake, settler: Settler, durable_prefix: str) -> NatsRouter:
@@ -41,8 +63,9 @@ def create_router(intake: Intake, settler: Settler, durable_prefix: str) -> Nats
         durable=durable("served"),
         pull_sub=PullSub(batch_size=64),
     )
-    async def on_request_served(event: RequestServedV1) -> None:
-        await intake.record(event)
+    async def on_request_served(event: RequestServedV1, message: NatsMessage) -> None:
+        async with redelivered_on_outage(message, f"served request {event.event_id}"):
+            await intake.record(event)
 
     @router.subscriber(
         ProofReadyV1.SUBJECT,
@@ -51,12 +74,9 @@ def create_router(intake: Intake, settler: Settler, durable_prefix: str) -> Nats
         pull_sub=PullSub(batch_size=1),
     )
     async def on_proof_ready(event: ProofReadyV1, message: NatsMessage) -> None:
-        try:
+        # The proofs stay valid while the chain or Redis is away: try again in a while.
+        async with redelivered_on_outage(message, f"settlement {event.settlement_id}'s proof"):
             await settler.on_proof_ready(event)
-        except ChainUnavailable as exc:
-            # The RPC endpoint is away: the proofs stay valid, so try again in a while.
-            log.warning("settlement %s waits for the chain: %s", event.settlement_id, exc)
-            await message.nack(delay=CHAIN_RETRY_S)
 
     @router.subscriber(
         ProofFailedV1.SUBJECT,
@@ -64,8 +84,9 @@ def create_router(intake: Intake, settler: Settler, durable_prefix: str) -> Nats
         durable=durable("proof-failed"),
         pull_sub=PullSub(batch_size=1),
     )
-    async def on_proof_failed(event: ProofFailedV1) -> None:
-        await settler.on_proof_failed(event)
+    async def on_proof_failed(event: ProofFailedV1, message: NatsMessage) -> None:
+        async with redelivered_on_outage(message, f"settlement {event.settlement_id}'s failure"):
+            await settler.on_proof_failed(event)
 
     @router.subscriber(
         FeesSettledV1.SUBJECT,
@@ -74,12 +95,9 @@ def create_router(intake: Intake, settler: Settler, durable_prefix: str) -> Nats
         pull_sub=PullSub(batch_size=16),
     )
     async def on_fees_settled(event: FeesSettledV1, message: NatsMessage) -> None:
-        try:
+        # Checked against the chain before it is believed: wait for the chain.
+        async with redelivered_on_outage(message, f"a FeesSettled for {event.user}"):
             await settler.on_fees_settled(event)
-        except ChainUnavailable as exc:
-            # Checked against the chain before it is believed: wait for the chain.
-            log.warning("a FeesSettled for %s waits for the chain: %s", event.user, exc)
-            await message.nack(delay=CHAIN_RETRY_S)
 
     @router.subscriber(
         RefundRequestedV1.SUBJECT,
@@ -88,11 +106,8 @@ def create_router(intake: Intake, settler: Settler, durable_prefix: str) -> Nats
         pull_sub=PullSub(batch_size=16),
     )
     async def on_refund_requested(event: RefundRequestedV1, message: NatsMessage) -> None:
-        try:
+        async with redelivered_on_outage(message, f"a RefundRequested of {event.user}"):
             await settler.on_refund_requested(event)
-        except ChainUnavailable as exc:
-            log.warning("a RefundRequested of %s waits for the chain: %s", event.user, exc)
-            await message.nack(delay=CHAIN_RETRY_S)
 
     @router.subscriber(
         ReorgDetectedV1.SUBJECT,
@@ -100,8 +115,9 @@ def create_router(intake: Intake, settler: Settler, durable_prefix: str) -> Nats
         durable=durable("reorg"),
         pull_sub=PullSub(batch_size=1),
     )
-    async def on_reorg(_: ReorgDetectedV1) -> None:
-        await settler.on_reorg()
+    async def on_reorg(_: ReorgDetectedV1, message: NatsMessage) -> None:
+        async with redelivered_on_outage(message, "a reorg"):
+            await settler.on_reorg()
 
     @router.subscriber(SettleNow.subject(settler.provider))
     async def on_settle_now(command: SettleNow) -> SettleNowReply:

@@ -38,6 +38,8 @@ class Network:
         self.serving = ServingClient(w3, net.deployment.serving)
         self.users: list[User] = []
         self.signed: dict[str, list[int]] = {}
+        # The last nonce each user was answered (and so charged) for: the chain's nonce at the end.
+        self.answered_nonce: dict[str, int] = {}
         self.http: aiohttp.ClientSession | None = None
         self.input_price = net.deployment.services[0].input_price
         self.provider_wallet_at_start = 0
@@ -51,19 +53,33 @@ class Network:
         user = User(key, signing_key)
         self.users.append(user)
         self.signed[user.address] = []
+        self.answered_nonce[user.address] = 0
         return user
 
     async def send(self, user: User, words: str = "pay for these words") -> None:
+        status, text = await self.try_send(user, words)
+        assert status == 200, text
+
+    async def try_send(self, user: User, words: str = "pay for these words") -> tuple[int, str]:
+        """One paid request; only an answered one (200) counts as signed and owed. Another
+        answer (or none: status 0) leaves its nonce unused or voided, never charged."""
         assert self.http is not None
         input_fee = len(words.split()) * self.input_price
-        async with self.http.post(
-            f"{self.net.gateway_url}/v1/proxy/{SERVICE}/chat/completions",
-            json=chat(words),
-            headers=user.headers(self.provider, input_fee),
-        ) as response:
-            assert response.status == 200, await response.text()
-            await response.read()
-        self.signed[user.address].append(input_fee)
+        nonce = user.next_nonce
+        try:
+            async with self.http.post(
+                f"{self.net.gateway_url}/v1/proxy/{SERVICE}/chat/completions",
+                json=chat(words),
+                headers=user.headers(self.provider, input_fee),
+            ) as response:
+                text = await response.text()
+                status = response.status
+        except aiohttp.ClientError as exc:
+            return 0, repr(exc)
+        if status == 200:
+            self.signed[user.address].append(input_fee)
+            self.answered_nonce[user.address] = nonce
+        return status, text
 
     async def settled(self) -> list[FeesSettled]:
         events = await self.serving.get_events(0, await self.w3.eth.block_number)
@@ -94,7 +110,7 @@ class Network:
             finals = [e.final_nonce for e in mine]
             assert finals == sorted(set(finals))  # never the same nonces twice
             account = await self.serving.get_account(user.address, self.provider)
-            assert account.nonce == len(self.signed[user.address])
+            assert account.nonce == self.answered_nonce[user.address]
             assert account.balance == DEPOSIT - sum(self.signed[user.address])
         earned = sum(e.amount for e in settled)
         assert earned == sum(map(sum, self.signed.values()))
@@ -155,11 +171,24 @@ class Load:
     test). A request the gateway does not answer with 200 fails the drill (raised from
     `stop`)."""
 
-    def __init__(self, network: Network, users: list[User], pause_s: float = 0.5) -> None:
+    def __init__(
+        self,
+        network: Network,
+        users: list[User],
+        pause_s: float = 0.5,
+        *,
+        failures_allowed: bool = False,
+    ) -> None:
+        """`failures_allowed`: a request not answered is counted (`failed`), not raised, and
+        the user goes on with the next nonce (what a drill expects while a server it needs is
+        being replaced)."""
         self.network = network
         self.users = users
         self.pause_s = pause_s
+        self.failures_allowed = failures_allowed
         self.served = 0
+        self.failed = 0
+        self.statuses: dict[int, int] = {}
         self._stop = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
 
@@ -174,8 +203,16 @@ class Load:
 
     async def _run(self, user: User) -> None:
         while not self._stop.is_set():
-            await self.network.send(user)
-            self.served += 1
+            if self.failures_allowed:
+                status, _ = await self.network.try_send(user)
+                self.statuses[status] = self.statuses.get(status, 0) + 1
+            else:
+                await self.network.send(user)
+                status = 200
+            if status == 200:
+                self.served += 1
+            else:
+                self.failed += 1
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(self.pause_s):
                     await self._stop.wait()
