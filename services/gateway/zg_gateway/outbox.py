@@ -16,11 +16,12 @@ from nats.js import JetStreamContext
 from opentelemetry import trace
 from opentelemetry.trace import SpanKind
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 from redis.asyncio import Redis
 
 from zg_gateway.ledger import OUTBOX_KEY
 from zg_shared.bus import stream_for
+from zg_shared.events import RequestServedV1
 from zg_shared.events.base import Event
 
 log = logging.getLogger(__name__)
@@ -28,6 +29,8 @@ SENDING_KEY = "zg:outbox:sending"
 BATCH = 256
 LINGER_S = 0.005
 _propagator = TraceContextTextMapPropagator()
+# The subjects the gateway publishes: its served events. Nothing else leaves its outbox.
+OWNED_SUBJECTS = frozenset({RequestServedV1.SUBJECT})
 
 # Drops the entries ARGV[2..] (published and acknowledged) from the sending list, then moves up
 # to ARGV[1] entries from the outbox to it, oldest first: one round trip per batch.
@@ -136,8 +139,7 @@ class OutboxDrainer:
             # Published concurrently: JetStream keeps the order they were sent in, and one
             # round trip of acks replaces one per event.
             results = await asyncio.gather(
-                *(self._publish(OutboxEntry.model_validate_json(raw)) for raw in taken),
-                return_exceptions=True,
+                *(self._publish_entry(raw) for raw in taken), return_exceptions=True
             )
             self._acked = [
                 raw for raw, result in zip(taken, results, strict=True) if result is None
@@ -151,6 +153,24 @@ class OutboxDrainer:
             if len(taken) < self._batch:
                 break  # the outbox was emptied: no need to ask again now
         return sent
+
+    async def _publish_entry(self, raw: bytes) -> None:
+        """Publishes an entry the gateway could have written, and drops (as if published)
+        anything else: whoever can push onto the outbox in Redis must not publish through the
+        gateway, on a money subject (a forged `chain.fees.settled.v1`) or at all."""
+        try:
+            entry = OutboxEntry.model_validate_json(raw)
+        except ValidationError:
+            log.warning("dropped an outbox entry that is not one: %r", raw[:100])
+            return
+        if entry.subject not in OWNED_SUBJECTS:
+            log.warning(
+                "dropped an outbox entry for %r: the gateway publishes only %s",
+                entry.subject[:100],
+                ", ".join(sorted(OWNED_SUBJECTS)),
+            )
+            return
+        await self._publish(entry)
 
     async def _publish(self, entry: OutboxEntry) -> None:
         if self.js is None:

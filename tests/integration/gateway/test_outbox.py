@@ -5,6 +5,7 @@ sending list emptied, and a dead drainer's unconfirmed entries published again h
 from __future__ import annotations
 
 import contextlib
+import json
 from collections.abc import AsyncIterator
 
 import nats
@@ -15,7 +16,7 @@ from redis.asyncio import Redis
 
 from tests.integration.jetstream import stream_events
 from zg_gateway.ledger import OUTBOX_KEY
-from zg_gateway.outbox import OutboxDrainer, outbox_entry, sending_key
+from zg_gateway.outbox import OutboxDrainer, OutboxEntry, outbox_entry, sending_key
 from zg_shared.bus import ensure_streams
 from zg_shared.events import RequestServedV1
 
@@ -113,3 +114,28 @@ async def test_a_dead_drainers_unconfirmed_entries_are_published_again_harmlessl
     assert await nonces_published(js) == [1, 2, 3]
     assert await redis.llen(sending_key(1)) == 0
     assert await redis.llen(sending_key(2)) == 1  # another worker's, untouched
+
+
+async def test_only_the_gateways_own_subjects_leave_its_outbox(
+    redis: Redis, js: JetStreamContext
+) -> None:
+    """Issue 12 item 5: an entry pushed onto zg:outbox with a money subject was published by
+    the drainer into ZG_CHAIN (a forged FeesSettled), and an unreadable one stalled it."""
+    forged = OutboxEntry(
+        subject="chain.fees.settled.v1",
+        event_id="forged-1",
+        payload=json.dumps({"user": USER, "provider": PROVIDER, "amount": "1", "final_nonce": 9}),
+    )
+    await redis.lpush(OUTBOX_KEY, outbox_entry(served(1)))
+    await redis.lpush(OUTBOX_KEY, forged.model_dump_json())
+    await redis.lpush(OUTBOX_KEY, b"not an entry")
+    await redis.lpush(OUTBOX_KEY, outbox_entry(served(2)))
+    outbox = drainer(redis, js)
+
+    await outbox.drain_once()
+    await outbox.flush()
+
+    assert await nonces_published(js) == [1, 2]
+    assert await stream_events(js, {"chain.fees.settled.v1"}) == []
+    assert await redis.llen(OUTBOX_KEY) == 0
+    assert await redis.llen(sending_key(0)) == 0
