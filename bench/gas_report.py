@@ -76,6 +76,10 @@ async def measure() -> list[tuple[str, int]]:
             "requestRefund (new, after one paid)",
             await user.request_refund(keys[1].address, 10**16),
         )
+        record(
+            "rotateSigner (123-byte info)",
+            await user.rotate_signer(keys[1].address, (SIGNER[0] + 1, SIGNER[1]), info),
+        )
         record("removeService", await provider.remove_service("chat"))
         await w3.provider.disconnect()
     return rows

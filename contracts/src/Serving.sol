@@ -90,6 +90,28 @@ contract Serving is IServing, ReentrancyGuard {
         _pay(msg.sender, total);
     }
 
+    /// @notice Replaces the account's request-signing key (a lost or phished key) with `signer`,
+    ///         and its encrypted copy in `additionalInfo`. The new key signs from now on; the
+    ///         replaced one still settles for `lockTime` (the provider's window, as for a
+    ///         refund), so that what it signed before the provider saw the rotation is paid.
+    function rotateSigner(address provider, uint256[2] calldata signer, string calldata additionalInfo)
+        external
+    {
+        Account storage account = _accounts.get(msg.sender, provider);
+        account.rotateSigner(signer, additionalInfo, lockTime);
+        emit SignerRotated(
+            msg.sender,
+            provider,
+            signer[0],
+            signer[1],
+            account.previousSigner[0],
+            account.previousSigner[1],
+            account.previousSignerExpiresAt
+        );
+        // Every account change ends with the absolute state: indexers publish the account there.
+        emit BalanceUpdated(msg.sender, provider, account.balance, account.pendingRefund);
+    }
+
     // ---------------------------------------------------------------- services (provider side)
 
     function addOrUpdateService(ServiceParams calldata params) external {
@@ -125,9 +147,7 @@ contract Serving is IServing, ReentrancyGuard {
         address provider = address(uint160(inputs[1]));
         if (provider != msg.sender) revert ServingProviderMismatch(index, provider);
         Account storage account = _accounts.get(user, provider);
-        if (inputs[5] != account.signer[0] || inputs[6] != account.signer[1]) {
-            revert ServingSignerMismatch(index);
-        }
+        if (!account.acceptsSigner(inputs[5], inputs[6])) revert ServingSignerMismatch(index);
         if (inputs[2] <= account.nonce) revert ServingNonceTooLow(index, inputs[2], account.nonce);
         fee = inputs[4];
         if (fee > account.balance) revert ServingInsufficientBalance(index, fee, account.balance);

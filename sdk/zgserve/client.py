@@ -10,7 +10,7 @@ async with ZgClient.from_config(load_config()) as zg:
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from types import TracebackType
 from typing import Self, TypeVar
@@ -35,6 +35,7 @@ from zg_shared.crypto import (
     CustodyContext,
     CustodyError,
     PublicKey,
+    blob_generation,
     decrypt_signing_key,
     encrypt_signing_key,
     generate_private_key,
@@ -193,6 +194,43 @@ class ZgClient:
             lambda: self.chain.add_account(provider, pub.as_tuple(), blob, value=deposit),
         )
         return await self.account(provider)
+
+    async def rotate_signing_key(self, provider: str) -> TxResult:
+        """Replaces the account's request-signing key (lost or phished) with a new one,
+        registered on chain and stored there encrypted like the first.
+
+        The gateway refuses the old key once its indexer has seen the rotation, and takes the
+        new one from then; until then it still knows only the old key. The old key keeps
+        settling for the contract's lock time, so the provider is paid for what it signed
+        before. One rotation per lock time: another one inside it raises AccountError (the
+        contract would revert it, `ServingRotationPending`)."""
+        account = await self.account(provider)
+        now = int((await self.w3.eth.get_block("latest"))["timestamp"])
+        if account.previous_signer_expires_at > now:
+            raise AccountError(
+                "the signing key was rotated less than a lock time ago: the key before it stops "
+                f"settling {when(account.previous_signer_expires_at - now)}; rotate "
+                "again after that"
+            )
+        # The next generation: its wallet message differs, so a signature phished for the
+        # key being replaced does not open this one (docs/key-custody.md).
+        try:
+            generation = blob_generation(account.additional_info) + 1
+        except CustodyError:
+            generation = 1
+        ctx = replace(await self._custody(account.provider), generation=generation)
+        prv = generate_private_key()
+        pub = prv2pub(prv)
+        blob = encrypt_signing_key(self._require_wallet().key, ctx, prv)
+        result = await self._paying(
+            0,
+            "rotating the signing key",
+            lambda: self.chain.rotate_signer(account.provider, pub.as_tuple(), blob),
+        )
+        state = self._providers.get(account.provider)
+        if state is not None:  # signs with the new key from now on, nonces continuing
+            state.signing_key, state.signer = prv, pub
+        return result
 
     async def recover_signing_key(self, provider: str) -> bytes:
         """The account's signing key, decrypted from the chain with the wallet key."""

@@ -145,6 +145,9 @@ class SyncZgClient:
     def recover_signing_key(self, provider: str) -> bytes:
         return self._loop.run(self.aio.recover_signing_key(provider))
 
+    def rotate_signing_key(self, provider: str) -> TxResult:
+        return self._loop.run(self.aio.rotate_signing_key(provider))
+
     def deposit(self, provider: str, amount: int) -> TxResult:
         return self._loop.run(self.aio.deposit(provider, amount))
 

@@ -145,6 +145,16 @@ class AccountStore:
         }
         return AccountState(**fields)
 
+    async def signer(self, user: str, provider: str) -> tuple[int, int] | None:
+        """The account's signing key as Redis has it from the chain; None if unknown."""
+        raw = await self.redis.hmget(
+            account_key(user, provider), ["chain_block", "signer_x", "signer_y"]
+        )
+        _, x, y = raw
+        if raw[0] is None or x is None or y is None:
+            return None
+        return (int(x), int(y))
+
     async def load_from_chain(self, serving: ServingClient, user: str, provider: str) -> Account:
         """Reads the account from the contract into Redis and returns it; ContractRevert
         (ServingAccountNotFound) if there is none."""

@@ -23,6 +23,11 @@ interface IServing {
         uint256 pendingRefund;
         /// The user's BabyJubJub request-signing public key (x, y).
         uint256[2] signer;
+        /// The key `rotateSigner` replaced, still accepted by `settleFees` until
+        /// `previousSignerExpiresAt` (zero: none), so that requests it signed before the
+        /// provider saw the rotation can still be settled.
+        uint256[2] previousSigner;
+        uint256 previousSignerExpiresAt;
         /// Every refund asked for; only the last can be open (unprocessed).
         Refund[] refunds;
         /// The user's signing key, encrypted by the client; opaque to the chain.
@@ -86,6 +91,17 @@ interface IServing {
     event RefundProcessed(address indexed user, address indexed provider, uint256 index, uint256 amount);
     /// A pending refund shrunk because a settlement needed the funds it had set aside.
     event RefundReduced(address indexed user, address indexed provider, uint256 index, uint256 remaining);
+    /// The account's request-signing key changed to (signerX, signerY); the previous key settles
+    /// until `previousExpiresAt`.
+    event SignerRotated(
+        address indexed user,
+        address indexed provider,
+        uint256 signerX,
+        uint256 signerY,
+        uint256 previousSignerX,
+        uint256 previousSignerY,
+        uint256 previousExpiresAt
+    );
     /// The account's balance after any change; absolute values, so that replays are idempotent.
     event BalanceUpdated(address indexed user, address indexed provider, uint256 balance, uint256 pendingRefund);
     event FeesSettled(address indexed user, address indexed provider, uint256 amount, uint256 finalNonce);
@@ -98,6 +114,7 @@ interface IServing {
     error ServingAccountExists(address user, address provider);
     error ServingAccountNotFound(address user, address provider);
     error ServingInvalidSigner();
+    error ServingRotationPending(uint256 previousExpiresAt);
     error ServingZeroAmount();
     error ServingRefundExceedsAvailable(uint256 amount, uint256 available);
     error ServingRefundNotFound(uint256 index);

@@ -38,10 +38,7 @@ library AccountLibrary {
         string calldata info,
         uint256 amount
     ) internal returns (IServing.Account storage account) {
-        if (signer[0] >= SNARK_SCALAR_FIELD || signer[1] >= SNARK_SCALAR_FIELD) {
-            revert IServing.ServingInvalidSigner();
-        }
-        if (signer[0] == 0 && signer[1] == 0) revert IServing.ServingInvalidSigner();
+        checkSigner(signer);
         bytes32 k = key(user, provider);
         account = map.accounts[k];
         if (account.user != address(0)) revert IServing.ServingAccountExists(user, provider);
@@ -51,6 +48,49 @@ library AccountLibrary {
         account.signer = signer;
         account.additionalInfo = info;
         map.keys.push(k);
+    }
+
+    /// Two field elements below the BN254 scalar field, not (0, 0): a key a proof can name.
+    function checkSigner(uint256[2] calldata signer) internal pure {
+        if (signer[0] >= SNARK_SCALAR_FIELD || signer[1] >= SNARK_SCALAR_FIELD) {
+            revert IServing.ServingInvalidSigner();
+        }
+        if (signer[0] == 0 && signer[1] == 0) revert IServing.ServingInvalidSigner();
+    }
+
+    /// Makes `signer` the account's key at once; the key it replaces still settles for
+    /// `lockTime`, the provider's window to settle what that key signed before the gateway saw
+    /// the rotation. One rotation at a time: a second one inside the window would cut the
+    /// first key's window short (and let a user void what it signed), so it reverts.
+    function rotateSigner(
+        IServing.Account storage account,
+        uint256[2] calldata signer,
+        string calldata info,
+        uint256 lockTime
+    ) internal {
+        checkSigner(signer);
+        if (signer[0] == account.signer[0] && signer[1] == account.signer[1]) {
+            revert IServing.ServingInvalidSigner();
+        }
+        if (block.timestamp < account.previousSignerExpiresAt) {
+            revert IServing.ServingRotationPending(account.previousSignerExpiresAt);
+        }
+        account.previousSigner = account.signer;
+        account.previousSignerExpiresAt = block.timestamp + lockTime;
+        account.signer = signer;
+        account.additionalInfo = info;
+    }
+
+    /// Whether a chunk proved against (x, y) may settle: the account's key, or the key it
+    /// replaced while that one's window lasts.
+    function acceptsSigner(IServing.Account storage account, uint256 x, uint256 y)
+        internal
+        view
+        returns (bool)
+    {
+        if (x == account.signer[0] && y == account.signer[1]) return true;
+        return block.timestamp < account.previousSignerExpiresAt && x == account.previousSigner[0]
+            && y == account.previousSigner[1];
     }
 
     /// Sets `amount` aside for the user. An account has at most one open (unprocessed) refund,

@@ -212,7 +212,7 @@ def services(ctx: Context, provider: str | None) -> None:
 
 @cli.group()
 def account() -> None:
-    """Your account with a provider: create, deposit, show, refund."""
+    """Your account with a provider: create, deposit, show, refund, rotate-key."""
 
 
 @dataclass(frozen=True)
@@ -241,7 +241,7 @@ def _account_json(view: AccountView) -> dict[str, Any]:
     a = view.account
     data = a.model_dump(mode="json", exclude={"additional_info"})
     data["available"] = a.available
-    data["key_in_custody"] = a.additional_info.startswith("zgk1:")
+    data["key_in_custody"] = a.additional_info.startswith(("zgk1:", "zgk2:"))
     data["refunds"] = [_refund_json(r) for r in view.refunds]
     return data
 
@@ -264,7 +264,8 @@ def _show_account(ctx: Context, view: AccountView) -> None:
     table.add_row("pending refund", format_wei(a.pending_refund))
     table.add_row("available", format_wei(a.available))
     table.add_row("last settled nonce", str(a.nonce))
-    table.add_row("signing key", "in custody on chain (zgk1)" if a.additional_info else "none")
+    custody = a.additional_info.split(":", 1)[0] if a.additional_info else ""
+    table.add_row("signing key", f"in custody on chain ({custody})" if custody else "none")
     ctx.out.print(table)
     if view.refunds:
         refunds = Table(title="refunds")
@@ -319,6 +320,32 @@ def account_show(ctx: Context, provider: str) -> None:
             return await _view(zg, provider)
 
     _show_account(ctx, run(ctx, work))
+
+
+@account.command("rotate-key")
+@provider_option
+@pass_ctx
+def account_rotate_key(ctx: Context, provider: str) -> None:
+    """Replace your request-signing key with a provider (lost or phished): a new key,
+    registered on chain and stored there encrypted under your wallet. The provider's gateway
+    refuses the old key once it has seen the rotation; the old key still settles what it
+    signed before, until the contract's lock time has passed. One rotation per lock time."""
+
+    async def work() -> tuple[AccountView, int]:
+        async with ctx.client() as zg:
+            with ctx.spinner("rotating the signing key"):
+                await zg.rotate_signing_key(provider)
+            view = await _view(zg, provider)
+            now = int((await zg.w3.eth.get_block("latest"))["timestamp"])
+            return view, max(0, view.account.previous_signer_expires_at - now)
+
+    view, left = run(ctx, work)
+    _show_account(ctx, view)
+    if not ctx.as_json:
+        ctx.out.print(
+            f"new signing key registered; the old one stops settling {when(left)}",
+            highlight=False,
+        )
 
 
 @account.command("refund")

@@ -222,6 +222,17 @@ class BookEntry(BaseModel):
     sig: str = Field(description="The user's EdDSA-Poseidon signature, 96 bytes hex")
     t: int = Field(description="When the gateway served it, ms since the epoch")
     tp: str = Field("", description="W3C traceparent of the request, continued by settlement")
+    k: str = Field(
+        "",
+        description="The key the signature verified against, 'x:y' in decimal (text: Lua "
+        "reads these entries); empty: the account's key",
+    )
+
+    def signer_or(self, account_signer: tuple[int, int]) -> tuple[int, int]:
+        if not self.k:
+            return account_signer
+        x, y = self.k.split(":")
+        return (int(x), int(y))
 
 
 class Recorded(StrEnum):
@@ -289,7 +300,12 @@ class Book:
         user, provider = event.user, event.provider
         charged = event.outcome == "charged"
         entry = BookEntry(
-            id=event.event_id, fee=str(event.fee), sig=event.signature, t=served_ms, tp=traceparent
+            id=event.event_id,
+            fee=str(event.fee),
+            sig=event.signature,
+            t=served_ms,
+            tp=traceparent,
+            k=f"{event.signer[0]}:{event.signer[1]}" if event.signer else "",
         )
         reply = await self._record(
             keys=[
@@ -331,12 +347,21 @@ class Book:
             return Sealed(status="empty", waiting=int(reply[1]))
         if reply[0] != "ok":
             return Sealed(status=reply[0])
-        requests = []
+        account_signer = (int(reply[1]), int(reply[2]))
+        requests: list[SealedRequest] = []
+        signer: tuple[int, int] | None = None
         for item in reply[3:]:
             member, raw = item.split(" ", 1)
             entry = BookEntry.model_validate_json(raw)
+            # One settlement proves one key: after a rotation (rotateSigner) the requests the
+            # previous key signed go first, on their own, while the contract still takes that
+            # key; the rest stay in the book for the next seal.
+            key = entry.signer_or(account_signer)
+            if signer is not None and key != signer:
+                break
+            signer = key
             requests.append(SealedRequest(nonce=int(member), entry=entry))
-        return Sealed(status="ok", signer=(int(reply[1]), int(reply[2])), requests=tuple(requests))
+        return Sealed(status="ok", signer=signer or account_signer, requests=tuple(requests))
 
     async def confirm(self, user: str, provider: str, final_nonce: int) -> tuple[int, int]:
         """Drops requests up to `final_nonce`, settled on chain: (count, fee) newly dropped."""

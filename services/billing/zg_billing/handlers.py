@@ -31,6 +31,7 @@ from zg_shared.events import (
     RefundRequestedV1,
     ReorgDetectedV1,
     RequestServedV1,
+    SignerRotatedV1,
 )
 
 log = logging.getLogger(__name__)
@@ -108,6 +109,19 @@ def create_router(intake: Intake, settler: Settler, durable_prefix: str) -> Nats
     async def on_refund_requested(event: RefundRequestedV1, message: NatsMessage) -> None:
         async with redelivered_on_outage(message, f"a RefundRequested of {event.user}"):
             await settler.on_refund_requested(event)
+
+    @router.subscriber(
+        SignerRotatedV1.SUBJECT,
+        stream=CHAIN_STREAM,
+        durable=durable("signer-rotated"),
+        pull_sub=PullSub(batch_size=16),
+    )
+    async def on_signer_rotated(event: SignerRotatedV1, message: NatsMessage) -> None:
+        try:
+            await settler.on_signer_rotated(event)
+        except ChainUnavailable as exc:
+            log.warning("a SignerRotated of %s waits for the chain: %s", event.user, exc)
+            await message.nack(delay=CHAIN_RETRY_S)
 
     @router.subscriber(
         ReorgDetectedV1.SUBJECT,

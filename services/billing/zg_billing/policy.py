@@ -22,6 +22,7 @@ class Reason(StrEnum):
     THRESHOLD = "threshold"  # enough fee to be worth the gas
     AGE = "age"  # the oldest request nears the refund lock time
     REFUND = "refund"  # the user asked for a refund: settle before it unlocks
+    ROTATION = "rotation"  # the user rotated their key: settle the old key's before it expires
     SWEEP = "sweep"  # the periodic sweep settles whatever is left
     RETRY = "retry"  # an attempt failed: settle what is still valid at once
     MANUAL = "manual"  # the operator asked (zg provider settle)

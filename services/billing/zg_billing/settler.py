@@ -47,6 +47,7 @@ from zg_shared.chain import (
     FeesSettled,
     RefundRequested,
     ServingClient,
+    SignerRotated,
 )
 from zg_shared.chain.types import Address
 from zg_shared.events import (
@@ -60,6 +61,7 @@ from zg_shared.events import (
     SettlementConfirmedV1,
     SettlementFailedV1,
     SettlementRequestedV1,
+    SignerRotatedV1,
     UnsettledRequest,
     UserBatch,
 )
@@ -460,6 +462,16 @@ class Settler:
             event, RefundRequested, "user", "provider", "index", "amount", "unlock_at"
         ):
             await self.book.flag_due(event.user, event.provider, Reason.REFUND)
+
+    async def on_signer_rotated(self, event: SignerRotatedV1) -> None:
+        """The user rotated their key: settle the account at the next pass, while the contract
+        still takes the previous key (believed only if the chain has the rotation)."""
+        if event.provider.lower() != self.provider.lower():
+            return
+        if await self.evidence.on_chain(
+            event, SignerRotated, "user", "provider", "previous_expires_at"
+        ):
+            await self.book.flag_due(event.user, event.provider, Reason.ROTATION)
 
     def settle_now_wait(self) -> float:
         """Seconds until a SettleNow command is honoured again (0: now); taking the slot."""

@@ -27,6 +27,7 @@ from zg_shared.chain.events import (
     ServiceRemoved,
     ServiceUpdated,
     ServingEvent,
+    SignerRotated,
 )
 from zg_shared.chain.models import Account, Service
 from zg_shared.chain.types import checksum
@@ -37,6 +38,7 @@ from zg_shared.events.chain import (
     RefundRequestedV1,
     ServiceRemovedV1,
     ServiceUpdatedV1,
+    SignerRotatedV1,
     chain_event_id,
 )
 
@@ -46,6 +48,7 @@ ACCOUNT_EVENTS = (
     RefundRequested,
     RefundProcessed,
     RefundReduced,
+    SignerRotated,
     BalanceUpdated,
     FeesSettled,
 )
@@ -149,7 +152,7 @@ def touched_accounts(events: Sequence[ServingEvent]) -> set[AccountKey]:
     return {
         account_key_of(e.user, e.provider)
         for e in events
-        if isinstance(e, AccountAdded | BalanceUpdated | FeesSettled)
+        if isinstance(e, AccountAdded | BalanceUpdated | FeesSettled | SignerRotated)
     }
 
 
@@ -248,6 +251,23 @@ def fold_block(
                         index=event.index,
                         amount=event.remaining,
                         processed=True if event.remaining == 0 else None,
+                    )
+                )
+            case SignerRotated():
+                # The BalanceUpdated that follows publishes the account with its new key.
+                changes.accounts[key] = replace(state, signer=(event.signer_x, event.signer_y))
+                changes.events.append(
+                    (
+                        position,
+                        SignerRotatedV1(
+                            event_id=chain_event_id(position),
+                            position=position,
+                            user=key[0],
+                            provider=key[1],
+                            signer=(event.signer_x, event.signer_y),
+                            previous_signer=(event.previous_signer_x, event.previous_signer_y),
+                            previous_expires_at=event.previous_expires_at,
+                        ),
                     )
                 )
             case FeesSettled():

@@ -71,6 +71,7 @@ class Admitted:
     max_output_units: int
     reservation: int
     stream: bool
+    signer: tuple[int, int]  # the key its signature verified against
 
     @property
     def paid(self) -> PaidRequest:
@@ -200,10 +201,14 @@ class GatewayService:
         """The account's request-signing key, cached in process. It enters the cache from the
         chain, never from Redis alone (whoever can write Redis must not choose the key that
         authorises a user's payments); an account the chain does not know is remembered as
-        unknown for `UNKNOWN_S`."""
+        unknown for `UNKNOWN_S`. The indexer's copy in Redis is compared with the cached key on
+        every request: one that differs (a rotation the indexer has seen, `rotateSigner`) sends
+        the gateway back to the chain, so the old key is refused as soon as it is seen."""
         cached = self._signers.get(user)
         if cached is not None:
-            return cached
+            if await self.accounts.signer(user, self.provider) in (cached, None):
+                return cached
+            self._signers.pop(user, None)
         if self._unknown_accounts.fresh(user, self._clock()):
             raise PaymentRequired("no_account", "no account with this provider: deposit first")
         return await self._signer_lookups.run(user, lambda: self._look_up_signer(user, client))
@@ -300,6 +305,7 @@ class GatewayService:
             max_output_units=max_units,
             reservation=max_units * service.output_price,
             stream=stream,
+            signer=signer,
         )
         result = await self._admit(admitted)
         if (
@@ -410,6 +416,7 @@ class GatewayService:
                 outcome="charged" if charged else "voided",
                 reason=reason,
                 streamed=admitted.stream,
+                signer=admitted.signer,
             )
         )
         await self.ledger.finish(

@@ -18,6 +18,7 @@ from zg_shared.chain.events import (
     ServiceRemoved,
     ServiceUpdated,
     ServingEvent,
+    SignerRotated,
 )
 from zg_shared.chain.models import Account, Refund, Service, ServiceParams, SettlementProof
 from zg_shared.chain.sender import TransactionSender, TxResult
@@ -50,6 +51,7 @@ __all__ = [
     "ServingClient",
     "ServingEvent",
     "SettlementProof",
+    "SignerRotated",
     "TransactionReverted",
     "TransactionSender",
     "TxResult",

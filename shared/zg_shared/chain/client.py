@@ -126,6 +126,13 @@ class ServingClient:
     async def process_refund(self, provider: str, indices: Sequence[int]) -> TxResult:
         return await self._transact("processRefund", checksum(provider), list(indices))
 
+    async def rotate_signer(
+        self, provider: str, signer: tuple[int, int], additional_info: str = ""
+    ) -> TxResult:
+        return await self._transact(
+            "rotateSigner", checksum(provider), list(signer), additional_info
+        )
+
     # ------------------------------------------------------------ provider transactions
 
     async def add_or_update_service(self, params: ServiceParams) -> TxResult:

@@ -76,6 +76,20 @@ class RefundReduced(ServingEvent):
     remaining: Wei
 
 
+class SignerRotated(ServingEvent):
+    """The account's request-signing key became (signer_x, signer_y); the previous key still
+    settles until `previous_expires_at`."""
+
+    EVENT = "SignerRotated"
+    user: Address
+    provider: Address
+    signer_x: Uint256
+    signer_y: Uint256
+    previous_signer_x: Uint256
+    previous_signer_y: Uint256
+    previous_expires_at: int
+
+
 class BalanceUpdated(ServingEvent):
     EVENT = "BalanceUpdated"
     user: Address
@@ -110,6 +124,7 @@ EVENT_TYPES: tuple[type[ServingEvent], ...] = (
     RefundRequested,
     RefundProcessed,
     RefundReduced,
+    SignerRotated,
     BalanceUpdated,
     FeesSettled,
     ServiceUpdated,

@@ -34,8 +34,20 @@ class Account(ChainModel):
     balance: Wei
     pending_refund: Wei
     signer: tuple[Uint256, Uint256] = Field(description="BabyJubJub public key (x, y)")
+    previous_signer: tuple[Uint256, Uint256] = Field(
+        (0, 0), description="The key rotateSigner replaced, settling until its expiry"
+    )
+    previous_signer_expires_at: int = Field(0, description="Unix time; 0: no previous signer")
     refunds: tuple[Refund, ...]
     additional_info: str
+
+    def accepts_signer(self, signer: tuple[int, int], now: int) -> bool:
+        """Whether settleFees at time `now` takes a chunk proved against `signer`."""
+        if tuple(signer) == tuple(self.signer):
+            return True
+        return now < self.previous_signer_expires_at and tuple(signer) == tuple(
+            self.previous_signer
+        )
 
     @property
     def available(self) -> int:

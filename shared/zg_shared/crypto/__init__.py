@@ -8,6 +8,7 @@ from zg_shared.crypto.backend import implementation
 from zg_shared.crypto.custody import (
     CustodyContext,
     CustodyError,
+    blob_generation,
     decrypt_signing_key,
     encrypt_signing_key,
 )
@@ -29,6 +30,7 @@ __all__ = [
     "P",
     "PublicKey",
     "Signature",
+    "blob_generation",
     "clear_key_cache",
     "decrypt_signing_key",
     "encrypt_signing_key",

@@ -11,6 +11,11 @@ Scheme (docs/key-custody.md explains it and its threats):
    the ciphertext to the version, chain, contract, provider, user and the public key
    registered as ``signer``.
 4. ``additionalInfo`` holds ``zgk1:`` + base64url(nonce || ciphertext || tag).
+
+A key that replaces another (``rotateSigner``) is sealed at the next *generation* n >= 1
+(scheme ``zgk2``): the wallet message and the associated data also name n, and the blob is
+``zgk2:<n>:`` + base64url(...). So a wallet signature phished for one generation does not
+open the key of the next. Generation 0 is exactly ``zgk1``.
 """
 
 from __future__ import annotations
@@ -20,7 +25,7 @@ import hashlib
 import hmac
 import secrets
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from Crypto.Cipher import AES
 from eth_account import Account
@@ -33,6 +38,9 @@ from zg_shared.crypto.keys import PublicKey
 
 VERSION = "zgk1"
 _PREFIX = VERSION + ":"
+ROTATED_VERSION = "zgk2"
+_ROTATED_PREFIX = ROTATED_VERSION + ":"
+_MAX_GENERATION_DIGITS = 9
 _NONCE_BYTES = 12
 _TAG_BYTES = 16
 _SALT = b"zgserve/key-custody/v1"
@@ -50,22 +58,34 @@ class CustodyContext:
     contract: str
     provider: str
     user: str
+    # 0 for the account's first key; n for the key of its n-th rotation (scheme zgk2).
+    generation: int = 0
 
     def __post_init__(self) -> None:
         if isinstance(self.chain_id, bool) or not isinstance(self.chain_id, int):
             raise TypeError("chain_id must be an int")
         if self.chain_id <= 0:
             raise ValueError("chain_id must be positive")
+        if isinstance(self.generation, bool) or not isinstance(self.generation, int):
+            raise TypeError("generation must be an int")
+        if not 0 <= self.generation < 10**_MAX_GENERATION_DIGITS:
+            raise ValueError("generation out of range")
         # Normalise so that the same addresses in any case derive the same key.
         object.__setattr__(self, "contract", to_checksum_address(self.contract))
         object.__setattr__(self, "provider", to_checksum_address(self.provider))
         object.__setattr__(self, "user", to_checksum_address(self.user))
 
     def wallet_message(self) -> str:
-        """The text the wallet signs (EIP-191 personal_sign). Do not change: v1 depends on it."""
+        """The text the wallet signs (EIP-191 personal_sign). Do not change: v1 and v2
+        depend on it."""
+        version = (
+            f"version: {VERSION}\n"
+            if self.generation == 0
+            else f"version: {ROTATED_VERSION}\nkey generation: {self.generation}\n"
+        )
         return (
             "zgserve: unlock my request-signing key\n"
-            f"version: {VERSION}\n"
+            f"{version}"
             f"chain id: {self.chain_id}\n"
             f"contract: {self.contract}\n"
             f"provider: {self.provider}\n"
@@ -74,9 +94,14 @@ class CustodyContext:
         )
 
     def associated_data(self, pub: PublicKey) -> bytes:
+        version = (
+            [VERSION.encode()]
+            if self.generation == 0
+            else [ROTATED_VERSION.encode(), str(self.generation).encode()]
+        )
         return b"|".join(
             [
-                VERSION.encode(),
+                *version,
                 str(self.chain_id).encode(),
                 self.contract.encode(),
                 self.provider.encode(),
@@ -128,14 +153,43 @@ def seal(signature: bytes, ctx: CustodyContext, prv: bytes) -> str:
     cipher.update(ctx.associated_data(eddsa.prv2pub(prv)))
     ciphertext, tag = cipher.encrypt_and_digest(prv)
     blob = base64.urlsafe_b64encode(nonce + ciphertext + tag).rstrip(b"=").decode()
-    return _PREFIX + blob
+    if ctx.generation == 0:
+        return _PREFIX + blob
+    return f"{_ROTATED_PREFIX}{ctx.generation}:{blob}"
+
+
+def _split(blob: str) -> tuple[int, str]:
+    """(generation, base64url body) of a key blob."""
+    if not isinstance(blob, str):
+        raise CustodyError("not a key blob")
+    if blob.startswith(_PREFIX):
+        return 0, blob[len(_PREFIX) :]
+    if blob.startswith(_ROTATED_PREFIX):
+        generation, sep, body = blob[len(_ROTATED_PREFIX) :].partition(":")
+        if (
+            sep
+            and generation.isascii()
+            and generation.isdigit()
+            and len(generation) <= _MAX_GENERATION_DIGITS
+            and not generation.startswith("0")
+        ):
+            return int(generation), body
+    raise CustodyError(f"not a {VERSION} or {ROTATED_VERSION} key blob")
+
+
+def blob_generation(blob: str) -> int:
+    """The generation a blob was sealed at: its wallet message is that generation's."""
+    return _split(blob)[0]
 
 
 def unseal(signature: bytes, ctx: CustodyContext, blob: str, signer: PublicKey) -> bytes:
-    """Decrypt ``blob`` and check it is the private key of the registered ``signer``."""
-    if not isinstance(blob, str) or not blob.startswith(_PREFIX):
-        raise CustodyError(f"not a {VERSION} key blob")
-    body = blob[len(_PREFIX) :]
+    """Decrypt ``blob`` and check it is the private key of the registered ``signer``.
+    ``signature`` is over the wallet message of the blob's generation (``blob_generation``)."""
+    generation, body = _split(blob)
+    if generation != ctx.generation:
+        raise CustodyError(
+            f"the key blob is of generation {generation}, the context of {ctx.generation}"
+        )
     try:
         raw = base64.urlsafe_b64decode(body + "=" * (-len(body) % 4))
     except ValueError as exc:
@@ -177,5 +231,7 @@ def deterministic_wallet_signature(sign: Callable[[], bytes]) -> bytes:
 def decrypt_signing_key(
     wallet_key: bytes | str, ctx: CustodyContext, blob: str, signer: PublicKey
 ) -> bytes:
-    """Recover the signing key from ``additionalInfo`` with the wallet key alone."""
+    """Recover the signing key from ``additionalInfo`` with the wallet key alone, at the
+    generation the blob names."""
+    ctx = replace(ctx, generation=blob_generation(blob))
     return unseal(wallet_signature(wallet_key, ctx), ctx, blob, signer)

@@ -10,6 +10,7 @@ from zg_shared.events.chain import (
     ReorgDetectedV1,
     ServiceRemovedV1,
     ServiceUpdatedV1,
+    SignerRotatedV1,
     chain_event_id,
 )
 from zg_shared.events.serving import RequestServedV1
@@ -42,6 +43,7 @@ __all__ = [
     "SettlementConfirmedV1",
     "SettlementFailedV1",
     "SettlementRequestedV1",
+    "SignerRotatedV1",
     "UnsettledRequest",
     "UserBatch",
     "chain_event_id",

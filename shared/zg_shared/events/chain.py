@@ -30,7 +30,7 @@ class ChainEvent(Event):
 
 class AccountUpdatedV1(ChainEvent):
     """An account's state after the log: from AccountAdded, FundDeposited, BalanceUpdated,
-    RefundProcessed, RefundReduced or FeesSettled (`cause` names which)."""
+    RefundProcessed, RefundReduced, SignerRotated or FeesSettled (`cause` names which)."""
 
     SUBJECT: ClassVar[str] = "chain.account.updated.v1"
 
@@ -51,6 +51,20 @@ class RefundRequestedV1(ChainEvent):
     index: int = Field(ge=0)
     amount: Wei
     unlock_at: int = Field(description="Unix time after which the user may take it back")
+
+
+class SignerRotatedV1(ChainEvent):
+    """The user replaced their request-signing key: gateways accept only `signer` from now on;
+    requests the previous key signed still settle until `previous_expires_at`, so billing
+    settles that account now."""
+
+    SUBJECT: ClassVar[str] = "chain.signer.rotated.v1"
+
+    user: Address
+    provider: Address
+    signer: tuple[Uint256, Uint256]
+    previous_signer: tuple[Uint256, Uint256]
+    previous_expires_at: int = Field(description="Unix time the previous key stops settling")
 
 
 class FeesSettledV1(ChainEvent):

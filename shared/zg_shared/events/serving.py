@@ -10,7 +10,7 @@ from typing import ClassVar, Literal
 from eth_utils.crypto import keccak
 from pydantic import Field
 
-from zg_shared.chain.types import Address
+from zg_shared.chain.types import Address, Uint256
 from zg_shared.events.base import Event
 
 
@@ -43,6 +43,11 @@ class RequestServedV1(Event):
     outcome: Literal["charged", "voided"]
     reason: str = Field("", description="Why a request was voided, or how it ended")
     streamed: bool = False
+    signer: tuple[Uint256, Uint256] | None = Field(
+        None,
+        description="The key the signature verified against: after a rotation (rotateSigner) "
+        "billing proves each request against the key that signed it; None: the account's key",
+    )
     attestation: str = Field(
         "", description="The gateway's signature over digest(), by the service's receipt signer"
     )
@@ -67,6 +72,7 @@ class RequestServedV1(Event):
             self.outcome,
             self.reason,
             str(self.streamed).lower(),
+            *([] if self.signer is None else [f"{self.signer[0]}:{self.signer[1]}"]),
         ]
         return keccak(json.dumps(fields, separators=(",", ":")).encode())
 

@@ -169,6 +169,43 @@ async def test_a_refund_flood_leaves_settlement_gas_where_one_refund_puts_it(
         assert sum(not r.processed for r in account.refunds) == 1
 
 
+async def test_after_a_rotation_both_keys_settle_until_the_replaced_one_expires(
+    w3: Web3Client,
+    chain: DevChain,
+    serving: ServingClient,
+    keys: list[LocalAccount],
+    prover: ProverService,
+) -> None:
+    """The provider is paid for what the old key signed before it saw the rotation, in the
+    same call as what the new key signed; once the old key's window has passed, a chunk it
+    signed is refused."""
+    provider = keys[1]
+    alice = Account(keys[5])
+    rotated = Account(keys[5])  # the same user with a new signing key
+    await open_account(serving, alice, provider.address, 10_000)
+    old_signed = await prove(prover, alice, provider.address, range(1, 3), 100)
+    await serving.as_sender(alice.key).rotate_signer(provider.address, rotated.signer)
+    new_signed = await prove(prover, alice, provider.address, range(3, 5), 100, signer=rotated)
+    too_late = await prove(prover, alice, provider.address, range(5, 7), 100)
+    before = await w3.eth.get_balance(provider.address)
+
+    result = await serving.as_sender(provider).settle_fees([*old_signed, *new_signed])
+
+    assert [(e.amount, e.final_nonce) for e in result.events_of(FeesSettled)] == [
+        (200, 2),
+        (200, 4),
+    ]
+    assert await w3.eth.get_balance(provider.address) == before + 400 - result.fee_paid
+    account = await serving.get_account(alice.key.address, provider.address)
+    assert (account.balance, account.nonce) == (9_600, 4)
+
+    await chain.increase_time(LOCK_TIME)
+    with pytest.raises(ContractRevert) as err:
+        await serving.as_sender(provider).settle_fees(too_late)
+    assert err.value.name == "ServingSignerMismatch"
+    assert (await serving.get_account(alice.key.address, provider.address)).nonce == 4
+
+
 @pytest.mark.parametrize(
     "case", ["forged", "other_user_key", "other_provider", "replayed", "overlap", "too_much"]
 )

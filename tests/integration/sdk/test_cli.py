@@ -18,6 +18,8 @@ from tests.integration.sdk.conftest import (
     run_zg,
     zg_env,
 )
+from zg_shared.accounts import AccountStore
+from zg_shared.crypto import prv2pub
 from zgserve import Evidence, verify_evidence
 
 
@@ -222,3 +224,44 @@ async def test_chat_refuses_prices_above_the_users_ceiling(network: Network) -> 
     assert flagged.code == 5
     state = await network.state(network.user_key.address)
     assert state is None or state.unsettled == 0
+
+
+async def test_rotate_key_registers_a_new_key_that_the_gateway_serves_once_it_sees_it(
+    network: Network,
+) -> None:
+    env = {**zg_env(network), "ZG_SERVICE": SERVICE}
+    cwd = network.state_dir.parent
+    user = network.user_key.address
+    assert (
+        await run_zg("account", "create", "--deposit", str(DEPOSIT), env=env, cwd=cwd)
+    ).code == 0
+    assert (await run_zg("chat", "hello", env=env, cwd=cwd)).code == 0
+    old = (await network.serving.get_account(user, network.provider)).signer
+
+    rotated = await run_zg("--json", "account", "rotate-key", env=env, cwd=cwd)
+
+    assert rotated.code == 0, rotated.stderr
+    shown = rotated.json()
+    account = await network.serving.get_account(user, network.provider)
+    assert tuple(shown["signer"]) == account.signer != old
+    assert tuple(shown["previous_signer"]) == old
+    assert shown["previous_signer_expires_at"] == account.previous_signer_expires_at > 0
+    # Sealed at the next generation, which a signature phished for the first cannot open
+    # (unit/crypto/test_crypto_custody.py); another machine recovers it with the wallet alone.
+    assert account.additional_info.startswith("zgk2:1:")
+    async with network.client(elsewhere=True) as elsewhere:
+        key = await elsewhere.recover_signing_key(network.provider)
+    assert prv2pub(key).as_tuple() == account.signer
+    again = await run_zg("account", "rotate-key", env=env, cwd=cwd)
+    assert again.code == 5
+    [line] = again.stderr.strip().splitlines()
+    assert "the signing key was rotated less than a lock time ago" in line
+
+    # What the chain indexer does on SignerRotated (this fixture runs none): the gateway, which
+    # cached the old key, reads the new one from the chain and serves it.
+    await AccountStore(network.redis).load_from_chain(network.serving, user, network.provider)
+    served = await run_zg("chat", "hello", env=env, cwd=cwd)
+    assert served.code == 0, served.stderr
+    state = await network.state(user)
+    assert state is not None
+    assert state.signer == account.signer

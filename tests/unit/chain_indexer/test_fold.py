@@ -27,6 +27,7 @@ from zg_shared.chain.events import (
     ServiceRemoved,
     ServiceUpdated,
     ServingEvent,
+    SignerRotated,
 )
 from zg_shared.chain.models import Service
 from zg_shared.events.chain import (
@@ -35,6 +36,7 @@ from zg_shared.events.chain import (
     RefundRequestedV1,
     ServiceRemovedV1,
     ServiceUpdatedV1,
+    SignerRotatedV1,
     chain_event_id,
 )
 
@@ -148,6 +150,37 @@ def test_refund_processed_marks_it_and_keeps_the_signer_from_before() -> None:
     assert isinstance(update, AccountUpdatedV1)
     assert (update.cause, update.settled_nonce, update.signer) == ("RefundProcessed", 9, (3, 4))
     assert changes.refunds[key] == [RefundChange(0, processed=True)]
+
+
+def test_a_rotation_publishes_the_new_key_and_the_account_with_it() -> None:
+    """Gateways take the key from the account (Redis and AccountUpdatedV1); billing settles
+    the account on SignerRotatedV1, while the previous key still settles."""
+    logs = Logs().tx(
+        SignerRotated(
+            user=USER,
+            provider=PROVIDER,
+            signer_x=7,
+            signer_y=8,
+            previous_signer_x=3,
+            previous_signer_y=4,
+            previous_expires_at=5000,
+        ),
+        balance(USER, 60, 10),
+    )
+    [key] = touched_accounts(logs.events)
+
+    changes = fold_block(logs.events, {key: AccountView(60, 10, 9, (3, 4))}, LOCK)
+
+    rotated, update = (e for _, e in changes.events)
+    assert isinstance(rotated, SignerRotatedV1)
+    assert (rotated.signer, rotated.previous_signer, rotated.previous_expires_at) == (
+        (7, 8),
+        (3, 4),
+        5000,
+    )
+    assert isinstance(update, AccountUpdatedV1)
+    assert (update.cause, update.signer, update.settled_nonce) == ("SignerRotated", (7, 8), 9)
+    assert changes.accounts[key] == AccountView(60, 10, 9, (7, 8))
 
 
 def test_services_put_and_removed_the_last_log_wins() -> None:

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import base64
+from dataclasses import replace
 
 import pytest
 from eth_account import Account
@@ -13,6 +14,7 @@ from zg_shared.crypto import eddsa
 from zg_shared.crypto.custody import (
     CustodyContext,
     CustodyError,
+    blob_generation,
     decrypt_signing_key,
     deterministic_wallet_signature,
     encrypt_signing_key,
@@ -134,3 +136,38 @@ def test_seal_and_unseal_with_an_external_signature(ctx: CustodyContext) -> None
     blob = seal(bytes(signed.signature), ctx, prv)
     assert unseal(bytes(signed.signature), ctx, blob, eddsa.prv2pub(prv)) == prv
     assert decrypt_signing_key(WALLET, ctx, blob, eddsa.prv2pub(prv)) == prv
+
+
+def test_a_rotated_key_round_trips_at_its_generation(ctx: CustodyContext) -> None:
+    prv = eddsa.generate_private_key()
+    rotated = replace(ctx, generation=3)
+
+    blob = encrypt_signing_key(WALLET, rotated, prv)
+
+    assert blob.startswith("zgk2:3:")
+    assert blob_generation(blob) == 3
+    assert "key generation: 3" in rotated.wallet_message()
+    # Recovery reads the generation from the blob: the caller's context need not know it.
+    assert decrypt_signing_key(WALLET, ctx, blob, eddsa.prv2pub(prv)) == prv
+
+
+def test_a_signature_phished_for_one_generation_does_not_open_the_next(
+    ctx: CustodyContext,
+) -> None:
+    """Why a rotated key is sealed at a new generation: the phisher's signature (over the
+    first generation's message) opens the first key, never its replacement."""
+    first, second = eddsa.generate_private_key(), eddsa.generate_private_key()
+    phished = wallet_signature(WALLET, ctx)
+    assert unseal(phished, ctx, encrypt_signing_key(WALLET, ctx, first), eddsa.prv2pub(first))
+    rotated = encrypt_signing_key(WALLET, replace(ctx, generation=1), second)
+
+    with pytest.raises(CustodyError, match="generation 1"):
+        unseal(phished, ctx, rotated, eddsa.prv2pub(second))
+    with pytest.raises(CustodyError, match="does not decrypt"):
+        unseal(phished, replace(ctx, generation=1), rotated, eddsa.prv2pub(second))
+
+
+@pytest.mark.parametrize("blob", ["zgk2:0:AAAA", "zgk2:01:AAAA", "zgk2:x:AAAA", "zgk2:1" + "0" * 9])
+def test_a_malformed_generation_is_refused(blob: str) -> None:
+    with pytest.raises(CustodyError):
+        blob_generation(blob)

@@ -31,6 +31,7 @@ FIELDS: dict[str, Any] = {
     "outcome": "charged",
     "reason": "completed",
     "streamed": True,
+    "signer": (2**254 - 1, 7),
 }
 
 

@@ -1,0 +1,67 @@
+# SPDX-License-Identifier: Apache-2.0
+"""A key rotation end to end (gateway, indexer, prover, billing on real servers): the gateway
+refuses the old key once the indexer has seen the rotation and serves the new one, and billing
+still settles, and the chain pays, what the old key signed before."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.integration.billing.conftest import DEPOSIT, Stack, running_billing
+from tests.integration.gateway.conftest import chat
+from tests.integration.polling import eventually
+from zg_shared.crypto import generate_private_key, prv2pub
+
+pytestmark = pytest.mark.slow
+
+
+async def test_the_old_key_is_refused_once_seen_and_what_it_signed_is_still_paid(
+    stack: Stack,
+) -> None:
+    user = stack.users[0]
+    provider = stack.provider.address
+    # Served before the rotation, with the old key; billing is not running yet, so these are
+    # still unsettled when the key changes.
+    fees = [await stack.send(user), await stack.send(user)]
+    old_key, new_key = user.signing_key, generate_private_key()
+    new_signer = prv2pub(new_key).as_tuple()
+
+    await stack.serving.as_sender(user.key).rotate_signer(provider, new_signer)
+
+    async def seen() -> bool:
+        return (await stack.state(user)).signer == new_signer
+
+    await eventually(seen, what="the indexer applied the rotation")
+    words = "signed with the old key"
+    async with stack.http.post(
+        f"{stack.gateway_url}/v1/proxy/chat/chat/completions",
+        json=chat(words),
+        headers=user.headers(provider, len(words.split()) * 10**9),
+    ) as refused:
+        assert refused.status == 401
+        assert (await refused.json())["error"]["code"] == "invalid_signature"
+    user.next_nonce -= 1  # the refused request used no nonce
+    user.signing_key = new_key
+    fees.append(await stack.send(user))  # the new key is served at once
+    total = sum(fees)
+
+    async with running_billing(stack):
+
+        async def all_paid() -> bool:
+            return sum(e.amount for e in await stack.settled_on_chain()) == total
+
+        await eventually(all_paid, what="the old key's and the new key's fees settled")
+
+        async def view_settled() -> bool:
+            state = await stack.state(user)
+            return (state.settled_nonce, state.unsettled) == (3, 0)
+
+        # Billing takes the confirmed settlements off what the gateway counts as unsettled.
+        await eventually(view_settled, what="the gateway's view settled")
+
+    settled = await stack.settled_on_chain()
+    # One chunk per key: the old key's two requests, then the new key's one.
+    assert [(e.final_nonce, e.amount) for e in settled] == [(2, sum(fees[:2])), (3, fees[2])]
+    account = await stack.serving.get_account(user.address, provider)
+    assert (account.nonce, account.balance) == (3, DEPOSIT - total)
+    assert account.previous_signer == prv2pub(old_key).as_tuple()
