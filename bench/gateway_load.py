@@ -171,6 +171,7 @@ async def run(total: int, concurrency: int, workers: int, loop: str) -> list[Row
                 "GATEWAY_RPC_URL": node.rpc_url,
                 "GATEWAY_SERVING_ADDRESS": serving.address,
                 "GATEWAY_HTTP_PORT": str(gateway_port),
+                "GATEWAY_HEALTH_PORT": str(free_port()),
                 "GATEWAY_RATE_LIMIT_PER_S": "0",
                 "GATEWAY_DEBT_BOUND_WEI": str(10**18),
                 "GATEWAY_LOG_LEVEL": "WARNING",

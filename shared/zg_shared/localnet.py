@@ -402,6 +402,7 @@ class LocalNetwork:
         specific: dict[str, dict[str, str]] = {
             "gateway": {
                 "HTTP_PORT": str(self.gateway_port),
+                "HEALTH_PORT": str(port),  # /readyz and /metrics: never the users' port
                 "PROVIDER_ADDRESS": self.deployment.provider,
             },
             "prover": {"HTTP_PORT": str(port), "CIRCUIT_SIZES": sizes},
@@ -450,11 +451,10 @@ class LocalNetwork:
             self._write_secrets(name, {prefix + k: v for k, v in secrets.get(service, {}).items()})
         )
         env.update({k: v for k, v in self.overrides.items() if k.startswith(prefix)})
-        http_port = self.gateway_port if name == "gateway" else port
         return ManagedProcess(
             name,
             *self.launcher(name, [_script(f"zg-{service}")], env),
-            f"http://127.0.0.1:{http_port}/readyz",
+            f"http://127.0.0.1:{port}/readyz",  # the gateway's too: its internal port
             self.workdir / "logs" / f"{name}.log",
         )
 

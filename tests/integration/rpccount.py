@@ -19,6 +19,7 @@ class CountingRpc:
         self.target = target
         self.port = free_port()
         self.calls: Counter[str] = Counter()
+        self.refuse_with: int | None = None  # answer every call with this status (429, say)
         self._runner: web.AppRunner | None = None
         self._http: aiohttp.ClientSession | None = None
 
@@ -32,6 +33,8 @@ class CountingRpc:
 
     async def _forward(self, request: web.Request) -> web.Response:
         raw = await request.read()
+        if self.refuse_with is not None:
+            return web.Response(status=self.refuse_with, text="refused")
         body: Any = json.loads(raw)
         for call in body if isinstance(body, list) else [body]:
             self.calls[str(call.get("method"))] += 1
@@ -46,7 +49,7 @@ class CountingRpc:
     async def __aenter__(self) -> CountingRpc:
         self._http = aiohttp.ClientSession()
         app = web.Application(client_max_size=1 << 26)
-        app.router.add_post("/", self._forward)
+        app.router.add_post("/{path:.*}", self._forward)  # any path: an API key in it, say
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
         await web.TCPSite(self._runner, "127.0.0.1", self.port).start()

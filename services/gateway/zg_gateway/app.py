@@ -15,7 +15,7 @@ from eth_account import Account as EthAccount
 from nats.aio.client import Client as NatsClient
 
 from zg_gateway.config import GatewaySettings
-from zg_gateway.keys import BACKEND, METRICS, OUTBOX, SERVICE
+from zg_gateway.keys import BACKEND, HEALTH, METRICS, OUTBOX, SERVICE
 from zg_gateway.marketplace import marketplace_routes
 from zg_gateway.metrics import GatewayMetrics
 from zg_gateway.middlewares import error_middleware, tracing_middleware
@@ -27,7 +27,7 @@ from zg_shared.bus import SERVING_STREAM, ensure_streams
 from zg_shared.bus import connect as connect_nats
 from zg_shared.chain import ServingClient, connect
 from zg_shared.deployment import bind
-from zg_shared.health import add_health_routes
+from zg_shared.health import HealthServer
 from zg_shared.redisconn import redis_client
 from zg_shared.telemetry import Telemetry, setup_telemetry
 
@@ -86,6 +86,8 @@ def create_app(settings: GatewaySettings, *, telemetry: Telemetry | None = None)
         connection.append(client)
         outbox.js = client.jetstream()
         app[BACKEND] = BackendClient()
+        if health is not None:
+            await health.start()
         stop = asyncio.Event()
         await service.beat()  # before anything is admitted under this process's name
         background = [
@@ -109,6 +111,8 @@ def create_app(settings: GatewaySettings, *, telemetry: Telemetry | None = None)
             await app[OUTBOX].drain_once()
             await app[OUTBOX].flush()
         await app[BACKEND].close()
+        if health is not None:
+            await health.stop()
         await client.close()
         await redis.aclose(close_connection_pool=True)  # built from a pool: not closed by default
         if w3 is not None:
@@ -130,5 +134,13 @@ def create_app(settings: GatewaySettings, *, telemetry: Telemetry | None = None)
         if w3 is not None:
             await w3.eth.block_number
 
-    add_health_routes(app, {"redis": redis_ready, "nats": nats_ready, "chain": chain_ready})
+    # Health and metrics on an internal port of their own, never on the users' port: readiness
+    # names what failed, and /metrics what is served. Worker 0 serves them for the process.
+    checks = {"redis": redis_ready, "nats": nats_ready, "chain": chain_ready}
+    health = (
+        HealthServer(settings.http_host, settings.health_port, checks)
+        if settings.worker_index == 0
+        else None
+    )
+    app[HEALTH] = health
     return app

@@ -17,6 +17,12 @@ class GatewaySettings(ServiceSettings):
     model_config = SettingsConfigDict(env_prefix="GATEWAY_", extra="ignore", frozen=True)
 
     http_port: int = Field(3080, description="Where users reach the gateway")
+    health_port: int = Field(
+        9100,
+        ge=0,
+        description="Where /healthz, /readyz and /metrics listen (worker 0): an internal port, "
+        "never the public one",
+    )
     workers: int = Field(
         1,
         ge=1,

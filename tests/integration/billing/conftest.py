@@ -208,6 +208,7 @@ async def build_stack(
                 receipt_private_key=receipt_key.key.hex(),
                 default_max_output_units=100,
                 rate_limit_per_s=0,
+                health_port=0,
             )
         ),
         port=free_port(),

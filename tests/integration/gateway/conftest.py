@@ -28,6 +28,7 @@ from tests.conftest import LOCK_TIME
 from tests.integration.jetstream import stream_events
 from zg_gateway.app import create_app
 from zg_gateway.config import GatewaySettings
+from zg_gateway.keys import HEALTH
 from zg_sample_backend import BackendSettings
 from zg_sample_backend import create_app as create_backend
 from zg_shared.accounts import AccountState, AccountStore
@@ -78,6 +79,7 @@ class Provider:
     js: JetStreamContext
     http: aiohttp.ClientSession
     backend_url: str
+    health_url: str = ""  # /healthz, /readyz and /metrics: the internal port
     users: list[User] = field(default_factory=list)
 
     async def state(self, user: User) -> AccountState | None:
@@ -174,11 +176,15 @@ async def provider(
             "max_body_bytes": 64 * 1024,
             "rate_limit_per_s": 0,
             "log_json": False,
+            "health_port": 0,
             **gateway_overrides,
         }
     )
-    server = TestServer(create_app(settings), port=free_port())
+    app = create_app(settings)
+    server = TestServer(app, port=free_port())
     await server.start_server()
+    health = app[HEALTH]
+    assert health is not None
     http = aiohttp.ClientSession()
     try:
         yield Provider(
@@ -189,6 +195,7 @@ async def provider(
             js=js,
             http=http,
             backend_url=backend_url,
+            health_url=f"http://127.0.0.1:{health.port}",
             users=users,
         )
     finally:
@@ -205,6 +212,7 @@ class GatewayProcess:
 
     url: str
     process: subprocess.Popen[bytes]
+    health_url: str
     log: Path | None = None  # its stdout and stderr, where a test asked for them
 
     def log_text(self) -> str:
@@ -230,6 +238,7 @@ def gateway_env(
         "GATEWAY_RPC_URL": rpc_url,
         "GATEWAY_SERVING_ADDRESS": provider.serving.address,
         "GATEWAY_HTTP_PORT": str(port),
+        "GATEWAY_HEALTH_PORT": str(free_port()),
         "GATEWAY_RATE_LIMIT_PER_S": "0",
         "GATEWAY_DEFAULT_MAX_OUTPUT_UNITS": "100",
         "GATEWAY_LOG_JSON": "false",
@@ -248,14 +257,15 @@ async def start_gateway(
         process = subprocess.Popen(  # noqa: ASYNC220
             [sys.executable, "-m", "zg_gateway"], env=env, stdout=out, stderr=out
         )
-    gateway = GatewayProcess(f"http://127.0.0.1:{port}", process, log)
+    health = f"http://127.0.0.1:{env['GATEWAY_HEALTH_PORT']}"
+    gateway = GatewayProcess(f"http://127.0.0.1:{port}", process, health, log)
     deadline = time.monotonic() + within_s
     async with aiohttp.ClientSession() as http:
         while True:
             assert gateway.alive, f"the gateway exited with {process.returncode}"
             assert time.monotonic() < deadline, "the gateway did not become ready"
             with contextlib.suppress(aiohttp.ClientError):
-                async with http.get(f"{gateway.url}/readyz") as resp:
+                async with http.get(f"{gateway.health_url}/readyz") as resp:
                     if resp.status == 200:
                         return gateway
             await asyncio.sleep(0.1)

@@ -395,15 +395,18 @@ async def test_the_service_list_shows_prices(provider: Provider) -> None:
     )
 
 
-async def test_health_and_readiness(provider: Provider) -> None:
-    async with provider.http.get(f"{provider.url}/healthz") as resp:
+async def test_health_and_readiness_on_the_internal_port_only(provider: Provider) -> None:
+    async with provider.http.get(f"{provider.health_url}/healthz") as resp:
         assert resp.status == 200
-    async with provider.http.get(f"{provider.url}/readyz") as resp:
+    async with provider.http.get(f"{provider.health_url}/readyz") as resp:
         body = await resp.json()
         assert resp.status == 200, body
         assert set(body["checks"]) == {"redis", "nats", "chain"}
-    async with provider.http.get(f"{provider.url}/metrics") as resp:
+    async with provider.http.get(f"{provider.health_url}/metrics") as resp:
         assert resp.status == 200
+    for path in ("/healthz", "/readyz", "/metrics"):  # not on the users' port (issue 12 item 8)
+        async with provider.http.get(f"{provider.url}{path}") as resp:
+            assert resp.status == 404, path
 
 
 async def test_a_flushed_redis_is_refilled_from_the_chain(provider: Provider) -> None:

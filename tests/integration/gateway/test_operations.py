@@ -154,7 +154,7 @@ async def test_metrics_carry_the_names_dashboards_and_alerts_read(provider: Prov
     assert voided == 200
     await wait_for_events(provider, 2)
 
-    async with provider.http.get(f"{provider.url}/metrics") as resp:
+    async with provider.http.get(f"{provider.health_url}/metrics") as resp:
         assert resp.status == 200
         exposition = await resp.text()
     exported = {

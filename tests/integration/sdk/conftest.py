@@ -157,6 +157,7 @@ async def network(
         backends={SERVICE: f"http://127.0.0.1:{backend_settings.port}/v1", **more_backends},
         default_max_output_units=100,
         rate_limit_per_s=0,
+        health_port=0,
         log_json=False,
     )
     server = TestServer(create_app(settings), port=free_port())

@@ -74,7 +74,11 @@ async def test_gateway_refuses_anvils_key_and_the_providers_own_key(
 ) -> None:
     env = service_env("GATEWAY_", sepolia, nats_url, redis_url)
     provider = EthAccount.from_key(OWN_KEY).address
-    env |= {"GATEWAY_HTTP_PORT": "0", "GATEWAY_PROVIDER_ADDRESS": provider}
+    env |= {
+        "GATEWAY_HTTP_PORT": "0",
+        "GATEWAY_HEALTH_PORT": "0",
+        "GATEWAY_PROVIDER_ADDRESS": provider,
+    }
     gateway = [sys.executable, "-m", "zg_gateway"]
     code, out = await run(gateway, {**env, "GATEWAY_RECEIPT_PRIVATE_KEY": RECEIPT_KEY})
     assert code != 0

@@ -138,7 +138,9 @@ def test_prometheus_scrapes_every_service_on_the_port_it_listens_on(
     ports = {"gateway": "GATEWAY", "billing": "BILLING", "prover": "PROVER"}
     ports["chain-indexer"] = "INDEXER"
     for service, prefix in ports.items():
-        port = compose["services"][service]["environment"][f"{prefix}_HTTP_PORT"]
+        environment = compose["services"][service]["environment"]
+        # The gateway's health and metrics are on an internal port of their own.
+        port = environment.get(f"{prefix}_HEALTH_PORT") or environment[f"{prefix}_HTTP_PORT"]
         assert targets[service] == f"{service}:{port}"
         assert compose["services"][service]["environment"][f"{prefix}_HTTP_HOST"] == "0.0.0.0"
 

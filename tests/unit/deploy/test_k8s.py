@@ -20,6 +20,9 @@ from tests.unit.deploy.common import K8S, OVERLAYS, rendered
 KUBERNETES_VERSION = "1.30"
 SERVICES = ("gateway", "billing", "prover", "chain-indexer")
 PORTS = {"gateway": 3080, "billing": 9101, "prover": 9102, "chain-indexer": 9103}
+# Where each serves /healthz, /readyz and /metrics: the gateway on an internal port of its own.
+HEALTH_PORTS = {**PORTS, "gateway": 9100}
+HEALTH_PORT_NAMES = {"gateway": "health"}
 AUTOSCALED = {"gateway", "prover"}
 
 
@@ -77,14 +80,18 @@ def test_services_have_probes_resources_and_run_unprivileged(overlay: str) -> No
         assert port["containerPort"] == PORTS[name]
         assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
         assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
-        assert container["livenessProbe"]["httpGet"]["port"] == "http"
+        probe_port = HEALTH_PORT_NAMES.get(name, "http")
+        assert container["livenessProbe"]["httpGet"]["port"] == probe_port
+        assert container["readinessProbe"]["httpGet"]["port"] == probe_port
+        named = {p["name"]: p["containerPort"] for p in container["ports"]}
+        assert named[probe_port] == HEALTH_PORTS[name]
         assert container["resources"]["requests"]["cpu"]
         assert container["resources"]["requests"]["memory"]
         assert container["resources"]["limits"]["memory"]
         assert container["securityContext"]["readOnlyRootFilesystem"] is True
         assert container["securityContext"]["allowPrivilegeEscalation"] is False
         annotations = deployments[name]["spec"]["template"]["metadata"]["annotations"]
-        assert annotations["prometheus.io/port"] == str(PORTS[name])
+        assert annotations["prometheus.io/port"] == str(HEALTH_PORTS[name])
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
