@@ -219,10 +219,18 @@ def account() -> None:
 class AccountView:
     account: Account
     refunds: list[RefundStatus]
+    chain_now: int  # the latest block's timestamp
+
+    @property
+    def previous_key_left_s(self) -> int:
+        """Seconds the key replaced by the last rotation still settles (0: none)."""
+        return max(0, self.account.previous_signer_expires_at - self.chain_now)
 
 
 async def _view(zg: ZgClient, provider: str) -> AccountView:
-    return AccountView(await zg.account(provider), await zg.refunds(provider))
+    account, refunds = await zg.account(provider), await zg.refunds(provider)
+    now = int((await zg.w3.eth.get_block("latest"))["timestamp"])
+    return AccountView(account, refunds, now)
 
 
 def _refund_json(r: RefundStatus) -> dict[str, Any]:
@@ -266,6 +274,11 @@ def _show_account(ctx: Context, view: AccountView) -> None:
     table.add_row("last settled nonce", str(a.nonce))
     custody = a.additional_info.split(":", 1)[0] if a.additional_info else ""
     table.add_row("signing key", f"in custody on chain ({custody})" if custody else "none")
+    if view.previous_key_left_s:
+        table.add_row(
+            "previous key",
+            f"still settles what it signed; expires {when(view.previous_key_left_s)}",
+        )
     ctx.out.print(table)
     if view.refunds:
         refunds = Table(title="refunds")
@@ -331,19 +344,18 @@ def account_rotate_key(ctx: Context, provider: str) -> None:
     refuses the old key once it has seen the rotation; the old key still settles what it
     signed before, until the contract's lock time has passed. One rotation per lock time."""
 
-    async def work() -> tuple[AccountView, int]:
+    async def work() -> AccountView:
         async with ctx.client() as zg:
             with ctx.spinner("rotating the signing key"):
                 await zg.rotate_signing_key(provider)
-            view = await _view(zg, provider)
-            now = int((await zg.w3.eth.get_block("latest"))["timestamp"])
-            return view, max(0, view.account.previous_signer_expires_at - now)
+            return await _view(zg, provider)
 
-    view, left = run(ctx, work)
+    view = run(ctx, work)
     _show_account(ctx, view)
     if not ctx.as_json:
         ctx.out.print(
-            f"new signing key registered; the old one stops settling {when(left)}",
+            "new signing key registered; the old one stops settling "
+            f"{when(view.previous_key_left_s)}",
             highlight=False,
         )
 

@@ -9,8 +9,10 @@ import pytest
 
 from tests.integration.billing.conftest import DEPOSIT, Stack, running_billing
 from tests.integration.gateway.conftest import chat
+from tests.integration.jetstream import stream_events
 from tests.integration.polling import eventually
 from zg_shared.crypto import generate_private_key, prv2pub
+from zg_shared.events import SignerRotatedV1
 
 pytestmark = pytest.mark.slow
 
@@ -32,6 +34,14 @@ async def test_the_old_key_is_refused_once_seen_and_what_it_signed_is_still_paid
         return (await stack.state(user)).signer == new_signer
 
     await eventually(seen, what="the indexer applied the rotation")
+
+    async def published() -> bool:  # the indexer writes Redis first, then publishes
+        return bool(await stream_events(stack.js, {SignerRotatedV1.SUBJECT}, "ZG_CHAIN"))
+
+    await eventually(published, what="SignerRotatedV1 published")
+    [(_, rotated)] = await stream_events(stack.js, {SignerRotatedV1.SUBJECT}, "ZG_CHAIN")
+    assert (rotated["user"], tuple(rotated["signer"])) == (user.address, new_signer)
+    assert tuple(rotated["previous_signer"]) == prv2pub(old_key).as_tuple()
     words = "signed with the old key"
     async with stack.http.post(
         f"{stack.gateway_url}/v1/proxy/chat/chat/completions",

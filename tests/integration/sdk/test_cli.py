@@ -252,6 +252,10 @@ async def test_rotate_key_registers_a_new_key_that_the_gateway_serves_once_it_se
     async with network.client(elsewhere=True) as elsewhere:
         key = await elsewhere.recover_signing_key(network.provider)
     assert prv2pub(key).as_tuple() == account.signer
+    listed = await run_zg("account", "show", env=env, cwd=cwd)
+    assert re.search(
+        r"previous key +│ still settles what it signed; expires at .*, in ", listed.stdout
+    ), listed.stdout
     again = await run_zg("account", "rotate-key", env=env, cwd=cwd)
     assert again.code == 5
     [line] = again.stderr.strip().splitlines()
