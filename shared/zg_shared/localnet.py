@@ -196,23 +196,26 @@ class LocalNetwork:
         stream_replicas: int = 1,
         redis_sentinels: str = "",
         redis_sentinel_password: str = "",
+        billings: int = 1,
     ) -> None:
         """`overrides`: settings by their prefixed names, each for the service it names;
         `environment`: variables every service gets (OpenTelemetry's OTEL_*, say);
         `nats_url` may list a cluster's servers, with `stream_replicas` copies of each stream;
         `redis_sentinels` (with their password): the services find Redis's primary through
-        them, `redis_url` being the primary at start (for this class's own admin work)."""
+        them, `redis_url` being the primary at start (for this class's own admin work);
+        `billings` > 1: standbys ("billing-2", ...) beside the leader, waiting for its lease
+        (not ready until they hold it)."""
         self.workdir = workdir
         self.circuit_sizes = tuple(sorted(set(circuit_sizes)))
         # The prover pool: replicas on one durable consumer share the settlement chunks.
+        replicas = {"prover": provers, "billing": billings}  # how many of each
         self.services = tuple(
             name
             for service in SERVICES
-            for name in (
-                [service, *(f"prover-{i}" for i in range(2, provers + 1))]
-                if service == "prover"
-                else [service]
-            )
+            for name in [
+                service,
+                *(f"{service}-{i}" for i in range(2, replicas.get(service, 1) + 1)),
+            ]
         )
         self.lock_time = lock_time
         self.stream_replicas = stream_replicas
@@ -324,6 +327,8 @@ class LocalNetwork:
             self.processes[name].start()
             if name.startswith("prover"):
                 continue  # the pool loads its keys side by side; waited for below
+            if name.startswith("billing-"):
+                continue  # a standby: ready only once it holds the lease
             await self.processes[name].wait_ready()
         await asyncio.gather(
             *(
@@ -421,16 +426,18 @@ class LocalNetwork:
             "gateway": {"RECEIPT_PRIVATE_KEY": keys[2]},
             "billing": {"PROVIDER_PRIVATE_KEY": keys[1]},
         }
-        # Prover replicas ("prover-2", ...) are the prover with another name.
-        service = "prover" if name.startswith("prover") else name
+        # Replicas ("prover-2", "billing-2", ...) are their service with another name.
+        service = name.rsplit("-", 1)[0] if name[-1].isdigit() else name
         user = SERVICE_USERS.get(service)
         if self.redis_credentials is not None and user is not None:
             specific[service]["REDIS_USERNAME"] = user
-            secrets.setdefault(name, {})["REDIS_PASSWORD"] = self.redis_credentials.passwords[user]
+            secrets.setdefault(service, {})["REDIS_PASSWORD"] = self.redis_credentials.passwords[
+                user
+            ]
         if self.redis_sentinels and user is not None:
             specific[service]["REDIS_SENTINELS"] = self.redis_sentinels
             if self.redis_sentinel_password:
-                secrets.setdefault(name, {})["REDIS_SENTINEL_PASSWORD"] = (
+                secrets.setdefault(service, {})["REDIS_SENTINEL_PASSWORD"] = (
                     self.redis_sentinel_password
                 )
         if name == "sample-backend":

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 from dataclasses import dataclass, field
 
 from eth_account import Account as EthAccount
@@ -21,6 +22,7 @@ from zg_billing.config import BillingSettings
 from zg_billing.evidence import Evidence
 from zg_billing.handlers import create_router
 from zg_billing.intake import Intake
+from zg_billing.lease import Lease
 from zg_billing.metrics import BillingMetrics
 from zg_billing.policy import Policy
 from zg_billing.rebuild import Rebuilder
@@ -43,9 +45,17 @@ from zg_shared.redisconn import primary_address, redis_client
 from zg_shared.telemetry import Telemetry, setup_telemetry
 
 SERVICE_NAME = "zg-billing"
+EXIT_DEPOSED = 75  # another instance holds the lease: restart as the standby
 # On SIGTERM a settlement being submitted gets this long; after that JetStream redelivers it.
 GRACEFUL_TIMEOUT_S = 60.0
 log = logging.getLogger(__name__)
+
+
+def _exit_deposed() -> None:
+    """A deposed leader stops at once, mid-work: anything it finished now would be a write
+    the new leader does not know of. Its unacked messages go to the new leader."""
+    logging.shutdown()
+    os._exit(EXIT_DEPOSED)
 
 
 @dataclass
@@ -132,6 +142,7 @@ def create_app(settings: BillingSettings, *, telemetry: Telemetry | None = None)
     async def publish(event: Event) -> object:
         return await publish_event(broker, event)
 
+    lease = Lease(redis, chain.sender, settings.lease_ttl_s, on_lost=_exit_deposed)
     settler = Settler(
         book=book,
         records=SettlementStore(redis),
@@ -155,6 +166,7 @@ def create_app(settings: BillingSettings, *, telemetry: Telemetry | None = None)
         ),
         metrics=metrics,
         evidence=evidence,
+        fence=lease.check,
     )
     broker.include_router(create_router(intake, settler, settings.durable_prefix))
 
@@ -202,6 +214,8 @@ def create_app(settings: BillingSettings, *, telemetry: Telemetry | None = None)
             join_fraction=settings.join_fraction,
         )
         await health.start()
+        # The standby waits here, healthy, until the lease is its own (zg_billing.lease).
+        await lease.acquire()
 
     async def after_startup() -> None:
         billing._stop.clear()
@@ -213,6 +227,7 @@ def create_app(settings: BillingSettings, *, telemetry: Telemetry | None = None)
             await billing._loop
 
     async def after_shutdown() -> None:
+        await lease.release()  # consumers and settler stopped: a standby may take over now
         await health.stop()
         await redis.aclose()
         await w3.provider.disconnect()

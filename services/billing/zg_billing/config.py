@@ -61,6 +61,12 @@ class BillingSettings(ServiceSettings):
     confirm_timeout_s: float = Field(
         300.0, gt=0, description="Re-check the chain if the indexer confirms nothing by then"
     )
+    lease_ttl_s: float = Field(
+        10.0,
+        gt=0,
+        description="Active/standby: the leader's lease lapses this long after its last "
+        "renewal (every third of it); a standby takes over then",
+    )
     max_attempts: int = Field(5, ge=1, description="Settlement attempts before backing off")
     retry_backoff_s: float = Field(30.0, gt=0, description="Wait after max_attempts failures")
     tx_timeout_s: float = Field(120.0, gt=0, description="How long to wait for a receipt")

@@ -20,6 +20,7 @@ from redis.exceptions import ReadOnlyError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from zg_billing.intake import Intake
+from zg_billing.lease import Deposed
 from zg_billing.settler import Settler
 from zg_shared.bus import CHAIN_STREAM, SERVING_STREAM
 from zg_shared.chain import ChainUnavailable
@@ -38,7 +39,8 @@ log = logging.getLogger(__name__)
 CHAIN_RETRY_S = 2.0
 # The chain away, or Redis's primary lost and the sentinels not yet done promoting a replica
 # (or a write reaching the old primary, now a read-only replica): seconds.
-OUTAGES = (ChainUnavailable, RedisConnectionError, RedisTimeoutError, ReadOnlyError)
+# A deposed leader's message is the new leader's to handle.
+OUTAGES = (ChainUnavailable, RedisConnectionError, RedisTimeoutError, ReadOnlyError, Deposed)
 
 
 @contextlib.asynccontextmanager

@@ -116,7 +116,10 @@ class Settler:
         metrics: BillingMetrics,
         evidence: Evidence,
         clock: Callable[[], int] = _now_ms,
+        fence: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
+        """`fence`: raises unless this instance still holds the lease (zg_billing.lease),
+        checked just before a settlement transaction goes out."""
         self.book = book
         self.records = records
         self.accounts = accounts
@@ -129,6 +132,7 @@ class Settler:
         self.metrics = metrics
         self.evidence = evidence
         self._clock = clock
+        self._fence = fence
         self._last_sweep_ms = clock()
         self._settle_now_ms = 0  # when a SettleNow command was last honoured
         self._id_key = secrets.token_bytes(16)
@@ -297,6 +301,8 @@ class Settler:
         original = record
         proofs = record.proofs
         refused: dict[str, str] = {}
+        if self._fence is not None:
+            await self._fence()  # a deposed leader sends nothing (zg_billing.lease)
         while True:
             sending = [p for p in proofs if p.user.lower() not in refused]
             if not sending:

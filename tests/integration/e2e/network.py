@@ -43,6 +43,7 @@ class Network:
         self.http: aiohttp.ClientSession | None = None
         self.input_price = net.deployment.services[0].input_price
         self.provider_wallet_at_start = 0
+        self.block_at_start = 0
 
     async def add_user(self, index: int) -> User:
         key = EthAccount.from_key(self.net.accounts[index].private_key)
@@ -114,14 +115,28 @@ class Network:
             assert account.balance == DEPOSIT - sum(self.signed[user.address])
         earned = sum(e.amount for e in settled)
         assert earned == sum(map(sum, self.signed.values()))
-        # What the provider's wallet gained: the settlements, less the gas it paid for them.
-        gas = 0
-        for tx in {e.position.transaction_hash for e in settled if e.position}:
-            receipt = await self.w3.eth.get_transaction_receipt(tx)  # type: ignore[arg-type]
-            gas += receipt["gasUsed"] * receipt["effectiveGasPrice"]
+        # What the provider's wallet gained: the settlements, less the gas of every transaction
+        # it sent (a reverted one costs gas and pays nothing).
+        sent = await self.provider_transactions()
+        settling = {_hex(e.position.transaction_hash) for e in settled if e.position}
+        assert settling <= {tx for tx, _, _ in sent}
         wallet = await self.w3.eth.get_balance(self.provider)
-        assert wallet == self.provider_wallet_at_start + earned - gas
+        assert wallet == self.provider_wallet_at_start + earned - sum(gas for _, gas, _ in sent)
         await eventually(lambda: self._confirmations_match(settled), within_s=60)
+
+    async def provider_transactions(self) -> list[tuple[str, int, bool]]:
+        """(hash, gas paid in wei, succeeded) of each transaction the provider's wallet sent
+        since the network started."""
+        found = []
+        for number in range(self.block_at_start + 1, await self.w3.eth.block_number + 1):
+            block: Any = await self.w3.eth.get_block(number, full_transactions=True)
+            for tx in block["transactions"]:
+                if checksum(tx["from"]) != self.provider:
+                    continue
+                receipt: Any = await self.w3.eth.get_transaction_receipt(tx["hash"])
+                paid = receipt["gasUsed"] * receipt["effectiveGasPrice"]
+                found.append((_hex(receipt["transactionHash"]), paid, receipt["status"] == 1))
+        return found
 
     async def _confirmations_match(self, settled: list[FeesSettled]) -> bool:
         confirmed = [p for _, p in await stream_events(self.js, {SettlementConfirmedV1.SUBJECT})]
@@ -129,6 +144,12 @@ class Network:
             (c["user"], c["final_nonce"], c["total_fee"]) for p in confirmed for c in p["chunks"]
         }
         return chunks == {(e.user, e.final_nonce, e.amount) for e in settled}
+
+
+def _hex(value: object) -> str:
+    """A transaction hash as lowercase 0x-hex, whether bytes or a string."""
+    text = bytes(value).hex() if isinstance(value, bytes | bytearray) else str(value)
+    return "0x" + text.lower().removeprefix("0x")
 
 
 # Billing settles whatever is owed at once, often: the drills catch settlements mid-flight.
@@ -152,6 +173,7 @@ async def running_network(workdir: Path, **options: Any) -> AsyncIterator[Networ
         client = await connect_nats(net.nats_url, max_reconnect_attempts=-1)
         network = Network(net, w3, client.jetstream())
         network.provider_wallet_at_start = await w3.eth.get_balance(network.provider)
+        network.block_at_start = await w3.eth.block_number
         async with aiohttp.ClientSession() as http:
             network.http = http
             yield network

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import signal
 import time
 from collections.abc import AsyncIterator, Iterator
 
@@ -18,9 +20,11 @@ import nats
 import pytest
 from nats.js import JetStreamContext
 
-from tests.integration.e2e.network import Load, Network, running_network
+from tests.integration.e2e.network import Load, Network, count_above, running_network
+from tests.integration.jetstream import stream_events
 from tests.integration.polling import eventually
-from zg_shared.events import RequestServedV1
+from zg_billing.app import EXIT_DEPOSED
+from zg_shared.events import RequestServedV1, SettlementRequestedV1
 from zg_shared.localservers import NatsCluster, RedisSentinels
 
 pytestmark = pytest.mark.slow
@@ -160,3 +164,55 @@ async def test_drill_2_the_redis_primary_killed_mid_load_loses_no_fee(
         fees_lost_wei=0,
         double_charges=0,
     )
+
+
+@pytest.fixture
+async def two_billings(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Network]:
+    """The network with billing active and standby, on a 3 s lease."""
+    async with running_network(
+        tmp_path_factory.mktemp("billings"), billings=2, overrides={"BILLING_LEASE_TTL_S": "3"}
+    ) as network:
+        yield network
+
+
+async def test_drill_3_the_billing_leader_killed_mid_batch_the_standby_settles(
+    two_billings: Network,
+) -> None:
+    network = two_billings
+    leader, standby = network.net.processes["billing"], network.net.processes["billing-2"]
+    users = [await network.add_user(5 + i) for i in range(USERS)]
+    async with Load(network, users) as load:
+        requested = len(await stream_events(network.js, {SettlementRequestedV1.SUBJECT}))
+        await eventually(
+            lambda: count_above(network.js, SettlementRequestedV1.SUBJECT, requested), 60
+        )
+        leader.kill()  # mid-batch: a settlement asked for, its proof on the way
+        killed_at = time.monotonic()
+        await standby.wait_ready()
+        takeover_s = time.monotonic() - killed_at
+        await load.served_at_least(load.served + 2 * USERS)
+
+        # Deposed while alive: the leader frozen past its lease, the old one back as standby.
+        os.kill(standby.pid or 0, signal.SIGSTOP)
+        leader.start()
+        await leader.wait_ready()
+        os.kill(standby.pid or 0, signal.SIGCONT)
+        assert standby.process is not None
+        deposed_exit = await asyncio.to_thread(standby.process.wait, 30)
+        served = await load.stop()
+
+    settled_from = time.monotonic()
+    await network.wait_settled()
+    await network.assert_exactly_once()
+    late = [tx for tx, _, ok in await network.provider_transactions() if not ok]
+    report(
+        "3 billing leader killed",
+        requests_served=served,
+        takeover_s=round(takeover_s, 2),
+        deposed_leader_exit=deposed_exit,
+        reverted_late_transactions=len(late),
+        settled_after_load_s=round(time.monotonic() - settled_from, 2),
+        fees_lost_wei=0,
+        double_charges=0,
+    )
+    assert deposed_exit == EXIT_DEPOSED
