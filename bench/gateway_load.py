@@ -172,6 +172,7 @@ async def run(total: int, concurrency: int, workers: int, loop: str) -> list[Row
                 "GATEWAY_SERVING_ADDRESS": serving.address,
                 "GATEWAY_HTTP_PORT": str(gateway_port),
                 "GATEWAY_HEALTH_PORT": str(free_port()),
+                "GATEWAY_BACKENDS": json.dumps({"chat": backend_url}),
                 "GATEWAY_RATE_LIMIT_PER_S": "0",
                 "GATEWAY_DEBT_BOUND_WEI": str(10**18),
                 "GATEWAY_LOG_LEVEL": "WARNING",

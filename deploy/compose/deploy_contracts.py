@@ -62,7 +62,8 @@ def wait_for_chain(url: str, timeout_s: float) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rpc-url", default="http://anvil:8545")
-    parser.add_argument("--backend-url", default="http://sample-backend:8000/v1")
+    # The registered URL is the gateway's, where users go; the backend is the gateway's secret.
+    parser.add_argument("--service-url", default="http://localhost:3080")
     parser.add_argument("--lock-time", type=int, default=devnet.DEFAULT_LOCK_TIME)
     parser.add_argument("--out", type=Path, default=Path("/tmp/deployment.json"))
     parser.add_argument("--expected-serving", default=EXPECTED_SERVING)
@@ -88,8 +89,8 @@ def main(argv: list[str] | None = None) -> int:
             provider_key,
             "--receipt-signer",
             receipt_signer,
-            "--backend-url",
-            args.backend_url,
+            "--service-url",
+            args.service_url,
             "--lock-time",
             str(args.lock_time),
             "--out",

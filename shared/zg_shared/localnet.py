@@ -39,7 +39,7 @@ from redis.exceptions import AuthenticationError, NoPermissionError
 
 from zg_shared.chain.anvil import AnvilNode, DevAccount
 from zg_shared.chain.client import connect
-from zg_shared.chain.devnet import Deployment, deploy_network
+from zg_shared.chain.devnet import DEMO_SERVICE, Deployment, deploy_network
 from zg_shared.deployment import (
     DeploymentStamp,
     describe,
@@ -313,7 +313,7 @@ class LocalNetwork:
                 provider,
                 signer.address,
                 lock_time=self.lock_time,
-                backend_url=f"http://127.0.0.1:{self.backend_port}/v1",
+                service_url=self.gateway_url,  # users are sent to the gateway, never the backend
                 verifiers=verifiers,
             )
         finally:
@@ -407,6 +407,8 @@ class LocalNetwork:
         specific: dict[str, dict[str, str]] = {
             "gateway": {
                 "HTTP_PORT": str(self.gateway_port),
+                # The backend is the gateway's private configuration, never read from the chain.
+                "BACKENDS": json.dumps({DEMO_SERVICE: f"http://127.0.0.1:{self.backend_port}/v1"}),
                 "HEALTH_PORT": str(port),  # /readyz and /metrics: never the users' port
                 "PROVIDER_ADDRESS": self.deployment.provider,
             },

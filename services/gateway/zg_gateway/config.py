@@ -42,8 +42,9 @@ class GatewaySettings(ServiceSettings):
     )
     backends: dict[str, str] = Field(
         default_factory=dict,
-        description="Service name -> backend base URL (e.g. http://vllm:8000/v1); "
-        "a service not listed is proxied to the URL it registered on chain",
+        description="Service name -> backend base URL (e.g. http://vllm:8000/v1): the services "
+        "this gateway serves, and the only backends it calls (the URL registered on chain is "
+        "the gateway's own public one; a service not listed gets 404)",
     )
     model_context_tokens: dict[str, int] = Field(
         default_factory=dict,

@@ -276,7 +276,7 @@ async def signature(request: web.Request) -> web.Response:
 @routes.get("/v1/services")
 async def services(request: web.Request) -> web.Response:
     gateway = request.app[SERVICE]
-    listed = await gateway.registry.of_provider(gateway.provider)
+    listed = await gateway.served_services()
     return web.json_response(
         {"object": "list", "data": [s.model_dump(mode="json") for s in listed]},
     )

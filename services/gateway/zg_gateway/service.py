@@ -4,6 +4,7 @@ what it cost. No aiohttp here: routes.py does the HTTP."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -172,28 +173,50 @@ class GatewayService:
             )
 
     async def service(self, name: str, client: str = "") -> tuple[Service, str]:
-        """The registered service and the backend URL it is served from, cached for
-        `SERVICE_CACHE_S` (a price change reaches this gateway within that time); a name found
-        nowhere is remembered as unknown for `UNKNOWN_S`."""
+        """The service and the backend URL it is served from. The backend comes only from this
+        gateway's configuration (`backends`: the allowlist), never from Redis or the chain (the
+        URL registered on chain is the gateway's own public one); a name it does not list is
+        refused before anything is read. The terms (prices, model, signer) come from the
+        chain, cached for `SERVICE_CACHE_S`: a price change reaches this gateway within that
+        time, and a rewritten registry entry in Redis changes nothing."""
+        backend = self.settings.backends.get(name)
+        if backend is None:
+            raise NotFound("unknown_service", f"this provider has no service named {name[:100]!r}")
         now = self._clock()
         cached = self._services.get(name)
         if cached is not None and now - cached[0] < SERVICE_CACHE_S:
             return cached[1], cached[2]
         if self._unknown_services.fresh(name, now):
             raise NotFound("unknown_service", f"this provider has no service named {name[:100]!r}")
-        return await self._service_lookups.run(name, lambda: self._look_up_service(name, client))
+        return await self._service_lookups.run(
+            name, lambda: self._look_up_service(name, backend.rstrip("/"), client)
+        )
 
-    async def _look_up_service(self, name: str, client: str) -> tuple[Service, str]:
+    async def served_services(self) -> list[Service]:
+        """The services this gateway serves (configured and registered), with their terms."""
+        served = []
+        for name in self.settings.backends:
+            with contextlib.suppress(NotFound):
+                served.append((await self.service(name))[0])
+        return served
+
+    async def _look_up_service(self, name: str, backend: str, client: str) -> tuple[Service, str]:
         now = self._clock()
-        service = await self.registry.get(self.provider, name)
-        if service is None and self.serving is not None:
-            self._read_chain(client)
-            await self.registry.sync_from_chain(self.serving, self.provider)
+        if self.serving is None:  # no chain (tests of the gateway alone): the registry's terms
             service = await self.registry.get(self.provider, name)
+        else:
+            if name not in self._services:
+                self._read_chain(client)  # a service served before costs the client nothing
+            try:
+                service = await self.serving.get_service(self.provider, name)
+            except ContractRevert as exc:
+                if exc.name != "ServingServiceNotFound":
+                    raise
+                service = None
         if service is None:
+            self._services.pop(name, None)
             self._unknown_services.add(name, now)
             raise NotFound("unknown_service", f"this provider has no service named {name[:100]!r}")
-        backend = self.settings.backends.get(name, service.url).rstrip("/")
         self._services[name] = (now, service, backend)
         return service, backend
 

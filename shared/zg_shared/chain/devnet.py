@@ -69,11 +69,16 @@ class Deployment(BaseModel):
     services: list[Service]
 
 
-def demo_service(signer_address: str, backend_url: str) -> ServiceParams:
+DEMO_SERVICE = "demo-chat"
+
+
+def demo_service(signer_address: str, service_url: str) -> ServiceParams:
+    """The demo service, registered at `service_url`: the provider's gateway, where users are
+    sent (the backend behind it stays private gateway configuration)."""
     return ServiceParams(
-        name="demo-chat",
+        name=DEMO_SERVICE,
         service_type="chatbot",
-        url=backend_url,
+        url=service_url,
         model="zg-demo-1",
         verifiability="none",
         input_price=10**9,
@@ -107,7 +112,7 @@ async def deploy_network(
     response_signer: str,
     *,
     lock_time: int = DEFAULT_LOCK_TIME,
-    backend_url: str = "http://127.0.0.1:8000/v1",
+    service_url: str = "http://127.0.0.1:3080",
     verifiers: Mapping[int, ContractArtifact] | None = None,
 ) -> Deployment:
     """Deploys the verifiers (`verifiers`, by circuit size; the committed N=4 one by default),
@@ -117,7 +122,7 @@ async def deploy_network(
     serving = await ServingClient.deploy(w3, deployer, lock_time=lock_time, verifiers=addresses)
     block = await w3.eth.block_number
     provider_client = serving.as_sender(provider)
-    await provider_client.add_or_update_service(demo_service(response_signer, backend_url))
+    await provider_client.add_or_update_service(demo_service(response_signer, service_url))
     return Deployment(
         rpc_url=rpc_url,
         chain_id=await w3.eth.chain_id,
@@ -188,7 +193,7 @@ async def _run(args: argparse.Namespace) -> int:
                 provider,
                 response_signer,
                 lock_time=args.lock_time,
-                backend_url=args.backend_url,
+                service_url=args.service_url,
                 verifiers=verifier_artifacts(args.circuit_size) if args.circuit_size else None,
             )
         except ChainError as exc:
@@ -230,7 +235,9 @@ def main(argv: list[str] | None = None) -> int:
         help=f"refund lock, seconds ({MIN_LOCK_TIME_S} to {MAX_LOCK_TIME_S})",
     )
     parser.add_argument(
-        "--backend-url", default="http://127.0.0.1:8000/v1", help="demo service URL"
+        "--service-url",
+        default="http://127.0.0.1:3080",
+        help="the demo service's registered URL: the provider's gateway, which users reach",
     )
     parser.add_argument(
         "--out", type=Path, default=Path("var/deployment.json"), help="where to write"

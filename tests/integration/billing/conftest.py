@@ -209,6 +209,7 @@ async def build_stack(
                 default_max_output_units=100,
                 rate_limit_per_s=0,
                 health_port=0,
+                backends={"chat": f"http://127.0.0.1:{backend_settings.port}/v1"},
             )
         ),
         port=free_port(),

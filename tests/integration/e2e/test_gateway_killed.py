@@ -55,6 +55,10 @@ async def network(
 async def test_a_gateway_killed_mid_stream_leaves_no_account_stuck(network: Network) -> None:
     user = await network.add_user(5)
     bystander = await network.add_user(6)
+    # The URL registered on chain is the gateway's (issue 14 item 8): a user who finds the
+    # service on chain reaches it there, and the backend stays the gateway's configuration.
+    registered = await network.serving.get_service(network.provider, SERVICE)
+    assert registered.url == network.net.gateway_url
     await network.send(user)
     assert network.http is not None
     url = f"{network.net.gateway_url}/v1/proxy/{SERVICE}/chat/completions"

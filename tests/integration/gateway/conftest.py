@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import subprocess
 import sys
@@ -177,7 +178,11 @@ async def provider(
             "rate_limit_per_s": 0,
             "log_json": False,
             "health_port": 0,
-            **gateway_overrides,
+            # "also_served": more service names this gateway serves from the same backend.
+            "backends": {
+                name: backend_url for name in ("chat", *gateway_overrides.get("also_served", ()))
+            },
+            **{k: v for k, v in gateway_overrides.items() if k != "also_served"},
         }
     )
     app = create_app(settings)
@@ -239,6 +244,7 @@ def gateway_env(
         "GATEWAY_SERVING_ADDRESS": provider.serving.address,
         "GATEWAY_HTTP_PORT": str(port),
         "GATEWAY_HEALTH_PORT": str(free_port()),
+        "GATEWAY_BACKENDS": json.dumps({"chat": provider.backend_url}),
         "GATEWAY_RATE_LIMIT_PER_S": "0",
         "GATEWAY_DEFAULT_MAX_OUTPUT_UNITS": "100",
         "GATEWAY_LOG_JSON": "false",

@@ -5,12 +5,14 @@ words whatever the service said."""
 
 from __future__ import annotations
 
+import pytest
 from eth_account.signers.local import LocalAccount
 
 from tests.integration.gateway.conftest import INPUT_PRICE, OUTPUT_PRICE, Provider, chat
 from zg_shared.chain import ServiceParams
 
 
+@pytest.mark.parametrize("gateway_overrides", [{"also_served": ["letters"]}])
 async def test_a_service_registered_with_an_unknown_rule_is_refused_and_nothing_changes(
     provider: Provider, keys: list[LocalAccount]
 ) -> None:

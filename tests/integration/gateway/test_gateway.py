@@ -360,14 +360,11 @@ async def test_a_backend_error_is_passed_on_and_costs_nothing(provider: Provider
     assert (state.unsettled, state.reserved) == (0, 0)
 
 
+# The service's backend, in the gateway's configuration, is a closed port.
+@pytest.mark.parametrize(
+    "gateway_overrides", [{"backends": {"chat": f"http://127.0.0.1:{free_port()}/v1"}}]
+)
 async def test_an_unreachable_backend_is_502_and_costs_nothing(provider: Provider) -> None:
-    # Point the service at a closed port.
-    await provider.redis.delete(f"zg:services:{provider.address.lower()}")
-    service = await provider.serving.get_service(provider.address, "chat")
-    dead = service.model_copy(update={"url": f"http://127.0.0.1:{free_port()}/v1"})
-    await provider.redis.hset(
-        f"zg:services:{provider.address.lower()}", "chat", dead.model_dump_json()
-    )
     user = provider.users[0]
 
     status, _, raw = await provider.post(CHAT, chat(WORDS), user.headers(provider.address, 30))
