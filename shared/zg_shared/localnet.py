@@ -203,8 +203,8 @@ class LocalNetwork:
         `nats_url` may list a cluster's servers, with `stream_replicas` copies of each stream;
         `redis_sentinels` (with their password): the services find Redis's primary through
         them, `redis_url` being the primary at start (for this class's own admin work);
-        `billings` > 1: standbys ("billing-2", ...) beside the leader, waiting for its lease
-        (not ready until they hold it)."""
+        `billings` > 1: standbys ("billing-2", ...) beside the leader, ready and waiting for
+        its lease."""
         self.workdir = workdir
         self.circuit_sizes = tuple(sorted(set(circuit_sizes)))
         # The prover pool: replicas on one durable consumer share the settlement chunks.
@@ -327,8 +327,6 @@ class LocalNetwork:
             self.processes[name].start()
             if name.startswith("prover"):
                 continue  # the pool loads its keys side by side; waited for below
-            if name.startswith("billing-"):
-                continue  # a standby: ready only once it holds the lease
             await self.processes[name].wait_ready()
         await asyncio.gather(
             *(

@@ -214,7 +214,10 @@ def create_app(settings: BillingSettings, *, telemetry: Telemetry | None = None)
             join_fraction=settings.join_fraction,
         )
         await health.start()
-        # The standby waits here, healthy, until the lease is its own (zg_billing.lease).
+        # Connected before it waits, so that a standby is ready (its dependencies answer) and
+        # counts as available to a rollout and a disruption budget.
+        await broker.connect()
+        # The standby waits here, consuming nothing, until the lease is its own.
         await lease.acquire()
 
     async def after_startup() -> None:

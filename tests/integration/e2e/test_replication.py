@@ -24,7 +24,8 @@ from tests.integration.e2e.network import Load, Network, count_above, running_ne
 from tests.integration.jetstream import stream_events
 from tests.integration.polling import eventually
 from zg_billing.app import EXIT_DEPOSED
-from zg_shared.events import RequestServedV1, SettlementRequestedV1
+from zg_shared.events import ProofReadyV1, RequestServedV1, SettlementRequestedV1
+from zg_shared.localnet import ManagedProcess
 from zg_shared.localservers import NatsCluster, RedisSentinels
 
 pytestmark = pytest.mark.slow
@@ -188,14 +189,14 @@ async def test_drill_3_the_billing_leader_killed_mid_batch_the_standby_settles(
         )
         leader.kill()  # mid-batch: a settlement asked for, its proof on the way
         killed_at = time.monotonic()
-        await standby.wait_ready()
+        await eventually(lambda: took_lease(standby), 60, "the standby leading")
         takeover_s = time.monotonic() - killed_at
         await load.served_at_least(load.served + 2 * USERS)
 
         # Deposed while alive: the leader frozen past its lease, the old one back as standby.
         os.kill(standby.pid or 0, signal.SIGSTOP)
         leader.start()
-        await leader.wait_ready()
+        await eventually(lambda: took_lease(leader, 2), 60, "the old leader leading again")
         os.kill(standby.pid or 0, signal.SIGCONT)
         assert standby.process is not None
         deposed_exit = await asyncio.to_thread(standby.process.wait, 30)
@@ -216,3 +217,57 @@ async def test_drill_3_the_billing_leader_killed_mid_batch_the_standby_settles(
         double_charges=0,
     )
     assert deposed_exit == EXIT_DEPOSED
+
+
+@pytest.fixture
+async def two_provers(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Network]:
+    """The network with a pool of two provers on one durable consumer."""
+    async with running_network(tmp_path_factory.mktemp("provers"), provers=2) as network:
+        yield network
+
+
+async def test_drill_5_a_prover_killed_mid_proof_the_other_finishes_it(
+    two_provers: Network,
+) -> None:
+    network = two_provers
+    provers = [network.net.processes["prover"], network.net.processes["prover-2"]]
+    users = [await network.add_user(5 + i) for i in range(USERS)]
+    async with Load(network, users) as load:
+        requested = len(await stream_events(network.js, {SettlementRequestedV1.SUBJECT}))
+        await eventually(
+            lambda: count_above(network.js, SettlementRequestedV1.SUBJECT, requested), 60
+        )
+        killed = provers[0] if await _proving(provers[0]) else provers[1]
+        killed.kill()  # mid-proof (or between two): its unacked chunk goes to the other
+        killed_at = time.monotonic()
+        proofs = len(await stream_events(network.js, {ProofReadyV1.SUBJECT}))
+        await eventually(lambda: count_above(network.js, ProofReadyV1.SUBJECT, proofs), 120)
+        next_proof_s = time.monotonic() - killed_at
+        await load.served_at_least(load.served + 2 * USERS)
+        served = await load.stop()
+
+    settled_from = time.monotonic()
+    await network.wait_settled(within_s=240)
+    await network.assert_exactly_once()
+    report(
+        "5 prover killed",
+        requests_served=served,
+        next_proof_after_kill_s=round(next_proof_s, 2),
+        settled_after_load_s=round(time.monotonic() - settled_from, 2),
+        fees_lost_wei=0,
+        double_charges=0,
+    )
+
+
+async def took_lease(billing: ManagedProcess, times: int = 1) -> bool:
+    """Whether this billing's log (a restart appends to it) shows the lease taken `times`."""
+    lines = billing.log.read_text(errors="replace").splitlines()
+    return sum("billing lease" in line and "taken" in line for line in lines) >= times
+
+
+async def _proving(prover: ManagedProcess) -> bool:
+    """Whether the prover's log shows a chunk taken and no proof out for it yet."""
+    lines = prover.log.read_text(errors="replace").splitlines()
+    taken = sum('"Received"' in line for line in lines)
+    done = sum('"Processed"' in line for line in lines)
+    return taken > done
