@@ -41,7 +41,9 @@ from zg_shared.events import (
 )
 
 pytestmark = pytest.mark.slow
-NEVER = {"threshold_fee_wei": 10**30, "sweep_interval_s": 10**6}
+# Nothing makes an account due by itself: no threshold, no sweep, no full-chunk rule (five
+# requests fill a chunk of 4, which the rule would settle at once).
+NEVER = {"threshold_fee_wei": 10**30, "sweep_interval_s": 10**6, "settle_full_chunks": False}
 FORGED_HASH = "0x" + "ab" * 32
 
 
