@@ -11,8 +11,11 @@ import pytest
 from eth_account import Account as EthAccount
 from eth_account.signers.local import LocalAccount
 
+from tests.integration.jetstream import NatsLogins
 from zg_shared.chain import AnvilNode, DevChain, ServingClient, Web3Client
 from zg_shared.localservers import PrivateServer
+from zg_shared.natsauth import ADMIN_USER as NATS_ADMIN
+from zg_shared.natsauth import NatsCredentials
 from zg_shared.redisacl import ADMIN_USER, RedisCredentials
 
 TEST_ARTIFACTS = Path(__file__).parent / "artifacts"
@@ -37,10 +40,31 @@ def redis_url() -> Iterator[str]:
 
 
 @pytest.fixture(scope="session")
-def nats_url() -> Iterator[str]:
-    """A NATS server with JetStream of this test session's own, with empty streams."""
-    with PrivateServer("nats") as server:
-        yield server.url
+def nats_credentials() -> NatsCredentials:
+    """Passwords of the repository's NATS users (deploy/k8s/base/nats/auth.conf) for this
+    session's server."""
+    return NatsCredentials.generate()
+
+
+@pytest.fixture(scope="session")
+def nats_server(nats_credentials: NatsCredentials) -> Iterator[PrivateServer]:
+    """A NATS server with JetStream of this test session's own, started with the repository's
+    users and permissions (nobody is anonymous)."""
+    with PrivateServer("nats", acl=nats_credentials) as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def nats_url(nats_server: PrivateServer, nats_credentials: NatsCredentials) -> str:
+    """That server, logged in as its admin, so tests may make and drop streams freely (the
+    streams are made by an admin step, never by the services)."""
+    return nats_credentials.url(nats_server.url, NATS_ADMIN)
+
+
+@pytest.fixture(scope="session")
+def nats_logins(nats_server: PrivateServer, nats_credentials: NatsCredentials) -> NatsLogins:
+    """Settings that log each service in to that server as its own NATS user."""
+    return NatsLogins(nats_server.url, nats_credentials)
 
 
 @pytest.fixture(scope="session")

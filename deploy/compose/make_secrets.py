@@ -4,6 +4,8 @@
 /run/secrets, where the services read them (zg_shared.settings).
 
 - Redis passwords: one per ACL user (deploy/k8s/base/redis/users.acl), made once and kept.
+- NATS passwords: one per user (deploy/k8s/base/nats/auth.conf), made once and kept; the
+  NATS container reads them all, each service its own, the stream admin job the admin's.
 - Keys: from this job's environment, written every start so a changed `.env` applies. compose
   defaults them to anvil's public development keys (account 1 the provider's wallet, account
   2 the gateway's receipt key: two keys, never one), which the services refuse outside
@@ -22,6 +24,10 @@ import secrets
 import sys
 from pathlib import Path
 
+from zg_shared.natsauth import ADMIN_USER as NATS_ADMIN
+from zg_shared.natsauth import SERVICE_USERS as NATS_USERS
+from zg_shared.natsauth import USERS as NATS_ALL_USERS
+from zg_shared.natsauth import new_password as new_nats_password
 from zg_shared.redisacl import ADMIN_USER, SERVICE_USERS
 
 KEY_VARS = ("GATEWAY_RECEIPT_PRIVATE_KEY", "BILLING_PROVIDER_PRIVATE_KEY")  # required
@@ -31,11 +37,15 @@ ENV_VARS = (*KEY_VARS, GRAFANA_PASSWORD_ENV)
 SERVICE_UID = 10001  # the services' images run as this user
 # Each service's folder: its secret files, named as its settings read them.
 SECRETS_BY_SERVICE = {
-    "gateway": ("GATEWAY_RECEIPT_PRIVATE_KEY", "GATEWAY_REDIS_PASSWORD"),
-    "billing": ("BILLING_PROVIDER_PRIVATE_KEY", "BILLING_REDIS_PASSWORD"),
-    "chain-indexer": ("INDEXER_REDIS_PASSWORD",),
+    "gateway": ("GATEWAY_RECEIPT_PRIVATE_KEY", "GATEWAY_REDIS_PASSWORD", "GATEWAY_NATS_PASSWORD"),
+    "billing": ("BILLING_PROVIDER_PRIVATE_KEY", "BILLING_REDIS_PASSWORD", "BILLING_NATS_PASSWORD"),
+    "prover": ("PROVER_NATS_PASSWORD",),
+    "chain-indexer": ("INDEXER_REDIS_PASSWORD", "INDEXER_NATS_PASSWORD"),
+    # The admin step that creates the streams (zg_shared.busadmin), as NATS's admin.
+    "bus-admin": ("BUS_ADMIN_NATS_PASSWORD",),
 }
 REDIS_FOLDER = "redis"  # one file per ACL user, read by Redis's ACL renderer (runs as root)
+NATS_FOLDER = "nats"  # one file per NATS user, read by the NATS container (runs as root)
 GRAFANA_FOLDER = "grafana"
 GRAFANA_PASSWORD_FILE = "admin-password"  # GF_SECURITY_ADMIN_PASSWORD__FILE names it
 GRAFANA_UID = 472  # the user Grafana's image runs as
@@ -58,13 +68,26 @@ def make(root: Path, env: dict[str, str], uid: int | None) -> None:
         if not path.is_file():
             write(path, secrets.token_urlsafe(24), None)
         passwords[user] = path.read_text()
+    nats = root / NATS_FOLDER
+    nats.mkdir(exist_ok=True)
+    nats.chmod(0o700)
+    nats_passwords = {}
+    for user in NATS_ALL_USERS:
+        path = nats / user
+        if not path.is_file():
+            write(path, new_nats_password(), None)
+        nats_passwords[user] = path.read_text()
     values = {name: env[name] for name in KEY_VARS}
     for service, names in SECRETS_BY_SERVICE.items():
         folder = root / service
         folder.mkdir(exist_ok=True)
         folder.chmod(0o500)
         for name in names:
-            value = passwords[SERVICE_USERS[service]] if name.endswith("_REDIS_PASSWORD") else None
+            value = None
+            if name.endswith("_REDIS_PASSWORD"):
+                value = passwords[SERVICE_USERS[service]]
+            elif name.endswith("_NATS_PASSWORD"):
+                value = nats_passwords[NATS_USERS.get(service, NATS_ADMIN)]
             path = folder / name
             path.unlink(missing_ok=True)
             write(path, value if value is not None else values[name], uid)
@@ -100,7 +123,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     make(args.root, dict(os.environ), None if args.owner < 0 else args.owner)
     folders = ", ".join(sorted(SECRETS_BY_SERVICE))
-    print(f"secrets ready under {args.root}: {folders}, {REDIS_FOLDER}, {GRAFANA_FOLDER}")
+    extra = f"{REDIS_FOLDER}, {NATS_FOLDER}, {GRAFANA_FOLDER}"
+    print(f"secrets ready under {args.root}: {folders}, {extra}")
     return 0
 
 

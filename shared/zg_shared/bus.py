@@ -1,10 +1,16 @@
 # SPDX-License-Identifier: Apache-2.0
-"""The JetStream streams and how events are published onto them.
+"""The JetStream streams, how services connect to NATS, and how events are published.
 
 Two durable streams, file storage, de-duplication by `Nats-Msg-Id` within a window:
 `ZG_SERVING` (`serving.>`: what the provider served, settlement and proofs; the durable
 record of what users owe) and `ZG_CHAIN` (`chain.>`: what the indexer saw on chain).
-Every service declares them at start (`ensure_streams`), so start order does not matter.
+An admin step creates them (`zg-bus-admin create-streams`, zg_shared.busadmin), never the
+services: their NATS users (deploy/k8s/base/nats/auth.conf) may not create, update, purge or
+delete a stream. `ZG_SERVING` denies deleting and purging messages to everyone, the admin too.
+
+`NatsAccess` is where and as whom a process connects: the URL, its NATS user and password
+(a secret file, see ServiceSettings), and the CA for TLS. Functions here take one, or a bare
+URL (tests and tools, with any user in the URL itself).
 
 On a JetStream cluster, `NATS_URL` lists several servers, comma-separated (`nats_servers`:
 nats-py wants a list), and `NATS_STREAM_REPLICAS` keeps each stream on that many servers
@@ -16,17 +22,24 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import ssl
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import nats
 from faststream.nats import JStream, NatsBroker, PubAck
+from faststream.nats.security import NatsSecurity, NatsUserPassword
 from nats.aio.client import Client as NatsClient
 from nats.errors import ConnectionReconnectingError, NoRespondersError, StaleConnectionError
+from nats.js import api
 from nats.js.api import StorageType, StreamConfig
 from nats.js.errors import BadRequestError, NoStreamResponseError
+from pydantic import BaseModel, ConfigDict, SecretStr
 
 from zg_shared.events.base import Event
+from zg_shared.natsauth import inbox_prefix
 
 log = logging.getLogger(__name__)
 # Publishers retry for at most this long; JetStream drops a repeated Nats-Msg-Id inside it.
@@ -54,6 +67,9 @@ STREAM_CONFIGS = (
         storage=StorageType.FILE,
         duplicate_window=DUPLICATE_WINDOW_S,
         max_age=SERVING_MAX_AGE_S,
+        # What users owe: no message is deleted or purged through the API, by anyone.
+        deny_delete=True,
+        deny_purge=True,
     ),
     StreamConfig(
         name="ZG_CHAIN",
@@ -63,9 +79,76 @@ STREAM_CONFIGS = (
         max_age=CHAIN_MAX_AGE_S,
     ),
 )
-# For faststream subscribers: the streams exist already (ensure_streams), so they only bind.
+# For faststream subscribers: the streams exist already (the admin step), so they only bind.
 SERVING_STREAM = JStream(name="ZG_SERVING", declare=False)
 CHAIN_STREAM = JStream(name="ZG_CHAIN", declare=False)
+# For a short-lived client that must fail at once (a refused login, no server) rather than
+# retry for minutes: `connect(bus, **ONE_TRY)`.
+ONE_TRY: dict[str, Any] = {"allow_reconnect": False, "max_reconnect_attempts": 0}
+
+log = logging.getLogger(__name__)
+
+
+async def _log_error(exc: Exception) -> None:
+    """One line per error, where nats-py's own callback logs a traceback for each attempt."""
+    log.warning("NATS: %s", exc)
+
+
+class NatsAccess(BaseModel):
+    """Where and as whom to connect to NATS. No username: as the URL says (anonymous, or a
+    user and password written in the URL)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    url: str
+    username: str = ""
+    password: SecretStr = SecretStr("")
+    ca_file: Path | None = None
+
+    def _tls(self) -> ssl.SSLContext | None:
+        if self.ca_file is None:
+            return None
+        return ssl.create_default_context(cafile=str(self.ca_file))
+
+    def connect_options(self) -> dict[str, Any]:
+        """Keyword arguments for nats-py's `connect`."""
+        options: dict[str, Any] = {"servers": nats_servers(self.url), "error_cb": _log_error}
+        if self.username:
+            options["user"] = self.username
+            options["password"] = self.password.get_secret_value()
+            options["inbox_prefix"] = inbox_prefix(self.username)
+        tls = self._tls()
+        if tls is not None:
+            options["tls"] = tls
+        return options
+
+    def broker_options(self) -> dict[str, Any]:
+        """Keyword arguments for faststream's `NatsBroker`."""
+        options: dict[str, Any] = {"servers": nats_servers(self.url)}
+        security: NatsSecurity | None = None
+        if self.username:
+            security = NatsUserPassword(
+                self.username, self.password.get_secret_value(), ssl_context=self._tls()
+            )
+            options["inbox_prefix"] = inbox_prefix(self.username)
+        elif self.ca_file is not None:
+            security = NatsSecurity(ssl_context=self._tls())
+        if security is not None:
+            options["security"] = security
+        return options
+
+    def subscriber_inbox_prefix(self) -> bytes:
+        """For faststream's pull subscribers, which make their own inboxes: this user's."""
+        if not self.username:
+            return bytes(api.INBOX_PREFIX)
+        return f"{inbox_prefix(self.username)}.".encode()
+
+    async def connect(self, **options: Any) -> NatsClient:
+        return await nats.connect(**{**self.connect_options(), **options})
+
+
+def as_access(bus: NatsAccess | str) -> NatsAccess:
+    return bus if isinstance(bus, NatsAccess) else NatsAccess(url=bus)
 
 
 def nats_servers(url: str) -> list[str]:
@@ -76,15 +159,23 @@ def nats_servers(url: str) -> list[str]:
     return servers
 
 
-async def connect(nats_url: str, **options: Any) -> NatsClient:
-    """A nats-py client on every server `nats_url` lists: it moves to another one when the
+async def connect(bus: NatsAccess | str, **options: Any) -> NatsClient:
+    """A nats-py client on every server the URL lists: it moves to another one when the
     server it is on goes away (and learns the cluster's other servers from it)."""
-    return await nats.connect(nats_servers(nats_url), **options)
+    return await as_access(bus).connect(**options)
 
 
 def stream_configs(replicas: int = 1) -> tuple[StreamConfig, ...]:
     """The streams' configuration with `replicas` copies of each."""
     return tuple(replace(config, num_replicas=replicas) for config in STREAM_CONFIGS)
+
+
+def shown(url: str) -> str:
+    """A NATS URL (or a list of them) fit for a message: any password in it left out."""
+    return ",".join(
+        urlunsplit(urlsplit(u)._replace(netloc=urlsplit(u).netloc.rpartition("@")[2]))
+        for u in nats_servers(url)
+    )
 
 
 def stream_for(subject: str) -> str:
@@ -95,10 +186,11 @@ def stream_for(subject: str) -> str:
     raise ValueError(f"no stream takes subject {subject!r}")
 
 
-async def ensure_streams(nats_url: str, replicas: int = 1) -> None:
-    """Creates the streams, or brings an existing one to this configuration (a change of
-    `replicas` too: JetStream adds or drops the copies)."""
-    client = await connect(nats_url)
+async def ensure_streams(bus: NatsAccess | str, replicas: int = 1) -> None:
+    """The admin's: creates the streams, or brings an existing one to this configuration (a
+    change of `replicas` too: JetStream adds or drops the copies). A service's NATS user may
+    not; the admin step (zg_shared.deployment.claim_streams) also stamps them."""
+    client = await connect(bus)
     try:
         js = client.jetstream()
         for config in stream_configs(replicas):

@@ -11,8 +11,12 @@ stamped with its deployment, and every service checks the stamp at start:
   re-created at an address), and a chain started again from genesis has a new genesis hash
   (anvil stamps its genesis block with the start time);
 - Redis holds it under `zg:deployment`, each stream in its description;
-- a service that finds no stamp claims the state for its own deployment; one that finds
-  another deployment's stamp refuses to run (`ForeignDeployment`, exit status 78), naming both;
+- the admin step that creates the streams (`claim_streams`, run by `zg-bus-admin
+  create-streams`) stamps them with its deployment, and refuses streams stamped by another;
+- a service that finds no stamp in Redis claims it for its own deployment; one that finds
+  another deployment's stamp, or a stream missing or unstamped (no admin step ran: services
+  may not create or change streams), refuses to run (`ForeignDeployment`, exit status 78)
+  with one line saying why;
 - `reset_state` clears the state for a new deployment (what `zg network up` does: it deploys
   anew every time), after `running_elsewhere` made sure the old deployment is gone.
 
@@ -25,14 +29,16 @@ import contextlib
 import logging
 import sys
 from collections.abc import Iterable, Iterator
+from dataclasses import replace
 from typing import Any
 
 from nats.js import JetStreamContext
+from nats.js.api import StreamInfo
 from nats.js.errors import NotFoundError
 from pydantic import BaseModel, ConfigDict, ValidationError
 from redis.asyncio import Redis
 
-from zg_shared.bus import STREAM_CONFIGS
+from zg_shared.bus import ONE_TRY, STREAM_CONFIGS, NatsAccess, stream_configs
 from zg_shared.bus import connect as connect_nats
 from zg_shared.chain.client import connect
 from zg_shared.chain.reachable import when_reachable
@@ -121,17 +127,81 @@ async def bind_redis(redis: Redis, stamp: DeploymentStamp, where: str = "Redis")
         raise ForeignDeployment(_refusal(where, found.identity, stamp.identity))
 
 
-async def bind_streams(js: JetStreamContext, stamp: DeploymentStamp, names: Iterable[str]) -> None:
-    """Claims each stream for this deployment (its description), or checks that it is this
-    deployment's. The streams exist already (`ensure_streams`)."""
+async def _stream_info(js: JetStreamContext, name: str) -> StreamInfo:
+    try:
+        return await js.stream_info(name)
+    except NotFoundError:
+        raise ForeignDeployment(
+            f"JetStream stream {name} does not exist: the admin step creates the streams "
+            f"before the services start (`zg-bus-admin create-streams`)."
+        ) from None
+
+
+async def require_streams(bus: NatsAccess | str, names: Iterable[str]) -> None:
+    """For a service with no deployment to check (the prover): the streams exist."""
+    client = await connect_nats(bus)
+    try:
+        for name in names:
+            await _stream_info(client.jetstream(), name)
+    finally:
+        await client.close()
+
+
+async def check_streams(
+    js: JetStreamContext, identity: DeploymentIdentity, names: Iterable[str]
+) -> None:
+    """What a service does: each stream exists and carries this deployment's stamp. A service
+    may not create or stamp a stream (its NATS user has no right to): the admin step does."""
     for name in names:
-        info = await js.stream_info(name)
+        info = await _stream_info(js, name)
         found = DeploymentStamp.parse(info.config.description)
         if found is None:
-            info.config.description = STREAM_STAMP + stamp.model_dump_json()
-            await js.update_stream(info.config)
-        elif found.identity != stamp.identity:
-            raise ForeignDeployment(_refusal(f"JetStream stream {name}", found, stamp.identity))
+            raise ForeignDeployment(
+                f"JetStream stream {name} names no deployment: stamp it with this one, "
+                f"{identity}, by running the admin step (`zg-bus-admin create-streams`)."
+            )
+        if found.identity != identity:
+            raise ForeignDeployment(_refusal(f"JetStream stream {name}", found, identity))
+
+
+async def claim_streams(
+    bus: NatsAccess | str,
+    stamp: DeploymentStamp,
+    names: Iterable[str] = ALL_STREAMS,
+    replicas: int = 1,
+) -> list[str]:
+    """The admin step: creates each stream stamped with this deployment, or brings an existing
+    one to the repository's configuration with `replicas` copies (an unstamped one gets the
+    stamp). Refuses streams stamped by another deployment (`ForeignDeployment`). Returns the
+    streams created."""
+    created = []
+    wanted = set(names)
+    client = await connect_nats(bus)
+    try:
+        js = client.jetstream()
+        for config in stream_configs(replicas):
+            assert config.name is not None
+            if config.name not in wanted:
+                continue
+            try:
+                info = await js.stream_info(config.name)
+            except NotFoundError:
+                description = STREAM_STAMP + stamp.model_dump_json()
+                await js.add_stream(replace(config, description=description))
+                created.append(config.name)
+                continue
+            found = DeploymentStamp.parse(info.config.description)
+            if found is not None and found.identity != stamp.identity:
+                raise ForeignDeployment(
+                    _refusal(f"JetStream stream {config.name}", found, stamp.identity)
+                )
+            description = info.config.description or ""
+            if found is None:
+                description = STREAM_STAMP + stamp.model_dump_json()
+            await js.update_stream(replace(config, description=description))
+    finally:
+        await client.close()
+    return created
 
 
 async def bind(
@@ -139,26 +209,26 @@ async def bind(
     contract: str,
     rpc_url: str,
     redis: Redis,
-    nats_url: str,
+    bus: NatsAccess | str,
     streams: Iterable[str],
 ) -> DeploymentIdentity:
     """What every service does at start: its deployment, checked against (or stamped on) the
-    Redis and the streams it uses. Raises `ForeignDeployment`."""
+    Redis, and checked against the streams it uses. Raises `ForeignDeployment`."""
     identity = await identify_when_reachable(w3, contract)
     stamp = DeploymentStamp(**identity.model_dump(), rpc_url=rpc_url)
     await bind_redis(redis, stamp)
-    client = await connect_nats(nats_url)
+    client = await connect_nats(bus)
     try:
-        await bind_streams(client.jetstream(), stamp, streams)
+        await check_streams(client.jetstream(), identity, streams)
     finally:
         await client.close()
     return identity
 
 
-async def stamped(redis: Redis, nats_url: str) -> list[DeploymentStamp]:
+async def stamped(redis: Redis, bus: NatsAccess | str) -> list[DeploymentStamp]:
     """Every deployment stamp found on this Redis and these streams."""
     found = [DeploymentStamp.parse(await redis.get(DEPLOYMENT_KEY))]
-    client = await connect_nats(nats_url)
+    client = await connect_nats(bus, **ONE_TRY)
     try:
         js = client.jetstream()
         for name in ALL_STREAMS:
@@ -182,17 +252,20 @@ async def still_running(stamp: DeploymentStamp) -> bool:
         await w3.provider.disconnect()
 
 
-async def running_elsewhere(redis: Redis, nats_url: str) -> DeploymentStamp | None:
+async def running_elsewhere(redis: Redis, bus: NatsAccess | str) -> DeploymentStamp | None:
     """A deployment whose state these servers hold and which still runs, if any."""
-    for stamp in await stamped(redis, nats_url):
+    for stamp in await stamped(redis, bus):
         if await still_running(stamp):
             return stamp
     return None
 
 
-async def reset_state(redis: Redis, nats_url: str, stamp: DeploymentStamp) -> int:
-    """Clears every zgserve key and stream for a new deployment, and stamps the empty state
-    with it. Returns the number of keys removed."""
+async def reset_state(
+    redis: Redis, bus: NatsAccess | str, stamp: DeploymentStamp, replicas: int = 1
+) -> int:
+    """Clears every zgserve key and stream for a new deployment (as NATS's and Redis's admin),
+    creates the streams and stamps the empty state with it. Returns the number of keys
+    removed."""
     removed = 0
     batch: list[Any] = []
     async for key in redis.scan_iter(match=STATE_PATTERN, count=1000):
@@ -202,7 +275,7 @@ async def reset_state(redis: Redis, nats_url: str, stamp: DeploymentStamp) -> in
             batch.clear()
     if batch:
         removed += await redis.unlink(*batch)
-    client = await connect_nats(nats_url)
+    client = await connect_nats(bus)
     try:
         js = client.jetstream()
         for name in ALL_STREAMS:
@@ -210,6 +283,7 @@ async def reset_state(redis: Redis, nats_url: str, stamp: DeploymentStamp) -> in
                 await js.delete_stream(name)
     finally:
         await client.close()
+    await claim_streams(bus, stamp, replicas=replicas)
     await redis.set(DEPLOYMENT_KEY, stamp.model_dump_json())
     return removed
 

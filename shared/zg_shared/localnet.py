@@ -13,8 +13,10 @@ is how the fault drills take a service down mid-work.
 Keys are anvil's public development keys (0 deploys, 1 is the provider, 2 signs receipts):
 never use them on a real network. Each service reads its secrets as a deployment would, from
 files in a folder of its own (`workdir/secrets/SERVICE/`, named by ZG_SECRETS_DIR): its keys
-and its Redis password. A Redis this network starts itself knows only the repository's ACL
-users (zg_shared.redisacl), with passwords generated for this network.
+and its Redis and NATS passwords. A Redis this network starts itself knows only the
+repository's ACL users (zg_shared.redisacl), a NATS only the repository's users and
+permissions (zg_shared.natsauth), with passwords generated for this network; the streams are
+created by the admin step (as `zg-bus-admin create-streams` does), never by the services.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import aiohttp
 from eth_account import Account as EthAccount
+from nats.errors import Error as NatsError
 from pydantic import BaseModel
 from redis.asyncio import Redis
 from redis.exceptions import AuthenticationError, NoPermissionError
@@ -47,7 +50,10 @@ from zg_shared.deployment import (
     reset_state,
     running_elsewhere,
 )
-from zg_shared.localservers import PrivateServer, free_port
+from zg_shared.localservers import Credentials, PrivateServer, free_port
+from zg_shared.natsauth import ADMIN_USER as NATS_ADMIN
+from zg_shared.natsauth import SERVICE_USERS as NATS_USERS
+from zg_shared.natsauth import NatsCredentials
 from zg_shared.ports import busy_ports
 from zg_shared.redisacl import ADMIN_USER, SERVICE_USERS, RedisCredentials
 from zg_shared.settings import SECRETS_DIR_ENV
@@ -182,6 +188,7 @@ class LocalNetwork:
         nats_url: str | None = None,
         redis_url: str | None = None,
         redis_credentials: RedisCredentials | None = None,
+        nats_credentials: NatsCredentials | None = None,
         chain_port: int | None = None,
         gateway_port: int | None = None,
         backend_port: int | None = None,
@@ -233,6 +240,8 @@ class LocalNetwork:
         self._redis_url = redis_url
         # Passwords of the ACL users of the Redis at redis_url; None: it has no ACL users.
         self.redis_credentials = redis_credentials
+        # Passwords of the users of the NATS at nats_url; None: it takes anonymous clients.
+        self.nats_credentials = nats_credentials
         self._servers: list[PrivateServer] = []
         self.anvil: AnvilNode | None = None
         self.deployment: Deployment | None = None
@@ -240,8 +249,11 @@ class LocalNetwork:
 
     @property
     def nats_url(self) -> str:
+        """NATS as its admin, for tools and tests (the services log in as themselves)."""
         assert self._nats_url is not None, "start() first"
-        return self._nats_url
+        if self.nats_credentials is None:
+            return self._nats_url
+        return self.nats_credentials.url(self._nats_url, NATS_ADMIN)
 
     @property
     def redis_url(self) -> str:
@@ -281,11 +293,12 @@ class LocalNetwork:
         for kind in ("nats", "redis"):
             if (self._nats_url if kind == "nats" else self._redis_url) is None:
                 self.progress(f"starting {kind}")
+                acl: Credentials
                 if kind == "redis":
-                    self.redis_credentials = RedisCredentials.generate()
-                server = PrivateServer(
-                    kind, acl=self.redis_credentials if kind == "redis" else None
-                )
+                    acl = self.redis_credentials = RedisCredentials.generate()
+                else:
+                    acl = self.nats_credentials = NatsCredentials.generate()
+                server = PrivateServer(kind, acl=acl)
                 server.start()
                 self._servers.append(server)
                 if kind == "nats":
@@ -293,6 +306,10 @@ class LocalNetwork:
                 else:
                     self._redis_url = server.url
         await self._check_state_unused()
+        if self.nats_credentials is not None:
+            # For the operator's `zg provider settle`, which logs in as NATS's admin:
+            # ZG_NATS_URL=$(cat DIR/secrets/operator/ZG_NATS_URL) zg provider settle
+            self._write_secrets("operator", {"ZG_NATS_URL": self.nats_url})
         self.progress("starting anvil")
         self.anvil = AnvilNode(port=self.chain_port, accounts=20)
         await self.anvil.start()
@@ -353,7 +370,7 @@ class LocalNetwork:
         stamp = DeploymentStamp(**identity.model_dump(), rpc_url=self.anvil.rpc_url)
         redis = Redis.from_url(self.redis_url)
         try:
-            removed = await reset_state(redis, self.nats_url, stamp)
+            removed = await reset_state(redis, self.nats_url, stamp, self.stream_replicas)
         finally:
             await redis.aclose()
         if removed:
@@ -393,7 +410,7 @@ class LocalNetwork:
         keys = [a.private_key for a in self.anvil.accounts]
         common = {
             "ENVIRONMENT": "development",
-            "NATS_URL": self.nats_url,
+            "NATS_URL": self._nats_url or "",
             "NATS_STREAM_REPLICAS": str(self.stream_replicas),
             "REDIS_URL": self._redis_url or "",
             "RPC_URL": self.anvil.rpc_url,
@@ -440,6 +457,11 @@ class LocalNetwork:
                 secrets.setdefault(service, {})["REDIS_SENTINEL_PASSWORD"] = (
                     self.redis_sentinel_password
                 )
+        nats_user = NATS_USERS.get(service)
+        if self.nats_credentials is not None and nats_user is not None:
+            specific[service]["NATS_USERNAME"] = nats_user
+            password = self.nats_credentials.passwords[nats_user]
+            secrets.setdefault(service, {})["NATS_PASSWORD"] = password
         if name == "sample-backend":
             return ManagedProcess(
                 name,
@@ -489,6 +511,12 @@ async def check_state_unused(nats_url: str, redis_url: str) -> None:
             f"Redis {shown} refuses this client ({exc}): it has ACL users, as the Redis a "
             f"running `zg network up` starts for itself has. Stop that network first, or give "
             f"this one a Redis of its own (another --redis-port)."
+        ) from None
+    except NatsError as exc:
+        raise StateInUse(
+            f"NATS {_without_password(nats_url)} refuses this client ({exc}): it has users, as "
+            f"the NATS a running `zg network up` starts for itself has. Stop that network "
+            f"first, or give this one a NATS of its own (another --nats-port)."
         ) from None
     finally:
         await redis.aclose()

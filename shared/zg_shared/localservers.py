@@ -9,7 +9,9 @@ else; a server already listening on the port (a system service, a container) is 
 
 Tests that must not share state use `PrivateServer`, a server of their own on a free port;
 `PrivateServer("redis", acl=RedisCredentials.generate())` starts Redis with the repository's
-ACL users (zg_shared.redisacl): no anonymous client, each service on its own user.
+ACL users (zg_shared.redisacl), `PrivateServer("nats", acl=NatsCredentials.generate())` NATS
+with the repository's users and permissions (zg_shared.natsauth): no anonymous client, each
+service on its own user.
 `NatsCluster(3)` starts a JetStream cluster of its own (the replication drills): `url` lists
 its servers comma-separated, as `NATS_URL` takes them; `kill(i)` and `start_node(i)` take
 one down (SIGKILL) and bring it back on its port and store. `RedisSentinels()` starts a
@@ -21,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import secrets
 import shutil
 import signal
@@ -36,7 +39,11 @@ from pathlib import Path
 import redis
 from pydantic import BaseModel
 
+from zg_shared.natsauth import AUTH_CONF, NatsCredentials
 from zg_shared.redisacl import ACL_TEMPLATE, REPLICATION_ACL, RedisCredentials
+
+# The users a server we start knows: Redis's ACL, or NATS's auth.conf with these passwords.
+Credentials = RedisCredentials | NatsCredentials
 
 
 class ServerStatus(BaseModel):
@@ -73,11 +80,13 @@ def find_binary(name: str) -> str:
 
 
 def server_command(kind: str, port: int, data_dir: Path, acl_file: Path | None = None) -> list[str]:
+    """With `acl_file`: Redis's ACL file, or NATS's configuration (auth.conf)."""
     folder = data_dir / f"{kind}-{port}"
     folder.mkdir(parents=True, exist_ok=True)
     if kind == "nats":
         return [
             find_binary("nats-server"),
+            *(["--config", str(acl_file)] if acl_file is not None else []),
             "-a",
             "127.0.0.1",
             "-p",
@@ -104,32 +113,49 @@ def server_command(kind: str, port: int, data_dir: Path, acl_file: Path | None =
     raise ValueError(f"unknown server kind {kind!r}")
 
 
+def _check_kind(kind: str, acl: Credentials | None) -> None:
+    wanted = {"redis": RedisCredentials, "nats": NatsCredentials}.get(kind)
+    if acl is not None and not isinstance(acl, wanted or ()):
+        raise ValueError(f"{type(acl).__name__} are not for {kind}")
+
+
 def launch(
-    kind: str, port: int, data_dir: Path, timeout: float = 15.0, acl_file: Path | None = None
+    kind: str,
+    port: int,
+    data_dir: Path,
+    timeout: float = 15.0,
+    acl: Credentials | None = None,
 ) -> subprocess.Popen[bytes]:
-    """Starts the server in a session of its own (it may outlive us) and waits for its port."""
+    """Starts the server in a session of its own (it may outlive us) and waits for its port.
+    With `acl`, Redis knows only the ACL users and NATS only auth.conf's, with its passwords."""
+    _check_kind(kind, acl)
     log = data_dir / f"{kind}-{port}.log"
     log.parent.mkdir(parents=True, exist_ok=True)
+    env = dict(os.environ)
+    acl_file = None
+    if isinstance(acl, RedisCredentials):
+        acl_file = acl.write_acl(data_dir / f"{kind}-{port}.acl")
+    elif isinstance(acl, NatsCredentials):
+        acl_file = AUTH_CONF  # the passwords come from the server's environment
+        env.update(acl.server_env())
     with log.open("ab") as out:
         process = subprocess.Popen(
             server_command(kind, port, data_dir, acl_file),
             stdout=out,
             stderr=out,
+            env=env,
             start_new_session=True,
         )
     _wait_for_port(process, port, f"{kind} (see {log})", timeout)
     return process
 
 
-def ensure(
-    kind: str, port: int, data_dir: Path, acl: RedisCredentials | None = None
-) -> ServerStatus:
+def ensure(kind: str, port: int, data_dir: Path, acl: Credentials | None = None) -> ServerStatus:
     """A server on `port`: the one already listening there (as it is), else one started now,
-    with `acl`'s users when it is a Redis."""
+    with `acl`'s users."""
     if port_open(port):
         return ServerStatus(name=kind, port=port, started=False)
-    acl_file = acl.write_acl(data_dir / f"{kind}-{port}.acl") if acl is not None else None
-    process = launch(kind, port, data_dir, acl_file=acl_file)
+    process = launch(kind, port, data_dir, acl=acl)
     log = data_dir / f"{kind}-{port}.log"
     return ServerStatus(name=kind, port=port, started=True, pid=process.pid, log=str(log))
 
@@ -140,13 +166,13 @@ class PrivateServer:
     with PrivateServer("nats") as nats:
         url = nats.url
 
-    With `acl` (Redis only), the server knows only the ACL source's users with these passwords:
-    `url` is then anonymous (refused), `acl.url(server.url, user)` logs in.
+    With `acl` (RedisCredentials or NatsCredentials), the server knows only the repository's
+    users with these passwords: `url` is then anonymous (refused), `acl.url(server.url, user)`
+    logs in.
     """
 
-    def __init__(self, kind: str, *, acl: RedisCredentials | None = None) -> None:
-        if acl is not None and kind != "redis":
-            raise ValueError("only Redis takes an ACL")
+    def __init__(self, kind: str, *, acl: Credentials | None = None) -> None:
+        _check_kind(kind, acl)
         self.kind = kind
         self.acl = acl
         self.port = free_port()
@@ -159,9 +185,7 @@ class PrivateServer:
         return f"{scheme}://127.0.0.1:{self.port}"
 
     def start(self) -> None:
-        folder = Path(self._tmp.name)
-        acl_file = self.acl.write_acl(folder / "users.acl") if self.acl is not None else None
-        self._process = launch(self.kind, self.port, folder, acl_file=acl_file)
+        self._process = launch(self.kind, self.port, Path(self._tmp.name), acl=self.acl)
 
     def stop(self) -> None:
         if self._process is not None:

@@ -35,7 +35,7 @@ from pydantic_settings import (
 )
 
 from zg_shared import devkeys
-from zg_shared.bus import nats_servers
+from zg_shared.bus import NatsAccess, nats_servers
 
 SECRETS_DIR_ENV = "ZG_SECRETS_DIR"
 DEFAULT_SECRETS_DIR = "/run/secrets"
@@ -66,10 +66,25 @@ class ServiceSettings(BaseSettings):
     environment: str = Field("production", description="production | staging | development | test")
     nats_url: str = Field(
         "nats://127.0.0.1:4222",
-        description="NATS server with JetStream; a cluster's servers separated by commas",
+        description="NATS server with JetStream; a cluster's servers separated by commas; "
+        "tls:// or a CA file for TLS (no password in the URL: use nats_username and "
+        "nats_password)",
     )
     nats_stream_replicas: int = Field(
-        1, ge=1, le=5, description="Copies of each stream (and its consumers): 3 on a cluster"
+        1,
+        ge=1,
+        le=5,
+        description="Copies of each stream (and its consumers): 3 on a cluster. Read by the "
+        "admin step that creates the streams (zg-bus-admin)",
+    )
+    nats_username: str = Field(
+        "", description="This service's NATS user (deploy/k8s/base/nats/auth.conf)"
+    )
+    nats_password: SecretStr = Field(
+        SecretStr(""), description="Its password: best from a file in the secrets folder"
+    )
+    nats_ca_file: Path | None = Field(
+        None, description="With TLS: the CA that signed the NATS server's certificate"
     )
     redis_url: str = Field(
         "redis://127.0.0.1:6379/0",
@@ -163,6 +178,15 @@ class ServiceSettings(BaseSettings):
         a well-known key would guard funds on a chain that is not a local one. Services with
         more to check (the gateway's receipt key) extend it."""
         devkeys.refuse_off_dev_chain(chain_id, self.private_keys())
+
+    def nats_access(self) -> NatsAccess:
+        """Where and as whom this service connects to NATS."""
+        return NatsAccess(
+            url=self.nats_url,
+            username=self.nats_username,
+            password=self.nats_password,
+            ca_file=self.nats_ca_file,
+        )
 
     def redis_options(self) -> dict[str, Any]:
         """Keyword arguments for redis-py's `from_url` beside the URL: the ACL user and its

@@ -45,7 +45,8 @@ from zg_shared.localnet import (
     NetworkRefused,
     check_state_unused,
 )
-from zg_shared.localservers import ensure, port_open
+from zg_shared.localservers import Credentials, ensure, port_open
+from zg_shared.natsauth import NatsCredentials
 from zg_shared.redisacl import RedisCredentials
 from zgserve.cli._common import Context, Exit
 from zgserve.client import ZgClient
@@ -222,16 +223,23 @@ async def _supervise(ctx: Context, plan: Plan) -> int:
     )
     try:
         with ctx.spinner("starting NATS and Redis"):
-            # A Redis started here knows only the ACL users, with passwords of this network's
-            # own; one that was already listening is used as it is.
-            credentials = RedisCredentials.generate()
-            for kind, port in (("nats", plan.nats_port), ("redis", plan.redis_port)):
-                acl = credentials if kind == "redis" else None
+            # A Redis or NATS started here knows only the repository's users, with passwords
+            # of this network's own; one that was already listening is used as it is.
+            redis_credentials = RedisCredentials.generate()
+            nats_credentials = NatsCredentials.generate()
+            acl: Credentials
+            for kind, port, acl in (
+                ("nats", plan.nats_port, nats_credentials),
+                ("redis", plan.redis_port, redis_credentials),
+            ):
                 status = await asyncio.to_thread(ensure, kind, port, plan.directory / kind, acl)
                 if status.pid is not None:
                     started_servers.append(status.pid)
-                if acl is not None and status.started:
-                    net.redis_credentials = credentials
+                if status.started:
+                    if kind == "redis":
+                        net.redis_credentials = redis_credentials
+                    else:
+                        net.nats_credentials = nats_credentials
         with ctx.spinner("starting anvil, deploying the contracts and starting the services"):
             deployment = await net.start()
         assert net.anvil is not None

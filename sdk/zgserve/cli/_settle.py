@@ -19,7 +19,7 @@ from nats.errors import TimeoutError as NatsTimeout
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from nats.js.errors import NotFoundError as NatsNotFound
 
-from zg_shared.bus import nats_servers, stream_for
+from zg_shared.bus import nats_servers, shown, stream_for
 from zg_shared.chain.types import Address
 from zg_shared.commands import SettleNow, SettleNowReply
 from zg_shared.events import SettlementConfirmedV1
@@ -47,7 +47,7 @@ async def settle_now(
         except NatsNotFound:
             ctx.fail(
                 Exit.UNREACHABLE,
-                f"NATS at {nats_url} has no stream {stream_for(subject)}: is the provider's "
+                f"NATS at {shown(nats_url)} has no stream {stream_for(subject)}: is the provider's "
                 "billing running there?",
             )
         command = SettleNow(provider=provider, user=user)
@@ -112,7 +112,7 @@ async def _connect(ctx: Context, nats_url: str) -> NatsClient:
         )
     except (OSError, TimeoutError, ValueError, nats.errors.Error) as exc:
         cause = describe(seen[-1]) if seen else describe(exc)
-        ctx.fail(Exit.UNREACHABLE, f"cannot reach NATS at {nats_url}: {cause}")
+        ctx.fail(Exit.UNREACHABLE, f"cannot reach NATS at {shown(nats_url)}: {cause}")
 
 
 def _summary(event: SettlementConfirmedV1) -> dict[str, Any]:

@@ -29,13 +29,7 @@ from zg_billing.rebuild import Rebuilder
 from zg_billing.records import AttemptTracker, SettlementStore
 from zg_billing.settler import Settler, SettlerConfig
 from zg_shared.accounts import AccountStore
-from zg_shared.bus import (
-    CHAIN_STREAM,
-    SERVING_STREAM,
-    ensure_streams,
-    nats_servers,
-    publish_event,
-)
+from zg_shared.bus import CHAIN_STREAM, SERVING_STREAM, publish_event
 from zg_shared.chain import ServingClient, connect
 from zg_shared.chain.reachable import chain_id_when_reachable, when_reachable
 from zg_shared.deployment import bind
@@ -113,7 +107,7 @@ class BillingApp:
 def create_app(settings: BillingSettings, *, telemetry: Telemetry | None = None) -> BillingApp:
     telemetry = telemetry or setup_telemetry(SERVICE_NAME)
     broker = NatsBroker(
-        nats_servers(settings.nats_url),
+        **settings.nats_access().broker_options(),
         name=SERVICE_NAME,
         graceful_timeout=GRACEFUL_TIMEOUT_S,
         # Through the root logger, so that faststream's lines are JSON like ours.
@@ -168,7 +162,14 @@ def create_app(settings: BillingSettings, *, telemetry: Telemetry | None = None)
         evidence=evidence,
         fence=lease.check,
     )
-    broker.include_router(create_router(intake, settler, settings.durable_prefix))
+    broker.include_router(
+        create_router(
+            intake,
+            settler,
+            settings.durable_prefix,
+            settings.nats_access().subscriber_inbox_prefix(),
+        )
+    )
 
     async def redis_ready() -> None:
         await redis.ping()
@@ -185,7 +186,7 @@ def create_app(settings: BillingSettings, *, telemetry: Telemetry | None = None)
         settings.http_port,
         {"redis": redis_ready, "nats": nats_ready, "chain": chain_ready},
     )
-    rebuilder = Rebuilder(redis, intake, settings.nats_url)
+    rebuilder = Rebuilder(redis, intake, settings.nats_access())
     billing = BillingApp(
         app=FastStream(broker, logger=logging.getLogger(SERVICE_NAME)),
         broker=broker,
@@ -197,11 +198,10 @@ def create_app(settings: BillingSettings, *, telemetry: Telemetry | None = None)
     )
 
     async def on_startup() -> None:
-        await ensure_streams(settings.nats_url, settings.nats_stream_replicas)
         # No dev keys off a local chain (the RPC node may not be up yet: wait for it).
         settings.check_chain(await chain_id_when_reachable(w3))
         await bind(
-            w3, settings.serving_address, settings.rpc_url, redis, settings.nats_url,
+            w3, settings.serving_address, settings.rpc_url, redis, settings.nats_access(),
             [SERVING_STREAM.name, CHAIN_STREAM.name],
         )  # fmt: skip
         await when_reachable(evidence.read_signers)

@@ -54,7 +54,10 @@ async def redelivered_on_outage(message: NatsMessage, what: str) -> AsyncIterato
         await message.nack(delay=CHAIN_RETRY_S)
 
 
-def create_router(intake: Intake, settler: Settler, durable_prefix: str) -> NatsRouter:
+def create_router(
+    intake: Intake, settler: Settler, durable_prefix: str, inbox_prefix: bytes
+) -> NatsRouter:
+    """`inbox_prefix`: where billing's NATS user may receive (NatsAccess)."""
     router = NatsRouter()
 
     def durable(name: str) -> str:
@@ -65,6 +68,7 @@ def create_router(intake: Intake, settler: Settler, durable_prefix: str) -> Nats
         stream=SERVING_STREAM,
         durable=durable("served"),
         pull_sub=PullSub(batch_size=64),
+        inbox_prefix=inbox_prefix,
     )
     async def on_request_served(event: RequestServedV1, message: NatsMessage) -> None:
         async with redelivered_on_outage(message, f"served request {event.event_id}"):
@@ -75,6 +79,7 @@ def create_router(intake: Intake, settler: Settler, durable_prefix: str) -> Nats
         stream=SERVING_STREAM,
         durable=durable("proof-ready"),
         pull_sub=PullSub(batch_size=1),
+        inbox_prefix=inbox_prefix,
     )
     async def on_proof_ready(event: ProofReadyV1, message: NatsMessage) -> None:
         # The proofs stay valid while the chain or Redis is away: try again in a while.
@@ -86,6 +91,7 @@ def create_router(intake: Intake, settler: Settler, durable_prefix: str) -> Nats
         stream=SERVING_STREAM,
         durable=durable("proof-failed"),
         pull_sub=PullSub(batch_size=1),
+        inbox_prefix=inbox_prefix,
     )
     async def on_proof_failed(event: ProofFailedV1, message: NatsMessage) -> None:
         async with redelivered_on_outage(message, f"settlement {event.settlement_id}'s failure"):
@@ -96,6 +102,7 @@ def create_router(intake: Intake, settler: Settler, durable_prefix: str) -> Nats
         stream=CHAIN_STREAM,
         durable=durable("fees-settled"),
         pull_sub=PullSub(batch_size=16),
+        inbox_prefix=inbox_prefix,
     )
     async def on_fees_settled(event: FeesSettledV1, message: NatsMessage) -> None:
         # Checked against the chain before it is believed: wait for the chain.
@@ -107,6 +114,7 @@ def create_router(intake: Intake, settler: Settler, durable_prefix: str) -> Nats
         stream=CHAIN_STREAM,
         durable=durable("refund-requested"),
         pull_sub=PullSub(batch_size=16),
+        inbox_prefix=inbox_prefix,
     )
     async def on_refund_requested(event: RefundRequestedV1, message: NatsMessage) -> None:
         async with redelivered_on_outage(message, f"a RefundRequested of {event.user}"):
@@ -117,6 +125,7 @@ def create_router(intake: Intake, settler: Settler, durable_prefix: str) -> Nats
         stream=CHAIN_STREAM,
         durable=durable("signer-rotated"),
         pull_sub=PullSub(batch_size=16),
+        inbox_prefix=inbox_prefix,
     )
     async def on_signer_rotated(event: SignerRotatedV1, message: NatsMessage) -> None:
         try:
@@ -130,6 +139,7 @@ def create_router(intake: Intake, settler: Settler, durable_prefix: str) -> Nats
         stream=CHAIN_STREAM,
         durable=durable("reorg"),
         pull_sub=PullSub(batch_size=1),
+        inbox_prefix=inbox_prefix,
     )
     async def on_reorg(_: ReorgDetectedV1, message: NatsMessage) -> None:
         async with redelivered_on_outage(message, "a reorg"):

@@ -10,45 +10,56 @@ to the gateway's view (nonces, unsettled fees, output debt), and the policy sett
 
 from __future__ import annotations
 
+import contextlib
 import logging
 
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
+from nats.js.errors import NotFoundError
 from redis.asyncio import Redis
 
 from zg_billing.intake import Intake
-from zg_shared.bus import connect, stream_for
+from zg_shared.bus import NatsAccess, stream_for
+from zg_shared.bus import connect as connect_nats
 from zg_shared.events import RequestServedV1
 
 log = logging.getLogger(__name__)
 MARKER_KEY = "zg:billing:view"
 FETCH_BATCH = 500
+# The replay's consumer: named, as billing's NATS user may touch only consumers it names
+# (deploy/k8s/base/nats/auth.conf); made afresh for each replay, so it starts at the beginning.
+REBUILD_CONSUMER = "billing-rebuild"
 
 
 class Rebuilder:
-    def __init__(self, redis: Redis, intake: Intake, nats_url: str) -> None:
+    def __init__(self, redis: Redis, intake: Intake, bus: NatsAccess | str) -> None:
         self.redis = redis
         self.intake = intake
-        self.nats_url = nats_url
+        self.bus = bus
 
     async def needed(self) -> bool:
         return not await self.redis.exists(MARKER_KEY)
 
     async def run(self) -> int:
         """Replays every served request on the stream; returns how many it read."""
-        client = await connect(self.nats_url)
+        client = await connect_nats(self.bus)
         read = 0
         try:
             js = client.jetstream()
             subject = RequestServedV1.SUBJECT
-            sub = await js.pull_subscribe(
-                subject,
-                stream=stream_for(subject),
-                config=ConsumerConfig(
+            stream = stream_for(subject)
+            with contextlib.suppress(NotFoundError):  # an earlier replay's, cut short
+                await js.delete_consumer(stream, REBUILD_CONSUMER)
+            await js.add_consumer(
+                stream,
+                ConsumerConfig(
+                    name=REBUILD_CONSUMER,
+                    filter_subject=subject,
                     deliver_policy=DeliverPolicy.ALL,
                     ack_policy=AckPolicy.NONE,
                     inactive_threshold=60.0,
                 ),
             )
+            sub = await js.pull_subscribe_bind(REBUILD_CONSUMER, stream=stream)
             while True:
                 try:
                     messages = await sub.fetch(FETCH_BATCH, timeout=1.0)
@@ -63,6 +74,7 @@ class Rebuilder:
                 if not pending:
                     break
             await sub.unsubscribe()
+            await js.delete_consumer(stream, REBUILD_CONSUMER)
         finally:
             await client.close()
         await self.redis.set(MARKER_KEY, "1")

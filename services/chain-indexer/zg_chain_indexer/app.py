@@ -19,7 +19,7 @@ from zg_chain_indexer.follower import Follower, FollowerConfig
 from zg_chain_indexer.metrics import IndexerMetrics
 from zg_chain_indexer.projection import Projection
 from zg_chain_indexer.stream import published_positions
-from zg_shared.bus import CHAIN_STREAM, ensure_streams, nats_servers, publish_event
+from zg_shared.bus import CHAIN_STREAM, publish_event
 from zg_shared.chain.client import ServingClient, connect
 from zg_shared.chain.events import LogPosition
 from zg_shared.deployment import bind
@@ -55,7 +55,7 @@ class IndexerApp:
 def create_app(settings: IndexerSettings, *, telemetry: Telemetry | None = None) -> IndexerApp:
     telemetry = telemetry or setup_telemetry(SERVICE_NAME)
     broker = NatsBroker(
-        nats_servers(settings.nats_url),
+        **settings.nats_access().broker_options(),
         name=SERVICE_NAME,
         graceful_timeout=GRACEFUL_TIMEOUT_S,
         # Through the root logger, so that faststream's lines are JSON like ours.
@@ -75,7 +75,7 @@ def create_app(settings: IndexerSettings, *, telemetry: Telemetry | None = None)
         return bool(ack is not None and ack.duplicate)
 
     async def published(limit: int) -> list[LogPosition]:
-        return await published_positions(settings.nats_url, limit)
+        return await published_positions(settings.nats_access(), limit)
 
     follower = Follower(
         serving,
@@ -113,9 +113,8 @@ def create_app(settings: IndexerSettings, *, telemetry: Telemetry | None = None)
     )
 
     async def declare_streams() -> None:
-        await ensure_streams(settings.nats_url, settings.nats_stream_replicas)
         await bind(
-            w3, settings.serving_address, settings.rpc_url, redis, settings.nats_url,
+            w3, settings.serving_address, settings.rpc_url, redis, settings.nats_access(),
             [CHAIN_STREAM.name],
         )  # fmt: skip
 

@@ -13,18 +13,19 @@ import json
 
 from nats.js.errors import NotFoundError
 
-from zg_shared.bus import connect
+from zg_shared.bus import NatsAccess
+from zg_shared.bus import connect as connect_nats
 from zg_shared.chain.events import LogPosition
 
 CHAIN_STREAM_NAME = "ZG_CHAIN"
 
 
 async def published_positions(
-    nats_url: str, limit: int = 1, stream: str = CHAIN_STREAM_NAME, scan: int = 10_000
+    bus: NatsAccess | str, limit: int = 1, stream: str = CHAIN_STREAM_NAME, scan: int = 10_000
 ) -> list[LogPosition]:
     """Log positions of the newest chain events on `stream` (a reorg notice has none), newest
     first, at most `limit` of them, looking back at most `scan` messages."""
-    client = await connect(nats_url)
+    client = await connect_nats(bus)
     try:
         js = client.jetstream()
         try:

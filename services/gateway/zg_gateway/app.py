@@ -23,10 +23,9 @@ from zg_gateway.outbox import OutboxDrainer
 from zg_gateway.proxy import BackendClient
 from zg_gateway.routes import routes
 from zg_gateway.service import GatewayService
-from zg_shared.bus import SERVING_STREAM, ensure_streams
-from zg_shared.bus import connect as connect_nats
+from zg_shared.bus import SERVING_STREAM
 from zg_shared.chain import ServingClient, connect
-from zg_shared.deployment import bind
+from zg_shared.deployment import bind, require_streams
 from zg_shared.health import HealthServer
 from zg_shared.redisconn import redis_client
 from zg_shared.telemetry import Telemetry, setup_telemetry
@@ -76,13 +75,14 @@ def create_app(settings: GatewaySettings, *, telemetry: Telemetry | None = None)
     async def resources(app: web.Application) -> AsyncIterator[None]:
         if w3 is not None:  # before anything is served: no dev keys off a local chain
             settings.check_chain(await w3.eth.chain_id)
-        await ensure_streams(settings.nats_url, settings.nats_stream_replicas)
+        bus = settings.nats_access()
         if w3 is not None:  # refuses another deployment's state (zg_shared.deployment)
             await bind(
-                w3, settings.serving_address, settings.rpc_url, redis, settings.nats_url,
-                [SERVING_STREAM.name],
-            )  # fmt: skip
-        client = await connect_nats(settings.nats_url, name=SERVICE_NAME)
+                w3, settings.serving_address, settings.rpc_url, redis, bus, [SERVING_STREAM.name]
+            )
+        else:  # the admin step made the stream; the gateway's NATS user may not
+            await require_streams(bus, [SERVING_STREAM.name])
+        client = await bus.connect(name=SERVICE_NAME)
         connection.append(client)
         outbox.js = client.jetstream()
         app[BACKEND] = BackendClient()

@@ -7,13 +7,15 @@ import asyncio
 
 from zg_prover.app import create_app
 from zg_prover.config import ProverSettings
+from zg_shared.deployment import refusing_foreign_state
 from zg_shared.telemetry import setup_logging
 
 
 def main() -> None:
     settings = ProverSettings()
     setup_logging(settings.log_level, settings.log_json)
-    asyncio.run(create_app(settings).app.run())
+    with refusing_foreign_state():
+        asyncio.run(create_app(settings).app.run())
 
 
 if __name__ == "__main__":

@@ -17,9 +17,10 @@ from zg_prover.metrics import ProverMetrics
 from zg_prover.queue import QueueDepthReporter
 from zg_prover.service import ProverService
 from zg_shared import devkeys
-from zg_shared.bus import SERVING_STREAM, ensure_streams, nats_servers
+from zg_shared.bus import SERVING_STREAM
 from zg_shared.chain import connect
 from zg_shared.chain.reachable import chain_id_when_reachable
+from zg_shared.deployment import require_streams
 from zg_shared.health import HealthServer
 from zg_shared.telemetry import Telemetry, setup_telemetry
 
@@ -64,7 +65,7 @@ def create_app(
             "%s, witness %s", keys.describe(), pipeline.witness.name
         )
     broker = NatsBroker(
-        nats_servers(settings.nats_url),
+        **settings.nats_access().broker_options(),
         name=SERVICE_NAME,
         graceful_timeout=GRACEFUL_TIMEOUT_S,
         # Through the root logger, so that faststream's lines are JSON like ours.
@@ -83,6 +84,7 @@ def create_app(
             metrics,
             settings.durable_name,
             settings.heartbeat_s,
+            settings.nats_access().subscriber_inbox_prefix(),
         )
     )
 
@@ -100,8 +102,9 @@ def create_app(
     )
     queue = QueueDepthReporter(broker, SERVING_STREAM.name, settings.durable_name, metrics)
 
-    async def declare_streams() -> None:
-        await ensure_streams(settings.nats_url, settings.nats_stream_replicas)
+    async def check_streams() -> None:
+        """The admin step made the stream; the prover's NATS user may not."""
+        await require_streams(settings.nats_access(), [SERVING_STREAM.name])
 
     async def refuse_dev_keys() -> None:
         """Single-party keys let whoever ran the setup forge proofs: local chains only."""
@@ -122,7 +125,7 @@ def create_app(
     app = FastStream(
         broker,
         logger=logging.getLogger(SERVICE_NAME),
-        on_startup=[refuse_dev_keys, declare_streams, health.start],
+        on_startup=[refuse_dev_keys, check_streams, health.start],
         after_startup=[queue.start],
         on_shutdown=[queue.stop],
         after_shutdown=[health.stop],

@@ -44,7 +44,9 @@ def create_router(
     metrics: ProverMetrics,
     durable: str,
     heartbeat_s: float,
+    inbox_prefix: bytes,
 ) -> NatsRouter:
+    """`inbox_prefix`: where the prover's NATS user may receive (NatsAccess)."""
     router = NatsRouter()
 
     @router.subscriber(
@@ -52,6 +54,7 @@ def create_router(
         stream=SERVING_STREAM,
         durable=durable,
         pull_sub=PullSub(batch_size=1),
+        inbox_prefix=inbox_prefix,
     )
     async def on_settlement_requested(request: SettlementRequestedV1, message: NatsMessage) -> None:
         # What an SRE searches traces by (faststream's consumer span is the current one).

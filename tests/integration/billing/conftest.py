@@ -22,7 +22,7 @@ from redis.asyncio import Redis
 
 from tests.conftest import LOCK_TIME
 from tests.integration.gateway.conftest import User, chat, start_backend
-from tests.integration.jetstream import stream_events
+from tests.integration.jetstream import NatsLogins, fresh_streams, stream_events
 from zg_billing.app import BillingApp
 from zg_billing.app import create_app as create_billing
 from zg_billing.config import BillingSettings
@@ -66,7 +66,15 @@ class Stack:
     js: JetStreamContext
     http: aiohttp.ClientSession
     redis_url: str
-    nats_url: str
+    nats_url: str  # as NATS's admin
+    # Each service's NATS login (its own user, deploy/k8s/base/nats/auth.conf), by service;
+    # empty: every service logs in as nats_url says.
+    nats_logins: NatsLogins | None = None
+
+    def nats(self, service: str) -> dict[str, Any]:
+        if self.nats_logins is None:
+            return {"nats_url": self.nats_url}
+        return self.nats_logins.settings(service)
 
     async def send(self, user: User, words: str = "settle me please") -> int:
         """One paid chat request through the gateway; returns the fee it signed."""
@@ -101,7 +109,7 @@ def billing_settings(stack: Stack, **overrides: Any) -> BillingSettings:
         "environment": "test",
         "provider_private_key": stack.provider.key.hex(),
         "redis_url": stack.redis_url,
-        "nats_url": stack.nats_url,
+        **stack.nats("billing"),
         "rpc_url": str(stack.w3.provider.endpoint_uri),
         "serving_address": stack.serving.address,
         "threshold_fee_wei": 1,
@@ -114,12 +122,12 @@ def billing_settings(stack: Stack, **overrides: Any) -> BillingSettings:
     return BillingSettings(**values)
 
 
-def common_settings(stack: Stack) -> dict[str, Any]:
-    """What every service of the stack is configured with."""
+def common_settings(stack: Stack, service: str) -> dict[str, Any]:
+    """What every service of the stack is configured with, `service`'s NATS login too."""
     return {
         "environment": "test",
         "redis_url": stack.redis_url,
-        "nats_url": stack.nats_url,
+        **stack.nats(service),
         "rpc_url": str(stack.w3.provider.endpoint_uri),
         "serving_address": stack.serving.address,
         "log_json": False,
@@ -128,7 +136,9 @@ def common_settings(stack: Stack) -> dict[str, Any]:
 
 @contextlib.asynccontextmanager
 async def running_prover(stack: Stack) -> AsyncIterator[ProverApp]:
-    prover: ProverApp = create_prover(ProverSettings(**common_settings(stack), circuit_sizes=[4]))
+    prover: ProverApp = create_prover(
+        ProverSettings(**common_settings(stack, "prover"), circuit_sizes=[4])
+    )
     await prover.start()
     try:
         yield prover
@@ -154,17 +164,13 @@ async def build_stack(
     *,
     confirmations: int = 0,
     prover: bool = True,
+    nats_logins: NatsLogins | None = None,
 ) -> AsyncIterator[Stack]:
     """The whole pipeline; with `prover=False` nothing proves (a test starts
-    `running_prover` when it wants proofs)."""
+    `running_prover` when it wants proofs). With `nats_logins`, each service logs in to NATS
+    as its own user."""
     redis = Redis.from_url(redis_url)
     await redis.flushdb()
-    nc = await nats.connect(nats_url)
-    js = nc.jetstream()
-    for stream in ("ZG_SERVING", "ZG_CHAIN"):
-        with contextlib.suppress(nats.js.errors.NotFoundError):
-            await js.delete_stream(stream)
-
     backend_settings = BackendSettings(port=free_port(), created=1_700_000_000)
     backend = await start_backend(backend_settings)
     verifier = await deploy_contract(w3, keys[0], load_artifact("SettleBatchVerifier4"))
@@ -192,10 +198,18 @@ async def build_stack(
         )
         users.append(User(key, signing_key))
 
+    await fresh_streams(nats_url, str(w3.provider.endpoint_uri), serving.address)
+    nc = await nats.connect(nats_url)
+    js = nc.jetstream()
+
+    def login(service: str) -> dict[str, Any]:
+        if nats_logins is None:
+            return {"nats_url": nats_url}
+        return nats_logins.settings(service)
+
     common: dict[str, Any] = {
         "environment": "test",
         "redis_url": redis_url,
-        "nats_url": nats_url,
         "rpc_url": str(w3.provider.endpoint_uri),
         "serving_address": serving.address,
         "log_json": False,
@@ -204,6 +218,7 @@ async def build_stack(
         create_gateway(
             GatewaySettings(
                 **common,
+                **login("gateway"),
                 provider_address=provider_key.address,
                 receipt_private_key=receipt_key.key.hex(),
                 default_max_output_units=100,
@@ -216,7 +231,12 @@ async def build_stack(
     )
     await gateway.start_server()
     indexer: IndexerApp = create_indexer(
-        IndexerSettings(**common, confirmations=confirmations, poll_interval_s=0.2)
+        IndexerSettings(
+            **common,
+            **login("chain-indexer"),
+            confirmations=confirmations,
+            poll_interval_s=0.2,
+        )
     )
     await indexer.start()
     http = aiohttp.ClientSession()
@@ -232,6 +252,7 @@ async def build_stack(
             http=http,
             redis_url=redis_url,
             nats_url=nats_url,
+            nats_logins=nats_logins,
         )
         async with running_prover(built) if prover else contextlib.nullcontext():
             yield built
@@ -246,9 +267,14 @@ async def build_stack(
 
 @pytest.fixture
 async def stack(
-    w3: Web3Client, keys: list[LocalAccount], redis_url: str, nats_url: str
+    w3: Web3Client,
+    keys: list[LocalAccount],
+    redis_url: str,
+    nats_url: str,
+    nats_logins: NatsLogins,
 ) -> AsyncIterator[Stack]:
-    async for built in build_stack(w3, keys, redis_url, nats_url):
+    """The whole pipeline, each service on its own NATS user (as deployed)."""
+    async for built in build_stack(w3, keys, redis_url, nats_url, nats_logins=nats_logins):
         yield built
 
 

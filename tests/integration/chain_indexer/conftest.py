@@ -5,7 +5,6 @@ demand (and always stopped), and checks that Redis agrees with the contract's vi
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
@@ -14,10 +13,12 @@ import pytest
 from nats.js import JetStreamContext
 from redis.asyncio import Redis
 
-from tests.integration.jetstream import stream_events
+from tests.integration.jetstream import drop_streams, stream_events
 from zg_chain_indexer.app import IndexerApp, create_app
 from zg_chain_indexer.config import IndexerSettings
 from zg_shared.accounts import AccountStore
+from zg_shared.bus import CHAIN_STREAM
+from zg_shared.busadmin import prepare_streams
 from zg_shared.chain import ServingClient
 from zg_shared.events.chain import (
     AccountUpdatedV1,
@@ -41,11 +42,10 @@ CHAIN_SUBJECTS = {
 
 @pytest.fixture
 async def js(nats_url: str) -> AsyncIterator[JetStreamContext]:
-    """JetStream with no ZG_CHAIN stream left by an earlier test (the indexer declares it)."""
+    """JetStream with no stream left by an earlier test (`start_indexer` makes them)."""
+    await drop_streams(nats_url)
     client = await nats.connect(nats_url)
     stream = client.jetstream()
-    with contextlib.suppress(nats.js.errors.NotFoundError):
-        await stream.delete_stream("ZG_CHAIN")
     yield stream
     await client.close()
 
@@ -69,6 +69,8 @@ async def start_indexer(
     started: list[IndexerApp] = []
 
     async def start(rpc_url: str, serving: str, **overrides: Any) -> IndexerApp:
+        # The admin step: the streams exist, stamped with this deployment.
+        await prepare_streams(nats_url, rpc_url, serving, [CHAIN_STREAM.name])
         settings = IndexerSettings(
             nats_url=nats_url,
             redis_url=redis_url,

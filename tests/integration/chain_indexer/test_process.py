@@ -8,6 +8,7 @@ import asyncio
 import os
 import signal
 import sys
+from pathlib import Path
 
 import aiohttp
 import pytest
@@ -19,7 +20,8 @@ from tests.integration.chain_indexer.conftest import chain_events, wait_for
 from tests.integration.chain_indexer.test_follow import expected, published
 from zg_chain_indexer.checkpoint import CheckpointStore
 from zg_shared.chain import AnvilNode, ServingClient
-from zg_shared.localservers import free_port
+from zg_shared.localservers import PrivateServer, free_port
+from zg_shared.natsauth import NatsCredentials
 
 
 async def ready(port: int) -> bool:
@@ -38,17 +40,37 @@ async def test_the_entry_point_indexes_and_stops_on_sigterm(
     anvil: AnvilNode,
     serving: ServingClient,
     keys: list[LocalAccount],
-    nats_url: str,
+    nats_server: PrivateServer,
+    nats_credentials: NatsCredentials,
     redis_url: str,
     js: JetStreamContext,
     redis: Redis,
 ) -> None:
+    """With the admin step before it (`zg-bus-admin create-streams`, as NATS's admin), and the
+    indexer logged in to NATS as its own user, as in a deployment."""
+    admin = await asyncio.create_subprocess_exec(
+        str(Path(sys.executable).parent / "zg-bus-admin"),
+        "create-streams",
+        env={
+            **os.environ,
+            "BUS_ADMIN_NATS_URL": nats_server.url,
+            "BUS_ADMIN_NATS_PASSWORD": nats_credentials.passwords["admin"],
+            "BUS_ADMIN_RPC_URL": anvil.rpc_url,
+            "BUS_ADMIN_SERVING_ADDRESS": serving.address,
+        },
+        stdout=asyncio.subprocess.PIPE,
+    )
+    out, _ = await admin.communicate()
+    assert admin.returncode == 0
+    assert out.decode().startswith("created ZG_SERVING, ZG_CHAIN: stamped with contract")
     port = free_port()
     env = {
         **os.environ,
         "INDEXER_RPC_URL": anvil.rpc_url,
         "INDEXER_SERVING_ADDRESS": serving.address,
-        "INDEXER_NATS_URL": nats_url,
+        "INDEXER_NATS_URL": nats_server.url,
+        "INDEXER_NATS_USERNAME": "chain-indexer",
+        "INDEXER_NATS_PASSWORD": nats_credentials.passwords["chain-indexer"],
         "INDEXER_REDIS_URL": redis_url,
         "INDEXER_CONFIRMATIONS": "0",
         "INDEXER_POLL_INTERVAL_S": "0.1",

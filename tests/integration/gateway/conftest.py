@@ -26,7 +26,7 @@ from nats.js import JetStreamContext
 from redis.asyncio import Redis
 
 from tests.conftest import LOCK_TIME
-from tests.integration.jetstream import stream_events
+from tests.integration.jetstream import fresh_streams, stream_events
 from zg_gateway.app import create_app
 from zg_gateway.config import GatewaySettings
 from zg_gateway.keys import HEALTH
@@ -135,10 +135,6 @@ async def provider(
 ) -> AsyncIterator[Provider]:
     redis = Redis.from_url(redis_url)
     await redis.flushdb()
-    nc = await nats.connect(nats_url)
-    js = nc.jetstream()
-    with contextlib.suppress(nats.js.errors.NotFoundError):
-        await js.delete_stream("ZG_SERVING")
     backend = await start_backend(backend_settings)
     backend_url = f"http://127.0.0.1:{backend_settings.port}/v1"
 
@@ -163,6 +159,9 @@ async def provider(
         )
         users.append(User(key, signing_key))
 
+    await fresh_streams(nats_url, str(w3.provider.endpoint_uri), serving.address)
+    nc = await nats.connect(nats_url)
+    js = nc.jetstream()
     settings = GatewaySettings(
         **{
             "environment": "test",

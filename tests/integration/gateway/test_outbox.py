@@ -4,7 +4,6 @@ sending list emptied, and a dead drainer's unconfirmed entries published again h
 
 from __future__ import annotations
 
-import contextlib
 import json
 from collections.abc import AsyncIterator
 
@@ -14,10 +13,9 @@ from nats.js import JetStreamContext
 from opentelemetry import trace
 from redis.asyncio import Redis
 
-from tests.integration.jetstream import stream_events
+from tests.integration.jetstream import fresh_streams, stream_events
 from zg_gateway.ledger import OUTBOX_KEY
 from zg_gateway.outbox import OutboxDrainer, OutboxEntry, outbox_entry, sending_key
-from zg_shared.bus import ensure_streams
 from zg_shared.events import RequestServedV1
 
 USER = "0x70997970C51812dc3A010C7d01b50e0d17dc79C8"
@@ -53,11 +51,9 @@ async def redis(redis_url: str) -> AsyncIterator[Redis]:
 
 @pytest.fixture
 async def js(nats_url: str) -> AsyncIterator[JetStreamContext]:
+    await fresh_streams(nats_url)
     client = await nats.connect(nats_url)
     js = client.jetstream()
-    with contextlib.suppress(nats.js.errors.NotFoundError):
-        await js.delete_stream("ZG_SERVING")
-    await ensure_streams(nats_url)
     yield js
     await client.close()
 

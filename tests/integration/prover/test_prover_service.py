@@ -5,7 +5,6 @@ and those proofs paying the provider through Serving.settleFees on anvil."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -15,7 +14,7 @@ from eth_account.signers.local import LocalAccount
 from nats.js import JetStreamContext
 
 from tests.conftest import LOCK_TIME
-from tests.integration.jetstream import stream_events
+from tests.integration.jetstream import fresh_streams, stream_events
 from zg_prover.app import ProverApp, create_app
 from zg_prover.config import ProverSettings
 from zg_shared.chain import (
@@ -34,10 +33,9 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture
 async def js(nats_url: str) -> AsyncIterator[JetStreamContext]:
+    await fresh_streams(nats_url)  # the admin step's, without a deployment to stamp
     client = await nats.connect(nats_url)
     stream = client.jetstream()
-    with contextlib.suppress(nats.js.errors.NotFoundError):
-        await stream.delete_stream("ZG_SERVING")
     yield stream
     await client.close()
 

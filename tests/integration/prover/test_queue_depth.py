@@ -5,7 +5,6 @@ holds without an ack."""
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import AsyncIterator
 
 import nats
@@ -16,9 +15,9 @@ from nats.js.api import AckPolicy, ConsumerConfig
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader, NumberDataPoint
 
+from tests.integration.jetstream import fresh_streams
 from zg_prover.metrics import ProverMetrics
 from zg_prover.queue import QueueDepthReporter
-from zg_shared.bus import ensure_streams
 from zg_shared.events import SettlementRequestedV1
 
 DURABLE = "prover-queue-test"
@@ -26,11 +25,9 @@ DURABLE = "prover-queue-test"
 
 @pytest.fixture
 async def js(nats_url: str) -> AsyncIterator[JetStreamContext]:
+    await fresh_streams(nats_url)
     client = await nats.connect(nats_url)
     stream = client.jetstream()
-    with contextlib.suppress(nats.js.errors.NotFoundError):
-        await stream.delete_stream("ZG_SERVING")
-    await ensure_streams(nats_url)
     await stream.add_consumer(
         "ZG_SERVING",
         ConsumerConfig(

@@ -7,7 +7,6 @@ left for the SDK to create."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import os
 import sys
@@ -16,7 +15,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import nats
 import pytest
 from aiohttp.test_utils import TestServer
 from eth_account.signers.local import LocalAccount
@@ -24,6 +22,7 @@ from redis.asyncio import Redis
 
 from tests.conftest import LOCK_TIME
 from tests.integration.gateway.conftest import start_backend
+from tests.integration.jetstream import fresh_streams
 from zg_gateway.app import create_app
 from zg_gateway.config import GatewaySettings
 from zg_sample_backend import BackendSettings
@@ -140,10 +139,7 @@ async def network(
 ) -> AsyncIterator[Network]:
     """`deployed` plus the sample backend and a real gateway in front of it; the service
     registers the gateway's URL, as a provider does (the backend's stays gateway config)."""
-    nc = await nats.connect(nats_url)
-    with contextlib.suppress(nats.js.errors.NotFoundError):
-        await nc.jetstream().delete_stream("ZG_SERVING")
-    await nc.close()
+    await fresh_streams(nats_url, deployed.rpc_url, deployed.contract)
     backend_settings = BackendSettings(port=free_port(), created=1_700_000_000, **backend_knobs)
     backend = await start_backend(backend_settings)
     settings = GatewaySettings(

@@ -1,7 +1,8 @@
 # SPDX-License-Identifier: Apache-2.0
 """State of one deployment is never read as another's: Redis and the streams are stamped with
-the deployment (chain id, genesis hash, contract), the first service claims empty state, and a
-service pointed at another deployment's state refuses to start, in one clear line."""
+the deployment (chain id, genesis hash, contract): the admin step stamps the streams it
+creates, the first service claims empty Redis, and a service pointed at another deployment's
+state, or at streams no admin step made, refuses to start, in one clear line."""
 
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ from nats.js import JetStreamContext
 from redis.asyncio import Redis
 
 from tests.conftest import LOCK_TIME
-from zg_shared.bus import ensure_streams
+from zg_shared.bus import STREAM_CONFIGS
 from zg_shared.chain import AnvilNode, ServingClient, Web3Client
 from zg_shared.deployment import (
     ALL_STREAMS,
@@ -29,6 +30,7 @@ from zg_shared.deployment import (
     DeploymentStamp,
     ForeignDeployment,
     bind,
+    claim_streams,
     identify,
     reset_state,
     running_elsewhere,
@@ -78,11 +80,16 @@ async def stream_description(js: JetStreamContext, name: str) -> str | None:
     return description
 
 
-async def test_the_first_service_claims_empty_state_and_the_next_agree(
+async def stamp_of(w3: Web3Client, contract: str) -> DeploymentStamp:
+    identity = await identify(w3, contract)
+    return DeploymentStamp(**identity.model_dump(), rpc_url=str(w3.provider.endpoint_uri))
+
+
+async def test_the_admin_step_stamps_the_streams_the_first_service_claims_redis(
     w3: Web3Client, serving: ServingClient, redis: Redis, js: JetStreamContext, nats_url: str
 ) -> None:
     rpc_url = str(w3.provider.endpoint_uri)
-    await ensure_streams(nats_url)
+    assert await claim_streams(nats_url, await stamp_of(w3, serving.address)) == list(ALL_STREAMS)
     identity = await bind(w3, serving.address, rpc_url, redis, nats_url, ALL_STREAMS)
     assert identity == await identify(w3, serving.address)
     assert identity.chain_id == await w3.eth.chain_id
@@ -95,8 +102,8 @@ async def test_the_first_service_claims_empty_state_and_the_next_agree(
         assert stamped is not None
         assert stamped.identity == identity
 
-    # Every service declares the streams at start: that keeps the stamp.
-    await ensure_streams(nats_url)
+    # The admin step run again (a Job re-run, an upgrade) keeps the stamp.
+    assert await claim_streams(nats_url, await stamp_of(w3, serving.address)) == []
     for name in ALL_STREAMS:
         assert DeploymentStamp.parse(await stream_description(js, name)) == stamp
     assert await bind(w3, serving.address, rpc_url, redis, nats_url, ALL_STREAMS) == identity
@@ -111,7 +118,7 @@ async def test_the_state_of_another_deployment_is_refused_and_left_as_it_is(
     nats_url: str,
 ) -> None:
     rpc_url = str(w3.provider.endpoint_uri)
-    await ensure_streams(nats_url)
+    await claim_streams(nats_url, await stamp_of(w3, serving.address))
     ours = await identify(w3, serving.address)
     theirs = another_chain(ours)
     await redis.set(DEPLOYMENT_KEY, theirs.model_dump_json())
@@ -129,6 +136,31 @@ async def test_the_state_of_another_deployment_is_refused_and_left_as_it_is(
     await redis.flushdb()  # Redis lost, the streams kept: the streams still tell
     with pytest.raises(ForeignDeployment, match="JetStream stream ZG_SERVING holds the state"):
         await bind(w3, other.address, rpc_url, redis, nats_url, ALL_STREAMS)
+    # The admin step of another deployment refuses them too, and changes nothing.
+    with pytest.raises(ForeignDeployment, match="JetStream stream ZG_SERVING holds the state"):
+        await claim_streams(nats_url, await stamp_of(w3, other.address))
+    stamped = DeploymentStamp.parse(await stream_description(js, "ZG_SERVING"))
+    assert stamped is not None
+    assert stamped.identity == ours
+
+
+async def test_a_service_refuses_streams_no_admin_step_made_or_stamped(
+    w3: Web3Client, serving: ServingClient, redis: Redis, js: JetStreamContext, nats_url: str
+) -> None:
+    """The services' NATS users may not create or stamp a stream: one clear line instead."""
+    rpc_url = str(w3.provider.endpoint_uri)
+    with pytest.raises(ForeignDeployment) as missing:
+        await bind(w3, serving.address, rpc_url, redis, nats_url, ALL_STREAMS)
+    assert str(missing.value) == (
+        "JetStream stream ZG_SERVING does not exist: the admin step creates the streams "
+        "before the services start (`zg-bus-admin create-streams`)."
+    )
+    for config in STREAM_CONFIGS:  # made by hand, without a stamp
+        await js.add_stream(config)
+    with pytest.raises(ForeignDeployment, match="ZG_SERVING names no deployment") as unstamped:
+        await bind(w3, serving.address, rpc_url, redis, nats_url, ALL_STREAMS)
+    assert "zg-bus-admin create-streams" in str(unstamped.value)
+    assert await stream_description(js, "ZG_SERVING") in (None, "")
 
 
 @pytest.mark.parametrize("service", ["gateway", "billing", "chain-indexer"])
@@ -181,8 +213,9 @@ async def test_a_new_deployment_clears_every_zgserve_key_and_stream_and_nothing_
     w3: Web3Client, serving: ServingClient, redis: Redis, js: JetStreamContext, nats_url: str
 ) -> None:
     rpc_url = str(w3.provider.endpoint_uri)
-    await ensure_streams(nats_url)
+    await claim_streams(nats_url, await stamp_of(w3, serving.address))
     old = await bind(w3, serving.address, rpc_url, redis, nats_url, ALL_STREAMS)
+    await js.publish("serving.request.served.v1", b"{}")
     await redis.hset("zg:acct:{0xprovider:0xuser}", mapping={"balance": "5", "signer_x": "1"})
     await redis.set("zg:indexer:cursor", "41")
     await redis.set("another-app:setting", "kept")
@@ -193,9 +226,10 @@ async def test_a_new_deployment_clears_every_zgserve_key_and_stream_and_nothing_
     assert removed == 3  # the account, the cursor and the old stamp
     assert sorted(await redis.keys("*")) == [b"another-app:setting", DEPLOYMENT_KEY.encode()]
     assert DeploymentStamp.parse(await redis.get(DEPLOYMENT_KEY)) == new
-    for name in ALL_STREAMS:
-        with pytest.raises(nats.js.errors.NotFoundError):
-            await js.stream_info(name)
+    for name in ALL_STREAMS:  # made anew, empty, stamped with the new deployment
+        info = await js.stream_info(name)
+        assert info.state.messages == 0
+        assert DeploymentStamp.parse(info.config.description) == new
 
 
 async def test_a_deployment_is_running_while_its_chain_answers_with_its_genesis(

@@ -16,6 +16,7 @@ import pytest
 
 from tests.unit.deploy.common import REPO
 from tests.unit.deploy.compose import load_compose
+from zg_shared.natsauth import USERS as NATS_USERS
 
 DOCKERFILE = REPO / "Dockerfile"
 OUR_SERVICES = {"gateway", "billing", "prover", "chain-indexer", "sample-backend"}
@@ -81,7 +82,7 @@ def test_the_whole_stack_is_there(compose: dict[str, Any]) -> None:
     assert "nats-data" in compose["volumes"]
     assert "redis-data" in compose["volumes"]
     nats = compose["services"]["nats"]
-    assert "--jetstream" in nats["command"]
+    assert "--jetstream" in " ".join(nats["entrypoint"])
     assert "nats-data:/data" in nats["volumes"]
     redis = compose["services"]["redis"]
     assert "--appendonly yes" in " ".join(redis["entrypoint"])
@@ -194,3 +195,26 @@ def test_grafana_has_no_default_password_and_no_anonymous_access(compose: dict[s
     mounts = [m for m in grafana["volumes"] if isinstance(m, dict) and m["source"] == "secrets"]
     assert [m["volume"]["subpath"] for m in mounts] == ["grafana"]
     assert grafana["depends_on"]["secrets-init"]["condition"] == "service_completed_successfully"
+
+
+def test_nats_loads_the_repositorys_users_and_the_admin_step_makes_the_streams(
+    compose: dict[str, Any],
+) -> None:
+    """NATS runs with deploy/k8s/base/nats/auth.conf (nobody anonymous) and its passwords from
+    the secrets volume; the services start after the admin step that creates the streams."""
+    services = compose["services"]
+    nats = services["nats"]
+    command = " ".join(nats["entrypoint"])
+    assert "--config /etc/zgserve/nats/auth.conf" in command
+    assert "./deploy/k8s/base/nats:/etc/zgserve/nats:ro" in nats["volumes"]
+    for user in NATS_USERS:
+        assert user in command
+    for name in ("gateway", "billing", "prover", "chain-indexer"):
+        assert services[name]["depends_on"]["bus-admin"]["condition"] == (
+            "service_completed_successfully"
+        )
+        prefix = {"chain-indexer": "INDEXER"}.get(name, name.upper())
+        assert services[name]["environment"][f"{prefix}_NATS_USERNAME"] == name
+    admin = services["bus-admin"]
+    assert admin["command"][-1] == "create-streams"
+    assert admin["depends_on"]["deploy-contracts"]["condition"] == "service_completed_successfully"

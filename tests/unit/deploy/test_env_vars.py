@@ -27,6 +27,7 @@ from tests.unit.deploy.common import (
     settings_class,
 )
 from tests.unit.deploy.compose import environment, load_compose
+from zg_shared.busadmin import BusAdminSettings
 from zg_shared.zk.circuit import CACHE_ENV
 
 # A placeholder for Secret values: not one of anvil's public keys, so production accepts it.
@@ -36,6 +37,7 @@ SECRETS_JOB = "secrets-init"
 SECRETS_JOB_SCRIPT = DEPLOY_JOB_SCRIPT.with_name("make_secrets.py")
 SECRETS_DIR = "/run/secrets"
 ZK_KEYS_JOB = "zk-dev-keys"  # scripts/zk_setup.py reads only where its cache is
+BUS_ADMIN_JOB = "bus-admin"  # zg_shared.busadmin: creates the streams
 
 
 def allowed_env(container: str) -> set[str]:
@@ -45,6 +47,8 @@ def allowed_env(container: str) -> set[str]:
         return {CACHE_ENV}
     if container == SECRETS_JOB:
         return set(load_script(SECRETS_JOB_SCRIPT).ENV_VARS)
+    if container == BUS_ADMIN_JOB:
+        return env_names(BusAdminSettings)
     cls = settings_class(container)
     if cls is None:
         pytest.skip(f"{SERVICES[container][0]} does not exist yet")
@@ -108,6 +112,17 @@ def test_every_compose_service_of_ours_is_checked() -> None:
     checked = set(compose_services())
     assert {"gateway", "billing", "prover", "chain-indexer", "sample-backend", DEPLOY_JOB} <= (
         checked
+    )
+    assert BUS_ADMIN_JOB in checked
+
+
+def test_the_stream_admin_job_builds_its_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    env = environment(load_compose()["services"][BUS_ADMIN_JOB])
+    env |= compose_secret_files(BUS_ADMIN_JOB)
+    build_settings(BusAdminSettings, env, monkeypatch)
+    assert (
+        env["BUS_ADMIN_SERVING_ADDRESS"]
+        == environment(load_compose()["services"]["gateway"])["GATEWAY_SERVING_ADDRESS"]
     )
 
 

@@ -5,6 +5,7 @@ the repository's one ACL source, each service logging in as its own user."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -12,8 +13,11 @@ import pytest
 from eth_account import Account as EthAccount
 
 from tests.unit.deploy import kustomize
-from tests.unit.deploy.common import DEPLOY_JOB_SCRIPT, OVERLAYS, load_script, rendered
+from tests.unit.deploy.common import DEPLOY_JOB_SCRIPT, OVERLAYS, REPO, load_script, rendered
 from tests.unit.deploy.compose import environment, load_compose
+from zg_shared.natsauth import AUTH_CONF, configured_users, password_variable
+from zg_shared.natsauth import SERVICE_USERS as NATS_SERVICE_USERS
+from zg_shared.natsauth import USERS as NATS_USERS
 from zg_shared.redisacl import ACL_DIR, ACL_TEMPLATE, SERVICE_USERS, users_with_login
 
 MAKE_SECRETS = DEPLOY_JOB_SCRIPT.with_name("make_secrets.py")
@@ -200,3 +204,131 @@ def test_the_secrets_job_makes_grafana_a_password_and_keeps_it(tmp_path: Path) -
     make.make(tmp_path, {**env, "GRAFANA_ADMIN_PASSWORD": "chosen-by-operator"}, None)
     assert path.read_text() == "chosen-by-operator"
     assert path.stat().st_mode & 0o077 == 0
+
+
+# ------------------------------------------------------------------ NATS users (issue 12 item 2)
+NATS_PREFIX = {**PREFIX, "prover": "PROVER_"}
+
+
+def config_map_data(overlay: str, name: str) -> dict[str, str]:
+    docs = rendered(overlay)
+    found = next(d for d in docs if d["kind"] == "ConfigMap" and d["metadata"]["name"] == name)
+    data: dict[str, str] = found["data"]
+    return data
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+@pytest.mark.parametrize("name", sorted(NATS_SERVICE_USERS))
+def test_each_service_logs_in_to_nats_as_its_own_user(overlay: str, name: str) -> None:
+    doc = pod(overlay, name)
+    env: dict[str, str] = {}
+    for source in container(doc, name).get("envFrom", []):
+        env.update(config_map_data(overlay, source["configMapRef"]["name"]))
+    prefix = NATS_PREFIX[name]
+    assert env[f"{prefix}NATS_USERNAME"] == NATS_SERVICE_USERS[name]
+    assert secret_items(doc)[f"{prefix}NATS_PASSWORD"] == ("zgserve-nats-users", name)
+    keys = {key for secret, key in secret_items(doc).values() if secret == "zgserve-nats-users"}
+    assert keys == {NATS_SERVICE_USERS[name]}
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_nats_loads_the_repositorys_users_and_keeps_monitoring_inside(overlay: str) -> None:
+    assert config_map_data(overlay, "nats-auth")["auth.conf"] == AUTH_CONF.read_text()
+    nats_conf = config_map_data(overlay, "nats-config")["nats.conf"]
+    assert "include auth.conf" in [line.strip() for line in nats_conf.splitlines()]
+    assert "no_auth_user" not in nats_conf
+    nats = pod(overlay, "nats")
+    server = container(nats, "nats")
+    variables = {
+        item["name"]: item["valueFrom"]["secretKeyRef"]
+        for item in server["env"]
+        if "secretKeyRef" in item.get("valueFrom", {})
+    }
+    assert variables == {
+        password_variable(u): {"name": "zgserve-nats-users", "key": u} for u in NATS_USERS
+    }
+    spec = kustomize.pod_spec(nats)
+    assert spec is not None
+    [config] = [v for v in spec["volumes"] if v["name"] == "config"]
+    sources = {s["configMap"]["name"] for s in config["projected"]["sources"]}
+    assert sources == {"nats-config", "nats-auth"}
+    service = next(
+        d for d in rendered(overlay) if d["kind"] == "Service" and d["metadata"]["name"] == "nats"
+    )
+    assert [p["port"] for p in service["spec"]["ports"]] == [4222]
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_a_job_makes_the_streams_as_natss_admin(overlay: str) -> None:
+    job = pod(overlay, "bus-admin")
+    assert job["kind"] == "Job"
+    step = container(job, "bus-admin")
+    assert step["command"][-2:] == ["zg_shared.busadmin", "create-streams"]
+    assert secret_items(job) == {"BUS_ADMIN_NATS_PASSWORD": ("zgserve-nats-users", "admin")}
+
+
+def test_auth_conf_declares_every_user_and_no_anonymous_one() -> None:
+    conf = "\n".join(
+        line for line in AUTH_CONF.read_text().splitlines() if not line.strip().startswith("#")
+    )
+    assert configured_users(conf) == {u: password_variable(u) for u in NATS_USERS}
+    assert "no_auth_user" not in conf
+    # No service may touch a stream itself: only the admin has no permissions block.
+    assert "$JS.API.STREAM.CREATE" not in conf
+    assert "$JS.API.STREAM.UPDATE" not in conf
+    assert "$JS.API.STREAM.PURGE" not in conf
+    assert "$JS.API.STREAM.DELETE" not in conf
+    assert "$JS.API.>" not in conf
+
+
+def test_the_secrets_job_gives_each_container_its_own_nats_password(tmp_path: Path) -> None:
+    make = load_script(MAKE_SECRETS)
+    env = {"GATEWAY_RECEIPT_PRIVATE_KEY": "0x" + "22" * 32, "BILLING_PROVIDER_PRIVATE_KEY": "0x1"}
+    make.make(tmp_path, env, None)
+    nats = {u: (tmp_path / "nats" / u).read_text() for u in NATS_USERS}
+    assert len(set(nats.values())) == len(NATS_USERS)
+    for name, prefix in NATS_PREFIX.items():
+        assert (tmp_path / name / f"{prefix}NATS_PASSWORD").read_text() == nats[name]
+    assert (tmp_path / "bus-admin" / "BUS_ADMIN_NATS_PASSWORD").read_text() == nats["admin"]
+    make.make(tmp_path, env, None)
+    assert (tmp_path / "nats" / "gateway").read_text() == nats["gateway"]
+
+
+def _event_subjects() -> set[str]:
+    import zg_shared.events as events
+
+    found = set()
+    for value in vars(events).values():
+        subject = getattr(value, "SUBJECT", None)
+        if isinstance(value, type) and isinstance(subject, str):
+            found.add(subject)
+    return found
+
+
+def test_auth_conf_lets_exactly_one_service_publish_each_event() -> None:
+    """A new event gets its publisher's permission in the same change, or the service's
+    publishes are refused on a real deployment."""
+    conf = AUTH_CONF.read_text()
+    subjects = _event_subjects()
+    assert len(subjects) >= 13
+    for subject in subjects:
+        assert conf.count(f'"{subject}"') == 1, f"{subject}: not exactly one publisher"
+
+
+def test_auth_conf_names_every_durable_consumer_of_billing_and_the_prover() -> None:
+    """billing's subscribers (handlers.py: `stream=...`, `durable=durable("name")`) and the
+    prover's pool consumer, each with the API subjects a pull subscriber uses."""
+    conf = AUTH_CONF.read_text()
+    handlers = (REPO / "services" / "billing" / "zg_billing" / "handlers.py").read_text()
+    pairs = re.findall(r"stream=(\w+)_STREAM,\s*durable=durable\(\"([\w-]+)\"\)", handlers)
+    assert len(pairs) >= 7
+    consumers = [(f"ZG_{stream}", f"billing-{name}") for stream, name in pairs]
+    consumers.append(("ZG_SERVING", "prover"))
+    # Each pull subscriber takes its service's inbox (the only one its user may hear).
+    for service in ("billing", "prover"):
+        source = (REPO / "services" / service / f"zg_{service}" / "handlers.py").read_text()
+        assert source.count("pull_sub=") == source.count("inbox_prefix=inbox_prefix"), service
+    for stream, name in consumers:
+        for api in ("CREATE", "INFO", "DURABLE.CREATE", "MSG.NEXT"):
+            assert f'"$JS.API.CONSUMER.{api}.{stream}.{name}"' in conf, (api, stream, name)
+        assert f'"$JS.ACK.{stream}.{name}.>"' in conf, (stream, name)
