@@ -374,7 +374,11 @@ class GatewayService:
         assert self.serving is not None
         if self._lock_time is None:
             self._lock_time = await self.serving.lock_time()  # immutable in the contract
-        horizon = self._clock() + self.settings.refund_margin_lock_fraction * self._lock_time
+        if not any(not refund.processed for refund in account.refunds):
+            return 0
+        # The chain's clock, not this machine's: the contract unlocks by block time.
+        now = await self.serving.chain_time()
+        horizon = now + self.settings.refund_margin_lock_fraction * self._lock_time
         locked = sum(
             refund.amount
             for refund in account.refunds

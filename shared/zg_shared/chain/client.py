@@ -151,6 +151,10 @@ class ServingClient:
     async def lock_time(self) -> int:
         return int(await self._view("lockTime"))
 
+    async def chain_time(self) -> int:
+        """The latest block's timestamp: the clock the contract's lock times run on."""
+        return int((await self.w3.eth.get_block("latest"))["timestamp"])
+
     async def verifier_of(self, circuit_size: int) -> Address | None:
         """The verifier of SettleBatch(`circuit_size`) proofs, or None if this contract has none."""
         address = checksum(await self._view("verifierOf", circuit_size))
