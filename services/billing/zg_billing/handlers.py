@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
 
-from faststream.nats import NatsMessage, NatsRouter, PullSub
+from faststream.nats import JStream, NatsMessage, NatsRouter, PullSub
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ReadOnlyError
 from redis.exceptions import TimeoutError as RedisTimeoutError
@@ -36,6 +37,8 @@ from zg_shared.events import (
 )
 
 log = logging.getLogger(__name__)
+# A subscriber decorator, as faststream's: it leaves the handler callable as it was.
+Handles = Callable[[Callable[..., Awaitable[None]]], Any]
 CHAIN_RETRY_S = 2.0
 # The chain away, or Redis's primary lost and the sentinels not yet done promoting a replica
 # (or a write reaching the old primary, now a read-only replica): seconds.
@@ -60,87 +63,49 @@ def create_router(
     """`inbox_prefix`: where billing's NATS user may receive (NatsAccess)."""
     router = NatsRouter()
 
-    def durable(name: str) -> str:
-        return f"{durable_prefix}-{name}"
+    def consumer(subject: str, stream: JStream, name: str, batch: int) -> Handles:
+        """The decorator of a handler: billing's durable pull consumer `name` of `subject`."""
+        return router.subscriber(
+            subject,
+            stream=stream,
+            durable=f"{durable_prefix}-{name}",
+            pull_sub=PullSub(batch_size=batch),
+            inbox_prefix=inbox_prefix,
+        )
 
-    @router.subscriber(
-        RequestServedV1.SUBJECT,
-        stream=SERVING_STREAM,
-        durable=durable("served"),
-        pull_sub=PullSub(batch_size=64),
-        inbox_prefix=inbox_prefix,
-    )
+    @consumer(RequestServedV1.SUBJECT, SERVING_STREAM, "served", 64)
     async def on_request_served(event: RequestServedV1, message: NatsMessage) -> None:
         async with redelivered_on_outage(message, f"served request {event.event_id}"):
             await intake.record(event)
 
-    @router.subscriber(
-        ProofReadyV1.SUBJECT,
-        stream=SERVING_STREAM,
-        durable=durable("proof-ready"),
-        pull_sub=PullSub(batch_size=1),
-        inbox_prefix=inbox_prefix,
-    )
+    @consumer(ProofReadyV1.SUBJECT, SERVING_STREAM, "proof-ready", 1)
     async def on_proof_ready(event: ProofReadyV1, message: NatsMessage) -> None:
         # The proofs stay valid while the chain or Redis is away: try again in a while.
         async with redelivered_on_outage(message, f"settlement {event.settlement_id}'s proof"):
             await settler.on_proof_ready(event)
 
-    @router.subscriber(
-        ProofFailedV1.SUBJECT,
-        stream=SERVING_STREAM,
-        durable=durable("proof-failed"),
-        pull_sub=PullSub(batch_size=1),
-        inbox_prefix=inbox_prefix,
-    )
+    @consumer(ProofFailedV1.SUBJECT, SERVING_STREAM, "proof-failed", 1)
     async def on_proof_failed(event: ProofFailedV1, message: NatsMessage) -> None:
         async with redelivered_on_outage(message, f"settlement {event.settlement_id}'s failure"):
             await settler.on_proof_failed(event)
 
-    @router.subscriber(
-        FeesSettledV1.SUBJECT,
-        stream=CHAIN_STREAM,
-        durable=durable("fees-settled"),
-        pull_sub=PullSub(batch_size=16),
-        inbox_prefix=inbox_prefix,
-    )
+    @consumer(FeesSettledV1.SUBJECT, CHAIN_STREAM, "fees-settled", 16)
     async def on_fees_settled(event: FeesSettledV1, message: NatsMessage) -> None:
         # Checked against the chain before it is believed: wait for the chain.
         async with redelivered_on_outage(message, f"a FeesSettled for {event.user}"):
             await settler.on_fees_settled(event)
 
-    @router.subscriber(
-        RefundRequestedV1.SUBJECT,
-        stream=CHAIN_STREAM,
-        durable=durable("refund-requested"),
-        pull_sub=PullSub(batch_size=16),
-        inbox_prefix=inbox_prefix,
-    )
+    @consumer(RefundRequestedV1.SUBJECT, CHAIN_STREAM, "refund-requested", 16)
     async def on_refund_requested(event: RefundRequestedV1, message: NatsMessage) -> None:
         async with redelivered_on_outage(message, f"a RefundRequested of {event.user}"):
             await settler.on_refund_requested(event)
 
-    @router.subscriber(
-        SignerRotatedV1.SUBJECT,
-        stream=CHAIN_STREAM,
-        durable=durable("signer-rotated"),
-        pull_sub=PullSub(batch_size=16),
-        inbox_prefix=inbox_prefix,
-    )
+    @consumer(SignerRotatedV1.SUBJECT, CHAIN_STREAM, "signer-rotated", 16)
     async def on_signer_rotated(event: SignerRotatedV1, message: NatsMessage) -> None:
-        try:
+        async with redelivered_on_outage(message, f"a SignerRotated of {event.user}"):
             await settler.on_signer_rotated(event)
-        except ChainUnavailable as exc:
-            log.warning("a SignerRotated of %s waits for the chain: %s", event.user, exc)
-            await message.nack(delay=CHAIN_RETRY_S)
 
-    @router.subscriber(
-        ReorgDetectedV1.SUBJECT,
-        stream=CHAIN_STREAM,
-        durable=durable("reorg"),
-        pull_sub=PullSub(batch_size=1),
-        inbox_prefix=inbox_prefix,
-    )
+    @consumer(ReorgDetectedV1.SUBJECT, CHAIN_STREAM, "reorg", 1)
     async def on_reorg(_: ReorgDetectedV1, message: NatsMessage) -> None:
         async with redelivered_on_outage(message, "a reorg"):
             await settler.on_reorg()
