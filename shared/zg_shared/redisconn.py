@@ -17,8 +17,15 @@ from urllib.parse import urlsplit
 
 from redis.asyncio import BlockingConnectionPool, Redis
 from redis.asyncio.sentinel import Sentinel, SentinelConnectionPool
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import ReadOnlyError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from zg_shared.settings import ServiceSettings, sentinel_addresses
+
+# Redis away rather than wrong: down, unreachable, too slow, or a demoted primary during a
+# failover (sentinel's MasterNotFoundError is a ConnectionError). Worth a retry, not a traceback.
+REDIS_AWAY: tuple[type[Exception], ...] = (RedisConnectionError, RedisTimeoutError, ReadOnlyError)
 
 
 class BlockingSentinelConnectionPool(SentinelConnectionPool, BlockingConnectionPool):

@@ -27,7 +27,7 @@ from zg_shared.bus import SERVING_STREAM
 from zg_shared.chain import ServingClient, connect
 from zg_shared.deployment import bind, require_streams
 from zg_shared.health import HealthServer
-from zg_shared.redisconn import redis_client
+from zg_shared.redisconn import REDIS_AWAY, redis_client
 from zg_shared.telemetry import Telemetry, setup_telemetry
 
 SERVICE_NAME = "zg-gateway"
@@ -48,6 +48,8 @@ async def _every(
             return
         try:
             await step()
+        except REDIS_AWAY as exc:  # a failover: expected, and the next run catches up
+            log.warning("%s skipped: Redis unavailable (%s: %s)", name, type(exc).__name__, exc)
         except Exception:
             log.exception("%s failed", name)
 

@@ -11,7 +11,8 @@ GatewayError                 status, code, message
  ├── UnsupportedMedia   415  a body that is not JSON by its Content-Type
  ├── RateLimited        429
  ├── BackendFailed      502  the backend failed, or could not be reached
- └── BackendBusy        503  the backend answered 429 or 503
+ ├── BackendBusy        503  the backend answered 429 or 503
+ └── StateUnavailable   503  Redis away (down, or failing over): retry after a moment
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from aiohttp import web
 class GatewayError(Exception):
     status: ClassVar[int] = 500
     error_type: ClassVar[str] = "server_error"
+    retry_after_s: ClassVar[int | None] = None  # sent as Retry-After where set
 
     def __init__(
         self, code: str, message: str, *, param: str | None = None, **details: Any
@@ -45,7 +47,10 @@ class GatewayError(Exception):
             error["details"] = {
                 k: str(v) if isinstance(v, int) else v for k, v in self.details.items()
             }
-        return web.json_response({"error": error}, status=self.status)
+        response = web.json_response({"error": error}, status=self.status)
+        if self.retry_after_s is not None:
+            response.headers["Retry-After"] = str(self.retry_after_s)
+        return response
 
 
 class BadRequest(GatewayError):
@@ -96,3 +101,9 @@ class BackendFailed(GatewayError):
 class BackendBusy(GatewayError):
     status = 503
     error_type = "server_error"
+
+
+class StateUnavailable(GatewayError):
+    status = 503
+    error_type = "server_error"
+    retry_after_s = 2  # a Sentinel failover takes a few seconds (docs/operations.md drill 2)

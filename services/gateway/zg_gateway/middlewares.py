@@ -12,7 +12,8 @@ from opentelemetry import trace
 from opentelemetry.trace import SpanKind
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
-from zg_gateway.errors import GatewayError, NotFound, TooLarge
+from zg_gateway.errors import GatewayError, NotFound, StateUnavailable, TooLarge
+from zg_shared.redisconn import REDIS_AWAY
 
 log = logging.getLogger(__name__)
 REQUEST_ID = web.RequestKey("request_id", str)
@@ -52,6 +53,20 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         error = GatewayError("http_error", exc.reason)
         response = error.response()
         response.set_status(exc.status)
+    except REDIS_AWAY as exc:
+        # Expected during a failover: one line, no traceback; the client retries.
+        log.warning(
+            "refused %s %s: Redis unavailable (%s: %s)",
+            request.method,
+            request.path,
+            type(exc).__name__,
+            exc,
+        )
+        response = StateUnavailable(
+            "state_unavailable",
+            "the gateway's state store is unavailable (restarting or failing over); nothing "
+            f"was charged: retry in {StateUnavailable.retry_after_s} s with the same nonce",
+        ).response()
     except Exception:
         log.exception("unhandled error on %s %s", request.method, request.path)
         response = GatewayError(

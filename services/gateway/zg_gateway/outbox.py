@@ -23,6 +23,7 @@ from zg_gateway.ledger import OUTBOX_KEY
 from zg_shared.bus import stream_for
 from zg_shared.events import RequestServedV1
 from zg_shared.events.base import Event
+from zg_shared.redisconn import REDIS_AWAY
 
 log = logging.getLogger(__name__)
 SENDING_KEY = "zg:outbox:sending"
@@ -204,8 +205,13 @@ class OutboxDrainer:
                     recovered = True
                 await self.drain_once()
                 backoff = self._idle_s
-            except Exception:  # NATS or Redis down: keep the entries, try again later
-                log.exception("outbox publish failed; retrying in %.1fs", backoff)
+            except Exception as exc:  # NATS or Redis down: keep the entries, try again later
+                if isinstance(exc, REDIS_AWAY):
+                    log.warning(
+                        "outbox paused: Redis unavailable (%s); retrying in %.1fs", exc, backoff
+                    )
+                else:
+                    log.exception("outbox publish failed; retrying in %.1fs", backoff)
                 recovered = False
                 await _sleep_unless(stop, backoff)
                 backoff = min(backoff * 2, 5.0)
