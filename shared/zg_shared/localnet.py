@@ -204,6 +204,7 @@ class LocalNetwork:
         redis_sentinels: str = "",
         redis_sentinel_password: str = "",
         billings: int = 1,
+        gateways: int = 1,
     ) -> None:
         """`overrides`: settings by their prefixed names, each for the service it names;
         `environment`: variables every service gets (OpenTelemetry's OTEL_*, say);
@@ -211,11 +212,12 @@ class LocalNetwork:
         `redis_sentinels` (with their password): the services find Redis's primary through
         them, `redis_url` being the primary at start (for this class's own admin work);
         `billings` > 1: standbys ("billing-2", ...) beside the leader, ready and waiting for
-        its lease."""
+        its lease; `gateways` > 1: more gateway processes ("gateway-2", ...) on the same Redis
+        and NATS, each on a port of its own (`gateway_ports`)."""
         self.workdir = workdir
         self.circuit_sizes = tuple(sorted(set(circuit_sizes)))
         # The prover pool: replicas on one durable consumer share the settlement chunks.
-        replicas = {"prover": provers, "billing": billings}  # how many of each
+        replicas = {"prover": provers, "billing": billings, "gateway": gateways}  # how many
         self.services = tuple(
             name
             for service in SERVICES
@@ -235,6 +237,11 @@ class LocalNetwork:
         self.progress = progress
         self.chain_port = chain_port
         self.gateway_port = gateway_port or free_port()
+        self.gateway_ports = {
+            name: self.gateway_port if name == "gateway" else free_port()
+            for name in self.services
+            if name.startswith("gateway")
+        }
         self.backend_port = backend_port or free_port()
         self._nats_url = nats_url
         self._redis_url = redis_url
@@ -421,7 +428,7 @@ class LocalNetwork:
         sizes = json.dumps(list(self.circuit_sizes))
         specific: dict[str, dict[str, str]] = {
             "gateway": {
-                "HTTP_PORT": str(self.gateway_port),
+                "HTTP_PORT": str(self.gateway_ports.get(name, self.gateway_port)),
                 # The backend is the gateway's private configuration, never read from the chain.
                 "BACKENDS": json.dumps({DEMO_SERVICE: f"http://127.0.0.1:{self.backend_port}/v1"}),
                 "HEALTH_PORT": str(port),  # /readyz and /metrics: never the users' port

@@ -10,11 +10,16 @@ from zg_shared.localservers import free_port
 
 
 class TcpProxy:
-    """Forwards a local port to anvil's; `stop` takes the endpoint down (connections refused,
-    open ones cut), `start` brings it back on the same port. A real outage, not a mock."""
+    """Forwards a local port to a server's (anvil, Redis); `stop` takes the endpoint down
+    (connections refused, open ones cut), `start` brings it back on the same port. A real
+    outage, not a mock. With several target ports, one address in front of several servers
+    (a load balancer): each connection goes to the next in turn that accepts it."""
 
-    def __init__(self, target_port: int) -> None:
+    def __init__(self, target_port: int, *more_ports: int) -> None:
         self.target_port = target_port
+        self.targets = [target_port, *more_ports]
+        self._next = 0
+        self.accepted = dict.fromkeys(self.targets, 0)  # connections each target took
         self.port = free_port()
         self._server: asyncio.Server | None = None
         self._pipes: set[asyncio.Task[None]] = set()
@@ -41,9 +46,16 @@ class TcpProxy:
         self._writers.clear()
 
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.target_port)
-        except OSError:
+        for _ in self.targets:
+            port = self.targets[self._next % len(self.targets)]
+            self._next += 1
+            try:
+                up_reader, up_writer = await asyncio.open_connection("127.0.0.1", port)
+                self.accepted[port] += 1
+                break
+            except OSError:  # that one is down: the next
+                continue
+        else:
             writer.close()
             return
         self._writers |= {writer, up_writer}

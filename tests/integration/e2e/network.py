@@ -21,7 +21,7 @@ from tests.integration.polling import eventually
 from zg_shared.bus import connect as connect_nats
 from zg_shared.chain import FeesSettled, ServingClient, Web3Client, checksum, connect
 from zg_shared.crypto import generate_private_key, prv2pub
-from zg_shared.events import SettlementConfirmedV1
+from zg_shared.events import RequestServedV1, SettlementConfirmedV1
 from zg_shared.localnet import LocalNetwork
 
 DEPOSIT = 10**17
@@ -41,6 +41,7 @@ class Network:
         # The last nonce each user was answered (and so charged) for: the chain's nonce at the end.
         self.answered_nonce: dict[str, int] = {}
         self.http: aiohttp.ClientSession | None = None
+        self.gateway_url = net.gateway_url  # where users send requests (a drill's balancer)
         self.input_price = net.deployment.services[0].input_price
         self.provider_wallet_at_start = 0
         self.block_at_start = 0
@@ -69,7 +70,7 @@ class Network:
         nonce = user.next_nonce
         try:
             async with self.http.post(
-                f"{self.net.gateway_url}/v1/proxy/{SERVICE}/chat/completions",
+                f"{self.gateway_url}/v1/proxy/{SERVICE}/chat/completions",
                 json=chat(words),
                 headers=user.headers(self.provider, input_fee),
             ) as response:
@@ -181,6 +182,53 @@ async def running_network(workdir: Path, **options: Any) -> AsyncIterator[Networ
         await w3.provider.disconnect()
     finally:
         await net.stop()
+
+
+async def streams_in_flight(
+    network: Network, user: User, url: str, count: int, within_s: float = 60.0
+) -> list[asyncio.Task[None]]:
+    """`count` streamed requests of `user` to the gateway at `url`, returned once each is
+    being relayed (admitted, in flight: what a killed gateway leaves to the sweep); the tasks
+    end when their streams do, or are cut off."""
+    assert network.http is not None
+    http = network.http
+    began = asyncio.Semaphore(0)
+    input_fee = 3 * network.input_price
+
+    async def stream() -> None:
+        headers = user.headers(network.provider, input_fee)
+        with contextlib.suppress(aiohttp.ClientError):
+            async with http.post(
+                f"{url}/v1/proxy/{SERVICE}/chat/completions",
+                json=chat("stream these words", stream=True),
+                headers=headers,
+            ) as resp:
+                assert resp.status == 200, await resp.text()
+                await resp.content.readany()
+                began.release()
+                await resp.read()
+
+    tasks = [asyncio.create_task(stream()) for _ in range(count)]
+    async with asyncio.timeout(within_s):
+        for _ in range(count):
+            await began.acquire()
+    return tasks
+
+
+async def swept(
+    js: JetStreamContext, at_least: int, within_s: float = 60.0
+) -> list[dict[str, Any]]:
+    """The served events of requests a stopped gateway left in flight (voided by another's
+    sweep), once there are `at_least` of them."""
+    found: list[dict[str, Any]] = []
+
+    async def enough() -> bool:
+        events = await stream_events(js, {RequestServedV1.SUBJECT})
+        found[:] = [p for _, p in events if p.get("reason") == "gateway_stopped"]
+        return len(found) >= at_least
+
+    await eventually(enough, within_s, f"{at_least} swept requests on the stream")
+    return found
 
 
 async def count_above(js: JetStreamContext, subject: str, count: int) -> bool:

@@ -7,20 +7,22 @@ twice, and nothing for the streams cut off."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 from collections.abc import AsyncIterator
 
-import aiohttp
 import pytest
 from aiohttp import web
 
-from tests.integration.e2e.network import DEPOSIT, SERVICE, Network, running_network
-from tests.integration.gateway.conftest import chat, start_backend
-from tests.integration.jetstream import stream_events
-from tests.integration.polling import eventually
+from tests.integration.e2e.network import (
+    DEPOSIT,
+    SERVICE,
+    Network,
+    running_network,
+    streams_in_flight,
+    swept,
+)
+from tests.integration.gateway.conftest import start_backend
 from zg_sample_backend import BackendSettings
-from zg_shared.events import RequestServedV1
 from zg_shared.localservers import free_port
 
 pytestmark = pytest.mark.slow
@@ -60,29 +62,7 @@ async def test_a_gateway_killed_mid_stream_leaves_no_account_stuck(network: Netw
     registered = await network.serving.get_service(network.provider, SERVICE)
     assert registered.url == network.net.gateway_url
     await network.send(user)
-    assert network.http is not None
-    url = f"{network.net.gateway_url}/v1/proxy/{SERVICE}/chat/completions"
-    input_fee = 3 * network.input_price
-    started = asyncio.Event()
-    begun = 0
-
-    async def stream() -> None:
-        nonlocal begun
-        assert network.http is not None
-        headers = user.headers(network.provider, input_fee)
-        with contextlib.suppress(aiohttp.ClientError):
-            async with network.http.post(
-                url, json=chat("stream these words", stream=True), headers=headers
-            ) as resp:
-                assert resp.status == 200, await resp.text()
-                await resp.content.readany()  # the stream is relayed: admitted, in flight
-                begun += 1
-                if begun == STREAMS:
-                    started.set()
-                await resp.read()
-
-    streams = [asyncio.create_task(stream()) for _ in range(STREAMS)]
-    await asyncio.wait_for(started.wait(), 60)
+    streams = await streams_in_flight(network, user, network.net.gateway_url, STREAMS)
     network.net.processes["gateway"].kill()  # SIGKILL: no shutdown, no finish, no event
     await asyncio.gather(*streams, return_exceptions=True)
 
@@ -94,7 +74,7 @@ async def test_a_gateway_killed_mid_stream_leaves_no_account_stuck(network: Netw
         await network.send(bystander)
 
     # Every stream cut off reached billing as voided, with the request's own id and nonce.
-    voided = await _swept(network)
+    voided = await swept(network.js, STREAMS)
     assert len(voided) == STREAMS
     assert {e["user"] for e in voided} == {user.address}
     last_nonce = user.next_nonce - 1
@@ -107,15 +87,3 @@ async def test_a_gateway_killed_mid_stream_leaves_no_account_stuck(network: Netw
     account = await network.serving.get_account(user.address, network.provider)
     assert account.nonce == last_nonce
     assert account.balance == DEPOSIT - sum(network.signed[user.address])
-
-
-async def _swept(network: Network) -> list[dict[str, object]]:
-    found: list[dict[str, object]] = []
-
-    async def all_swept() -> bool:
-        events = await stream_events(network.js, {RequestServedV1.SUBJECT})
-        found[:] = [p for _, p in events if p.get("reason") == "gateway_stopped"]
-        return len(found) >= STREAMS
-
-    await eventually(all_swept, within_s=60, what=f"{STREAMS} swept requests on the stream")
-    return found

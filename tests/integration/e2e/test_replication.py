@@ -20,9 +20,17 @@ import nats
 import pytest
 from nats.js import JetStreamContext
 
-from tests.integration.e2e.network import Load, Network, count_above, running_network
+from tests.integration.e2e.network import (
+    Load,
+    Network,
+    count_above,
+    running_network,
+    streams_in_flight,
+    swept,
+)
 from tests.integration.jetstream import stream_events
 from tests.integration.polling import eventually
+from tests.integration.tcpproxy import TcpProxy
 from zg_billing.app import EXIT_DEPOSED
 from zg_shared.events import ProofReadyV1, RequestServedV1, SettlementRequestedV1
 from zg_shared.localnet import ManagedProcess
@@ -217,6 +225,75 @@ async def test_drill_3_the_billing_leader_killed_mid_batch_the_standby_settles(
         double_charges=0,
     )
     assert deposed_exit == EXIT_DEPOSED
+
+
+STREAMS = 8  # streams in flight on the gateway that is killed
+HEARTBEAT_S = 3  # how long a killed gateway's requests wait before the other sweeps them
+
+
+@pytest.fixture
+async def two_gateways(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> AsyncIterator[tuple[Network, TcpProxy]]:
+    """Two gateway processes on the same Redis and NATS behind one address (a round-robin
+    balancer that skips one refusing connections); streams take seconds (0.4 s a token)."""
+    async with running_network(
+        tmp_path_factory.mktemp("gateways"),
+        gateways=2,
+        environment={"SAMPLE_BACKEND_TOKEN_LATENCY_MS": "400", "SAMPLE_BACKEND_REPLY_WORDS": "30"},
+        overrides={"GATEWAY_ALIVE_TTL_S": str(HEARTBEAT_S), "GATEWAY_SWEEP_EVERY_S": "0.5"},
+    ) as network:
+        balancer = TcpProxy(*network.net.gateway_ports.values())
+        await balancer.start()
+        network.gateway_url = balancer.url
+        try:
+            yield network, balancer
+        finally:
+            await balancer.stop()
+
+
+async def test_drill_4_a_gateway_killed_mid_stream_the_other_serves_and_sweeps(
+    two_gateways: tuple[Network, TcpProxy],
+) -> None:
+    network, balancer = two_gateways
+    users = [await network.add_user(5 + i) for i in range(USERS)]
+    streamer = await network.add_user(5 + USERS)
+    doomed = network.net.processes["gateway-2"]
+    doomed_url = f"http://127.0.0.1:{network.net.gateway_ports['gateway-2']}"
+    async with Load(network, users, failures_allowed=True) as load:
+        await load.served_at_least(3 * USERS)
+        assert all(balancer.accepted.values())  # the users' requests went to both
+        streams = await streams_in_flight(network, streamer, doomed_url, STREAMS)
+        doomed.kill()  # SIGKILL mid-stream: no finish, no event, no shutdown
+        killed_at, served_at_kill, failed_at_kill = time.monotonic(), load.served, load.failed
+        await asyncio.gather(*streams, return_exceptions=True)
+        # The other gateway keeps serving, and sweeps what the dead one held once its
+        # heartbeat lapses: every cut-off stream reaches billing, voided.
+        voided = await swept(network.js, STREAMS)
+        recovery_s = time.monotonic() - killed_at
+        await load.served_at_least(served_at_kill + 2 * USERS)
+        served_while_recovering = load.served - served_at_kill
+        await network.send(streamer)  # its next fee settles past the voided nonces
+        served = await load.stop()
+
+    mine = [e for e in voided if e["user"] == streamer.address]
+    assert len(mine) == STREAMS
+    assert all(e["outcome"] == "voided" for e in voided)
+    settled_from = time.monotonic()
+    await network.wait_settled()
+    await network.assert_exactly_once()
+    report(
+        "4 one of two gateways killed mid-stream",
+        requests_served=served + 1,
+        served_while_recovering=served_while_recovering,
+        requests_not_answered=load.failed - failed_at_kill,
+        statuses=load.statuses,
+        streams_swept=len(mine),
+        recovery_s=round(recovery_s, 2),
+        settled_after_load_s=round(time.monotonic() - settled_from, 2),
+        fees_lost_wei=0,
+        double_charges=0,
+    )
 
 
 @pytest.fixture
