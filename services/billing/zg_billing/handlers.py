@@ -16,9 +16,6 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 from faststream.nats import JStream, NatsMessage, NatsRouter, PullSub
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import ReadOnlyError
-from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from zg_billing.intake import Intake
 from zg_billing.lease import Deposed
@@ -35,6 +32,7 @@ from zg_shared.events import (
     RequestServedV1,
     SignerRotatedV1,
 )
+from zg_shared.redisconn import REDIS_AWAY
 
 log = logging.getLogger(__name__)
 # A subscriber decorator, as faststream's: it leaves the handler callable as it was.
@@ -43,7 +41,7 @@ CHAIN_RETRY_S = 2.0
 # The chain away, or Redis's primary lost and the sentinels not yet done promoting a replica
 # (or a write reaching the old primary, now a read-only replica): seconds.
 # A deposed leader's message is the new leader's to handle.
-OUTAGES = (ChainUnavailable, RedisConnectionError, RedisTimeoutError, ReadOnlyError, Deposed)
+OUTAGES: tuple[type[Exception], ...] = (ChainUnavailable, *REDIS_AWAY, Deposed)
 
 
 @contextlib.asynccontextmanager
