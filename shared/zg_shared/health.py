@@ -11,11 +11,12 @@ on a small aiohttp server of their own (`HealthServer`).
 from __future__ import annotations
 
 import asyncio
-import re
 from collections.abc import Awaitable, Callable, Mapping
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, generate_latest
+
+from zg_shared.redaction import redact
 
 ReadinessCheck = Callable[[], Awaitable[object]]
 CHECK_TIMEOUT_S = 2.0
@@ -30,21 +31,6 @@ async def _run_check(check: ReadinessCheck) -> str | None:
     except Exception as exc:  # a readiness probe reports any failure, it never raises
         return redact(f"{type(exc).__name__}: {exc}")
     return None
-
-
-# A URL's address may hold credentials (user:password@, an API key in the path or query).
-_URL = re.compile(r"\b[a-z][a-z0-9+.-]*://[^\s'\"<>()]+", re.IGNORECASE)
-_SECRET = re.compile(
-    r"\b(api[_-]?key|apikey|token|access[_-]?token|password|passwd|secret|auth)=[^&\s'\"()]+",
-    re.IGNORECASE,
-)
-
-
-def redact(text: str) -> str:
-    """`text` with every URL reduced to its scheme and every `key=value` credential hidden:
-    readiness and error text reach people and logs that must not learn an RPC's API key."""
-    text = _URL.sub(lambda m: m.group(0).split("://", 1)[0] + "://[redacted]", text)
-    return _SECRET.sub(lambda m: m.group(1) + "=[redacted]", text)
 
 
 def add_health_routes(

@@ -24,6 +24,8 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor, SpanExporter
 from prometheus_client import REGISTRY, CollectorRegistry
 
+from zg_shared.redaction import redact_log
+
 
 @dataclass(frozen=True)
 class Telemetry:
@@ -76,7 +78,7 @@ class JsonFormatter(logging.Formatter):
             "time": datetime.fromtimestamp(record.created, UTC).isoformat(),
             "level": record.levelname,
             "logger": record.name,
-            "message": record.getMessage(),
+            "message": redact_log(record.getMessage()),
         }
         context = trace.get_current_span().get_span_context()
         if context.is_valid:
@@ -86,8 +88,15 @@ class JsonFormatter(logging.Formatter):
             if key.startswith("zg_"):
                 entry[key[3:]] = value
         if record.exc_info:
-            entry["exception"] = self.formatException(record.exc_info)
+            entry["exception"] = redact_log(self.formatException(record.exc_info))
         return json.dumps(entry, default=str)
+
+
+class RedactingFormatter(logging.Formatter):
+    """Plain lines, with URLs cut to their origin and credentials hidden (zg_shared.redaction)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return redact_log(super().format(record))
 
 
 def setup_logging(level: str = "INFO", as_json: bool = True) -> None:
@@ -96,7 +105,7 @@ def setup_logging(level: str = "INFO", as_json: bool = True) -> None:
     if as_json:
         handler.setFormatter(JsonFormatter())
     else:
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        handler.setFormatter(RedactingFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())

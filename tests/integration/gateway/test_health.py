@@ -11,8 +11,8 @@ from eth_account.signers.local import LocalAccount
 from tests.integration.gateway.conftest import Provider, gateway_env, start_gateway, stop_gateway
 from tests.integration.rpccount import CountingRpc
 from zg_shared.chain import Web3Client
-from zg_shared.health import redact
 from zg_shared.localservers import free_port
+from zg_shared.redaction import redact
 
 KEY, TOKEN = "k3y-0f-th3-rpc", "s3cr3t-t0k3n"
 
