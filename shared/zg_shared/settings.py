@@ -24,9 +24,9 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any, Self
+from typing import Annotated, Any, Self
 
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import AfterValidator, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -36,6 +36,16 @@ from pydantic_settings import (
 
 from zg_shared import devkeys
 from zg_shared.bus import NatsAccess, nats_servers
+
+
+def _sorted_positive_sizes(value: list[int]) -> list[int]:
+    if any(n < 1 for n in value):
+        raise ValueError("circuit sizes must be >= 1")
+    return sorted(set(value))
+
+
+# The SettleBatch(N) sizes a service works with: each >= 1, sorted, each once.
+CircuitSizes = Annotated[list[int], AfterValidator(_sorted_positive_sizes)]
 
 SECRETS_DIR_ENV = "ZG_SECRETS_DIR"
 DEFAULT_SECRETS_DIR = "/run/secrets"

@@ -3,10 +3,10 @@
 
 from __future__ import annotations
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr
 from pydantic_settings import SettingsConfigDict
 
-from zg_shared.settings import ServiceSettings
+from zg_shared.settings import CircuitSizes, ServiceSettings
 
 
 class BillingSettings(ServiceSettings):
@@ -15,7 +15,7 @@ class BillingSettings(ServiceSettings):
     provider_private_key: SecretStr = Field(
         description="The provider's wallet: settleFees pays whoever sends it"
     )
-    circuit_sizes: list[int] = Field(
+    circuit_sizes: CircuitSizes = Field(
         [64],
         min_length=1,
         description="The SettleBatch(N) sizes the provers have keys and the contract a verifier "
@@ -91,10 +91,3 @@ class BillingSettings(ServiceSettings):
     rebuild_check_s: float = Field(
         10.0, gt=0, description="How often to check whether Redis lost billing's state"
     )
-
-    @field_validator("circuit_sizes")
-    @classmethod
-    def _positive_sizes(cls, value: list[int]) -> list[int]:
-        if any(n < 1 for n in value):
-            raise ValueError("circuit sizes must be >= 1")
-        return sorted(set(value))

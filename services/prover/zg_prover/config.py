@@ -11,7 +11,7 @@ from pydantic import Field, field_validator
 from pydantic_settings import SettingsConfigDict
 
 from zg_prover.backends import backend_names
-from zg_shared.settings import ServiceSettings
+from zg_shared.settings import CircuitSizes, ServiceSettings
 
 
 class ProverSettings(ServiceSettings):
@@ -21,7 +21,7 @@ class ProverSettings(ServiceSettings):
         "auto",
         description="A backend of zg_prover.backends.BACKENDS, or auto: the fastest one installed",
     )
-    circuit_sizes: list[int] = Field(
+    circuit_sizes: CircuitSizes = Field(
         [64],
         min_length=1,
         description="The SettleBatch(N) sizes to load keys for, as JSON, e.g. [4, 64]",
@@ -61,13 +61,6 @@ class ProverSettings(ServiceSettings):
         if value not in backend_names():
             raise ValueError(f"unknown prover backend {value!r}: one of {backend_names()}")
         return value
-
-    @field_validator("circuit_sizes")
-    @classmethod
-    def _positive_sizes(cls, value: list[int]) -> list[int]:
-        if any(n < 1 for n in value):
-            raise ValueError("circuit sizes must be >= 1")
-        return sorted(set(value))
 
     @property
     def allow_dev_keys(self) -> bool:
