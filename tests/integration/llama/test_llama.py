@@ -44,18 +44,13 @@ TOO_LONG: list[ChatCompletionMessageParam] = [
 ]
 
 
-async def direct(
-    llama: LlamaServer, path: str, body: dict[str, Any], http: aiohttp.ClientSession | None = None
-) -> tuple[int, bytes]:
-    """A request straight to the engine, as the gateway sends one (on `http`'s connections
-    when given)."""
-    session = http or aiohttp.ClientSession()
-    try:
-        async with session.post(f"{llama.url}/{path}", json=body) as response:
-            return response.status, await response.read()
-    finally:
-        if http is None:
-            await session.close()
+async def direct(llama: LlamaServer, path: str, body: dict[str, Any]) -> tuple[int, bytes]:
+    """A request straight to the engine, as the gateway sends one."""
+    async with (
+        aiohttp.ClientSession() as session,
+        session.post(f"{llama.url}/{path}", json=body) as response,
+    ):
+        return response.status, await response.read()
 
 
 def events(raw: bytes) -> list[Any]:
@@ -216,14 +211,8 @@ async def test_4_a_stream_the_engine_fails_raises_in_the_openai_client(
 async def test_5_a_failed_stream_does_not_break_the_next_request(
     network: LlamaNetwork,
 ) -> None:
-    body = {"model": CHAT_MODEL, "messages": TOO_LONG, "max_tokens": 4, "stream": True}
-    plain = {"model": CHAT_MODEL, "messages": HELLO, "max_tokens": 2}
-    async with aiohttp.ClientSession() as http:
-        await direct(network.llama, "chat/completions", body, http)
-        # The engine closed the kept-alive connection after the failed stream.
-        with pytest.raises(aiohttp.ClientError):
-            await direct(network.llama, "chat/completions", plain, http)
-
+    # The engine may close the kept-alive connection after a failed stream (whether it has
+    # by the next request is a race inside the engine); the gateway must not care.
     async with network.user() as user:
         for _ in range(3):
             stream = await user.chat.chat.completions.create(
