@@ -75,7 +75,15 @@ def _panel_json(panel: Panel, panel_id: int, x: int, y: int) -> dict[str, Any]:
             else {"legend": {"displayMode": "list", "placement": "bottom"}}
         ),
         "targets": [
-            {"datasource": PROMETHEUS, "expr": expr, "legendFormat": legend, "refId": chr(65 + i)}
+            {
+                "datasource": PROMETHEUS,
+                "expr": expr,
+                "legendFormat": legend,
+                "refId": chr(65 + i),
+                # A query over a histogram's buckets shows their exemplars: points that open
+                # the trace of the measurement in Tempo (zg_shared.exposition).
+                "exemplar": "_bucket[" in expr,
+            }
             for i, (expr, legend) in enumerate(panel.queries)
         ],
     }

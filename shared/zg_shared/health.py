@@ -4,8 +4,9 @@
 `/healthz` says the process is alive (the event loop answers). `/readyz` runs the service's
 readiness checks (NATS connected, Redis answers, chain reachable...) and returns 503 with the
 failing ones until all pass. `/metrics` is the Prometheus exposition of the OpenTelemetry
-metrics. The gateway adds these routes to its own aiohttp app; the other services run them
-on a small aiohttp server of their own (`HealthServer`).
+metrics, OpenMetrics with exemplars for a scraper that asks for it (zg_shared.exposition).
+The gateway adds these routes to its own aiohttp app; the other services run them on a small
+aiohttp server of their own (`HealthServer`).
 """
 
 from __future__ import annotations
@@ -14,8 +15,9 @@ import asyncio
 from collections.abc import Awaitable, Callable, Mapping
 
 from aiohttp import web
-from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, generate_latest
+from prometheus_client import REGISTRY, CollectorRegistry
 
+from zg_shared.exposition import exposition
 from zg_shared.redaction import redact
 
 ReadinessCheck = Callable[[], Awaitable[object]]
@@ -49,9 +51,9 @@ def add_health_routes(
             return web.json_response({"status": "unavailable", "failed": failed}, status=503)
         return web.json_response({"status": "ready", "checks": names})
 
-    async def metrics(_: web.Request) -> web.Response:
-        body = generate_latest(registry)
-        return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+    async def metrics(request: web.Request) -> web.Response:
+        body, content_type = exposition(registry, request.headers.get("Accept", ""))
+        return web.Response(body=body, headers={"Content-Type": content_type})
 
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)

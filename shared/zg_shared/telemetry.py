@@ -3,8 +3,9 @@
 
 Traces go to an OTLP/HTTP collector when the standard `OTEL_EXPORTER_OTLP_ENDPOINT` (or
 `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`) variable is set, and nowhere otherwise. Metrics are
-always collected and served in Prometheus format on the service's `/metrics`. Tests pass
-their own span exporter (`InMemorySpanExporter`) instead.
+always collected and served on the service's `/metrics`, in Prometheus format or as OpenMetrics
+whose histogram buckets carry exemplars (the trace of a measurement: zg_shared.exposition).
+Tests pass their own span exporter (`InMemorySpanExporter`) instead.
 """
 
 from __future__ import annotations
@@ -17,13 +18,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from opentelemetry import metrics, trace
-from opentelemetry.exporter.prometheus import PrometheusMetricReader
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.resources import SERVICE_NAME, Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor, SpanExporter
 from prometheus_client import REGISTRY, CollectorRegistry
 
+from zg_shared.exposition import ExemplarMetricReader
 from zg_shared.redaction import redact_log
 
 
@@ -63,7 +64,9 @@ def setup_telemetry(service_name: str, span_exporter: SpanExporter | None = None
         from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 
         tracer_provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
-    meter_provider = MeterProvider(resource=resource, metric_readers=[PrometheusMetricReader()])
+    # The SDK's default exemplar filter (trace_based, OTEL_METRICS_EXEMPLAR_FILTER) keeps the
+    # span of measurements made inside sampled spans: the link from a latency panel to a trace.
+    meter_provider = MeterProvider(resource=resource, metric_readers=[ExemplarMetricReader()])
     trace.set_tracer_provider(tracer_provider)
     metrics.set_meter_provider(meter_provider)
     _installed = Telemetry(tracer_provider, meter_provider, REGISTRY)

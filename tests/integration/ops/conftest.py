@@ -40,6 +40,21 @@ class Observed:
     traffic: Traffic
 
 
+def known_secrets(observed: Observed) -> set[str]:
+    """Every secret of the network and the user's traffic, lower-case hex without 0x: keys,
+    Redis passwords, request and receipt signatures. None may reach a span or an exemplar."""
+    net, traffic = observed.net, observed.traffic
+    secrets = {
+        traffic.wallet_key,
+        traffic.signing_key.hex(),
+        *(a.private_key for a in net.accounts[:3]),  # deployer, provider wallet, receipt key
+        *(net.redis_credentials.passwords.values() if net.redis_credentials else ()),
+        *(r.request_signature for r in traffic.records),
+        *(r.receipt_signature for r in traffic.records),
+    }
+    return {s.lower().removeprefix("0x") for s in secrets}
+
+
 def metrics_address(net: LocalNetwork, service: str) -> str:
     """host:port of the service's /metrics (where its readiness is checked)."""
     return urlsplit(net.processes[service].ready_url).netloc

@@ -2,13 +2,15 @@
 """Debian's Prometheus, run by a test with the repository's deploy/prometheus/prometheus.yml
 rendered for the test network: the same jobs and rule file, with each job's target replaced
 by the address of the process that job scrapes here (jobs of components this machine cannot
-run are left out, each with its reason), and scraped every second."""
+run are left out, each with its reason), scraped every second, and the feature flags
+docker-compose.yml gives its Prometheus (exemplar storage)."""
 
 from __future__ import annotations
 
 import asyncio
 import shutil
 import subprocess
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -16,6 +18,7 @@ from typing import Any
 import aiohttp
 import yaml
 
+from tests.unit.deploy.compose import load_compose
 from zg_shared.localservers import free_port
 
 REPO = Path(__file__).resolve().parents[3]
@@ -48,6 +51,12 @@ def render(targets: dict[str, str], prometheus_address: str) -> dict[str, Any]:
     return config
 
 
+def feature_flags() -> list[str]:
+    """The `--enable-feature` flags of docker-compose.yml's Prometheus."""
+    command: list[str] = load_compose()["services"]["prometheus"]["command"]
+    return [arg for arg in command if arg.startswith("--enable-feature=")]
+
+
 @dataclass
 class Prometheus:
     workdir: Path
@@ -72,6 +81,7 @@ class Prometheus:
                     f"--config.file={path}",
                     f"--storage.tsdb.path={self.workdir / 'data'}",
                     f"--web.listen-address=127.0.0.1:{self.port}",
+                    *feature_flags(),
                 ],
                 stdout=log,
                 stderr=subprocess.STDOUT,
@@ -115,4 +125,13 @@ class Prometheus:
     async def query(self, promql: str) -> list[dict[str, Any]]:
         data = await self.api("query", query=promql)
         result: list[dict[str, Any]] = data["result"]
+        return result
+
+    async def exemplars(self, promql: str) -> list[dict[str, Any]]:
+        """/api/v1/query_exemplars over the last hour: one entry per series, with the series'
+        labels (`seriesLabels`) and its `exemplars` (`labels`, `value`, `timestamp`)."""
+        end = time.time()
+        result: list[dict[str, Any]] = await self.api(
+            "query_exemplars", query=promql, start=str(end - 3600), end=str(end + 60)
+        )
         return result

@@ -11,7 +11,7 @@ import asyncio
 
 import pytest
 
-from tests.integration.ops.conftest import Observed
+from tests.integration.ops.conftest import Observed, known_secrets
 from tests.integration.ops.otlp import ReceivedSpan
 from tests.integration.polling import eventually
 
@@ -105,16 +105,7 @@ async def test_one_trace_runs_from_the_http_request_to_the_settlement_transactio
 async def test_no_span_carries_a_key_a_password_or_a_signature(observed: Observed) -> None:
     await settled_spans(observed)
     await asyncio.sleep(0.5)  # the last batches of spans
-    net, traffic = observed.net, observed.traffic
-    secrets = {
-        traffic.wallet_key,
-        traffic.signing_key.hex(),
-        *(a.private_key for a in net.accounts[:3]),  # deployer, provider wallet, receipt key
-        *(net.redis_credentials.passwords.values() if net.redis_credentials else ()),
-        *(r.request_signature for r in traffic.records),
-        *(r.receipt_signature for r in traffic.records),
-    }
-    secrets = {s.lower().removeprefix("0x") for s in secrets}
+    secrets = known_secrets(observed)
     assert observed.receiver.spans
     for span in observed.receiver.spans:
         for key, value in {**span.attributes, **span.resource}.items():

@@ -17,14 +17,19 @@ from typing import Any
 
 import promql_parser
 import yaml
-from opentelemetry.exporter.prometheus import PrometheusMetricReader
 from opentelemetry.metrics import Meter
 from opentelemetry.sdk.metrics import MeterProvider
-from prometheus_client import REGISTRY, CollectorRegistry, generate_latest
+from prometheus_client import CollectorRegistry
+from prometheus_client import Metric as PrometheusMetric
+from prometheus_client.openmetrics.parser import (
+    text_string_to_metric_families as openmetrics_families,
+)
+from prometheus_client.parser import text_string_to_metric_families as text_families
 from pydantic import AliasChoices, AliasPath
 from pydantic_settings import BaseSettings
 
 from tests.unit.deploy import kustomize
+from zg_shared.exposition import ExemplarMetricReader, exposition
 
 REPO = Path(__file__).resolve().parents[3]
 DEPLOY = REPO / "deploy"
@@ -49,6 +54,11 @@ METRIC_PREFIXES = {
     "zg_prover_": "prover",
     "zg_indexer_": "chain-indexer",
 }
+# What Prometheus sends when it scrapes (2.x's default scrape protocols).
+OPENMETRICS = (
+    "application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;"
+    "q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1"
+)
 # Read by the OpenTelemetry SDK itself (zg_shared.telemetry builds its exporter and resource
 # from them) in every service built on zg_shared.settings.ServiceSettings.
 OTEL_ENV = {
@@ -181,22 +191,30 @@ def _metrics_classes(module: ModuleType) -> Iterator[type]:
                 yield cls
 
 
+def parse_exposition(body: bytes, content_type: str) -> list[PrometheusMetric]:
+    """A /metrics body, read by prometheus_client's parser of its format."""
+    if content_type.startswith("application/openmetrics-text"):
+        # prometheus_client's OpenMetrics parser has no type hints.
+        return list(openmetrics_families(body.decode()))  # type: ignore[no-untyped-call]
+    return list(text_families(body.decode()))
+
+
+def sample_names(body: bytes, content_type: str) -> set[str]:
+    return {s.name for family in parse_exposition(body, content_type) for s in family.samples}
+
+
 def exported_metric_names(service: str) -> set[str] | None:
     """The sample names (counter `_total`, histogram `_bucket`/`_sum`/`_count`, unit suffixes
     included) of the service's metrics as its /metrics serves them: its metrics classes
-    instantiated on an SDK MeterProvider with the Prometheus reader zg_shared.telemetry uses,
-    one value recorded on each instrument. None if the metrics module does not exist (yet)."""
+    instantiated on an SDK MeterProvider with the reader zg_shared.telemetry uses,
+    one value recorded on each instrument. None if the metrics module does not exist (yet).
+    The same names in both formats: OpenMetrics (what Prometheus asks for) and plain text."""
     module_name = SERVICES[service][1]
     if module_name is None or not module_exists(module_name):
         return None
     module = importlib.import_module(module_name)
     registry = CollectorRegistry()
-    try:
-        reader = PrometheusMetricReader(disable_target_info=True, registry=registry)
-    except TypeError:  # an exporter older than its `registry` argument: the global registry
-        registry = REGISTRY
-        reader = PrometheusMetricReader(disable_target_info=True)
-    provider = MeterProvider(metric_readers=[reader])
+    provider = MeterProvider(metric_readers=[ExemplarMetricReader(registry)])
     try:
         for cls in _metrics_classes(module):
             meter = _RecordingMeter(provider.get_meter(f"test-{service}"))
@@ -207,16 +225,12 @@ def exported_metric_names(service: str) -> set[str] | None:
             cls(meter, *extra)
             for instrument in meter.instruments:
                 _record_once(instrument)
-        text = generate_latest(registry).decode()
+        plain = sample_names(*exposition(registry, "text/plain"))
+        openmetrics = sample_names(*exposition(registry, OPENMETRICS))
     finally:
         provider.shutdown()
-        if registry is REGISTRY:
-            REGISTRY.unregister(reader._collector)
-    return {
-        line.split("{")[0].split(" ")[0]
-        for line in text.splitlines()
-        if line and not line.startswith("#")
-    }
+    assert plain == openmetrics, plain ^ openmetrics
+    return plain
 
 
 # ------------------------------------------------------------------ PromQL

@@ -21,6 +21,7 @@ from tests.unit.deploy.common import (
     load_yaml,
     promql_metric_names,
 )
+from zg_shared.exposition import TRACE_ID
 
 # Series Prometheus makes itself, not a service.
 PROMETHEUS_BUILTINS = {"up"}
@@ -103,6 +104,26 @@ def test_dashboards_use_the_provisioned_datasource() -> None:
                 seen_uids.add(target["datasource"]["uid"])
     assert seen_uids <= uids
     assert "tempo" in uids
+
+
+def test_histogram_panels_show_exemplars_that_open_their_trace_in_tempo() -> None:
+    provisioned = load_yaml(
+        DEPLOY / "grafana" / "provisioning" / "datasources" / "datasources.yaml"
+    )
+    datasources = {d["uid"]: d for d in provisioned["datasources"]}
+    assert datasources["tempo"]["type"] == "tempo"
+    assert datasources["prometheus"]["jsonData"]["exemplarTraceIdDestinations"] == [
+        {"name": TRACE_ID, "datasourceUid": "tempo"}  # the label the services' exemplars carry
+    ]
+    shown = set()
+    for path in DASHBOARDS.glob("*.json"):
+        for panel in json.loads(path.read_text())["panels"]:
+            for target in panel["targets"]:
+                over_buckets = "_bucket[" in target["expr"]
+                assert target["exemplar"] is over_buckets, (path.name, panel["title"])
+                if over_buckets:
+                    shown |= promql_metric_names(target["expr"])
+    assert "zg_gateway_added_latency_seconds_bucket" in shown
 
 
 def test_alert_rules_are_well_formed_and_documented() -> None:
