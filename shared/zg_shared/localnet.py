@@ -315,8 +315,16 @@ class LocalNetwork:
         await self._check_state_unused()
         if self.nats_credentials is not None:
             # For the operator's `zg provider settle`, which logs in as NATS's admin:
-            # ZG_NATS_URL=$(cat DIR/secrets/operator/ZG_NATS_URL) zg provider settle
-            self._write_secrets("operator", {"ZG_NATS_URL": self.nats_url})
+            # ZG_SECRETS_DIR=DIR/secrets/operator zg provider settle
+            assert self._nats_url is not None
+            self._write_secrets(
+                "operator",
+                {
+                    "ZG_NATS_URL": self._nats_url,
+                    "ZG_NATS_USERNAME": NATS_ADMIN,
+                    "ZG_NATS_PASSWORD": self.nats_credentials.passwords[NATS_ADMIN],
+                },
+            )
         self.progress("starting anvil")
         self.anvil = AnvilNode(port=self.chain_port, accounts=20)
         await self.anvil.start()

@@ -70,22 +70,38 @@ def secrets_dir() -> Path:
     return Path(os.environ.get(SECRETS_DIR_ENV, DEFAULT_SECRETS_DIR))
 
 
-class ServiceSettings(BaseSettings):
+class SecretSettings(BaseSettings):
+    """Settings read from the arguments, the environment, then the secrets folder."""
+
     model_config = SettingsConfigDict(extra="ignore", frozen=True)
 
-    environment: str = Field("production", description="production | staging | development | test")
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # The secrets folder only where it exists: pydantic-settings warns about a missing one,
+        # and a laptop has no /run/secrets.
+        folder = secrets_dir()
+        if not folder.is_dir():
+            return (init_settings, env_settings, dotenv_settings)
+        files = SecretsSettingsSource(settings_cls, secrets_dir=folder)
+        return (init_settings, env_settings, dotenv_settings, files)
+
+
+class NatsSettings(SecretSettings):
+    """Where and as whom to connect to NATS: every service's, and the operators' tools'
+    (`zg provider settle` reads them with the prefix `ZG_`)."""
+
     nats_url: str = Field(
         "nats://127.0.0.1:4222",
         description="NATS server with JetStream; a cluster's servers separated by commas; "
         "tls:// or a CA file for TLS (no password in the URL: use nats_username and "
         "nats_password)",
-    )
-    nats_stream_replicas: int = Field(
-        1,
-        ge=1,
-        le=5,
-        description="Copies of each stream (and its consumers): 3 on a cluster. Read by the "
-        "admin step that creates the streams (zg-bus-admin)",
     )
     nats_username: str = Field(
         "", description="This service's NATS user (deploy/k8s/base/nats/auth.conf)"
@@ -93,8 +109,58 @@ class ServiceSettings(BaseSettings):
     nats_password: SecretStr = Field(
         SecretStr(""), description="Its password: best from a file in the secrets folder"
     )
+    nats_password_file: Path | None = Field(
+        None, description="A file holding nats_password (one line), read when that is unset"
+    )
     nats_ca_file: Path | None = Field(
         None, description="With TLS: the CA that signed the NATS server's certificate"
+    )
+
+    @field_validator("nats_url")
+    @classmethod
+    def _nats_servers(cls, url: str) -> str:
+        nats_servers(url)  # raises ValueError when it names no server
+        return url
+
+    @model_validator(mode="before")
+    @classmethod
+    def _password_from_its_file(cls, data: Any) -> Any:
+        if (
+            isinstance(data, dict)
+            and data.get("nats_password_file")
+            and not data.get("nats_password")
+        ):
+            data = {**data, "nats_password": read_secret_file(Path(data["nats_password_file"]))}
+        return data
+
+    def nats_access(self) -> NatsAccess:
+        """Where and as whom this process connects to NATS."""
+        return NatsAccess(
+            url=self.nats_url,
+            username=self.nats_username,
+            password=self.nats_password,
+            ca_file=self.nats_ca_file,
+        )
+
+
+def read_secret_file(path: Path) -> str:
+    """A password file's one line (a trailing newline is not part of it). An unreadable file
+    is a ValueError naming the path and why, never the content."""
+    try:
+        return path.read_text().rstrip("\r\n")
+    except (OSError, UnicodeDecodeError) as exc:
+        why = exc.strerror if isinstance(exc, OSError) else "not text"
+        raise ValueError(f"cannot read the password file {path}: {why}") from None
+
+
+class ServiceSettings(NatsSettings):
+    environment: str = Field("production", description="production | staging | development | test")
+    nats_stream_replicas: int = Field(
+        1,
+        ge=1,
+        le=5,
+        description="Copies of each stream (and its consumers): 3 on a cluster. Read by the "
+        "admin step that creates the streams (zg-bus-admin)",
     )
     redis_url: str = Field(
         "redis://127.0.0.1:6379/0",
@@ -128,32 +194,9 @@ class ServiceSettings(BaseSettings):
     log_level: str = "INFO"
     log_json: bool = Field(True, description="One JSON object per log line")
 
-    @classmethod
-    def settings_customise_sources(
-        cls,
-        settings_cls: type[BaseSettings],
-        init_settings: PydanticBaseSettingsSource,
-        env_settings: PydanticBaseSettingsSource,
-        dotenv_settings: PydanticBaseSettingsSource,
-        file_secret_settings: PydanticBaseSettingsSource,
-    ) -> tuple[PydanticBaseSettingsSource, ...]:
-        # The secrets folder only where it exists: pydantic-settings warns about a missing one,
-        # and a laptop has no /run/secrets.
-        folder = secrets_dir()
-        if not folder.is_dir():
-            return (init_settings, env_settings, dotenv_settings)
-        files = SecretsSettingsSource(settings_cls, secrets_dir=folder)
-        return (init_settings, env_settings, dotenv_settings, files)
-
     @property
     def is_production(self) -> bool:
         return self.environment not in DEVELOPMENT_ENVIRONMENTS
-
-    @field_validator("nats_url")
-    @classmethod
-    def _nats_servers(cls, url: str) -> str:
-        nats_servers(url)  # raises ValueError when it names no server
-        return url
 
     @field_validator("redis_sentinels")
     @classmethod
@@ -188,15 +231,6 @@ class ServiceSettings(BaseSettings):
         a well-known key would guard funds on a chain that is not a local one. Services with
         more to check (the gateway's receipt key) extend it."""
         devkeys.refuse_off_dev_chain(chain_id, self.private_keys())
-
-    def nats_access(self) -> NatsAccess:
-        """Where and as whom this service connects to NATS."""
-        return NatsAccess(
-            url=self.nats_url,
-            username=self.nats_username,
-            password=self.nats_password,
-            ca_file=self.nats_ca_file,
-        )
 
     def redis_options(self) -> dict[str, Any]:
         """Keyword arguments for redis-py's `from_url` beside the URL: the ACL user and its

@@ -45,7 +45,7 @@ from zgserve.cli._network import check as check_network
 from zgserve.cli._network import demo as network_demo_run
 from zgserve.cli._network import detach as detach_network
 from zgserve.cli._network import show as show_network
-from zgserve.cli._settle import settle_now, wait_result
+from zgserve.cli._settle import OperatorNats, settle_now, wait_result
 from zgserve.client import RefundStatus, ZgClient
 from zgserve.errors import NotFound
 from zgserve.evidence import Evidence, verify_evidence
@@ -753,28 +753,50 @@ def provider_remove(ctx: Context, name: str) -> None:
 @click.option("--provider", "provider_address", callback=_address, help="Default: your wallet's.")
 @click.option("--user", callback=_address, help="Settle only this user's account.")
 @click.option(
-    "--nats-url",
-    envvar="ZG_NATS_URL",
-    default="nats://127.0.0.1:4222",
-    show_default=True,
-    help="The provider's NATS (env ZG_NATS_URL).",
+    "--nats-url", help="The provider's NATS [env ZG_NATS_URL; default nats://127.0.0.1:4222]."
+)
+@click.option(
+    "--nats-user", help="The operators' NATS user [env ZG_NATS_USERNAME; with a password: admin]."
+)
+@click.option(
+    "--nats-password-file",
+    type=click.Path(dir_okay=False),
+    help="A file holding its password [env ZG_NATS_PASSWORD_FILE; or ZG_NATS_PASSWORD].",
+)
+@click.option(
+    "--nats-ca-file", type=click.Path(dir_okay=False), help="CA for TLS [env ZG_NATS_CA_FILE]."
 )
 @click.option("--timeout", type=float, default=300.0, show_default=True, help="Seconds to wait.")
 @pass_ctx
 def provider_settle(
-    ctx: Context, provider_address: str | None, user: str | None, nats_url: str, timeout: float
+    ctx: Context,
+    provider_address: str | None,
+    user: str | None,
+    nats_url: str | None,
+    nats_user: str | None,
+    nats_password_file: str | None,
+    nats_ca_file: str | None,
+    timeout: float,
 ) -> None:
     """Ask your billing service to settle now (whatever its policy says), and wait until the
-    settlements are confirmed on chain."""
+    settlements are confirmed on chain. No flag takes the NATS password: ZG_NATS_PASSWORD_FILE,
+    the file ZG_NATS_PASSWORD in ZG_SECRETS_DIR, or ZG_NATS_PASSWORD."""
+    given: dict[str, Any] = {
+        "nats_url": nats_url,
+        "nats_username": nats_user,
+        "nats_password_file": nats_password_file,
+        "nats_ca_file": nats_ca_file,
+    }
 
     async def work() -> dict[str, Any]:
+        bus = OperatorNats(**{k: v for k, v in given.items() if v is not None}).nats_access()
         provider_ = provider_address
         if provider_ is None:
             async with ctx.client() as zg:
                 provider_ = zg.address
         return await settle_now(
             ctx,
-            nats_url,
+            bus,
             checksum(provider_),
             checksum(user) if user else None,
             timeout,

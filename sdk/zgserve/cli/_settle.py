@@ -5,12 +5,21 @@ The request goes to billing over core NATS request/reply (`zg_shared.commands.Se
 billing answers with the accounts it flagged and settles them at its next pass. The command
 then follows `serving.settlement.confirmed` on JetStream until every flagged account has a
 confirmed settlement (or the timeout passes).
+
+It logs in to NATS as the services do (`zg_shared.settings.NatsSettings`, prefix `ZG_`):
+`ZG_NATS_USERNAME` (the operators' `admin`), its password from `ZG_NATS_PASSWORD_FILE`, the
+file `ZG_NATS_PASSWORD` in the secrets folder (`ZG_SECRETS_DIR`) or the variable
+`ZG_NATS_PASSWORD`; never a flag, so it stays out of shell history and `ps`.
 """
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import time
-from typing import Any
+from collections.abc import Awaitable
+from typing import Any, TypeVar
+from urllib.parse import urlsplit
 
 import nats
 from nats.aio.client import Client as NatsClient
@@ -18,42 +27,105 @@ from nats.errors import NoRespondersError
 from nats.errors import TimeoutError as NatsTimeout
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from nats.js.errors import NotFoundError as NatsNotFound
+from pydantic_settings import SettingsConfigDict
 
-from zg_shared.bus import nats_servers, shown, stream_for
+from zg_shared.bus import NatsAccess, nats_servers, shown, stream_for
 from zg_shared.chain.types import Address
 from zg_shared.commands import SettleNow, SettleNowReply
 from zg_shared.events import SettlementConfirmedV1
+from zg_shared.natsauth import ADMIN_USER
+from zg_shared.settings import NatsSettings
 from zgserve.cli._common import Context, Exit, describe
+
+T = TypeVar("T")
+log = logging.getLogger(__name__)
+
+
+class OperatorNats(NatsSettings):
+    """The operator's NATS login: `ZG_NATS_URL`, `ZG_NATS_USERNAME`, `ZG_NATS_PASSWORD` (or
+    `ZG_NATS_PASSWORD_FILE`), `ZG_NATS_CA_FILE`, each also a file in the secrets folder."""
+
+    model_config = SettingsConfigDict(env_prefix="ZG_", extra="ignore", frozen=True)
+
+    def nats_access(self) -> NatsAccess:
+        access = super().nats_access()
+        if access.password.get_secret_value() and not access.username:
+            return access.model_copy(update={"username": ADMIN_USER})
+        if any(urlsplit(u).password for u in nats_servers(access.url)):
+            log.warning(
+                "a password in the NATS URL shows in `ps` and shell history: "
+                "use ZG_NATS_USERNAME with ZG_NATS_PASSWORD_FILE instead"
+            )
+        return access
+
+
+class _Watch:
+    """A NATS connection's refusals: the server answers a permissions violation with an
+    asynchronous error, not on the request it refused (which would only time out)."""
+
+    def __init__(self) -> None:
+        self.errors: list[Exception] = []
+        self.refused = asyncio.Event()
+
+    async def error(self, exc: Exception) -> None:
+        self.errors.append(exc)
+        if "permissions violation" in str(exc).lower():
+            self.refused.set()
+
+    async def guard(self, ctx: Context, user: str, step: Awaitable[T]) -> T:
+        """`step`'s result, or exit 5 as soon as the server refuses this user something."""
+        task = asyncio.ensure_future(step)
+        refusal = asyncio.ensure_future(self.refused.wait())
+        await asyncio.wait({task, refusal}, return_when=asyncio.FIRST_COMPLETED)
+        refusal.cancel()
+        if self.refused.is_set():
+            task.cancel()
+            why = next(str(e) for e in self.errors if "permissions violation" in str(e).lower())
+            ctx.fail(
+                Exit.REFUSED,
+                f"NATS refused user {user or '(from the URL)'!r} ({why.removeprefix('nats: ')}): "
+                f"asking billing to settle takes the operators' NATS user, {ADMIN_USER!r}",
+            )
+        return task.result()
 
 
 async def settle_now(
-    ctx: Context, nats_url: str, provider: Address, user: Address | None, timeout_s: float
+    ctx: Context, bus: NatsAccess, provider: Address, user: Address | None, timeout_s: float
 ) -> dict[str, Any]:
-    client = await _connect(ctx, nats_url)
+    refusals = _Watch()
+    client = await _connect(ctx, bus, refusals)
     try:
         js = client.jetstream()
         subject = SettlementConfirmedV1.SUBJECT
         # Subscribed before asking, so no confirmation can slip between the two.
         try:
-            watch = await js.pull_subscribe(
-                subject,
-                stream=stream_for(subject),
-                config=ConsumerConfig(
-                    deliver_policy=DeliverPolicy.NEW,
-                    ack_policy=AckPolicy.NONE,
-                    inactive_threshold=60.0,
+            watch = await refusals.guard(
+                ctx,
+                bus.username,
+                js.pull_subscribe(
+                    subject,
+                    stream=stream_for(subject),
+                    config=ConsumerConfig(
+                        deliver_policy=DeliverPolicy.NEW,
+                        ack_policy=AckPolicy.NONE,
+                        inactive_threshold=60.0,
+                    ),
                 ),
             )
         except NatsNotFound:
             ctx.fail(
                 Exit.UNREACHABLE,
-                f"NATS at {shown(nats_url)} has no stream {stream_for(subject)}: is the provider's "
+                f"NATS at {shown(bus.url)} has no stream {stream_for(subject)}: is the provider's "
                 "billing running there?",
             )
         command = SettleNow(provider=provider, user=user)
         try:
-            raw = await client.request(
-                SettleNow.subject(provider), command.model_dump_json().encode(), timeout=10
+            raw = await refusals.guard(
+                ctx,
+                bus.username,
+                client.request(
+                    SettleNow.subject(provider), command.model_dump_json().encode(), timeout=10
+                ),
             )
         except (NoRespondersError, NatsTimeout):
             ctx.fail(Exit.UNREACHABLE, f"no billing service answers for provider {provider}")
@@ -93,26 +165,29 @@ async def settle_now(
     }
 
 
-async def _connect(ctx: Context, nats_url: str) -> NatsClient:
+async def _connect(ctx: Context, bus: NatsAccess, refusals: _Watch) -> NatsClient:
     """Connected, or exit 6 naming the URL and why (nats-py itself would log a traceback per
-    attempt and, told not to retry, keep retrying a server it never reached)."""
-    seen: list[Exception] = []
-
-    async def remember(exc: Exception) -> None:
-        seen.append(exc)
+    attempt and, told not to retry, keep retrying a server it never reached); exit 5 when the
+    server refuses the login. No message shows the password."""
 
     try:
-        return await nats.connect(
-            nats_servers(nats_url),
+        return await bus.connect(
             connect_timeout=5,
             max_reconnect_attempts=1,
             reconnect_time_wait=0.2,
             allow_reconnect=False,
-            error_cb=remember,
+            error_cb=refusals.error,
         )
     except (OSError, TimeoutError, ValueError, nats.errors.Error) as exc:
-        cause = describe(seen[-1]) if seen else describe(exc)
-        ctx.fail(Exit.UNREACHABLE, f"cannot reach NATS at {shown(nats_url)}: {cause}")
+        cause = describe(refusals.errors[-1]) if refusals.errors else describe(exc)
+        if "authorization violation" in cause.lower():
+            who = f"user {bus.username!r}" if bus.username else "a login without a user"
+            ctx.fail(
+                Exit.REFUSED,
+                f"NATS at {shown(bus.url)} refused {who}: wrong user or password "
+                "(Authorization Violation)",
+            )
+        ctx.fail(Exit.UNREACHABLE, f"cannot reach NATS at {shown(bus.url)}: {cause}")
 
 
 def _summary(event: SettlementConfirmedV1) -> dict[str, Any]:

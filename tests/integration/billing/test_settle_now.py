@@ -6,21 +6,25 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import sys
+from pathlib import Path
 
 import nats
 import pytest
 
 from tests.integration.billing.conftest import Stack, running_billing
+from tests.integration.jetstream import NatsLogins
 from tests.integration.polling import eventually
 from zg_billing.app import BillingApp
 from zg_shared.commands import SettleNow, SettleNowReply
 
 pytestmark = pytest.mark.slow
 NEVER = {"threshold_fee_wei": 10**30, "sweep_interval_s": 10**6}
+PROVIDER = "0x70997970C51812dc3A010C7d01b50e0d17dc79C8"
 
 
-async def zg(*args: str) -> tuple[int, str, str]:
+async def zg(*args: str, env: dict[str, str] | None = None) -> tuple[int, str, str]:
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
@@ -29,13 +33,16 @@ async def zg(*args: str) -> tuple[int, str, str]:
         *args,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
+        env={**os.environ, **(env or {})},
     )
     out, err = await process.communicate()
     assert process.returncode is not None
     return process.returncode, out.decode(), err.decode()
 
 
-async def test_provider_settle_settles_what_the_policy_would_not(stack: Stack) -> None:
+async def test_provider_settle_settles_what_the_policy_would_not(
+    stack: Stack, tmp_path: Path
+) -> None:
     user = stack.users[0]
     fees = [await stack.send(user) for _ in range(3)]
     async with running_billing(stack, **NEVER) as billing:
@@ -46,13 +53,20 @@ async def test_provider_settle_settles_what_the_policy_would_not(stack: Stack) -
             await asyncio.sleep(0.2)
         assert await stack.settled_on_chain() == []
 
-        # ...until the operator asks.
+        # ...until the operator asks, logged in as NATS's admin with the password in a file
+        # (never on the command line).
+        assert stack.nats_logins is not None
+        admin = stack.nats_logins.settings("admin")
+        password_file = tmp_path / "nats-password"
+        password_file.write_text(admin["nats_password"] + "\n")
         code, out, err = await zg(
             "provider", "settle", "--provider", stack.provider.address,
-            "--nats-url", stack.nats_url, "--timeout", "120",
+            "--nats-url", admin["nats_url"], "--timeout", "120",
+            env={"ZG_NATS_USERNAME": "admin", "ZG_NATS_PASSWORD_FILE": str(password_file)},
         )  # fmt: skip
 
     assert code == 0, err
+    assert admin["nats_password"] not in out + err
     result = json.loads(out)
     assert result["flagged"] == [user.address]
     assert result["complete"] is True
@@ -131,3 +145,46 @@ async def _booked(billing: BillingApp, count: int) -> bool:
 
 async def _settled(stack: Stack, total: int) -> bool:
     return sum(e.amount for e in await stack.settled_on_chain()) == total
+
+
+async def test_provider_settle_with_a_wrong_password_is_refused_in_one_line(
+    nats_logins: NatsLogins,
+) -> None:
+    admin = nats_logins.settings("admin")
+    guess = "zg" + "0" * 48
+    code, out, err = await zg(
+        "provider", "settle", "--provider", PROVIDER, "--nats-url", admin["nats_url"],
+        env={"ZG_NATS_USERNAME": "admin", "ZG_NATS_PASSWORD": guess},
+    )  # fmt: skip
+    assert code == 5  # refused
+    assert out == ""
+    [line] = err.splitlines()
+    assert json.loads(line) == {
+        "error": f"NATS at {admin['nats_url']} refused user 'admin': wrong user or password "
+        "(Authorization Violation)",
+        "exit_code": 5,
+    }
+    assert guess not in err
+
+
+async def test_provider_settle_as_a_service_user_is_refused(
+    nats_logins: NatsLogins, tmp_path: Path
+) -> None:
+    """The gateway's NATS user may not ask billing to settle (nor watch the settlements): one
+    line, exit 5, at once rather than after the request's timeout; the password never shown."""
+    gateway = nats_logins.settings("gateway")
+    secrets = tmp_path / "secrets"
+    secrets.mkdir()
+    (secrets / "ZG_NATS_PASSWORD").write_text(gateway["nats_password"])
+    code, out, err = await zg(
+        "provider", "settle", "--provider", PROVIDER, "--nats-url", gateway["nats_url"],
+        "--nats-user", "gateway",
+        env={"ZG_SECRETS_DIR": str(secrets)},
+    )  # fmt: skip
+    assert code == 5
+    assert out == ""
+    [line] = err.splitlines()
+    error = json.loads(line)["error"]
+    assert error.startswith("NATS refused user 'gateway' (permissions violation for publish to")
+    assert error.endswith("asking billing to settle takes the operators' NATS user, 'admin'")
+    assert gateway["nats_password"] not in err

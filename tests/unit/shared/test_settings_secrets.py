@@ -131,6 +131,22 @@ def test_secrets_are_read_from_files(tmp_path: Path, monkeypatch: pytest.MonkeyP
         KeySettings(environment="production")
 
 
+def test_the_nats_password_is_read_from_its_file_and_never_shown(tmp_path: Path) -> None:
+    """NATS_PASSWORD_FILE (what `zg provider settle --nats-password-file` sets): one line, read
+    when the password itself is unset; a missing file is an error naming the path only."""
+    password = tmp_path / "nats-password"
+    password.write_text("from-its-file\n")
+    access = KeySettings(
+        environment="test", nats_username="admin", nats_password_file=password
+    ).nats_access()
+    assert access.password.get_secret_value() == "from-its-file"
+    assert "from-its-file" not in repr(access)
+    given = KeySettings(environment="test", nats_password="given", nats_password_file=password)
+    assert given.nats_access().password.get_secret_value() == "given"
+    with pytest.raises(ValidationError, match=r"cannot read the password file .*missing: No such"):
+        KeySettings(environment="test", nats_password_file=tmp_path / "missing")
+
+
 def test_redis_url_scheme_is_checked() -> None:
     KeySettings(redis_url="rediss://redis.internal:6380/0")
     with pytest.raises(ValidationError, match="redis_url"):
