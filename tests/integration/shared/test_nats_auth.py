@@ -8,6 +8,7 @@ deleted billing's consumers (issue 12 items 1-2)."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import os
@@ -15,6 +16,7 @@ import re
 import subprocess
 from collections.abc import AsyncIterator
 from dataclasses import replace
+from typing import Any
 
 import nats
 import pytest
@@ -200,6 +202,114 @@ async def test_a_service_touches_only_its_own_consumers(
     await message.ack()
     assert message.data == b'{"n": 1}'
     assert billing.violations() == []
+
+
+def own_consumer(name: str, subject: str, **config: Any) -> ConsumerConfig:
+    """A durable pull consumer as the services make one (nats-py's pull_subscribe)."""
+    return ConsumerConfig(
+        name=name,
+        durable_name=name,
+        filter_subject=subject,
+        ack_policy=AckPolicy.EXPLICIT,
+        **config,
+    )
+
+
+BILLING_SERVED = own_consumer("billing-served", "serving.request.served.v1")
+PROVER = own_consumer("prover", "serving.settlement.requested.v1")
+
+
+async def consumers(nats_url: str) -> dict[str, str | None]:
+    """ZG_SERVING's consumers and their filter subjects, as the admin sees them."""
+    admin = await nats.connect(nats_url)
+    try:
+        found = await admin.jetstream().consumers_info("ZG_SERVING")
+        return {c.name: c.config.filter_subject for c in found}
+    finally:
+        await admin.close()
+
+
+async def test_no_service_makes_changes_or_deletes_another_services_consumer(
+    login: object, streams: None, nats_url: str
+) -> None:
+    """auth.conf lets each service create its consumers only by the API subject naming the
+    consumer and its one filter subject; the server holds the request's body to both."""
+    billing: Login = await login("billing")  # type: ignore[operator]
+    prover: Login = await login("prover")  # type: ignore[operator]
+    await billing.js.add_consumer("ZG_SERVING", BILLING_SERVED)
+    await prover.js.add_consumer("ZG_SERVING", PROVER)
+    before = await consumers(nats_url)
+    assert before == {
+        "billing-served": "serving.request.served.v1",
+        "prover": "serving.settlement.requested.v1",
+    }
+
+    with pytest.raises(TimeoutError):  # another's name
+        await prover.js.add_consumer("ZG_SERVING", BILLING_SERVED)
+    with pytest.raises(TimeoutError):  # its own name, another event
+        await prover.js.add_consumer(
+            "ZG_SERVING", own_consumer("prover", "serving.request.served.v1")
+        )
+    with pytest.raises(TimeoutError):
+        await billing.js.delete_consumer("ZG_SERVING", "prover")
+    with pytest.raises(TimeoutError):
+        await prover.js.delete_consumer("ZG_SERVING", "billing-served")
+    assert len(prover.violations()) == 3
+    assert len(billing.violations()) == 1
+
+    # Through its own API subject, a body naming another consumer or filter is refused.
+    own_subject = "$JS.API.CONSUMER.CREATE.ZG_SERVING.billing-served.serving.request.served.v1"
+    for config in (
+        replace(PROVER, filter_subject="serving.request.served.v1"),
+        replace(BILLING_SERVED, filter_subject="serving.>"),
+    ):
+        body = json.dumps({"stream_name": "ZG_SERVING", "config": config.as_dict()})
+        answer = await billing.client.request(own_subject, body.encode(), timeout=5)
+        assert "error" in json.loads(answer.data), answer.data
+    assert await consumers(nats_url) == before
+
+
+async def test_replicas_share_their_consumer_and_may_update_it(
+    login: object, streams: None, nats_url: str
+) -> None:
+    """Two instances of billing (leader and standby) or of the prover (a work queue) create or
+    bind the same durable at once, and each reads from it; a new version of the service may
+    change its own consumer's settings."""
+    # Each consumer's events come from their owner: served requests from the gateway,
+    # settlement requests from billing.
+    publishers: list[Login] = [await login("gateway"), await login("billing")]  # type: ignore[operator]
+    for user, config, publisher in (
+        ("billing", BILLING_SERVED, publishers[0]),
+        ("prover", PROVER, publishers[1]),
+    ):
+        instances: list[Login] = [await login(user), await login(user)]  # type: ignore[operator]
+        assert config.filter_subject is not None
+        assert config.durable_name is not None
+        subscriptions = await asyncio.gather(
+            *(
+                i.js.pull_subscribe(
+                    config.filter_subject,
+                    durable=config.durable_name,
+                    stream="ZG_SERVING",
+                    config=replace(config),
+                    inbox_prefix=f"{inbox_prefix(user)}.".encode(),
+                )
+                for i in instances
+            )
+        )
+        for n in (1, 2):
+            await publisher.js.publish(config.filter_subject, json.dumps({"n": n}).encode())
+        read = []
+        for subscription in subscriptions:  # one message each, in turn: both instances work
+            [message] = await subscription.fetch(1, timeout=5)
+            await message.ack()
+            read.append(json.loads(message.data)["n"])
+        assert read == [1, 2]
+        updated = await instances[1].js.add_consumer(
+            "ZG_SERVING", replace(config, ack_wait=45.0, max_ack_pending=500)
+        )
+        assert (updated.config.ack_wait, updated.config.max_ack_pending) == (45.0, 500)
+        assert [i.violations() for i in instances] == [[], []]
 
 
 async def test_a_service_hears_nothing_but_its_own_inbox(login: object, streams: None) -> None:

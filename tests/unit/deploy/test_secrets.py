@@ -329,6 +329,11 @@ def test_auth_conf_names_every_durable_consumer_of_billing_and_the_prover() -> N
         source = (REPO / "services" / service / f"zg_{service}" / "handlers.py").read_text()
         assert source.count("pull_sub=") == source.count("inbox_prefix=inbox_prefix"), service
     for stream, name in consumers:
-        for api in ("CREATE", "INFO", "DURABLE.CREATE", "MSG.NEXT"):
+        for api in ("INFO", "MSG.NEXT"):
             assert f'"$JS.API.CONSUMER.{api}.{stream}.{name}"' in conf, (api, stream, name)
         assert f'"$JS.ACK.{stream}.{name}.>"' in conf, (stream, name)
+        # Created only with its own filter subject: never filterless, `.>` or DURABLE.CREATE.
+        [create] = re.findall(rf'"\$JS\.API\.CONSUMER\.CREATE\.{stream}\.{name}\.([\w.]+)"', conf)
+        assert create.startswith(("serving.", "chain.")), (stream, name, create)
+    assert '"$JS.API.CONSUMER.DURABLE' not in conf
+    assert not re.search(r'"\$JS\.API\.CONSUMER\.CREATE\.[\w.-]*>"', conf)
