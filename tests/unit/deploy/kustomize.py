@@ -107,7 +107,7 @@ def _apply_patch(docs: list[Doc], change: Doc, folder: Path) -> None:
 
 def merge(base: Any, change: Any) -> Any:
     """Strategic merge, as far as these manifests need it: maps merge key by key (null
-    deletes), lists of named items merge by name, other lists are replaced."""
+    deletes), lists of named items merge by name (the patch's first), other lists are replaced."""
     if isinstance(base, dict) and isinstance(change, dict):
         out = copy.deepcopy(base)
         for key, value in change.items():
@@ -119,13 +119,15 @@ def merge(base: Any, change: Any) -> Any:
                 out[key] = copy.deepcopy(value)
         return out
     if isinstance(base, list) and isinstance(change, list) and _named(base) and _named(change):
-        out_list = copy.deepcopy(base)
-        for item in change:
-            same = [i for i, old in enumerate(out_list) if old["name"] == item["name"]]
-            if same:
-                out_list[same[0]] = merge(out_list[same[0]], item)
-            else:
-                out_list.append(copy.deepcopy(item))
+        # kubectl's order: the patch's items first (merged with the base's of that name), then
+        # the base's others.
+        by_name = {old["name"]: old for old in base}
+        out_list = [
+            merge(by_name[item["name"]], item) if item["name"] in by_name else copy.deepcopy(item)
+            for item in change
+        ]
+        patched = {item["name"] for item in change}
+        out_list += [copy.deepcopy(old) for old in base if old["name"] not in patched]
         return out_list
     return copy.deepcopy(change)
 

@@ -171,7 +171,9 @@ def test_a_flow_allowed_at_one_end_only_is_seen() -> None:
     redis["ingress"][0]["from"] = redis["ingress"][0]["from"][:1]  # the gateway only
     assert one_ended(docs) == [
         "billing egress to redis:6379",
+        "billing egress to redis:26379",
         "chain-indexer egress to redis:6379",
+        "chain-indexer egress to redis:26379",
     ]
 
 

@@ -18,11 +18,19 @@ from tests.unit.deploy.compose import environment, load_compose
 from zg_shared.natsauth import AUTH_CONF, configured_users, password_variable
 from zg_shared.natsauth import SERVICE_USERS as NATS_SERVICE_USERS
 from zg_shared.natsauth import USERS as NATS_USERS
-from zg_shared.redisacl import ACL_DIR, ACL_TEMPLATE, SERVICE_USERS, users_with_login
+from zg_shared.redisacl import (
+    ACL_DIR,
+    ACL_TEMPLATE,
+    REPLICATION_ACL,
+    SERVICE_USERS,
+    users_with_login,
+)
 
 MAKE_SECRETS = DEPLOY_JOB_SCRIPT.with_name("make_secrets.py")
 PREFIX = {"gateway": "GATEWAY_", "billing": "BILLING_", "chain-indexer": "INDEXER_"}
 SERVICES = ("gateway", "billing", "chain-indexer", "prover")
+# The sentinels' user for the services (deploy/k8s/base/redis/sentinel.acl).
+SENTINEL_CLIENT = "sentinel-client"
 
 
 def pod(overlay: str, name: str) -> dict[str, Any]:
@@ -110,9 +118,15 @@ def test_each_service_logs_in_to_redis_as_its_own_user(overlay: str, name: str) 
         "zgserve-redis-users",
         SERVICE_USERS[name],
     )
-    # Only its own password: no other user's key of the Secret.
+    # The sentinels as the user that can only ask them (redis/sentinel.acl).
+    assert env[f"{prefix}REDIS_SENTINEL_USERNAME"] == SENTINEL_CLIENT
+    assert secret_items(doc)[f"{prefix}REDIS_SENTINEL_PASSWORD"] == (
+        "zgserve-redis-users",
+        SENTINEL_CLIENT,
+    )
+    # Only its own passwords: no other user's key of the Secret.
     keys = {key for secret, key in secret_items(doc).values() if secret == "zgserve-redis-users"}
-    assert keys == {SERVICE_USERS[name]}
+    assert keys == {SERVICE_USERS[name], SENTINEL_CLIENT}
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
@@ -120,14 +134,16 @@ def test_redis_loads_the_repositorys_acl_source(overlay: str) -> None:
     docs = rendered(overlay)
     acl = next(d for d in docs if d["kind"] == "ConfigMap" and d["metadata"]["name"] == "redis-acl")
     assert acl["data"]["users.acl"] == ACL_TEMPLATE.read_text()
-    assert acl["data"]["render-acl.sh"] == (ACL_DIR / "render-acl.sh").read_text()
+    assert acl["data"]["replication.acl"] == REPLICATION_ACL.read_text()
+    for script in ("sentinel.acl", "render-acl.sh", "configure.sh"):
+        assert acl["data"][script] == (ACL_DIR / script).read_text()
     redis = pod(overlay, "redis")
     spec = kustomize.pod_spec(redis)
     assert spec is not None
     server = container(redis, "redis")
-    assert server["args"][server["args"].index("--aclfile") + 1] == "/acl/users.acl"
+    assert server["args"][server["args"].index("--aclfile") + 1] == "/conf/users.acl"
     init = spec["initContainers"][0]
-    assert "render-acl.sh" in " ".join(init["command"])
+    assert "configure.sh" in " ".join(init["command"])
     assert referenced_secrets(redis) == {"zgserve-redis-users"}
 
 
@@ -244,14 +260,16 @@ def test_nats_loads_the_repositorys_users_and_keeps_monitoring_inside(overlay: s
         for item in server["env"]
         if "secretKeyRef" in item.get("valueFrom", {})
     }
+    # Every user's password, and the routes' (the servers' login to each other).
     assert variables == {
-        password_variable(u): {"name": "zgserve-nats-users", "key": u} for u in NATS_USERS
+        password_variable(u): {"name": "zgserve-nats-users", "key": u}
+        for u in (*NATS_USERS, "route")
     }
     spec = kustomize.pod_spec(nats)
     assert spec is not None
     [config] = [v for v in spec["volumes"] if v["name"] == "config"]
     sources = {s["configMap"]["name"] for s in config["projected"]["sources"]}
-    assert sources == {"nats-config", "nats-auth"}
+    assert sources == {"nats-config", "nats-auth", "nats-tls"}
     service = next(
         d for d in rendered(overlay) if d["kind"] == "Service" and d["metadata"]["name"] == "nats"
     )
