@@ -105,9 +105,9 @@ def _kib_peak(who: int) -> int:
 
 def worker(spec: dict[str, Any]) -> dict[str, Any]:
     """One measurement, in a fresh process so that the rusage peaks are its own."""
+    from sample_chunk import sample_chunk
+
     from zg_prover.backends import choose_backend
-    from zg_shared.crypto import generate_private_key, prv2pub, sign_request
-    from zg_shared.zk import SignedRequest, build_chunk_input
     from zg_shared.zk.pipeline import ProvingPipeline
     from zg_shared.zk.witness import NativeWitness, WasmWitness, WitnessGenerator
 
@@ -115,19 +115,7 @@ def worker(spec: dict[str, Any]) -> dict[str, Any]:
     keys = find_key_set(n)
     assert keys is not None
     assert str(keys.key) == spec["key"], "keys changed under the bench"
-    prv = generate_private_key()
-    user, provider = "0x" + "11" * 20, "0x" + "22" * 20
-    requests = [
-        SignedRequest.from_signature_hex(
-            user=user,
-            provider=provider,
-            nonce=nonce,
-            fee=1000 + nonce,
-            signature=sign_request(prv, user, provider, nonce, 1000 + nonce).to_hex(),
-        )
-        for nonce in range(1, n + 1)
-    ]
-    chunk = build_chunk_input(requests, prv2pub(prv).as_tuple(), n)
+    chunk = sample_chunk(n)
     witness_gen: WitnessGenerator = (
         NativeWitness(keys.build.native_witness)
         if spec["witness"] == "native"

@@ -45,25 +45,13 @@ def log(message: str) -> None:
 
 
 def chunk_and_witness(n: int, workdir: Path) -> tuple[Any, Any, Path]:
-    from zg_shared.crypto import generate_private_key, prv2pub, sign_request
-    from zg_shared.zk import SignedRequest, build_chunk_input
+    from sample_chunk import sample_chunk
+
     from zg_shared.zk.keys import ensure_keys
     from zg_shared.zk.witness import witness_generator
 
     keys = ensure_keys(n)
-    prv = generate_private_key()
-    user, provider = "0x" + "11" * 20, "0x" + "22" * 20
-    requests = [
-        SignedRequest.from_signature_hex(
-            user=user,
-            provider=provider,
-            nonce=k,
-            fee=1000 + k,
-            signature=sign_request(prv, user, provider, k, 1000 + k).to_hex(),
-        )
-        for k in range(1, n + 1)
-    ]
-    chunk = build_chunk_input(requests, prv2pub(prv).as_tuple(), n)
+    chunk = sample_chunk(n)
     wtns = witness_generator(keys.build).calculate(chunk, workdir / "witness.wtns")
     return keys, chunk, wtns
 
