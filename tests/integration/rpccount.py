@@ -10,8 +10,14 @@ from typing import Any
 
 import aiohttp
 from aiohttp import web
+from eth_utils.abi import function_signature_to_4byte_selector
 
 from zg_shared.localservers import free_port
+
+
+def selector(signature: str) -> str:
+    """A contract function's 4-byte selector as 0x-hex: the key of `CountingRpc.views`."""
+    return "0x" + function_signature_to_4byte_selector(signature).hex()
 
 
 class CountingRpc:
@@ -19,6 +25,7 @@ class CountingRpc:
         self.target = target
         self.port = free_port()
         self.calls: Counter[str] = Counter()
+        self.views: Counter[str] = Counter()  # the eth_calls, by function selector
         self.refuse_with: int | None = None  # answer every call with this status (429, say)
         self._runner: web.AppRunner | None = None
         self._http: aiohttp.ClientSession | None = None
@@ -38,6 +45,9 @@ class CountingRpc:
         body: Any = json.loads(raw)
         for call in body if isinstance(body, list) else [body]:
             self.calls[str(call.get("method"))] += 1
+            if call.get("method") == "eth_call":
+                tx = (call.get("params") or [{}])[0]
+                self.views[str(tx.get("data") or tx.get("input") or "")[:10]] += 1
         assert self._http is not None
         async with self._http.post(
             self.target, data=raw, headers={"Content-Type": "application/json"}

@@ -30,8 +30,10 @@ WORDS = "hello there gateway"  # 3 input units
 
 
 async def wait_for_events(
-    provider: Provider, count: int, within_s: float = 10.0
+    provider: Provider, count: int, within_s: float = 60.0
 ) -> list[dict[str, Any]]:
+    """The served events once there are `count` (what is there after `within_s`: a deadline
+    for a loaded machine, where the outbox may take seconds; it returns at once when met)."""
     deadline = asyncio.get_running_loop().time() + within_s
     while True:
         events = await provider.served_events()
