@@ -22,7 +22,7 @@ from zg_gateway.middlewares import error_middleware, tracing_middleware
 from zg_gateway.outbox import OutboxDrainer
 from zg_gateway.proxy import BackendClient
 from zg_gateway.routes import routes
-from zg_gateway.service import GatewayService
+from zg_gateway.service import ALIVE_PREFIX, GatewayService
 from zg_shared.bus import SERVING_STREAM
 from zg_shared.chain import ServingClient, connect
 from zg_shared.deployment import bind, require_streams
@@ -69,7 +69,12 @@ def create_app(settings: GatewaySettings, *, telemetry: Telemetry | None = None)
     service = GatewayService(settings, redis, serving, receipt_signer)
     app[SERVICE] = service
     outbox = OutboxDrainer(
-        redis, telemetry.tracer("zg_gateway.outbox"), worker=settings.worker_index
+        redis,
+        telemetry.tracer("zg_gateway.outbox"),
+        instance=service.instance,
+        alive_prefix=ALIVE_PREFIX,
+        worker=settings.worker_index,
+        reclaim_every_s=settings.sweep_every_s,
     )
     app[OUTBOX] = outbox
     connection: list[NatsClient] = []
@@ -111,7 +116,7 @@ def create_app(settings: GatewaySettings, *, telemetry: Telemetry | None = None)
         # Whatever finished during shutdown is still in the outbox: one last drain.
         with contextlib.suppress(Exception):
             await app[OUTBOX].drain_once()
-            await app[OUTBOX].flush()
+            await app[OUTBOX].release()
         await app[BACKEND].close()
         if health is not None:
             await health.stop()

@@ -91,9 +91,15 @@ class GatewaySettings(ServiceSettings):
         30.0,
         gt=0,
         description="A gateway process's heartbeat lasts this long (renewed every third of "
-        "it); the requests of one silent for longer are voided by the others' sweepers",
+        "it); the requests of one silent for longer are voided by the others' sweepers, and "
+        "the outbox entries it was publishing are published by the others",
     )
-    sweep_every_s: float = Field(10.0, gt=0, description="How often worker 0 sweeps")
+    sweep_every_s: float = Field(
+        10.0,
+        gt=0,
+        description="How often worker 0 sweeps stale requests, and every worker's outbox "
+        "looks for a dead process's entries",
+    )
     receipt_ttl_s: int = Field(7 * 24 * 3600, description="How long receipts stay fetchable")
 
     def check_chain(self, chain_id: int) -> None:
