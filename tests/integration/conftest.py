@@ -1,6 +1,7 @@
 # SPDX-License-Identifier: Apache-2.0
 """Fixtures for integration tests: a private anvil a test may rewind, stop or reorganise
-without disturbing the session's shared one, and the spans the services in this process end."""
+without disturbing the session's shared one, a client of the session's Redis flushed for the
+test, and the spans the services in this process end."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from collections.abc import AsyncIterator, Iterator
 import pytest
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from redis.asyncio import Redis
 
 from zg_shared.chain import AnvilNode, Web3Client
 from zg_shared.telemetry import setup_telemetry
@@ -26,6 +28,15 @@ async def private_w3(node: AnvilNode) -> AsyncIterator[Web3Client]:
     w3 = node.web3()
     yield w3
     await w3.provider.disconnect()
+
+
+@pytest.fixture
+async def redis(redis_url: str) -> AsyncIterator[Redis]:
+    """A client of the session's Redis, emptied for this test."""
+    client = Redis.from_url(redis_url)
+    await client.flushdb()
+    yield client
+    await client.aclose()
 
 
 @pytest.fixture(scope="session")

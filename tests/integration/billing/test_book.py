@@ -5,7 +5,6 @@ and rebuilding the gateway's view when Redis lost it."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Literal
 
 import pytest
@@ -22,14 +21,6 @@ PROVIDER = "0x3C44CdDdB6a900fa2b585dd299e03d12FA4293BC"
 ETHER = 10**18
 FEE = 3 * 10**15  # above 2^53 wei: amounts must stay exact
 NOW = 1_700_000_000_000
-
-
-@pytest.fixture
-async def redis(redis_url: str) -> AsyncIterator[Redis]:
-    client = Redis.from_url(redis_url)
-    await client.flushdb()
-    yield client
-    await client.aclose()
 
 
 @pytest.fixture

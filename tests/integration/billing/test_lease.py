@@ -6,7 +6,6 @@ deposed holder's check refuses, and its renewal calls `on_lost`."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 
 import pytest
 from redis.asyncio import Redis
@@ -15,14 +14,6 @@ from tests.integration.polling import eventually
 from zg_billing.lease import Deposed, Lease
 
 PROVIDER = "0x3C44CdDdB6a900fa2b585dd299e03d12FA4293BC"
-
-
-@pytest.fixture
-async def redis(redis_url: str) -> AsyncIterator[Redis]:
-    client = Redis.from_url(redis_url)
-    await client.flushdb()
-    yield client
-    await client.aclose()
 
 
 async def test_one_holder_and_a_higher_token_for_each_take(redis: Redis) -> None:

@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 
 import pytest
 from redis.asyncio import Redis
@@ -19,14 +18,6 @@ PROVIDER = "0x3C44CdDdB6a900fa2b585dd299e03d12FA4293BC"
 ETHER = 10**18
 BOUND = 10 * ETHER
 NOW = 1_700_000_000_000
-
-
-@pytest.fixture
-async def redis(redis_url: str) -> AsyncIterator[Redis]:
-    client = Redis.from_url(redis_url)
-    await client.flushdb()
-    yield client
-    await client.aclose()
 
 
 @pytest.fixture

@@ -50,14 +50,6 @@ def served(nonce: int) -> RequestServedV1:
 
 
 @pytest.fixture
-async def redis(redis_url: str) -> AsyncIterator[Redis]:
-    client = Redis.from_url(redis_url)
-    await client.flushdb()
-    yield client
-    await client.aclose()
-
-
-@pytest.fixture
 async def js(nats_url: str) -> AsyncIterator[JetStreamContext]:
     await fresh_streams(nats_url)
     client = await nats.connect(nats_url)

@@ -5,9 +5,7 @@ own reply, one call's error stays its own, and a Redis that lost its scripts is 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 
-import pytest
 from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
@@ -19,14 +17,6 @@ from zg_shared.accounts import AccountStore
 ECHO = "return {KEYS[1], ARGV[1]}"
 COUNT = "return redis.call('INCR', KEYS[1])"
 FAIL_ON_ODD = "if tonumber(ARGV[1]) % 2 == 1 then return redis.error_reply('odd') end return 'even'"
-
-
-@pytest.fixture
-async def redis(redis_url: str) -> AsyncIterator[Redis]:
-    client = Redis.from_url(redis_url)
-    await client.flushdb()
-    yield client
-    await client.aclose()
 
 
 async def test_concurrent_calls_each_get_their_own_reply(redis: Redis) -> None:

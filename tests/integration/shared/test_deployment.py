@@ -41,12 +41,11 @@ SERVICE_START_S = 90.0
 
 
 @pytest.fixture
-async def redis(redis_url: str) -> AsyncIterator[Redis]:
-    client = Redis.from_url(redis_url)
-    await client.flushdb()
-    yield client
-    await client.flushdb()  # no stamp of these tests' deployments for the next test
-    await client.aclose()
+async def redis(redis: Redis) -> AsyncIterator[Redis]:
+    """The shared fixture's client (flushed first), flushed after too: no stamp of these
+    tests' deployments for the next test."""
+    yield redis
+    await redis.flushdb()
 
 
 @pytest.fixture
