@@ -3,10 +3,7 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
-from collections.abc import AsyncIterator
 
 from faststream.nats import NatsBroker, NatsMessage, NatsRouter, PullSub
 from opentelemetry import trace
@@ -15,27 +12,9 @@ from zg_prover.metrics import ProverMetrics
 from zg_prover.service import ProverService
 from zg_shared.bus import SERVING_STREAM, publish_event
 from zg_shared.events import SettlementRequestedV1
+from zg_shared.periodic import repeating
 
 log = logging.getLogger(__name__)
-
-
-@contextlib.asynccontextmanager
-async def keep_alive(message: NatsMessage, every_s: float) -> AsyncIterator[None]:
-    """Tells JetStream the message is still being worked on, so that a long proof is not
-    redelivered to another prover while this one runs."""
-
-    async def beat() -> None:
-        while True:
-            await asyncio.sleep(every_s)
-            await message.in_progress()
-
-    task = asyncio.create_task(beat())
-    try:
-        yield
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
 
 
 def create_router(
@@ -63,7 +42,9 @@ def create_router(
         span.set_attribute("zg.provider", request.provider)
         span.set_attribute("zg.users", [batch.user for batch in request.batches])
         with metrics.in_flight():
-            async with keep_alive(message, heartbeat_s):
+            # In-progress acks while the proof runs, so that a long one is not redelivered to
+            # another prover meanwhile.
+            async with repeating(heartbeat_s, message.in_progress):
                 outcome = await service.handle(request)
         metrics.record(outcome)
         # Published before the ack: if we die in between, the redelivered request produces

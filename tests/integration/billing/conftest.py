@@ -5,7 +5,6 @@ the chain indexer and billing, talking through a private NATS and Redis."""
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -49,6 +48,7 @@ from zg_shared.chain.anvil import AnvilNode
 from zg_shared.crypto import generate_private_key, prv2pub
 from zg_shared.events import SettlementConfirmedV1
 from zg_shared.localservers import free_port
+from zg_shared.periodic import repeating
 
 INPUT_PRICE = 10**9
 OUTPUT_PRICE = 2 * 10**9
@@ -300,16 +300,6 @@ async def assert_paid_once(stack: Stack, fees: list[int]) -> None:
 @contextlib.asynccontextmanager
 async def mining(chain: DevChain, every_s: float = 0.3) -> AsyncIterator[None]:
     """Blocks keep coming, as on a real chain, so confirmations deepen."""
-
-    async def mine() -> None:
-        while True:
-            await chain.mine()
-            await asyncio.sleep(every_s)
-
-    task = asyncio.create_task(mine())
-    try:
+    await chain.mine()
+    async with repeating(every_s, chain.mine):
         yield
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
