@@ -83,8 +83,10 @@ class Network:
             self.answered_nonce[user.address] = nonce
         return status, text
 
-    async def settled(self) -> list[FeesSettled]:
-        events = await self.serving.get_events(0, await self.w3.eth.block_number)
+    async def settled(self, block: int | None = None) -> list[FeesSettled]:
+        """The FeesSettled events up to `block` (the head by default)."""
+        head = block if block is not None else await self.w3.eth.block_number
+        events = await self.serving.get_events(0, head)
         return [e for e in events if isinstance(e, FeesSettled)]
 
     async def all_settled(self) -> bool:
@@ -105,31 +107,36 @@ class Network:
     async def assert_exactly_once(self) -> None:
         """Each user paid exactly the fees they signed, in nonce order, once; the provider got
         exactly their sum; billing's confirmations match the chain's FeesSettled events."""
-        settled = await self.settled()
+        # Everything as of one block: a transaction mined between two reads (a deposed
+        # billing's late one, which reverts and costs gas) would set the wallet against a list
+        # of transactions that does not hold it.
+        head = await self.w3.eth.block_number
+        settled = await self.settled(head)
         for user in self.users:
             mine = [e for e in settled if e.user == user.address]
             assert sum(e.amount for e in mine) == sum(self.signed[user.address])
             finals = [e.final_nonce for e in mine]
             assert finals == sorted(set(finals))  # never the same nonces twice
-            account = await self.serving.get_account(user.address, self.provider)
+            account = await self.serving.get_account(user.address, self.provider, block=head)
             assert account.nonce == self.answered_nonce[user.address]
             assert account.balance == DEPOSIT - sum(self.signed[user.address])
         earned = sum(e.amount for e in settled)
         assert earned == sum(map(sum, self.signed.values()))
         # What the provider's wallet gained: the settlements, less the gas of every transaction
         # it sent (a reverted one costs gas and pays nothing).
-        sent = await self.provider_transactions()
+        sent = await self.provider_transactions(head)
         settling = {_hex(e.position.transaction_hash) for e in settled if e.position}
         assert settling <= {tx for tx, _, _ in sent}
-        wallet = await self.w3.eth.get_balance(self.provider)
+        wallet = await self.w3.eth.get_balance(self.provider, head)
         assert wallet == self.provider_wallet_at_start + earned - sum(gas for _, gas, _ in sent)
         await eventually(lambda: self._confirmations_match(settled), within_s=60)
 
-    async def provider_transactions(self) -> list[tuple[str, int, bool]]:
+    async def provider_transactions(self, until: int | None = None) -> list[tuple[str, int, bool]]:
         """(hash, gas paid in wei, succeeded) of each transaction the provider's wallet sent
-        since the network started."""
+        since the network started (up to block `until`, the head by default)."""
+        head = until if until is not None else await self.w3.eth.block_number
         found = []
-        for number in range(self.block_at_start + 1, await self.w3.eth.block_number + 1):
+        for number in range(self.block_at_start + 1, head + 1):
             block: Any = await self.w3.eth.get_block(number, full_transactions=True)
             for tx in block["transactions"]:
                 if checksum(tx["from"]) != self.provider:
