@@ -8,6 +8,8 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Iterator
 
 import pytest
+from eth_account import Account as EthAccount
+from eth_account.signers.local import LocalAccount
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from redis.asyncio import Redis
@@ -21,6 +23,16 @@ async def node() -> AsyncIterator[AnvilNode]:
     """A private anvil with 10 funded accounts, for this test only."""
     async with AnvilNode(accounts=10) as anvil:
         yield anvil
+
+
+def node_key(node: AnvilNode, index: int) -> LocalAccount:
+    """The key of the anvil's funded account `index`."""
+    account: LocalAccount = EthAccount.from_key(node.accounts[index].private_key)
+    return account
+
+
+def node_keys(node: AnvilNode) -> list[LocalAccount]:
+    return [node_key(node, index) for index in range(len(node.accounts))]
 
 
 @pytest.fixture

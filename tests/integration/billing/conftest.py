@@ -14,7 +14,6 @@ import aiohttp
 import nats
 import pytest
 from aiohttp.test_utils import TestServer
-from eth_account import Account as EthAccount
 from eth_account.signers.local import LocalAccount
 from nats.js import JetStreamContext
 from redis.asyncio import Redis
@@ -44,7 +43,6 @@ from zg_shared.chain import (
     deploy_contract,
     load_artifact,
 )
-from zg_shared.chain.anvil import AnvilNode
 from zg_shared.crypto import generate_private_key, prv2pub
 from zg_shared.events import SettlementConfirmedV1
 from zg_shared.localservers import free_port
@@ -276,10 +274,6 @@ async def stack(
     """The whole pipeline, each service on its own NATS user (as deployed)."""
     async for built in build_stack(w3, keys, redis_url, nats_url, nats_logins=nats_logins):
         yield built
-
-
-def node_keys(node: AnvilNode) -> list[LocalAccount]:
-    return [EthAccount.from_key(a.private_key) for a in node.accounts]
 
 
 async def settled_once(stack: Stack, fees: list[int]) -> bool:

@@ -15,10 +15,10 @@ from tests.integration.billing.conftest import (
     billing_settings,
     build_stack,
     mining,
-    node_keys,
     running_billing,
     settled_once,
 )
+from tests.integration.conftest import node_keys
 from tests.integration.polling import eventually
 from tests.integration.tcpproxy import TcpProxy
 from zg_billing.app import create_app as create_billing

@@ -17,10 +17,10 @@ from tests.integration.billing.conftest import (
     Stack,
     build_stack,
     mining,
-    node_keys,
     running_billing,
     running_prover,
 )
+from tests.integration.conftest import node_keys
 from tests.integration.jetstream import stream_events
 from tests.integration.polling import eventually
 from zg_billing.app import BillingApp

@@ -10,8 +10,6 @@ import asyncio
 import time
 
 import pytest
-from eth_account import Account as EthAccount
-from eth_account.signers.local import LocalAccount
 from nats.js import JetStreamContext
 from redis.asyncio import Redis
 
@@ -24,14 +22,10 @@ from tests.integration.chain_indexer.conftest import (
     wait_indexed,
 )
 from tests.integration.chain_indexer.test_follow import service
+from tests.integration.conftest import node_key
 from zg_shared.chain import AnvilNode, ServingClient
 from zg_shared.deployment import DEPLOYMENT_KEY, identify
 from zg_shared.events.chain import AccountUpdatedV1, ReorgDetectedV1
-
-
-def key(node: AnvilNode, index: int) -> LocalAccount:
-    account: LocalAccount = EthAccount.from_key(node.accounts[index].private_key)
-    return account
 
 
 async def forget_the_deployment_stamps(redis: Redis, js: JetStreamContext) -> None:
@@ -49,11 +43,13 @@ async def test_a_checkpoint_from_another_chain_is_started_over(
 ) -> None:
     async with AnvilNode(accounts=10) as old:
         w3 = old.web3()
-        serving = await ServingClient.deploy(w3, key(old, 0), lock_time=LOCK_TIME)
-        provider = key(old, 1)
+        serving = await ServingClient.deploy(w3, node_key(old, 0), lock_time=LOCK_TIME)
+        provider = node_key(old, 1)
         await serving.as_sender(provider).add_or_update_service(service("a", provider.address))
         for index in (2, 3, 4):
-            await serving.as_sender(key(old, index)).add_account(provider.address, (1, 2), value=9)
+            await serving.as_sender(node_key(old, index)).add_account(
+                provider.address, (1, 2), value=9
+            )
         indexer = await start_indexer(old.rpc_url, serving.address)
         await wait_indexed(indexer, int(await w3.eth.block_number))
         await indexer.stop()
@@ -70,9 +66,9 @@ async def test_a_checkpoint_from_another_chain_is_started_over(
     async with AnvilNode(accounts=10) as new:
         w3 = new.web3()
         try:
-            again = await ServingClient.deploy(w3, key(new, 0), lock_time=LOCK_TIME)
+            again = await ServingClient.deploy(w3, node_key(new, 0), lock_time=LOCK_TIME)
             assert again.address == serving.address
-            await again.as_sender(key(new, 5)).add_account(provider.address, (3, 4), value=7)
+            await again.as_sender(node_key(new, 5)).add_account(provider.address, (3, 4), value=7)
             indexer = await start_indexer(new.rpc_url, again.address)
             identity = (await identify(w3, again.address)).model_dump_json()
 
@@ -81,7 +77,9 @@ async def test_a_checkpoint_from_another_chain_is_started_over(
 
             # The old checkpoint is further on than this chain: wait for the new one first.
             await wait_for(started_over)
-            late = await again.as_sender(key(new, 6)).add_account(provider.address, (5, 6), value=8)
+            late = await again.as_sender(node_key(new, 6)).add_account(
+                provider.address, (5, 6), value=8
+            )
             await wait_indexed(indexer, late.block_number)
 
             assert indexer.follower.reorgs == 0
@@ -92,7 +90,7 @@ async def test_a_checkpoint_from_another_chain_is_started_over(
             published = [
                 AccountUpdatedV1.model_validate(p)
                 for s, p in events
-                if s == AccountUpdatedV1.SUBJECT and p["user"] == key(new, 6).address
+                if s == AccountUpdatedV1.SUBJECT and p["user"] == node_key(new, 6).address
             ]
             block = await w3.eth.get_block(late.block_number)
             assert [u.position.block_hash for u in published] == ["0x" + block["hash"].hex()]

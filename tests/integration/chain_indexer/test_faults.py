@@ -6,11 +6,10 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from typing import Any
 
 import aiohttp
 import pytest
-from eth_account import Account as EthAccount
-from eth_account.signers.local import LocalAccount
 from nats.js import JetStreamContext
 from redis.asyncio import Redis
 
@@ -23,19 +22,24 @@ from tests.integration.chain_indexer.conftest import (
     wait_indexed,
 )
 from tests.integration.chain_indexer.test_follow import expected, published, service
+from tests.integration.conftest import node_key
 from tests.integration.tcpproxy import TcpProxy
 from zg_shared.chain import AnvilNode, DevChain, ServingClient, Web3Client
 from zg_shared.events.chain import ReorgDetectedV1
 from zg_shared.registry import ServiceRegistry
 
 
-def key(node: AnvilNode, index: int) -> LocalAccount:
-    account: LocalAccount = EthAccount.from_key(node.accounts[index].private_key)
-    return account
-
-
 async def deploy(w3: Web3Client, node: AnvilNode) -> ServingClient:
-    return await ServingClient.deploy(w3, key(node, 0), lock_time=LOCK_TIME)
+    return await ServingClient.deploy(w3, node_key(node, 0), lock_time=LOCK_TIME)
+
+
+async def reorgs_and_others(
+    js: JetStreamContext,
+) -> tuple[list[ReorgDetectedV1], list[tuple[str, dict[str, Any]]]]:
+    """The chain stream's ReorgDetected events, and its other events in their order."""
+    events = await chain_events(js)
+    reorgs = [ReorgDetectedV1.model_validate(p) for s, p in events if s == ReorgDetectedV1.SUBJECT]
+    return reorgs, [(s, p) for s, p in events if s != ReorgDetectedV1.SUBJECT]
 
 
 async def test_a_reorg_rolls_redis_back_and_publishes_the_new_canonical_events(
@@ -47,7 +51,7 @@ async def test_a_reorg_rolls_redis_back_and_publishes_the_new_canonical_events(
 ) -> None:
     chain = DevChain(private_w3)
     serving = await deploy(private_w3, node)
-    provider, user = key(node, 1), key(node, 2)
+    provider, user = node_key(node, 1), node_key(node, 2)
     indexer = await start_indexer(node.rpc_url, serving.address)
     kept = [
         await serving.as_sender(provider).add_or_update_service(service("a", provider.address)),
@@ -72,12 +76,9 @@ async def test_a_reorg_rolls_redis_back_and_publishes_the_new_canonical_events(
     head = int(await private_w3.eth.block_number)
     await wait_indexed(indexer, head)
 
-    events = await chain_events(js)
-    reorgs = [ReorgDetectedV1.model_validate(p) for s, p in events if s == ReorgDetectedV1.SUBJECT]
+    reorgs, others = await reorgs_and_others(js)
     assert [(r.common_ancestor, r.dropped_from) for r in reorgs] == [(ancestor, ancestor + 1)]
-    assert published([(s, p) for s, p in events if s != ReorgDetectedV1.SUBJECT]) == expected(
-        kept + dropped + canonical
-    )
+    assert published(others) == expected(kept + dropped + canonical)
     # Outcomes only: one reorg event, each canonical event once, Redis equal to the chain. How
     # often the follower looked back (a loaded machine may see the new branch while it is still
     # shorter, and look twice) is incidental.
@@ -96,7 +97,7 @@ async def test_a_reorg_deeper_than_the_journal_resumes_after_the_last_canonical_
 ) -> None:
     chain = DevChain(private_w3)
     serving = await deploy(private_w3, node)
-    provider, user = key(node, 1), key(node, 2)
+    provider, user = node_key(node, 1), node_key(node, 2)
     # A two-block journal: the ancestor of a six-block reorg is not in it.
     indexer = await start_indexer(node.rpc_url, serving.address, reorg_window=2)
     kept = [await serving.as_sender(user).add_account(provider.address, (1, 2), value=100)]
@@ -115,12 +116,9 @@ async def test_a_reorg_deeper_than_the_journal_resumes_after_the_last_canonical_
     await chain.mine(10)
     await wait_indexed(indexer, int(await private_w3.eth.block_number))
 
-    events = await chain_events(js)
-    reorgs = [ReorgDetectedV1.model_validate(p) for s, p in events if s == ReorgDetectedV1.SUBJECT]
+    reorgs, others = await reorgs_and_others(js)
     assert [r.common_ancestor for r in reorgs] == [kept[-1].block_number]
-    assert published([(s, p) for s, p in events if s != ReorgDetectedV1.SUBJECT]) == expected(
-        kept + dropped + canonical
-    )
+    assert published(others) == expected(kept + dropped + canonical)
     assert indexer.follower.duplicates == 0
     await assert_redis_matches_chain(redis, serving)
     assert await ServiceRegistry(redis).get(provider.address, "gone") is None
@@ -135,7 +133,7 @@ async def test_a_shallow_reorg_inside_the_confirmations_is_never_seen(
 ) -> None:
     chain = DevChain(private_w3)
     serving = await deploy(private_w3, node)
-    provider, user = key(node, 1), key(node, 2)
+    provider, user = node_key(node, 1), node_key(node, 2)
     await chain.mine(3)
     indexer = await start_indexer(node.rpc_url, serving.address, confirmations=3)
     kept = [await serving.as_sender(user).add_account(provider.address, (1, 2), value=10)]
@@ -187,7 +185,7 @@ async def test_rpc_down_then_up_resumes_without_missing_an_event(
     start_indexer: StartIndexer,
 ) -> None:
     serving = await deploy(private_w3, node)
-    provider, user = key(node, 1), key(node, 2)
+    provider, user = node_key(node, 1), node_key(node, 2)
     indexer = await start_indexer(proxy.url, serving.address)
     results = [await serving.as_sender(user).add_account(provider.address, (1, 2), value=10)]
     await wait_indexed(indexer, results[-1].block_number)
