@@ -7,7 +7,9 @@ One hash per account, with fields owned by whoever changes them:
   signer_y`, the contract's view as of `chain_block`;
 - gateway: `unsettled` (signed fees served, not yet settled), `reserved` (output fees at
   risk in requests being served), `output_debt` (output fees of finished responses that no
-  later request has paid yet);
+  later request has paid yet), `admitted_key` and `key_floor` (the key requests were last
+  admitted under, and the nonce its requests must be above: after a rotation, every nonce
+  admitted before it);
 - billing: `sealed_nonce` (nonces at or below it belong to a batch; the gateway refuses them);
 
 and two sorted sets of zero-padded nonces (`zg_shared.lua`): `:nonces`, every nonce accepted

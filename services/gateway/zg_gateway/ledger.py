@@ -40,16 +40,35 @@ _ADMIT = (
 -- KEYS: account, nonces, inflight, inflightmeta
 -- ARGV: nonce, fee, previous_output_fee, reservation, debt_bound, now_ms[, origin: the
 --       admitting gateway process, the request id and the service, space-separated[, the
---       pending refunds that count as available]]
+--       pending refunds that count as available[, the key the signature verified against,
+--       'x:y' in decimal]]]
 local acct = KEYS[1]
 local h = redis.call('HMGET', acct, 'chain_block', 'balance', 'pending_refund', 'settled_nonce',
-  'sealed_nonce', 'unsettled', 'reserved', 'output_debt')
+  'sealed_nonce', 'unsettled', 'reserved', 'output_debt', 'signer_x', 'signer_y',
+  'admitted_key', 'key_floor')
 if not h[1] then return {'no_account'} end
 local balance, pending, settled, sealed = h[2], h[3], h[4], h[5]
 local unsettled, reserved, debt = h[6] or '0', h[7] or '0', h[8] or '0'
 local nonce, fee, prev, reservation, bound = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
 
 local floor = dmax(settled, sealed)
+-- After a rotation the new key's nonces go above every nonce admitted before it: billing
+-- settles in nonce order, one key per chunk, and the contract takes the replaced key only for
+-- the lock time, so new-key requests placed (or held in flight) below the old key's would
+-- keep those from settling until the contract refused them. A key other than the last one
+-- admitted must be the account's key as the indexer has it now: a request checked against the
+-- old key just before the indexer applied a rotation cannot land above the new key's floor.
+local key, key_floor = ARGV[9] or '', h[12] or '0'
+local new_key = false
+if key ~= '' then
+  if h[11] and h[11] ~= key then
+    if key ~= (h[9] or '') .. ':' .. (h[10] or '') then return {'invalid_signature'} end
+    local top = redis.call('ZRANGE', KEYS[2], -1, -1)[1]
+    key_floor = dmax(floor, top and norm(top) or '0')
+  end
+  new_key = h[11] ~= key
+  floor = dmax(floor, key_floor)
+end
 if dcmp(nonce, floor) <= 0 then return {'nonce_too_low', floor} end
 local member = nonce_member(nonce)
 if redis.call('ZSCORE', KEYS[2], member) then return {'nonce_reused'} end
@@ -75,6 +94,7 @@ if ARGV[7] and ARGV[7] ~= '' then meta = meta .. ' ' .. ARGV[7] end
 redis.call('HSET', KEYS[4], member, meta)
 redis.call('HSET', acct, 'unsettled', dadd(unsettled, fee), 'output_debt', debt_after,
   'reserved', dadd(reserved, reservation))
+if new_key then redis.call('HSET', acct, 'admitted_key', key, 'key_floor', key_floor) end
 return {'ok', dsub(available, exposure)}
 """
 )
@@ -117,6 +137,7 @@ class Refusal(StrEnum):
     OVERPAID = "overpaid"
     DEBT_TOO_HIGH = "debt_too_high"
     INSUFFICIENT_BALANCE = "insufficient_balance"
+    INVALID_SIGNATURE = "invalid_signature"  # the account's key changed since it was checked
 
 
 class Admission(BaseModel):
@@ -198,10 +219,13 @@ class Ledger:
         now_ms: int,
         origin: str = "",
         drawable_refunds: int = 0,
+        signer: tuple[int, int] | None = None,
     ) -> Admission:
         """Checks nonce, debt and balance and reserves, atomically; changes nothing if refused.
         `drawable_refunds` of the pending refunds count as available (see
-        `GatewayService.drawable_refunds`)."""
+        `GatewayService.drawable_refunds`). `signer`, the key the signature verified against,
+        must still be the account's, and a key's first request sets its nonce floor above
+        every nonce admitted under the key before it."""
         user, provider = request.user, request.provider
         keys = [
             account_key(user, provider),
@@ -218,6 +242,7 @@ class Ledger:
             now_ms,
             origin,
             drawable_refunds,
+            f"{signer[0]}:{signer[1]}" if signer is not None else "",
         ]
         reply = [redis_text(v) for v in await self._run(self._admit, keys, args)]
         if reply[0] == "ok":

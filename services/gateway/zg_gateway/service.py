@@ -22,6 +22,7 @@ from zg_gateway.coalesce import Coalesced
 from zg_gateway.config import GatewaySettings
 from zg_gateway.errors import (
     BadRequest,
+    BadSignature,
     GatewayError,
     NonceConflict,
     NotFound,
@@ -120,6 +121,7 @@ REFUSALS: dict[Refusal, tuple[type[GatewayError], str]] = {
     Refusal.OVERPAID: (BadRequest, "Previous-Output-Fee exceeds the output fees owed"),
     Refusal.DEBT_TOO_HIGH: (PaymentRequired, "unpaid output fees are above the bound"),
     Refusal.INSUFFICIENT_BALANCE: (PaymentRequired, "the balance does not cover this request"),
+    Refusal.INVALID_SIGNATURE: (BadSignature, "the account's signing key has just changed"),
 }
 
 
@@ -395,6 +397,7 @@ class GatewayService:
             now_ms,
             origin(self.instance, admitted.request_id, admitted.service.name),
             drawable_refunds,
+            admitted.signer,
         )
 
     async def finish(

@@ -8,7 +8,7 @@ from __future__ import annotations
 import pytest
 
 from tests.integration.billing.conftest import DEPOSIT, Stack, running_billing
-from tests.integration.gateway.conftest import chat
+from tests.integration.gateway.conftest import User, chat
 from tests.integration.jetstream import stream_events
 from tests.integration.polling import eventually
 from zg_shared.crypto import generate_private_key, prv2pub
@@ -75,3 +75,41 @@ async def test_the_old_key_is_refused_once_seen_and_what_it_signed_is_still_paid
     account = await stack.serving.get_account(user.address, provider)
     assert (account.nonce, account.balance) == (3, DEPOSIT - total)
     assert account.previous_signer == prv2pub(old_key).as_tuple()
+
+
+async def _rotate(stack: Stack, user: User) -> None:
+    """Rotates the user's key on chain and waits until the gateway's view has the new one."""
+    new_key = generate_private_key()
+    new_signer = prv2pub(new_key).as_tuple()
+    await stack.serving.as_sender(user.key).rotate_signer(stack.provider.address, new_signer)
+
+    async def seen() -> bool:
+        return (await stack.state(user)).signer == new_signer
+
+    await eventually(seen, what="the indexer applied the rotation")
+    user.signing_key = new_key
+
+
+async def test_the_new_key_cannot_sign_below_what_the_old_key_signed(stack: Stack) -> None:
+    """Attack: a user signs with the old key at a high nonce, rotates, then places new-key
+    requests below it (and keeps one in flight there, which holds billing's seal). Billing
+    settles in nonce order, one key per chunk, so the old key's requests wait behind them
+    until the contract stops taking that key: served for free. The gateway puts every nonce
+    of a new key above every nonce admitted before it."""
+    user = stack.users[0]
+    user.next_nonce = 10
+    await stack.send(user)  # nonce 10, the old key
+    await _rotate(stack, user)
+    words = "below the old key"
+    async with stack.http.post(
+        f"{stack.gateway_url}/v1/proxy/chat/chat/completions",
+        json=chat(words),
+        headers=user.headers(stack.provider.address, len(words.split()) * 10**9, nonce=5),
+    ) as refused:
+        assert refused.status == 409, await refused.text()
+        error = (await refused.json())["error"]
+        assert error["code"] == "nonce_too_low"
+    state = await stack.state(user)
+    assert (state.unsettled, state.reserved) == (3 * 10**9, 0)  # the old key's request only
+    user.next_nonce = 11
+    await stack.send(user)  # above it: served at once

@@ -222,3 +222,37 @@ async def test_requests_whose_gateway_died_are_found_and_voided(
     s = await state(store)
     assert (s.unsettled, s.reserved) == (100, 50)
     assert await redis.zrange(inflight_key(USER, PROVIDER), 0, -1) == [nonce_member(2).encode()]
+
+
+async def test_a_new_key_signs_above_every_nonce_of_the_key_it_replaced(
+    store: AccountStore, ledger: Ledger
+) -> None:
+    """After a rotation the new key's requests may not sit below the old key's in nonce order
+    (billing settles them in that order, and the contract takes the old key only for the lock
+    time); an old-key request checked just before the indexer applied the rotation is refused
+    once the new key has been admitted."""
+    old, new = (1, 2), (3, 4)
+    await open_account(store, balance=ETHER)
+    assert (await ledger.admit(paid(5), 0, BOUND, NOW, signer=old)).admitted
+    assert (await ledger.admit(paid(9), 0, BOUND, NOW, signer=old)).admitted
+    rotated = Account(
+        user=USER,
+        provider=PROVIDER,
+        nonce=0,
+        balance=ETHER,
+        pending_refund=0,
+        signer=new,
+        refunds=(),
+        additional_info="",
+    )
+    assert await store.apply_chain_account(rotated, block=2)  # the indexer saw the rotation
+
+    below = await ledger.admit(paid(7), 0, BOUND, NOW, signer=new)
+    assert (below.refusal, below.detail) == (Refusal.NONCE_TOO_LOW, (9,))
+    assert (await ledger.admit(paid(10), 0, BOUND, NOW, signer=new)).admitted
+    assert (await ledger.admit(paid(8), 0, BOUND, NOW, signer=new)).refusal is (
+        Refusal.NONCE_TOO_LOW
+    )
+    late = await ledger.admit(paid(20), 0, BOUND, NOW, signer=old)
+    assert late.refusal is Refusal.INVALID_SIGNATURE
+    assert (await state(store)).unsettled == 300  # nonces 5, 9 and 10
