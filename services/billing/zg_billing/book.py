@@ -271,6 +271,9 @@ class Sealed(BaseModel):
     signer: tuple[int, int] = (0, 0)
     requests: tuple[SealedRequest, ...] = ()
     waiting: int = Field(0, description="Sealed requests the balance or the limit left out")
+    current: bool = Field(
+        True, description="Signed by the account's key as Redis has it (else by a replaced one)"
+    )
 
 
 class AccountSummary(BaseModel):
@@ -361,7 +364,13 @@ class Book:
                 break
             signer = key
             requests.append(SealedRequest(nonce=int(member), entry=entry))
-        return Sealed(status="ok", signer=signer or account_signer, requests=tuple(requests))
+        signer = signer or account_signer
+        return Sealed(
+            status="ok",
+            signer=signer,
+            requests=tuple(requests),
+            current=signer == account_signer,
+        )
 
     async def confirm(self, user: str, provider: str, final_nonce: int) -> tuple[int, int]:
         """Drops requests up to `final_nonce`, settled on chain: (count, fee) newly dropped."""

@@ -216,6 +216,9 @@ class Settler:
             sealed = await self.book.seal(user, self.provider, draft.id, room * n)
             if sealed.status != "ok":
                 continue
+            if not sealed.current and not await self._key_still_settles(user, sealed.signer):
+                await self._write_off_replaced(draft.id, user, sealed)
+                continue
             if reason is Reason.FULL:
                 # Whole chunks only: the rest keeps filling (a request still being served, or
                 # the balance, may have cut the batch short).
@@ -235,6 +238,32 @@ class Settler:
         if draft.parts:
             created.append(await self._request(draft))
         return created
+
+    async def _key_still_settles(self, user: Address, signer: tuple[int, int]) -> bool:
+        """Whether the contract still takes chunks proved against `signer` (the account's key,
+        or the key it replaced before that one's window ends), by the chain's clock."""
+        account = await self.chain.get_account(user, self.provider)
+        return account.accepts_signer(signer, await self.chain.chain_time())
+
+    async def _write_off_replaced(self, settlement_id: str, user: Address, sealed: Sealed) -> None:
+        """The requests a replaced key signed, once the contract no longer takes that key: they
+        can never be settled. Left in the book they would come first in nonce order at every
+        attempt, fail, and hold back every later request of the account (which the user could
+        then refund), so they are written off and reported, and the rest is settled at once."""
+        part = _part(user, sealed)
+        await self.book.write_off(user, self.provider, [r.nonce for r in part.requests])
+        await self.book.release(user, self.provider, settlement_id)
+        await self.book.flag_due(user, self.provider, Reason.RETRY)
+        self.metrics.written_off(len(part.requests))
+        reason = "signed by a replaced key whose settlement window has passed"
+        log.warning(
+            "%s's %d requests up to nonce %d written off: %s",
+            user,
+            len(part.requests),
+            part.requests[-1].nonce,
+            reason,
+        )
+        await self._report(settlement_id, reason, part.requests, user)
 
     async def _request(self, draft: _Draft) -> SettlementRecord:
         record = SettlementRecord(
@@ -384,7 +413,7 @@ class Settler:
             await self.book.write_off(part.user, self.provider, sorted(bad))
             self.metrics.written_off(len(bad))
             gone = tuple(r for r in part.requests if r.nonce in bad)
-            await self._report(record, event.reason, gone, part.user)
+            await self._report(record.id, event.reason, gone, part.user)
         await self._give_back(record, {u.lower(): event.reason for u in record.users}, "")
         await self._close(record, Status.FAILED, event.reason)
 
@@ -641,15 +670,15 @@ class Settler:
 
     async def _report(
         self,
-        record: SettlementRecord,
+        settlement_id: str,
         reason: str,
         requests: tuple[PartRequest, ...],
         user: Address,
     ) -> None:
         await self.publish(
             SettlementFailedV1(
-                event_id=self._event_id(f"written-off-{record.id}-{user.lower()}"),
-                settlement_id=record.id,
+                event_id=self._event_id(f"written-off-{settlement_id}-{user.lower()}"),
+                settlement_id=settlement_id,
                 provider=self.provider,
                 reason=reason,
                 attempt=0,

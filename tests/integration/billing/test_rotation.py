@@ -7,12 +7,14 @@ from __future__ import annotations
 
 import pytest
 
+from tests.conftest import LOCK_TIME
 from tests.integration.billing.conftest import DEPOSIT, Stack, running_billing
 from tests.integration.gateway.conftest import User, chat
 from tests.integration.jetstream import stream_events
 from tests.integration.polling import eventually
+from zg_shared.chain import DevChain
 from zg_shared.crypto import generate_private_key, prv2pub
-from zg_shared.events import SignerRotatedV1
+from zg_shared.events import SettlementFailedV1, SignerRotatedV1
 
 pytestmark = pytest.mark.slow
 
@@ -113,3 +115,44 @@ async def test_the_new_key_cannot_sign_below_what_the_old_key_signed(stack: Stac
     assert (state.unsettled, state.reserved) == (3 * 10**9, 0)  # the old key's request only
     user.next_nonce = 11
     await stack.send(user)  # above it: served at once
+
+
+async def test_an_expired_keys_requests_are_written_off_and_the_new_keys_still_settle(
+    stack: Stack, chain: DevChain
+) -> None:
+    """Attack: the replaced key's window passes while what it signed is still unsettled (billing
+    was down, or the user held its seal). Those requests can never settle; billing used to
+    retry them forever, first in nonce order, so every later request of the account never
+    settled either and the user refunded the whole deposit. Billing writes them off (and
+    reports them) and settles the rest."""
+    user = stack.users[0]
+    old_fees = [await stack.send(user), await stack.send(user)]  # nonces 1, 2: the old key
+    await _rotate(stack, user)
+    new_fee = await stack.send(user)  # nonce 3: the new key
+    await chain.increase_time(LOCK_TIME + 1)
+    await chain.mine()
+
+    async with running_billing(stack):
+
+        async def new_key_paid() -> bool:
+            return [e.amount for e in await stack.settled_on_chain()] == [new_fee]
+
+        await eventually(new_key_paid, what="the new key's request settled")
+
+        async def written_off() -> list[int]:
+            found = await stream_events(stack.js, {SettlementFailedV1.SUBJECT})
+            return sorted(r["nonce"] for _, p in found for r in p["written_off"])
+
+        async def reported() -> bool:
+            return await written_off() == [1, 2]
+
+        await eventually(reported, what="the expired key's requests reported written off")
+
+        async def view_clear() -> bool:
+            return (await stack.state(user)).unsettled == 0
+
+        await eventually(view_clear, what="the gateway's view holds nothing unsettled")
+
+    account = await stack.serving.get_account(user.address, stack.provider.address)
+    assert (account.nonce, account.balance) == (3, DEPOSIT - new_fee)
+    assert sum(old_fees) > 0  # served, and lost: the contract no longer takes that key
