@@ -38,6 +38,9 @@ class SignedPayment:
             "Previous-Output-Fee": str(self.previous_output_fee),
             "Fee": str(self.fee),
             "Signature": self.signature,
+            # Unsigned: lets the gateway refuse, rather than charge, a request signed under an
+            # output price below the one it charges (a rise this SDK has not read yet).
+            "ZG-Output-Price": str(self.quote.terms.output_price),
         }
 
 

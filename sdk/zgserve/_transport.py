@@ -7,8 +7,9 @@ streamed: from the SSE comment the gateway appends, else from `GET .../signature
 raises VerificationError on the first bad receipt. Any other request passes through.
 
 Every request is signed under the service's terms as the SDK last read them from the chain
-(read again when older than `terms_max_age_s`, or when the gateway says the input fee is too
-low), within the user's ceilings, and its receipt is judged under those terms only.
+(read again when older than `terms_max_age_s`, or when the gateway says the input fee or the
+output price is too low), within the user's ceilings, and its receipt is judged under those
+terms only.
 """
 
 from __future__ import annotations
@@ -33,6 +34,8 @@ from zgserve.terms import Limits, ServiceTerms
 METERED = PAID_PATHS
 NONCE_CONFLICTS = ("nonce_reused", "nonce_too_low")
 NONCE_ATTEMPTS = 3
+# The gateway charges more than the terms a request was signed under: read them again.
+TERMS_CHANGED = ("input_fee_too_low", "output_price_too_low")
 DONE = b"data: [DONE]"
 # An error event: the openai client raises on it and closes the stream, which is then over
 # (the gateway voided the request; its receipt comment, with no signature, follows).
@@ -247,7 +250,7 @@ class PaidTransport(httpx2.AsyncBaseTransport):
             code, retries_left = _error_code(reply), attempt + 1 < NONCE_ATTEMPTS
             if response.status_code == 409 and code in NONCE_CONFLICTS and retries_left:
                 continue
-            if code == "input_fee_too_low" and read_after is None and retries_left:
+            if code in TERMS_CHANGED and read_after is None and retries_left:
                 # The provider may have raised its price: read the terms again (refused
                 # beyond the ceilings), and sign again only if they changed.
                 read_after = self._clock()

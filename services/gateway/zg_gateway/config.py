@@ -100,6 +100,13 @@ class GatewaySettings(ServiceSettings):
         description="How often worker 0 sweeps stale requests, and every worker's outbox "
         "looks for a dead process's entries",
     )
+    price_rise_grace_s: float = Field(
+        30.0,
+        ge=0,
+        description="A price raised on chain is charged only this long after the gateway first "
+        "reads it (the old, lower one until then; a drop applies at once): users' SDKs read "
+        "the terms every 5 s and refuse receipts above the terms they signed under",
+    )
     receipt_ttl_s: int = Field(7 * 24 * 3600, description="How long receipts stay fetchable")
 
     def check_chain(self, chain_id: int) -> None:

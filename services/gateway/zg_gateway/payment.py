@@ -14,7 +14,15 @@ from zg_gateway.errors import BadRequest, BadSignature
 from zg_shared.chain.types import checksum
 from zg_shared.crypto import PublicKey, Signature, request_message, verify_poseidon
 
-PAYMENT_HEADERS = ("Address", "Nonce", "Input-Fee", "Previous-Output-Fee", "Fee", "Signature")
+PAYMENT_HEADERS = (
+    "Address",
+    "Nonce",
+    "Input-Fee",
+    "Previous-Output-Fee",
+    "Fee",
+    "Signature",
+    "ZG-Output-Price",  # optional, unsigned: the output price the request was signed under
+)
 U64 = 1 << 64
 U128 = 1 << 128
 # Digits of the largest number a header may hold (2^128 has 39), checked before int() reads it:
@@ -32,6 +40,9 @@ class Payment:
     previous_output_fee: int
     fee: int
     signature: Signature
+    # The output price per unit the signer read (ZG-Output-Price), if it says: a request
+    # signed under a price below the one charged is refused, not served.
+    output_price: int | None = None
 
     @property
     def signature_hex(self) -> str:
@@ -93,6 +104,9 @@ def parse_payment(headers: Mapping[str, str]) -> Payment:
         previous_output_fee=_uint(headers, "Previous-Output-Fee", U128),
         fee=_uint(headers, "Fee", U128),
         signature=signature,
+        output_price=(
+            _uint(headers, "ZG-Output-Price", U128) if "ZG-Output-Price" in headers else None
+        ),
     )
     if payment.fee != payment.input_fee + payment.previous_output_fee:
         raise BadRequest("fee_mismatch", "Fee must equal Input-Fee + Previous-Output-Fee")
@@ -106,6 +120,16 @@ def check_input_fee(payment: Payment, input_units: int, input_price: int) -> Non
             "input_fee_too_low",
             f"Input-Fee {payment.input_fee} is below {input_units} units x {input_price} wei",
             required=required,
+        )
+
+
+def check_output_price(payment: Payment, output_price: int) -> None:
+    if payment.output_price is not None and payment.output_price < output_price:
+        raise BadRequest(
+            "output_price_too_low",
+            f"ZG-Output-Price {payment.output_price} is below the output price charged, "
+            f"{output_price} wei per unit",
+            required=output_price,
         )
 
 

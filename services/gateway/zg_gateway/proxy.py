@@ -16,6 +16,7 @@ from typing import Any, Literal
 import aiohttp
 from aiohttp import web
 
+from zg_gateway.payment import PAYMENT_HEADERS
 from zg_shared.metering import CountingRule
 from zg_shared.replies import Generated, SseSplitter, parse_event
 
@@ -27,12 +28,7 @@ DROP_REQUEST_HEADERS = frozenset(
         "Content-Length",
         "Connection",
         "Transfer-Encoding",
-        "Address",
-        "Nonce",
-        "Input-Fee",
-        "Previous-Output-Fee",
-        "Fee",
-        "Signature",
+        *PAYMENT_HEADERS,
         "Authorization",
         "Cookie",
     )

@@ -31,7 +31,15 @@ from zg_gateway.errors import (
 )
 from zg_gateway.ledger import Admission, InFlight, Ledger, PaidRequest, Refusal, origin
 from zg_gateway.outbox import outbox_entry
-from zg_gateway.payment import Payment, check_input_fee, check_signature, message_of, parse_payment
+from zg_gateway.payment import (
+    Payment,
+    check_input_fee,
+    check_output_price,
+    check_signature,
+    message_of,
+    parse_payment,
+)
+from zg_gateway.prices import PriceWindow
 from zg_gateway.ratelimit import RateLimiter, Recent
 from zg_gateway.receipts import ReceiptSigner
 from zg_gateway.scripts import ScriptRunner
@@ -162,7 +170,9 @@ class GatewayService:
         self.instance = uuid.uuid4().hex
         self._lock_time: int | None = None
         self._signers: dict[str, tuple[int, int]] = {}
-        self._services: dict[str, tuple[float, Service, str]] = {}
+        # name -> (read at, the chain's terms, the terms charged, the backend)
+        self._services: dict[str, tuple[float, Service, Service, str]] = {}
+        self.prices = PriceWindow(redis, self.provider, settings.price_rise_grace_s)
 
     def _read_chain(self, client: str) -> None:
         """Charges one chain read to the client's address: reads a request can cause before its
@@ -174,20 +184,23 @@ class GatewayService:
                 "too many requests for unknown accounts or services from this address; slow down",
             )
 
-    async def service(self, name: str, client: str = "") -> tuple[Service, str]:
-        """The service and the backend URL it is served from. The backend comes only from this
-        gateway's configuration (`backends`: the allowlist), never from Redis or the chain (the
-        URL registered on chain is the gateway's own public one); a name it does not list is
-        refused before anything is read. The terms (prices, model, signer) come from the
-        chain, cached for `SERVICE_CACHE_S`: a price change reaches this gateway within that
-        time, and a rewritten registry entry in Redis changes nothing."""
+    async def service(
+        self, name: str, client: str = "", *, fresh: bool = False
+    ) -> tuple[Service, str]:
+        """The service, with the terms charged now, and the backend URL it is served from. The
+        backend comes only from this gateway's configuration (`backends`: the allowlist), never
+        from Redis or the chain (the URL registered on chain is the gateway's own public one);
+        a name it does not list is refused before anything is read. The terms (prices, model,
+        signer) come from the chain, cached for `SERVICE_CACHE_S` (`fresh`: read again): a
+        change reaches this gateway within that time, and a rewritten registry entry in Redis
+        changes nothing. A price rise is charged `price_rise_grace_s` after that (prices.py)."""
         backend = self.settings.backends.get(name)
         if backend is None:
             raise NotFound("unknown_service", f"this provider has no service named {name[:100]!r}")
         now = self._clock()
         cached = self._services.get(name)
-        if cached is not None and now - cached[0] < SERVICE_CACHE_S:
-            return cached[1], cached[2]
+        if cached is not None and now - cached[0] < SERVICE_CACHE_S and not fresh:
+            return cached[2], cached[3]
         if self._unknown_services.fresh(name, now):
             raise NotFound("unknown_service", f"this provider has no service named {name[:100]!r}")
         return await self._service_lookups.run(
@@ -219,8 +232,12 @@ class GatewayService:
             self._services.pop(name, None)
             self._unknown_services.add(name, now)
             raise NotFound("unknown_service", f"this provider has no service named {name[:100]!r}")
-        self._services[name] = (now, service, backend)
-        return service, backend
+        before = self._services.get(name)
+        charged = await self.prices.effective(
+            service, before[1] if before is not None else None, now
+        )
+        self._services[name] = (now, service, charged, backend)
+        return charged, backend
 
     async def signer_of(self, user: str, client: str = "") -> tuple[int, int]:
         """The account's request-signing key, cached in process. It enters the cache from the
@@ -297,11 +314,19 @@ class GatewayService:
         body = {} if fee_only else json_object(raw_body)
         _check_model(body, service)
         stream = wants_stream(body, endpoint)
-        try:
-            input_units = rule.total(endpoint.input_texts(body))
-        except MeteringError as exc:
-            raise BadRequest("invalid_body", str(exc), param=exc.field) from exc
+        input_units = _input_units(rule, endpoint, body)
+        charges_output = endpoint.generates  # else the output price is no concern of it
+        lower = _signed_lower(payment, input_units, service, charges_output)
+        if lower and self.chain_reads.allow(client):
+            # Signed under lower prices than this gateway holds: a drop it has not read yet
+            # (read once more, within the client's budget of chain reads, like an account).
+            service, backend = await self.service(name, client, fresh=True)
+            rule = _rule_of(service)
+            _check_model(body, service)
+            input_units = _input_units(rule, endpoint, body)
         check_input_fee(payment, input_units, service.input_price)
+        if charges_output:
+            check_output_price(payment, service.output_price)
         max_units = (
             self._output_bound(
                 name,
@@ -559,6 +584,22 @@ def _rule_of(service: Service) -> CountingRule:
             f"(it knows {', '.join(sorted(RULES))}); nothing was charged",
         )
     return rule
+
+
+def _input_units(rule: CountingRule, endpoint: Endpoint, body: dict[str, Any]) -> int:
+    try:
+        return rule.total(endpoint.input_texts(body))
+    except MeteringError as exc:
+        raise BadRequest("invalid_body", str(exc), param=exc.field) from exc
+
+
+def _signed_lower(
+    payment: Payment, input_units: int, service: Service, charges_output: bool
+) -> bool:
+    """Whether the request was signed under lower prices than `service`'s."""
+    output = payment.output_price
+    below = charges_output and output is not None and output < service.output_price
+    return below or payment.input_fee < input_units * service.input_price
 
 
 def _check_model(body: dict[str, Any], service: Service) -> None:

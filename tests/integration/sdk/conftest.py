@@ -92,6 +92,12 @@ def more_backends() -> dict[str, str]:
 
 
 @pytest.fixture
+def gateway_knobs() -> dict[str, Any]:
+    """The gateway's settings beyond those `network` sets (override per module or test)."""
+    return {}
+
+
+@pytest.fixture
 async def deployed(
     w3: Web3Client, keys: list[LocalAccount], redis_url: str, tmp_path: Path
 ) -> AsyncIterator[Network]:
@@ -136,6 +142,7 @@ async def network(
     gateway_receipt_key: LocalAccount,
     backend_knobs: dict[str, Any],
     more_backends: dict[str, str],
+    gateway_knobs: dict[str, Any],
 ) -> AsyncIterator[Network]:
     """`deployed` plus the sample backend and a real gateway in front of it; the service
     registers the gateway's URL, as a provider does (the backend's stays gateway config)."""
@@ -155,6 +162,7 @@ async def network(
         rate_limit_per_s=0,
         health_port=0,
         log_json=False,
+        **gateway_knobs,
     )
     server = TestServer(create_app(settings), port=free_port())
     await server.start_server()
