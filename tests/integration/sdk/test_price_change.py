@@ -13,9 +13,11 @@ from typing import Any
 import openai
 import pytest
 
+from tests.integration.jetstream import stream_events
 from tests.integration.polling import eventually
 from tests.integration.sdk.conftest import DEPOSIT, INPUT_PRICE, OUTPUT_PRICE, SERVICE, Network
 from zg_gateway.prices import prices_key
+from zg_shared.bus import connect as connect_nats
 from zgserve import ZgClient, verify_evidence
 from zgserve.evidence import EvidenceRecord
 
@@ -55,7 +57,9 @@ async def records(zg: ZgClient, network: Network) -> list[EvidenceRecord]:
     return [r for r in state.records if r.endpoint == "chat/completions"]
 
 
-async def test_an_honest_rise_under_load_refuses_no_receipt(network: Network) -> None:
+async def test_an_honest_rise_under_load_refuses_no_receipt(
+    network: Network, nats_url: str
+) -> None:
     """Both prices triple while requests signed under the old terms are in flight and more
     are sent: all are served and verified at the old prices, as are those of a client that
     read the new terms (charged the old, lower output price); the ledger owes exactly what
@@ -95,6 +99,29 @@ async def test_an_honest_rise_under_load_refuses_no_receipt(network: Network) ->
     assert state is not None
     assert state.output_debt == 0
     assert state.unsettled == sum(r.input_fee + r.output_fee for r in everything)
+    # What billing settles: the served events, each with the fee its user signed and the
+    # output fee its receipt said.
+    served = await served_events(nats_url, len(everything) + 2)  # and the two closes' payments
+    charged = {e["nonce"]: (e["fee"], e["output_fee"]) for e in served if e["outcome"] == "charged"}
+    assert {r.nonce: (r.fee, r.output_fee) for r in everything}.items() <= charged.items()
+    assert sum(fee for fee, _ in charged.values()) == state.unsettled
+
+
+async def served_events(nats_url: str, count: int) -> list[dict[str, Any]]:
+    """The request.served events on the stream, once the gateway's outbox has sent `count`."""
+    client = await connect_nats(nats_url)
+    try:
+        js = client.jetstream()
+        found: list[dict[str, Any]] = []
+
+        async def all_sent() -> bool:
+            found[:] = [e for _, e in await stream_events(js, {"serving.request.served.v1"})]
+            return len(found) >= count
+
+        await eventually(all_sent, what=f"{count} served events")
+        return found
+    finally:
+        await client.close()
 
 
 @pytest.mark.parametrize("gateway_knobs", [{"price_rise_grace_s": 1.0}])
