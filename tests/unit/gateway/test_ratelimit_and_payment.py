@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from zg_gateway.errors import BadRequest
-from zg_gateway.payment import check_input_fee, parse_payment
+from zg_gateway.payment import check_input_fee, check_output_price, parse_payment
 from zg_gateway.ratelimit import RateLimiter
 
 SIGNATURE = "0x" + "11" * 96
@@ -64,6 +64,8 @@ def test_well_formed_headers_parse() -> None:
         ({"Address": "0x1234"}, "invalid_header"),
         ({"Signature": "0x1234"}, "invalid_header"),
         ({"Fee": "43"}, "fee_mismatch"),
+        ({"ZG-Output-Price": "-1"}, "invalid_header"),
+        ({"ZG-Output-Price": str(2**128)}, "invalid_header"),
     ],
 )
 def test_malformed_headers_name_the_problem(change: dict[str, str], code: str) -> None:
@@ -79,3 +81,14 @@ def test_an_input_fee_below_the_rule_is_refused() -> None:
         check_input_fee(payment, input_units=4, input_price=10)
     assert err.value.code == "input_fee_too_low"
     assert err.value.details == {"required": 40}
+
+
+def test_an_output_price_below_the_one_charged_is_refused() -> None:
+    assert parse_payment(headers()).output_price is None  # not sent: nothing to compare
+    check_output_price(parse_payment(headers()), output_price=20)
+    payment = parse_payment(headers(**{"ZG-Output-Price": "20"}))
+    check_output_price(payment, output_price=20)
+    with pytest.raises(BadRequest) as err:
+        check_output_price(payment, output_price=21)
+    assert err.value.code == "output_price_too_low"
+    assert err.value.details == {"required": 21}
