@@ -30,6 +30,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import nats
 from faststream.nats import JStream, NatsBroker, PubAck
+from faststream.nats.opentelemetry import NatsTelemetryMiddleware
 from faststream.nats.security import NatsSecurity, NatsUserPassword
 from nats.aio.client import Client as NatsClient
 from nats.errors import ConnectionReconnectingError, NoRespondersError, StaleConnectionError
@@ -40,6 +41,7 @@ from pydantic import BaseModel, ConfigDict, SecretStr
 
 from zg_shared.events.base import Event
 from zg_shared.natsauth import inbox_prefix
+from zg_shared.telemetry import Telemetry
 
 log = logging.getLogger(__name__)
 # Publishers retry for at most this long; JetStream drops a repeated Nats-Msg-Id inside it.
@@ -149,6 +151,25 @@ class NatsAccess(BaseModel):
 
 def as_access(bus: NatsAccess | str) -> NatsAccess:
     return bus if isinstance(bus, NatsAccess) else NatsAccess(url=bus)
+
+
+def service_broker(
+    access: NatsAccess, service: str, telemetry: Telemetry, graceful_timeout_s: float
+) -> NatsBroker:
+    """A service's faststream broker: logged in as `access` says, named `service` on the
+    server, with a span and metrics for each publish and consume."""
+    return NatsBroker(
+        **access.broker_options(),
+        name=service,
+        graceful_timeout=graceful_timeout_s,
+        # Through the root logger, so that faststream's lines are JSON like the service's.
+        logger=logging.getLogger(f"{service}.bus"),
+        middlewares=[
+            NatsTelemetryMiddleware(
+                tracer_provider=telemetry.tracer_provider, meter_provider=telemetry.meter_provider
+            )
+        ],
+    )
 
 
 def nats_servers(url: str) -> list[str]:

@@ -14,7 +14,6 @@ from dataclasses import dataclass, field
 from eth_account import Account as EthAccount
 from faststream import FastStream
 from faststream.nats import NatsBroker
-from faststream.nats.opentelemetry import NatsTelemetryMiddleware
 from redis.asyncio import Redis
 
 from zg_billing.book import Book
@@ -29,7 +28,7 @@ from zg_billing.rebuild import Rebuilder
 from zg_billing.records import AttemptTracker, SettlementStore
 from zg_billing.settler import Settler, SettlerConfig
 from zg_shared.accounts import AccountStore
-from zg_shared.bus import CHAIN_STREAM, SERVING_STREAM, publish_event
+from zg_shared.bus import CHAIN_STREAM, SERVING_STREAM, publish_event, service_broker
 from zg_shared.chain import ServingClient, connect
 from zg_shared.chain.reachable import chain_id_when_reachable, when_reachable
 from zg_shared.deployment import bind
@@ -106,18 +105,7 @@ class BillingApp:
 
 def create_app(settings: BillingSettings, *, telemetry: Telemetry | None = None) -> BillingApp:
     telemetry = telemetry or setup_telemetry(SERVICE_NAME)
-    broker = NatsBroker(
-        **settings.nats_access().broker_options(),
-        name=SERVICE_NAME,
-        graceful_timeout=GRACEFUL_TIMEOUT_S,
-        # Through the root logger, so that faststream's lines are JSON like ours.
-        logger=logging.getLogger(f"{SERVICE_NAME}.bus"),
-        middlewares=[
-            NatsTelemetryMiddleware(
-                tracer_provider=telemetry.tracer_provider, meter_provider=telemetry.meter_provider
-            )
-        ],
-    )
+    broker = service_broker(settings.nats_access(), SERVICE_NAME, telemetry, GRACEFUL_TIMEOUT_S)
     redis = redis_client(settings)
     w3 = connect(settings.rpc_url)
     chain = ServingClient(

@@ -10,7 +10,6 @@ from dataclasses import dataclass, field
 
 from faststream import FastStream
 from faststream.nats import NatsBroker
-from faststream.nats.opentelemetry import NatsTelemetryMiddleware
 from redis.asyncio import Redis
 
 from zg_chain_indexer.checkpoint import CheckpointStore
@@ -19,7 +18,7 @@ from zg_chain_indexer.follower import Follower, FollowerConfig
 from zg_chain_indexer.metrics import IndexerMetrics
 from zg_chain_indexer.projection import Projection
 from zg_chain_indexer.stream import published_positions
-from zg_shared.bus import CHAIN_STREAM, publish_event
+from zg_shared.bus import CHAIN_STREAM, publish_event, service_broker
 from zg_shared.chain.client import ServingClient, connect
 from zg_shared.chain.events import LogPosition
 from zg_shared.deployment import bind
@@ -54,18 +53,7 @@ class IndexerApp:
 
 def create_app(settings: IndexerSettings, *, telemetry: Telemetry | None = None) -> IndexerApp:
     telemetry = telemetry or setup_telemetry(SERVICE_NAME)
-    broker = NatsBroker(
-        **settings.nats_access().broker_options(),
-        name=SERVICE_NAME,
-        graceful_timeout=GRACEFUL_TIMEOUT_S,
-        # Through the root logger, so that faststream's lines are JSON like ours.
-        logger=logging.getLogger(f"{SERVICE_NAME}.bus"),
-        middlewares=[
-            NatsTelemetryMiddleware(
-                tracer_provider=telemetry.tracer_provider, meter_provider=telemetry.meter_provider
-            )
-        ],
-    )
+    broker = service_broker(settings.nats_access(), SERVICE_NAME, telemetry, GRACEFUL_TIMEOUT_S)
     w3 = connect(settings.rpc_url, timeout=settings.rpc_timeout_s)
     serving = ServingClient(w3, settings.serving_address)
     redis = redis_client(settings)

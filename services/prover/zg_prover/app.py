@@ -8,7 +8,6 @@ from dataclasses import dataclass
 
 from faststream import FastStream
 from faststream.nats import NatsBroker
-from faststream.nats.opentelemetry import NatsTelemetryMiddleware
 
 from zg_prover.backends import Prover, select_backend
 from zg_prover.config import ProverSettings
@@ -17,7 +16,7 @@ from zg_prover.metrics import ProverMetrics
 from zg_prover.queue import QueueDepthReporter
 from zg_prover.service import ProverService
 from zg_shared import devkeys
-from zg_shared.bus import SERVING_STREAM
+from zg_shared.bus import SERVING_STREAM, service_broker
 from zg_shared.chain import connect
 from zg_shared.chain.reachable import chain_id_when_reachable
 from zg_shared.deployment import require_streams
@@ -64,18 +63,7 @@ def create_app(
         (log.warning if keys.dev else log.info)(
             "%s, witness %s", keys.describe(), pipeline.witness.name
         )
-    broker = NatsBroker(
-        **settings.nats_access().broker_options(),
-        name=SERVICE_NAME,
-        graceful_timeout=GRACEFUL_TIMEOUT_S,
-        # Through the root logger, so that faststream's lines are JSON like ours.
-        logger=logging.getLogger(f"{SERVICE_NAME}.bus"),
-        middlewares=[
-            NatsTelemetryMiddleware(
-                tracer_provider=telemetry.tracer_provider, meter_provider=telemetry.meter_provider
-            )
-        ],
-    )
+    broker = service_broker(settings.nats_access(), SERVICE_NAME, telemetry, GRACEFUL_TIMEOUT_S)
     metrics = ProverMetrics(telemetry.meter("zg_prover"), backend.name)
     broker.include_router(
         create_router(
