@@ -31,7 +31,6 @@ N=16: ~45 min here; 2^19 at N=64: hours): it is made only with
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import os
 import resource
@@ -47,6 +46,7 @@ from typing import Any
 
 from zg_prover.backends import BACKENDS as TABLE
 from zg_prover.backends import Backend
+from zg_shared.scripts import script_module
 from zg_shared.zk.circuit import CircuitBuild
 from zg_shared.zk.keys import KeySet, ensure_compiled, ensure_keys, run_setup
 from zg_shared.zk.keys import find_keys as find_key_set
@@ -62,15 +62,7 @@ def log(message: str) -> None:
 
 def zk_setup_module() -> ModuleType:
     """scripts/zk_setup.py as a module (scripts/ is not a package)."""
-    if "zk_setup" in sys.modules:
-        return sys.modules["zk_setup"]
-    spec = importlib.util.spec_from_file_location("zk_setup", ROOT / "scripts" / "zk_setup.py")
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["zk_setup"] = module  # its dataclasses look their module up by name
-    spec.loader.exec_module(module)
-    return module
+    return script_module(ROOT / "scripts" / "zk_setup.py")
 
 
 def row_of(backend: str) -> Backend:

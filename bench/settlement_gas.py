@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import importlib.util
 import json
 import sys
 from dataclasses import asdict, dataclass
@@ -48,6 +47,7 @@ from zg_shared.chain import (
 )
 from zg_shared.crypto import generate_private_key, prv2pub, sign_request
 from zg_shared.events import UserBatch
+from zg_shared.scripts import script_module
 from zg_shared.zk import SignedRequest
 from zg_shared.zk.keys import KeySet, ensure_keys
 
@@ -75,13 +75,7 @@ def log(message: str) -> None:
 
 def compile_verifier(sol: Path, n: int) -> Path:
     """scripts/zk_setup.py's compile_verifier (scripts/ is not a package): cached artifact JSON."""
-    spec = importlib.util.spec_from_file_location("zk_setup", ROOT / "scripts" / "zk_setup.py")
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules.setdefault("zk_setup", module)  # its dataclasses look their module up by name
-    spec.loader.exec_module(module)
-    return Path(module.compile_verifier(sol, n))
+    return Path(script_module(ROOT / "scripts" / "zk_setup.py").compile_verifier(sol, n))
 
 
 def batch(user: str, provider: str, prv: bytes, first: int, count: int) -> UserBatch:

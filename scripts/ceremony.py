@@ -24,7 +24,6 @@ Exit codes: 0 ok, 1 a tool failed, 2 bad usage (a wrong hash, steps out of order
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import re
 import secrets
@@ -34,6 +33,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+from zg_shared.scripts import script_module
 from zg_shared.zk.circuit import sha256_file, zk_cache_dir
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -43,15 +43,7 @@ _HASH = re.compile(r"Contribution Hash:\s*((?:\s*[0-9a-f]{8}){16})", re.IGNORECA
 
 
 def _zk_setup() -> ModuleType:
-    if "zk_setup" in sys.modules:
-        return sys.modules["zk_setup"]
-    spec = importlib.util.spec_from_file_location("zk_setup", ROOT / "scripts" / "zk_setup.py")
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["zk_setup"] = module
-    spec.loader.exec_module(module)
-    return module
+    return script_module(ROOT / "scripts" / "zk_setup.py")
 
 
 class CeremonyError(Exception):

@@ -6,14 +6,13 @@ the dependency licence check classifies licences as it should."""
 
 from __future__ import annotations
 
-import importlib.util
 import subprocess
-import sys
 import tomllib
 from pathlib import Path
-from types import ModuleType
 
 import pytest
+
+from zg_shared.scripts import script_module
 
 REPO = Path(__file__).resolve().parents[2]
 SPDX = "SPDX-License-Identifier: Apache-2.0"
@@ -90,17 +89,7 @@ def test_the_verifiers_carry_no_third_party_template_text() -> None:
 # ------------------------------------------------------------------ the dependency check
 
 
-def _licenses() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("licenses", REPO / "scripts" / "licenses.py")
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["licenses"] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-licenses = _licenses()
+licenses = script_module(REPO / "scripts" / "licenses.py")
 
 
 @pytest.mark.parametrize(

@@ -6,8 +6,6 @@ against a Serving wired to it pays). The committed verifier rejects it: another 
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from typing import Any
 
 import pytest
@@ -22,6 +20,7 @@ from zg_shared.chain import (
     load_artifact,
 )
 from zg_shared.crypto import prv2pub, sign_request
+from zg_shared.scripts import script_module
 from zg_shared.zk import Groth16Proof, SignedRequest, Snarkjs, build_chunk_input
 from zg_shared.zk.keys import KeySet, ensure_dev_keys
 from zg_shared.zk.pipeline import ProvingPipeline
@@ -31,15 +30,7 @@ VERIFY_GAS = 500_000
 
 
 def _zk_setup() -> Any:
-    if "zk_setup" in sys.modules:
-        return sys.modules["zk_setup"]
-    spec = importlib.util.spec_from_file_location("zk_setup", ROOT / "scripts" / "zk_setup.py")
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["zk_setup"] = module
-    spec.loader.exec_module(module)
-    return module
+    return script_module(ROOT / "scripts" / "zk_setup.py")
 
 
 @pytest.fixture(scope="module")

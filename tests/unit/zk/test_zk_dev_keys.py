@@ -4,35 +4,21 @@ verification key, zk_setup.py's --arkworks-dev usage, the bench tables. No circu
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import shutil
-import sys
 from pathlib import Path
-from types import ModuleType
 
 import pytest
 
+from zg_shared.scripts import script_module
 from zg_shared.zk import keys
 from zg_shared.zk.circuit import CircuitBuild, zk_cache_dir
 
 ROOT = Path(__file__).resolve().parents[3]
 
 
-def _load(name: str, path: Path) -> ModuleType:
-    if name in sys.modules:
-        return sys.modules[name]
-    spec = importlib.util.spec_from_file_location(name, path)
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module  # dataclasses look their module up by name
-    spec.loader.exec_module(module)
-    return module
-
-
-zk_setup = _load("zk_setup", ROOT / "scripts" / "zk_setup.py")
-bench_proofs = _load("bench_proofs", ROOT / "bench" / "bench_proofs.py")
+zk_setup = script_module(ROOT / "scripts" / "zk_setup.py")
+bench_proofs = script_module(ROOT / "bench" / "bench_proofs.py")
 
 
 def _build(tmp_path: Path, n: int) -> CircuitBuild:

@@ -4,30 +4,19 @@
 from __future__ import annotations
 
 import copy
-import importlib.util
 import json
 import struct
-import sys
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
 
+from zg_shared.scripts import script_module
+
 ROOT = Path(__file__).resolve().parents[3]
 
 
-def _load() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("zk_setup", ROOT / "scripts" / "zk_setup.py")
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["zk_setup"] = module  # dataclasses look their module up by name
-    spec.loader.exec_module(module)
-    return module
-
-
-zk_setup = _load()
+zk_setup = script_module(ROOT / "scripts" / "zk_setup.py")
 
 
 def fake_r1cs(constraints: int, wires: int = 50, pub: int = 7, outs: int = 0) -> bytes:
