@@ -51,11 +51,10 @@ async def js(nats_url: str) -> AsyncIterator[JetStreamContext]:
 
 
 @pytest.fixture
-async def redis(redis_url: str) -> AsyncIterator[Redis]:
-    client = Redis.from_url(redis_url)
-    await client.flushall()
-    yield client
-    await client.aclose()
+async def redis(redis: Redis) -> Redis:
+    """The shared fixture's client, with every database emptied, not only its own."""
+    await redis.flushall()
+    return redis
 
 
 StartIndexer = Callable[..., Awaitable[IndexerApp]]
