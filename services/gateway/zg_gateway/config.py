@@ -3,10 +3,10 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Literal, Self
 
 from eth_account import Account as EthAccount
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import SettingsConfigDict
 
 from zg_shared import devkeys
@@ -83,7 +83,18 @@ class GatewaySettings(ServiceSettings):
         "before their signature is checked (an unknown account or service); 0 disables",
     )
     chain_reads_burst: int = Field(100, description="Such chain reads a client may cause at once")
-    backend_timeout_s: float = Field(300.0, description="Whole-request timeout towards the backend")
+    backend_timeout_s: float = Field(
+        300.0,
+        description="How long a request may wait for the backend, in all (a stream: the time "
+        "spent waiting for the backend, not for the user to read)",
+    )
+    client_stall_s: float = Field(
+        60.0,
+        gt=0,
+        description="How long, in all, a stream may wait for the user to read what it relays; "
+        "then it ends as a hang-up, charged for what was relayed (a user who stops reading "
+        "must not run out the backend's timeout and have the stream voided)",
+    )
     stale_after_s: float = Field(
         900.0, description="An unfinished request older than this is voided, whoever holds it"
     )
@@ -108,6 +119,19 @@ class GatewaySettings(ServiceSettings):
         "the terms every 5 s and refuse receipts above the terms they signed under",
     )
     receipt_ttl_s: int = Field(7 * 24 * 3600, description="How long receipts stay fetchable")
+
+    @model_validator(mode="after")
+    def _requests_end_before_they_are_swept(self) -> Self:
+        """A request still being served when the sweeper voids it is served for free: every
+        request must end (backend and user waits both spent) before `stale_after_s`."""
+        if self.stale_after_s <= self.backend_timeout_s + self.client_stall_s:
+            raise ValueError(
+                f"GATEWAY_STALE_AFTER_S ({self.stale_after_s:g}) must exceed "
+                f"GATEWAY_BACKEND_TIMEOUT_S + GATEWAY_CLIENT_STALL_S "
+                f"({self.backend_timeout_s + self.client_stall_s:g}): a request still being "
+                "served would be voided"
+            )
+        return self
 
     def check_chain(self, chain_id: int) -> None:
         """Beyond the shared check: off a local chain the receipt key must not be the

@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import hashlib
 import json
+from collections.abc import Awaitable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -77,9 +78,10 @@ class BackendClient:
         )
 
     async def post(
-        self, url: str, body: bytes, headers: dict[str, str], timeout_s: float
+        self, url: str, body: bytes, headers: dict[str, str], timeout_s: float | None
     ) -> aiohttp.ClientResponse:
-        """The backend's response, its status and headers read; raises BackendUnavailable."""
+        """The backend's response, its status and headers read; raises BackendUnavailable.
+        `timeout_s` bounds the whole exchange, body included; None: the caller bounds it."""
         timeout = aiohttp.ClientTimeout(total=timeout_s)
         try:
             return await self.pooled.post(url, data=body, headers=headers, timeout=timeout)
@@ -113,7 +115,7 @@ async def call_backend(
         )
 
 
-Outcome = Literal["completed", "cut", "client_disconnected", "broken"]
+Outcome = Literal["completed", "cut", "client_disconnected", "client_stalled", "broken"]
 
 
 @dataclass
@@ -210,14 +212,28 @@ async def relay_stream(
     response_headers: dict[str, str],
     max_units: int,
     rule: CountingRule,
+    stall_s: float = 60.0,
 ) -> tuple[web.StreamResponse | None, BackendReply | None, RelayResult | None]:
     """Relays the backend's SSE stream to the user as it arrives.
 
     Returns (response, None, result) once streaming started, or (None, reply, None) when the
     backend answered with an error instead of a stream. Raises BackendUnavailable when it
     could not be reached at all.
+
+    Two clocks: `timeout_s` bounds the time spent waiting for the backend, `stall_s` the time
+    spent waiting for the user to take what was relayed. A user who stops reading blocks the
+    relay (and so the backend); on one wall clock that ran out as the backend's timeout and
+    voided a stream whose content the user then read for free. Past `stall_s` the stream ends
+    as the user's doing (`client_stalled`): charged for what was relayed, like a hang-up.
     """
-    resp = await client.post(url, body, headers, timeout_s)
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    try:
+        async with asyncio.timeout(timeout_s):
+            resp = await client.post(url, body, headers, None)
+    except TimeoutError as exc:
+        raise _unavailable(exc) from exc
+    backend_left = timeout_s - (loop.time() - started)
     async with resp:
         if resp.status != 200 or "text/event-stream" not in resp.headers.get("Content-Type", ""):
             try:
@@ -236,12 +252,21 @@ async def relay_stream(
         relay = _Relay(response, max_units, Generated(rule))
         outcome: Outcome | None = None
         error = ""
+        clock = _StallClock(loop, stall_s)
         try:
-            async for chunk in resp.content.iter_any():
-                await relay.feed(chunk)
-                if relay.cut:
+            while not relay.cut:
+                waited = loop.time()
+                async with asyncio.timeout(max(backend_left, 0.0)):
+                    chunk = await resp.content.readany()
+                backend_left -= loop.time() - waited
+                if not chunk:
                     break
-            await relay.finish()
+                await clock.run(relay.feed(chunk))
+            await clock.run(relay.finish())
+        except _Stalled:
+            outcome = "client_stalled"
+            if request.transport is not None:
+                request.transport.abort()  # what it holds unread goes nowhere now
         except (ConnectionResetError, aiohttp.ClientConnectionResetError):
             outcome = "client_disconnected"
         except asyncio.CancelledError:
@@ -273,6 +298,28 @@ async def relay_stream(
             None,
             RelayResult(outcome, relay.generated, relay.digest.hexdigest(), error),
         )
+
+
+class _Stalled(Exception):
+    """The user left relayed bytes unread for longer, in all, than the stream allows."""
+
+
+class _StallClock:
+    """The time a stream has spent waiting for the user to read, against its allowance."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, allowed_s: float) -> None:
+        self._loop = loop
+        self._left = allowed_s
+
+    async def run(self, write: Awaitable[None]) -> None:
+        started = self._loop.time()
+        try:
+            async with asyncio.timeout(max(self._left, 0.0)):
+                await write
+        except TimeoutError as exc:
+            raise _Stalled from exc
+        finally:
+            self._left -= self._loop.time() - started
 
 
 def _client_gone(request: web.Request) -> bool:

@@ -168,6 +168,7 @@ STREAM_REASONS = {
     "completed": "completed",
     "cut": "cut_at_reservation",
     "client_disconnected": "client_disconnected",
+    "client_stalled": "client_stalled",
     "broken": "backend_broke_off",
 }
 
@@ -188,6 +189,7 @@ async def _stream(
             {"ZG-Res-Key": admitted.request_id},
             admitted.max_output_units,
             admitted.rule,
+            gateway.settings.client_stall_s,
         )
     except BackendUnavailable as exc:
         await _void(request, admitted, "backend_unreachable")
@@ -217,7 +219,7 @@ async def _stream(
             admitted.service.name,
             result.error or ("no finish_reason" if result.generated.done else "no [DONE]"),
         )
-    if result.outcome != "client_disconnected":
+    if result.outcome not in ("client_disconnected", "client_stalled"):
         # An SSE comment: ignored by every SSE client, read by the zgserve SDK for the receipt
         # (which also stays available at /v1/proxy/{service}/signature/{id}).
         receipt = (
