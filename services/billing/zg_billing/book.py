@@ -4,7 +4,7 @@
 Per account (keys share the account's hash tag, see `zg_shared.accounts`):
 
 - `:bill` hash: nonce member -> the charged request as JSON (`BookEntry`), or `v` for a request
-  the gateway voided (its nonce is burned, nothing is owed);
+  the gateway voided, or one signed for no fee (its nonce is burned, nothing is owed);
 - fields of the account hash: `bill_fee`, `bill_count` (what the book holds), `sealed_nonce`
   (nonces at or below it belong to a batch, the gateway refuses them), `settling` (the open
   settlement that holds the account), `due_reason` (settle at the next pass: the user asked
@@ -103,16 +103,19 @@ if dcmp(ARGV[1], h[2]) <= 0 then return {'settled', 0} end
 local member = nonce_member(ARGV[1])
 if redis.call('HEXISTS', bill, member) == 1 then return {'duplicate', 0} end
 local fresh = redis.call('ZADD', nonces, 'NX', 0, member)
-if ARGV[2] == '1' then
+if ARGV[2] == '1' and fresh == 1 then
+  -- The gateway's view lacks this request (Redis lost it): book it there as admit did.
+  local g = redis.call('HMGET', acct, 'unsettled', 'output_debt')
+  redis.call('HSET', acct, 'unsettled', dadd(g[1], ARGV[3]),
+    'output_debt', dsub0(dadd(g[2], ARGV[7]), ARGV[8]))
+end
+-- A request signed for no fee is booked like a voided one: there is nothing to collect, and
+-- proving and settling it would only cost the provider (a slot, and gas, per request).
+if ARGV[2] == '1' and dcmp(ARGV[3], '0') > 0 then
   redis.call('HSET', bill, member, ARGV[4])
-  local g = redis.call('HMGET', acct, 'bill_fee', 'bill_count', 'unsettled', 'output_debt')
+  local g = redis.call('HMGET', acct, 'bill_fee', 'bill_count')
   redis.call('HSET', acct, 'bill_fee', dadd(g[1], ARGV[3]),
     'bill_count', tonumber(g[2] or '0') + 1)
-  if fresh == 1 then
-    -- The gateway's view lacks this request (Redis lost it): book it there as admit did.
-    redis.call('HSET', acct, 'unsettled', dadd(g[3], ARGV[3]),
-      'output_debt', dsub0(dadd(g[4], ARGV[7]), ARGV[8]))
-  end
   local current = redis.call('ZSCORE', due, ARGV[6])
   if not current or tonumber(current) > tonumber(ARGV[5]) then
     redis.call('ZADD', due, ARGV[5], ARGV[6])
