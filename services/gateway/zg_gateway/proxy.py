@@ -287,8 +287,10 @@ async def relay_stream(
                 "cut" if relay.cut else ("completed" if relay.generated.finished else "broken")
             )
         if outcome == "broken":
-            with contextlib.suppress(ConnectionResetError, aiohttp.ClientConnectionResetError):
-                await relay.tell_unfinished()
+            with contextlib.suppress(
+                ConnectionResetError, aiohttp.ClientConnectionResetError, _Stalled
+            ):
+                await clock.run(relay.tell_unfinished())
         if outcome != "completed":
             # Mid-stream, or after a stream that failed: never back into the pool (the backend
             # may be closing it, and the next request would find it reset).

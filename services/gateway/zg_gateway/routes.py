@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import logging
@@ -227,10 +228,16 @@ async def _stream(
             f" signature={finished.signature}\n\n"
         )
         try:
-            await response.write(receipt.encode())
-            await response.write_eof()
+            # Booked already: a user who does not read it only holds a connection, so not for
+            # longer than a stream may wait on the user.
+            async with asyncio.timeout(gateway.settings.client_stall_s):
+                await response.write(receipt.encode())
+                await response.write_eof()
         except (ConnectionResetError, aiohttp.ClientConnectionResetError):
             pass
+        except TimeoutError:
+            if request.transport is not None:
+                request.transport.abort()
     return response
 
 
