@@ -21,7 +21,9 @@ from zgserve import SyncZgClient, verify_evidence
 
 @pytest.fixture
 def backend_knobs() -> dict[str, Any]:
-    return {"reply_words": 400, "token_latency_ms": 5.0}  # a reply of about two seconds
+    # A reply of about a minute: every test here leaves it long before its end, even when a
+    # loaded machine delays the test's SIGINT by seconds (a 2 s reply once ended first).
+    return {"reply_words": 12_000, "token_latency_ms": 5.0}
 
 
 MESSAGES: list[openai.types.chat.ChatCompletionMessageParam] = [
