@@ -41,7 +41,7 @@ _ADMIT = (
 -- ARGV: nonce, fee, previous_output_fee, reservation, debt_bound, now_ms[, origin: the
 --       admitting gateway process, the request id and the service, space-separated[, the
 --       pending refunds that count as available[, the key the signature verified against,
---       'x:y' in decimal]]]
+--       'x:y' in decimal[, '1' for a fee-only request]]]]
 local acct = KEYS[1]
 local h = redis.call('HMGET', acct, 'chain_block', 'balance', 'pending_refund', 'settled_nonce',
   'sealed_nonce', 'unsettled', 'reserved', 'output_debt', 'signer_x', 'signer_y',
@@ -74,6 +74,12 @@ local member = nonce_member(nonce)
 if redis.call('ZSCORE', KEYS[2], member) then return {'nonce_reused'} end
 
 if dcmp(prev, debt) > 0 then return {'overpaid', debt} end
+-- A fee-only request pays debt owed, or it has no reason to be: each request booked costs the
+-- provider a proof slot and gas to settle.
+if ARGV[10] == '1' then
+  if dcmp(debt, '0') <= 0 then return {'nothing_owed'} end
+  if dcmp(prev, '0') <= 0 then return {'nothing_paid'} end
+end
 local debt_after = dsub(debt, prev)
 if dcmp(debt_after, bound) > 0 then return {'debt_too_high', debt_after} end
 
@@ -138,6 +144,8 @@ class Refusal(StrEnum):
     DEBT_TOO_HIGH = "debt_too_high"
     INSUFFICIENT_BALANCE = "insufficient_balance"
     INVALID_SIGNATURE = "invalid_signature"  # the account's key changed since it was checked
+    NOTHING_OWED = "nothing_owed"  # a fee-only request with no debt to pay
+    NOTHING_PAID = "nothing_paid"  # a fee-only request paying none of the debt
 
 
 class Admission(BaseModel):
@@ -220,12 +228,14 @@ class Ledger:
         origin: str = "",
         drawable_refunds: int = 0,
         signer: tuple[int, int] | None = None,
+        fee_only: bool = False,
     ) -> Admission:
         """Checks nonce, debt and balance and reserves, atomically; changes nothing if refused.
         `drawable_refunds` of the pending refunds count as available (see
         `GatewayService.drawable_refunds`). `signer`, the key the signature verified against,
         must still be the account's, and a key's first request sets its nonce floor above
-        every nonce admitted under the key before it."""
+        every nonce admitted under the key before it. `fee_only`: the request must pay some
+        of a debt owed."""
         user, provider = request.user, request.provider
         keys = [
             account_key(user, provider),
@@ -243,6 +253,7 @@ class Ledger:
             origin,
             drawable_refunds,
             f"{signer[0]}:{signer[1]}" if signer is not None else "",
+            "1" if fee_only else "",
         ]
         reply = [redis_text(v) for v in await self._run(self._admit, keys, args)]
         if reply[0] == "ok":

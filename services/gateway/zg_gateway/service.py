@@ -130,6 +130,8 @@ REFUSALS: dict[Refusal, tuple[type[GatewayError], str]] = {
     Refusal.DEBT_TOO_HIGH: (PaymentRequired, "unpaid output fees are above the bound"),
     Refusal.INSUFFICIENT_BALANCE: (PaymentRequired, "the balance does not cover this request"),
     Refusal.INVALID_SIGNATURE: (BadSignature, "the account's signing key has just changed"),
+    Refusal.NOTHING_OWED: (BadRequest, "no output fees are owed: there is nothing to settle"),
+    Refusal.NOTHING_PAID: (BadRequest, "a fee-only request pays some of the output fees owed"),
 }
 
 
@@ -310,6 +312,12 @@ class GatewayService:
         if not self.rate_limiter.allow(payment.user):
             raise RateLimited("rate_limited", "too many requests from this address; slow down")
 
+        if not endpoint.proxied and payment.input_fee:
+            raise BadRequest(
+                "invalid_header",
+                "a fee-only request pays output fees owed, nothing else: Input-Fee must be 0",
+                param="Input-Fee",
+            )
         fee_only = not endpoint.proxied and not raw_body.strip()
         body = {} if fee_only else json_object(raw_body)
         _check_model(body, service)
@@ -423,6 +431,7 @@ class GatewayService:
             origin(self.instance, admitted.request_id, admitted.service.name),
             drawable_refunds,
             admitted.signer,
+            fee_only=not admitted.endpoint.proxied,
         )
 
     async def finish(

@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 
 from tests.integration.billing.conftest import DEPOSIT, Stack, running_billing
+from tests.integration.gateway.conftest import chat
 from tests.integration.polling import eventually
 
 pytestmark = pytest.mark.slow
@@ -13,15 +14,16 @@ ZERO_FEE_REQUESTS = 7
 
 
 async def test_requests_signed_for_no_fee_are_never_proved_nor_settled(stack: Stack) -> None:
-    """Attack: fee-only requests paying nothing (`Fee: 0`) cost the user nothing, yet each was
-    booked as charged and took a slot in the user's chunks: proving time and some 58k gas per
-    request (a chunk of 4), for no fee. With one real request a user made billing settle as
-    many as it liked."""
+    """Attack: requests signed for no fee (`Fee: 0`: an empty prompt, nothing owed before it)
+    were booked as charged and took a slot in the user's chunks: proving time and some 58k gas
+    per request (a chunk of 4), for no fee. With one real request a user made billing settle
+    as many as it liked. (Fee-only requests must now pay debt: test_fee_only.py.)"""
     user = stack.users[0]
     fee = await stack.send(user)  # nonce 1: a real request
     for _ in range(ZERO_FEE_REQUESTS):
         async with stack.http.post(
-            f"{stack.gateway_url}/v1/proxy/chat/settle",
+            f"{stack.gateway_url}/v1/proxy/chat/chat/completions",
+            json=chat("", max_tokens=1),
             headers=user.headers(stack.provider.address, 0),
         ) as response:
             assert response.status == 200, await response.text()

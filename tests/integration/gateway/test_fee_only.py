@@ -110,3 +110,38 @@ async def test_debt_is_paid_from_a_refund_that_unlocks_after_the_margin(
     else:
         assert json.loads(raw)["error"]["code"] == "insufficient_balance"
         assert (state.output_debt, state.unsettled) == (owed, 3 * INPUT_PRICE)
+
+
+async def test_a_fee_only_request_pays_some_of_the_debt_and_nothing_else(
+    provider: Provider,
+) -> None:
+    """Attack: fee-only requests that pay nothing (`Fee: 0`, free to send) or a donation in
+    `Input-Fee`: each one booked costs the provider a proof slot and some 58k gas to settle
+    (chunks of 4), so a user could make it settle without end. A fee-only request pays output
+    fees owed, some of them, and nothing else."""
+    user = provider.users[0]
+
+    async def pay(input_fee: int, previous: int) -> tuple[int, dict[str, object]]:
+        headers = user.headers(provider.address, input_fee, previous_output_fee=previous)
+        async with provider.http.post(f"{provider.url}{SETTLE}", headers=headers) as response:
+            return response.status, (await response.json()).get("error", {})
+
+    status, error = await pay(0, 0)
+    assert (status, error["code"]) == (400, "nothing_owed")
+    status, _, _ = await provider.post(
+        CHAT, chat(WORDS), user.headers(provider.address, input_fee=3 * INPUT_PRICE)
+    )
+    assert status == 200
+    state = await provider.state(user)
+    assert state is not None
+    owed = state.output_debt
+    assert owed > 1
+    status, error = await pay(0, 0)
+    assert (status, error["code"]) == (400, "nothing_paid")
+    status, error = await pay(1, owed)
+    assert (status, error["code"], error["param"]) == (400, "invalid_header", "Input-Fee")
+    after = await provider.state(user)
+    assert after is not None
+    assert (after.output_debt, after.unsettled, after.reserved) == (owed, 3 * INPUT_PRICE, 0)
+    status, _ = await pay(0, owed - 1)  # part of it: another process of the user pays the rest
+    assert status == 200
