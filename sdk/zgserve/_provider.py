@@ -19,6 +19,10 @@ from zgserve.evidence import Evidence, EvidenceRecord, check_record
 from zgserve.terms import ServiceTerms
 
 EVIDENCE_KEPT = 1000
+# How long after this SDK reads a new receipt signer on chain it still accepts receipts by the
+# one it replaced: the provider's gateway reads the chain every 5 s and may sign with the old
+# key until then (docs/key-custody.md, "The provider's receipt key").
+SIGNER_OVERLAP_S = 30.0
 
 
 @dataclass(frozen=True)
@@ -71,6 +75,9 @@ class ProviderState:
     records: deque[EvidenceRecord] = field(default_factory=lambda: deque(maxlen=EVIDENCE_KEPT))
     failure: VerificationError | None = None
     served: int = 0
+    # Per service: receipt signers the chain registered before its current one (lower case)
+    # -> when this SDK read the replacement (its transport's clock).
+    replaced_signers: dict[str, dict[str, float]] = field(default_factory=dict)
 
     def check_usable(self) -> None:
         if self.failure is not None:
@@ -137,6 +144,15 @@ class ProviderState:
         )
         self.records.append(record)
         return record
+
+    def rotated(self, record: EvidenceRecord, signer: str) -> EvidenceRecord:
+        """The record, kept as evidence, with the receipt's signer accepted as a rotation."""
+        rotated = record.model_copy(update={"rotated_signer": signer})
+        for i in range(len(self.records) - 1, -1, -1):
+            if self.records[i] is record:
+                self.records[i] = rotated
+                break
+        return rotated
 
     def verdict(self, record: EvidenceRecord) -> str | None:
         """Why the record fails under the terms it was signed under, or None."""

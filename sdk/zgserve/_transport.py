@@ -27,8 +27,10 @@ from pydantic import BaseModel, Field, ValidationError
 
 from zg_shared.endpoints import PAID_PATHS
 from zgserve._costs import quote, with_output_bound
-from zgserve._provider import ProviderState, ReceivedReceipt, SignedPayment
+from zgserve._provider import SIGNER_OVERLAP_S, ProviderState, ReceivedReceipt, SignedPayment
 from zgserve._sse import split_stream
+from zgserve.errors import CeilingExceeded
+from zgserve.evidence import EvidenceRecord, receipt_signed_by
 from zgserve.terms import Limits, ServiceTerms
 
 METERED = PAID_PATHS
@@ -199,6 +201,9 @@ class PaidTransport(httpx2.AsyncBaseTransport):
                     terms = await self._read_terms(service)
                     self.state.services[service] = terms
                     self._read_at[service] = started
+                    if before is not None and before.signer_address != terms.signer_address:
+                        replaced = self.state.replaced_signers.setdefault(service, {})
+                        replaced[before.signer_address.lower()] = started
                     if before is not None and before != terms:
                         log.warning(
                             "service %r of %s changed its terms on chain: input %d -> %d, "
@@ -286,7 +291,7 @@ class PaidTransport(httpx2.AsyncBaseTransport):
                 self.state.stop(f"the receipt's output fee {fee_header[:80]!r} is not an amount")
             receipt = ReceivedReceipt(request_id, fee, response.headers.get("ZG-Signature", ""))
             record = self.state.receive(service, endpoint, payment, body, reply, False, receipt)
-            self.state.conclude(payment, record)
+            self.state.conclude(payment, await self._rotation(service, record))
             return httpx2.Response(200, headers=_headers(response), content=reply, request=request)
 
         async def on_end(raw: bytes, abandoned: bool) -> None:
@@ -318,7 +323,7 @@ class PaidTransport(httpx2.AsyncBaseTransport):
                 self.state.refused(payment)  # voided (the backend broke off): nothing charged
                 return
             record = self.state.receive(service, endpoint, payment, body, relayed, True, receipt)
-            self.state.conclude(payment, record)
+            self.state.conclude(payment, await self._rotation(service, record))
 
         return httpx2.Response(
             200,
@@ -326,6 +331,34 @@ class PaidTransport(httpx2.AsyncBaseTransport):
             stream=_VerifyingStream(response, on_end),
             request=request,
         )
+
+    async def _rotation(self, service: str, record: EvidenceRecord) -> EvidenceRecord:
+        """The record, with its receipt's signer accepted when the provider rotated it: a
+        signer this SDK read on chain for the service and saw replaced within
+        SIGNER_OVERLAP_S, or the one the chain registers now (read again once: a gateway may
+        switch keys before this SDK reads the change). Any other signer is judged as it is:
+        refused, with evidence. Fees are judged under the terms at signing either way."""
+        terms = record.terms
+        try:
+            signed_by = receipt_signed_by(record, self.state.user, self.state.provider)
+        except ValueError:
+            return record  # malformed: refused as it is
+        if terms is None or signed_by.lower() == terms.signer_address.lower():
+            return record
+        replaced = self.state.replaced_signers.get(service, {}).get(signed_by.lower())
+        if replaced is None or self._clock() - replaced > SIGNER_OVERLAP_S:
+            try:
+                now = await self.terms(service, read_after=self._clock())
+            except CeilingExceeded:  # read and kept, but above the ceilings for new requests
+                now = self.state.services[service]
+            if signed_by.lower() != now.signer_address.lower():
+                return record
+        log.info(
+            "receipt %s of provider %s is signed by %s, the service's receipt signer around "
+            "the rotation from %s",
+            record.receipt_id, self.state.provider, signed_by, terms.signer_address,
+        )  # fmt: skip
+        return self.state.rotated(record, signed_by)
 
     async def _fetch_receipt(
         self,

@@ -8,7 +8,9 @@ the service's terms in force when the request was signed (the record's `terms`):
 1. `Fee == Input-Fee + Previous-Output-Fee`, and the user's EdDSA-Poseidon signature over
    `M = Poseidon(user, provider, nonce, fee)` verifies for the account's registered signer
    (the evidence is what the user really sent);
-2. the receipt is an EIP-191 signature by the terms' `signerAddress` over
+2. the receipt is an EIP-191 signature by the terms' `signerAddress` (or, after the provider
+   rotated it, by the record's `rotated_signer`: the signer the chain registered for the
+   service when the SDK checked the receipt, which `ServiceUpdated` logs show) over
    `keccak(M || sha256(request body) || sha256(response body) || outputFee)`;
 3. the output fee is at most the chargeable output units times the terms' output price
    (`zgserve._costs`: the units the response counts, bounded by the request's `max_tokens`
@@ -66,6 +68,11 @@ class EvidenceRecord(BaseModel):
     response_body_sha256: str | None = Field(
         None, description="for a partial record, the hash the receipt covers (what was relayed)"
     )
+    rotated_signer: str | None = Field(
+        None,
+        description="the receipt's signer when not the terms' but one the chain registered for "
+        "the service around the request (the provider rotated its receipt key)",
+    )
 
     @property
     def request_body(self) -> bytes:
@@ -107,6 +114,22 @@ class Finding(BaseModel):
     reason: str = ""
 
 
+def receipt_signed_by(record: EvidenceRecord, user: str, provider: str) -> str:
+    """The address whose key signed the record's receipt (ValueError: malformed)."""
+    response_hash = (
+        record.response_body_sha256
+        if record.partial and record.response_body_sha256
+        else hashlib.sha256(record.response_body).hexdigest()
+    )
+    receipt = Receipt(
+        request_hash=request_message(user, provider, record.nonce, record.fee),
+        request_body_sha256=hashlib.sha256(record.request_body).hexdigest(),
+        response_body_sha256=response_hash,
+        output_fee=record.output_fee,
+    )
+    return receipt_signer(receipt, record.receipt_signature)
+
+
 def check_record(
     record: EvidenceRecord, terms: ServiceTerms, user: str, provider: str, signer: PublicKey
 ) -> str | None:
@@ -123,22 +146,13 @@ def check_record(
         return "the response carries no receipt signature"
     if not 0 <= record.output_fee <= MAX_FEE:
         return f"the output fee {record.output_fee} is not a uint256"
-    response_hash = (
-        record.response_body_sha256
-        if record.partial and record.response_body_sha256
-        else hashlib.sha256(record.response_body).hexdigest()
-    )
     try:
-        receipt = Receipt(
-            request_hash=request_message(user, provider, record.nonce, record.fee),
-            request_body_sha256=hashlib.sha256(record.request_body).hexdigest(),
-            response_body_sha256=response_hash,
-            output_fee=record.output_fee,
-        )
-        signed_by = receipt_signer(receipt, record.receipt_signature)
+        signed_by = receipt_signed_by(record, user, provider)
     except ValueError as exc:
         return f"the receipt is malformed: {exc}"
-    if signed_by.lower() != terms.signer_address.lower():
+    if signed_by.lower() not in {
+        a.lower() for a in (terms.signer_address, record.rotated_signer) if a is not None
+    }:
         return (
             f"the receipt is signed by {signed_by}, not by the service's registered "
             f"signer {terms.signer_address}"

@@ -25,6 +25,8 @@ from tests.integration.gateway.conftest import start_backend
 from tests.integration.jetstream import fresh_streams
 from zg_gateway.app import create_app
 from zg_gateway.config import GatewaySettings
+from zg_gateway.keys import SERVICE as GATEWAY_SERVICE
+from zg_gateway.service import GatewayService
 from zg_sample_backend import BackendSettings
 from zg_shared.accounts import AccountState, AccountStore
 from zg_shared.chain import Service, ServiceParams, ServingClient, Web3Client
@@ -50,6 +52,7 @@ class Network:
     serving: ServingClient
     user_key: LocalAccount
     state_dir: Path
+    gateway: GatewayService | None = None  # the running gateway's (None: `deployed` only)
 
     def client(
         self, key: LocalAccount | None = None, *, elsewhere: bool = False, **options: Any
@@ -168,6 +171,7 @@ async def network(
     await server.start_server()
     try:
         deployed.gateway_url = str(server.make_url("")).rstrip("/")
+        deployed.gateway = server.app[GATEWAY_SERVICE]
         await deployed.reprice(url=deployed.gateway_url)
         yield deployed
     finally:
