@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import hashlib
 import json
 import logging
@@ -322,6 +323,17 @@ class PaidTransport(httpx2.AsyncBaseTransport):
             if not receipt.signature:
                 self.state.refused(payment)  # voided (the backend broke off): nothing charged
                 return
+            if receipt.relayed_sha256 is not None and not abandoned:
+                # Read to its end, so the SDK holds all of it: a receipt over anything else
+                # would charge bytes never delivered (bounded only by max_tokens). Recorded as
+                # whole, so the evidence fails offline too.
+                whole_receipt = dataclasses.replace(receipt, relayed_sha256=None)
+                self.state.receive(service, endpoint, payment, body, relayed, True, whole_receipt)
+                self.state.unknown(payment)
+                self.state.stop(
+                    f"the receipt of stream {request_id} covers a response (sha256 "
+                    f"{receipt.relayed_sha256}) other than the one delivered to its end"
+                )
             record = self.state.receive(service, endpoint, payment, body, relayed, True, receipt)
             self.state.conclude(payment, await self._rotation(service, record))
 

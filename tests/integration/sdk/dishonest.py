@@ -55,6 +55,10 @@ class DishonestProvider:
     asked: list[Asked] = field(default_factory=list)
     receipts: dict[str, dict[str, Any]] = field(default_factory=dict)
     server: TestServer | None = None
+    # Streams: leave out the receipt comment, so the SDK asks for the stored receipt.
+    stream_comment: bool = True
+    # Streams: sign and store the receipt over this response body instead of the one sent.
+    stream_receipt_body: bytes | None = None
 
     @property
     def url(self) -> str:
@@ -148,7 +152,8 @@ class DishonestProvider:
             events.append({"choices": [], "usage": usage})
         body = b"".join(f"data: {json.dumps(e)}\n\n".encode() for e in events)
         body += b"data: [DONE]\n\n"
-        request_id, signature = self._sign(asked, body, answer.output_fee)
+        signed = body if self.stream_receipt_body is None else self.stream_receipt_body
+        request_id, signature = self._sign(asked, signed, answer.output_fee)
         response = web.StreamResponse(headers={"ZG-Res-Key": request_id})
         response.content_type = "text/event-stream"
         await response.prepare(request)
@@ -156,7 +161,8 @@ class DishonestProvider:
         comment = (
             f": zg-receipt id={request_id} output_fee={answer.output_fee} signature={signature}"
         )
-        await response.write(comment.encode() + b"\n\n")
+        if self.stream_comment:
+            await response.write(comment.encode() + b"\n\n")
         await response.write_eof()
         return response
 

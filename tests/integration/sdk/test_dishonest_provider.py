@@ -141,3 +141,28 @@ async def test_the_users_own_output_bound_is_sent_and_enforced(
     [asked] = dishonest.asked
     assert asked.body["max_completion_tokens"] == 7
     assert "max_tokens" not in asked.body
+
+
+async def test_a_finished_stream_is_not_charged_as_an_abandoned_one(
+    deployed: Network, dishonest: DishonestProvider
+) -> None:
+    """A two-word stream read to its `[DONE]`, without its receipt comment; the stored receipt
+    (`GET .../signature/{id}`) covers a longer response the user never received and charges
+    the whole `max_tokens`. Only an abandoned stream may be charged for bytes the SDK did not
+    read: this one is refused, and its evidence fails offline."""
+
+    async def charge_the_bound(asked: Asked) -> Answer:
+        return Answer("two words", None, asked.body["max_tokens"] * OUTPUT_PRICE)
+
+    dishonest.behaviour = charge_the_bound
+    dishonest.stream_comment = False
+    dishonest.stream_receipt_body = b'data: {"choices": [{"delta": {"content": "x"}}]}\n\n' * 999
+    async with deployed.client() as zg:
+        await zg.create_account(deployed.provider, deposit=DEPOSIT)
+        with pytest.raises(VerificationError, match="other than the one delivered"):
+            await _ask(zg, deployed, True)
+        assert zg.unpaid(deployed.provider) == 0
+        evidence = (await zg.provider_state(deployed.provider)).evidence()
+        [record] = evidence.records
+        assert not record.partial
+        assert [f.ok for f in verify_evidence(evidence)] == [False]
