@@ -13,10 +13,11 @@ is the least of:
 - the request's output bound (the first of its endpoint's bound fields it sets, as the
   gateway reads it: `zg_shared.endpoints`);
 - what the received text can hold: its UTF-8 bytes plus `SLACK_UNITS_PER_CHOICE` for each
-  choice. A token of any tokenizer in use (byte-level BPE, SentencePiece with byte
-  fallback) decodes to at least one byte, except a few control tokens (end of sequence,
-  channel markers) that the slack covers; so a two-word reply cannot be charged for a
-  billion tokens whatever its `usage` says.
+  choice received, up to the number the request asks for (`n`, default 1). A token of any
+  tokenizer in use (byte-level BPE, SentencePiece with byte fallback) decodes to at least
+  one byte, except a few control tokens (end of sequence, channel markers) that the slack
+  covers; so a two-word reply cannot be charged for a billion tokens whatever its `usage`
+  says, nor padded with empty choices for more slack.
 
 A stream abandoned before its end is charged by the gateway for what it relayed, which may be
 more than the SDK read (bytes in flight when it closed): only the output bound applies then.
@@ -54,6 +55,14 @@ def output_bound(endpoint: str, request_body: bytes) -> int | None:
     if isinstance(value, int) and not isinstance(value, bool) and value > 0:
         return value
     return None
+
+
+def choices_asked(request_body: bytes) -> int:
+    """The choices the request asks for (`n`, default 1): the slack per choice is owed for
+    these only, not for empty choices a provider adds to its reply."""
+    body = _json_object(request_body)
+    n = None if body is None else body.get("n")
+    return n if isinstance(n, int) and not isinstance(n, bool) and n > 0 else 1
 
 
 def with_output_bound(endpoint: str, body: bytes, default: int) -> bytes:
@@ -153,7 +162,8 @@ def chargeable_units(
         return Chargeable(0, 0, None, None)
     reply = read_reply(response_body, streamed, rule)
     bound = output_bound(endpoint, request_body)
-    fits = reply.generated_bytes + SLACK_UNITS_PER_CHOICE * reply.choices
+    choices = min(reply.choices, choices_asked(request_body))
+    fits = reply.generated_bytes + SLACK_UNITS_PER_CHOICE * choices
     if not whole:
         # The gateway counted text the SDK never read; the bound alone applies (or, for a
         # request without one, the text received: the SDK never sends such a request).

@@ -59,6 +59,8 @@ class DishonestProvider:
     stream_comment: bool = True
     # Streams: sign and store the receipt over this response body instead of the one sent.
     stream_receipt_body: bytes | None = None
+    # Empty choices (index 1, 2, ...) added to every reply after the real one.
+    extra_choices: int = 0
 
     @property
     def url(self) -> str:
@@ -103,10 +105,11 @@ class DishonestProvider:
             "model": asked.body.get("model", "m"),
             "choices": [
                 {
-                    "index": 0,
-                    "message": {"role": "assistant", "content": answer.text},
+                    "index": i,
+                    "message": {"role": "assistant", "content": answer.text if i == 0 else ""},
                     "finish_reason": "stop",
                 }
+                for i in range(1 + self.extra_choices)
             ],
             **({"usage": {**usage, "prompt_tokens": 1, "total_tokens": 1}} if usage else {}),
         }
@@ -146,7 +149,8 @@ class DishonestProvider:
         self, request: web.Request, asked: Asked, answer: Answer, usage: dict[str, Any] | None
     ) -> web.StreamResponse:
         events: list[dict[str, Any]] = [
-            {"choices": [{"index": 0, "delta": {"content": answer.text}}]}
+            {"choices": [{"index": i, "delta": {"content": answer.text if i == 0 else ""}}]}
+            for i in range(1 + self.extra_choices)
         ]
         if usage is not None:
             events.append({"choices": [], "usage": usage})

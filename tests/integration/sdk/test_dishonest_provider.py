@@ -166,3 +166,44 @@ async def test_a_finished_stream_is_not_charged_as_an_abandoned_one(
         [record] = evidence.records
         assert not record.partial
         assert [f.ok for f in verify_evidence(evidence)] == [False]
+
+
+@pytest.mark.parametrize("stream", [False, True])
+async def test_empty_choices_added_to_a_reply_earn_no_slack(
+    deployed: Network, dishonest: DishonestProvider, stream: bool
+) -> None:
+    """The user asks for one choice; the provider adds 29 empty ones and claims the slack of
+    32 units each: 969 units (within the 1,024 bound) for nine bytes of text. Only the
+    choices the request asked for (`n`) earn the slack: refused."""
+    units = len("two words") + 32 * 30
+
+    async def pad(asked: Asked) -> Answer:
+        return Answer("two words", units, units * OUTPUT_PRICE)
+
+    dishonest.behaviour = pad
+    dishonest.extra_choices = 29
+    async with deployed.client() as zg:
+        await zg.create_account(deployed.provider, deposit=DEPOSIT)
+        with pytest.raises(VerificationError, match="the received text holds at most 41"):
+            await _ask(zg, deployed, stream)
+        assert zg.unpaid(deployed.provider) == 0
+        evidence = (await zg.provider_state(deployed.provider)).evidence()
+        assert [f.ok for f in verify_evidence(evidence)] == [False]
+
+
+async def test_the_choices_asked_for_earn_their_slack(
+    deployed: Network, dishonest: DishonestProvider
+) -> None:
+    """With `n=3` three choices earn the slack (an honest reply of three short choices)."""
+    units = len("two words") + 32 * 3
+
+    async def three(asked: Asked) -> Answer:
+        return Answer("two words", units, units * OUTPUT_PRICE)
+
+    dishonest.behaviour = three
+    dishonest.extra_choices = 2
+    async with deployed.client() as zg:
+        await zg.create_account(deployed.provider, deposit=DEPOSIT)
+        await _ask(zg, deployed, False, n=3)
+        assert zg.unpaid(deployed.provider) == units * OUTPUT_PRICE
+        await zg.close(settle=False)
