@@ -35,6 +35,8 @@ class Asked:
     fee: int
     body: dict[str, Any]
     raw: bytes
+    signature: str
+    previous_output_fee: int
 
 
 @dataclass(frozen=True)
@@ -61,6 +63,8 @@ class DishonestProvider:
     stream_receipt_body: bytes | None = None
     # Empty choices (index 1, 2, ...) added to every reply after the real one.
     extra_choices: int = 0
+    # (status, error code) answered to the next paid requests, in order, before serving any.
+    refusals: list[tuple[int, str]] = field(default_factory=list)
 
     @property
     def url(self) -> str:
@@ -86,8 +90,13 @@ class DishonestProvider:
             fee=int(request.headers["Fee"]),
             body=json.loads(raw) if raw.strip() else {},
             raw=raw,
+            signature=request.headers["Signature"],
+            previous_output_fee=int(request.headers["Previous-Output-Fee"]),
         )
         self.asked.append(asked)
+        if self.refusals:
+            status, code = self.refusals.pop(0)
+            return web.json_response({"error": {"code": code, "message": code}}, status=status)
         if request.match_info["endpoint"] != "chat/completions":
             return await self._reply(request, asked, json.dumps({"paid": asked.fee}).encode(), 0)
         answer = await self.behaviour(asked)
