@@ -66,7 +66,14 @@ def create_app(settings: GatewaySettings, *, telemetry: Telemetry | None = None)
     w3 = connect(settings.rpc_url) if settings.serving_address else None
     serving = ServingClient(w3, settings.serving_address) if w3 is not None else None
     receipt_signer = EthAccount.from_key(settings.receipt_private_key.get_secret_value())
-    service = GatewayService(settings, redis, serving, receipt_signer)
+    previous = settings.previous_receipt_private_key
+    service = GatewayService(
+        settings,
+        redis,
+        serving,
+        receipt_signer,
+        previous_receipt_key=EthAccount.from_key(previous.get_secret_value()) if previous else None,
+    )
     app[SERVICE] = service
     outbox = OutboxDrainer(
         redis,

@@ -40,6 +40,12 @@ class GatewaySettings(ServiceSettings):
         description="Signs response receipts; its address is the services' registered "
         "signerAddress. Not the provider's wallet key: a key of its own (docs/security.md)"
     )
+    previous_receipt_private_key: SecretStr | None = Field(
+        None,
+        description="During a rotation of the receipt key: the key it replaces. Each receipt "
+        "is signed with whichever of the two a service registers on chain (as last read), so "
+        "the switch happens when the chain names the new one (docs/operations.md)",
+    )
     backends: dict[str, str] = Field(
         default_factory=dict,
         description="Service name -> backend base URL (e.g. http://vllm:8000/v1): the services "
@@ -139,9 +145,15 @@ class GatewaySettings(ServiceSettings):
         super().check_chain(chain_id)
         if devkeys.is_dev_chain(chain_id):
             return
-        signer = EthAccount.from_key(self.receipt_private_key.get_secret_value()).address
-        if signer.lower() == self.provider_address.lower():
-            raise devkeys.DevMaterialError(
-                f"GATEWAY_RECEIPT_PRIVATE_KEY is the provider's own key ({signer}): refused on "
-                f"chain id {chain_id}; give the gateway a receipt key of its own"
-            )
+        for name, key in (
+            ("GATEWAY_RECEIPT_PRIVATE_KEY", self.receipt_private_key),
+            ("GATEWAY_PREVIOUS_RECEIPT_PRIVATE_KEY", self.previous_receipt_private_key),
+        ):
+            if key is None:
+                continue
+            signer = EthAccount.from_key(key.get_secret_value()).address
+            if signer.lower() == self.provider_address.lower():
+                raise devkeys.DevMaterialError(
+                    f"{name} is the provider's own key ({signer}): refused on chain id "
+                    f"{chain_id}; give the gateway a receipt key of its own"
+                )

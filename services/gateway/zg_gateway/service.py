@@ -143,6 +143,8 @@ class GatewayService:
         serving: ServingClient | None,
         receipt_key: LocalAccount,
         clock: Callable[[], float] = time.time,
+        *,
+        previous_receipt_key: LocalAccount | None = None,
     ) -> None:
         self.settings = settings
         self.provider = settings.provider_address
@@ -159,6 +161,13 @@ class GatewayService:
         self.registry = ServiceRegistry(redis)
         self.receipt_key = receipt_key
         self.receipt_signer = ReceiptSigner(receipt_key)
+        # During a rotation, the key replaced too: a service's receipts are signed with the
+        # one the chain registers for it (`receipt_signer_of`), else with `receipt_signer`.
+        self.receipt_signers = {
+            key.address.lower(): ReceiptSigner(key)
+            for key in (previous_receipt_key, receipt_key)
+            if key is not None
+        }
         self.rate_limiter = RateLimiter(settings.rate_limit_per_s, settings.rate_limit_burst, clock)
         self.chain_reads = RateLimiter(
             settings.chain_reads_per_client_s, settings.chain_reads_burst, clock
@@ -452,7 +461,8 @@ class GatewayService:
             response_body_sha256=response_sha256,
             output_fee=output_fee,
         )
-        signature = self.receipt_signer.sign(receipt) if charged else ""
+        signer = self.receipt_signer_of(admitted.service.name)
+        signature = signer.sign(receipt) if charged else ""
         stored = None
         if charged:
             value = json.dumps(
@@ -463,7 +473,7 @@ class GatewayService:
                 }
             )
             stored = (receipt_key(admitted.request_id), value, self.settings.receipt_ttl_s)
-        event = self.receipt_signer.attest(
+        event = signer.attest(
             served_event(
                 event_id=admitted.request_id,
                 service=admitted.service.name,
@@ -562,7 +572,15 @@ class GatewayService:
             reason="gateway_stopped",
             streamed=False,
         )
-        return self.receipt_signer.attest(event)
+        return self.receipt_signer_of(entry.service).attest(event)
+
+    def receipt_signer_of(self, service: str) -> ReceiptSigner:
+        """The key the chain registers for the service, as this process last read it, when it
+        holds that key: during a rotation the switch follows the chain (the users' SDKs and
+        billing check receipts and served events against it), else the configured key."""
+        cached = self._services.get(service)
+        registered = cached[1].signer_address.lower() if cached is not None else ""
+        return self.receipt_signers.get(registered, self.receipt_signer)
 
 
 def alive_key(instance: str) -> str:

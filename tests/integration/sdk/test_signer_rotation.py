@@ -9,15 +9,37 @@ to the wei. A key the chain never registered is still refused with evidence."""
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import pytest
 from eth_account.signers.local import LocalAccount
 
+from tests.integration.polling import eventually
 from tests.integration.sdk.conftest import DEPOSIT, OUTPUT_PRICE, Network
 from tests.integration.sdk.test_price_change import FRESH, STALE, UNITS, ask, chat, records
 from zg_gateway.receipts import ReceiptSigner
+from zg_gateway.service import GatewayService
 from zgserve import ProviderStopped, VerificationError, verify_evidence
 from zgserve.evidence import EvidenceRecord
+
+REGISTERED = 2  # keys[2]: the signer the service registers first (conftest)
+
+
+@pytest.fixture
+def gateway_receipt_key(keys: list[LocalAccount], request: pytest.FixtureRequest) -> LocalAccount:
+    return keys[getattr(request, "param", REGISTERED)]
+
+
+@pytest.fixture
+def gateway_knobs(keys: list[LocalAccount], request: pytest.FixtureRequest) -> dict[str, Any]:
+    previous = getattr(request, "param", None)
+    return {} if previous is None else {"previous_receipt_private_key": keys[previous].key.hex()}
+
+
+def restart(gateway: GatewayService, key: LocalAccount) -> None:
+    """The gateway as restarted with `key` alone (a new Secret)."""
+    gateway.receipt_signer = ReceiptSigner(key)
+    gateway.receipt_signers = {key.address.lower(): gateway.receipt_signer}
 
 
 async def test_an_honest_signer_rotation_refuses_no_receipt(
@@ -45,7 +67,7 @@ async def test_an_honest_signer_rotation_refuses_no_receipt(
         in_flight = [
             asyncio.create_task(ask(ai, i)) for i in range(10, 14) for ai in (ai_old, ai_new)
         ]
-        gateway.receipt_signer = ReceiptSigner(new_key)
+        restart(gateway, new_key)
         await asyncio.gather(*in_flight, *(ask(ai_old, i) for i in range(14, 18)))
 
         done: list[EvidenceRecord] = []
@@ -63,7 +85,7 @@ async def test_an_honest_signer_rotation_refuses_no_receipt(
         assert {r.input_fee for r in done} == {UNITS * 10}
 
         # A gateway signing with a key the chain never registered: refused, with evidence.
-        gateway.receipt_signer = ReceiptSigner(unknown_key)
+        restart(gateway, unknown_key)
         with pytest.raises(VerificationError, match="not by the service's registered") as caught:
             await ask(ai_old, 20)
         assert caught.value.evidence_path is not None
@@ -74,9 +96,44 @@ async def test_an_honest_signer_rotation_refuses_no_receipt(
         with pytest.raises(ProviderStopped):
             await ask(ai_old, 21)
         user = old.address
-        gateway.receipt_signer = ReceiptSigner(new_key)
+        restart(gateway, new_key)
     state = await network.state(user)
     assert state is not None
     # The closes paid every verified receipt's output fee; the disputed one is not offered.
     assert state.unsettled == sum(r.input_fee + r.output_fee for r in done) + disputed.input_fee
     assert state.output_debt == disputed.output_fee
+
+
+@pytest.mark.parametrize("gateway_receipt_key", [4], indirect=True)
+@pytest.mark.parametrize("gateway_knobs", [REGISTERED], indirect=True)
+async def test_a_gateway_holding_both_keys_switches_when_the_chain_does(
+    network: Network, keys: list[LocalAccount]
+) -> None:
+    """Rotation as docs/operations.md says: the gateway restarted with the new key and the
+    previous one signs with the key the chain registers, the old until the chain names the
+    new, then the new; no receipt is refused, and a new client sees no rotation at all."""
+    new_key = keys[4]
+    async with network.client(terms_max_age_s=STALE) as old:
+        await old.create_account(network.provider, deposit=DEPOSIT)
+        ai = await chat(old, network)
+        await ask(ai, 0)
+        assert (await records(old, network))[-1].rotated_signer is None  # the registered key
+        await network.reprice(signer_address=new_key.address)
+        asked = [1]
+
+        async def switched() -> bool:
+            await ask(ai, asked[0])
+            asked[0] += 1
+            return (await records(old, network))[-1].rotated_signer == new_key.address
+
+        await eventually(switched, what="the gateway signing with the newly registered key")
+        assert (await old.provider_state(network.provider)).failure is None
+        done = await records(old, network)
+    async with network.client(terms_max_age_s=FRESH) as new:
+        await ask(await chat(new, network), 100)
+        [fresh] = await records(new, network)
+    assert fresh.terms is not None
+    assert (fresh.terms.signer_address, fresh.rotated_signer) == (new_key.address, None)
+    for r in [*done, fresh]:
+        assert r.output_fee > 0
+        assert r.output_fee % OUTPUT_PRICE == 0
