@@ -112,9 +112,15 @@ def read_reply(body: bytes, streamed: bool, rule: CountingRule = WORDS) -> Reply
         collector.event(payload, "message")
         units = Generated.of_reply(payload, rule).units if isinstance(payload, dict) else 0
         return collector.reply(units)
-    for line in body.split(b"\n"):
+    # Only what comes before `[DONE]`: an SSE client stops there, so text sent after it
+    # (before the receipt comment) reaches no one and is not owed.
+    lines = body.split(b"\n")
+    for at, line in enumerate(lines):
         line = line.strip()
-        if not line.startswith(b"data:") or line[5:].strip() == b"[DONE]":
+        if line.startswith(b"data:") and line[5:].strip() == b"[DONE]":
+            body = b"\n".join(lines[:at])
+            break
+        if not line.startswith(b"data:"):
             continue
         try:
             collector.event(json.loads(line[5:]), "delta")

@@ -6,6 +6,7 @@ beyond the `max_tokens` the SDK sends, not more units than the text it received 
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
 
 import openai
@@ -207,3 +208,28 @@ async def test_the_choices_asked_for_earn_their_slack(
         await _ask(zg, deployed, False, n=3)
         assert zg.unpaid(deployed.provider) == units * OUTPUT_PRICE
         await zg.close(settle=False)
+
+
+async def test_text_sent_after_done_is_not_charged(
+    deployed: Network, dishonest: DishonestProvider
+) -> None:
+    """A stream of two words, `[DONE]`, then 900 bytes of text events and a usage of 900
+    tokens: the openai client stops at `[DONE]` and the user never sees them. Only what comes
+    before `[DONE]` counts: refused."""
+    event = {"choices": [{"index": 0, "delta": {"content": "x" * 90}}]}
+    padding = f"data: {json.dumps(event)}\n\n".encode() * 10
+    dishonest.after_done = (
+        padding + b'data: {"choices": [], "usage": {"completion_tokens": 900}}\n\n'
+    )
+
+    async def charge_the_padding(asked: Asked) -> Answer:
+        return Answer("two words", None, 900 * OUTPUT_PRICE)
+
+    dishonest.behaviour = charge_the_padding
+    async with deployed.client() as zg:
+        await zg.create_account(deployed.provider, deposit=DEPOSIT)
+        with pytest.raises(VerificationError, match="the received text holds at most 41"):
+            await _ask(zg, deployed, True)
+        assert zg.unpaid(deployed.provider) == 0
+        evidence = (await zg.provider_state(deployed.provider)).evidence()
+        assert [f.ok for f in verify_evidence(evidence)] == [False]
