@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import contextlib
 import json
+import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -13,6 +15,42 @@ from zg_shared.metering import WORDS, CountingRule
 from zg_shared.replies import Generated
 
 RECEIPT_COMMENT = b": zg-receipt "
+_LINE_END = re.compile(rb"\r\n|\r|\n")
+
+
+def _data_lines(body: bytes) -> Iterator[tuple[int, bytes]]:
+    """(offset of the line, value) of each `data:` line, as an SSE client reads it (any line
+    ending, at most one space stripped)."""
+    start = 0
+    for end in _LINE_END.finditer(body + b"\n"):
+        line = body[start : end.start()]
+        if line.startswith(b"data:"):
+            value = line[5:]
+            yield start, value[1:] if value.startswith(b" ") else value
+        start = end.end()
+
+
+def until_done(body: bytes) -> bytes | None:
+    """The stream before its `[DONE]` line (a data value that starts with `[DONE]`: the openai
+    client stops there), or None when it has none."""
+    for start, value in _data_lines(body):
+        if value.startswith(b"[DONE]"):
+            return body[:start]
+    return None
+
+
+def ended(body: bytes) -> bool:
+    """Whether an SSE client has stopped reading the stream: its `[DONE]` arrived, or an
+    error event (a JSON object with an `error`: the openai client raises on it)."""
+    for _, value in _data_lines(body):
+        if value.startswith(b"[DONE]"):
+            return True
+        if b'"error"' in value:
+            with contextlib.suppress(ValueError):
+                event = json.loads(value)
+                if isinstance(event, dict) and event.get("error"):
+                    return True
+    return False
 
 
 @dataclass(frozen=True)
@@ -114,12 +152,10 @@ def read_reply(body: bytes, streamed: bool, rule: CountingRule = WORDS) -> Reply
         return collector.reply(units)
     # Only what comes before `[DONE]`: an SSE client stops there, so text sent after it
     # (before the receipt comment) reaches no one and is not owed.
-    lines = body.split(b"\n")
-    for at, line in enumerate(lines):
+    before = until_done(body)
+    body = body if before is None else before
+    for line in body.split(b"\n"):
         line = line.strip()
-        if line.startswith(b"data:") and line[5:].strip() == b"[DONE]":
-            body = b"\n".join(lines[:at])
-            break
         if not line.startswith(b"data:"):
             continue
         try:

@@ -29,7 +29,7 @@ from pydantic import BaseModel, Field, ValidationError
 from zg_shared.endpoints import PAID_PATHS
 from zgserve._costs import quote, with_output_bound
 from zgserve._provider import SIGNER_OVERLAP_S, ProviderState, ReceivedReceipt, SignedPayment
-from zgserve._sse import split_stream
+from zgserve._sse import ended, split_stream
 from zgserve.errors import CeilingExceeded
 from zgserve.evidence import EvidenceRecord, receipt_signed_by
 from zgserve.terms import Limits, ServiceTerms
@@ -39,10 +39,6 @@ NONCE_CONFLICTS = ("nonce_reused", "nonce_too_low")
 NONCE_ATTEMPTS = 3
 # The gateway charges more than the terms a request was signed under: read them again.
 TERMS_CHANGED = ("input_fee_too_low", "output_price_too_low")
-DONE = b"data: [DONE]"
-# An error event: the openai client raises on it and closes the stream, which is then over
-# (the gateway voided the request; its receipt comment, with no signature, follows).
-ERROR_EVENT = b'data: {"error"'
 RECEIPT_WAIT_S = 10.0
 TERMS_MAX_AGE_S = 5.0  # the gateway's own cache of the registry holds terms this long
 # Hop-by-hop or encoding headers that no longer describe the body we hand on.
@@ -72,16 +68,6 @@ def _error_code(body: bytes) -> str:
 
 def _headers(response: httpx2.Response) -> list[tuple[str, str]]:
     return [(k, v) for k, v in response.headers.items() if k.lower() not in DROPPED]
-
-
-def _done(body: bytes | bytearray) -> bool:
-    """Whether the stream's `[DONE]` event arrived (a line of its own)."""
-    return body.startswith(DONE) or b"\n" + DONE in body
-
-
-def _over(body: bytes | bytearray) -> bool:
-    """Whether the stream ended: its `[DONE]`, or an error event, arrived."""
-    return _done(body) or ERROR_EVENT in body
 
 
 def _fee(text: str) -> int | None:
@@ -141,14 +127,14 @@ class _VerifyingStream(httpx2.AsyncByteStream):
             await self._inner.aclose()
             return
         try:
-            if self._chunks is not None and _over(self._body):
+            if self._chunks is not None and ended(bytes(self._body)):
                 with contextlib.suppress(TimeoutError, httpx2.HTTPError):
                     async with asyncio.timeout(RECEIPT_WAIT_S):
                         async for chunk in self._chunks:
                             self._body += chunk
         finally:
             await self._inner.aclose()
-        await self._end(abandoned=not _over(self._body))
+        await self._end(abandoned=not ended(bytes(self._body)))
 
 
 class PaidTransport(httpx2.AsyncBaseTransport):

@@ -65,6 +65,8 @@ class DishonestProvider:
     extra_choices: int = 0
     # Streams: events sent after `[DONE]` (before the receipt comment), which no client shows.
     after_done: bytes = b""
+    # Streams: the line that ends the events (any SSE spelling an openai client stops at).
+    done_line: bytes = b"data: [DONE]"
     # (status, error code) answered to the next paid requests, in order, before serving any.
     refusals: list[tuple[int, str]] = field(default_factory=list)
 
@@ -166,7 +168,7 @@ class DishonestProvider:
         if usage is not None:
             events.append({"choices": [], "usage": usage})
         body = b"".join(f"data: {json.dumps(e)}\n\n".encode() for e in events)
-        body += b"data: [DONE]\n\n" + self.after_done
+        body += self.done_line + b"\n\n" + self.after_done
         signed = body if self.stream_receipt_body is None else self.stream_receipt_body
         request_id, signature = self._sign(asked, signed, answer.output_fee)
         response = web.StreamResponse(headers={"ZG-Res-Key": request_id})

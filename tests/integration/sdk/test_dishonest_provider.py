@@ -6,6 +6,7 @@ beyond the `max_tokens` the SDK sends, not more units than the text it received 
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator
 
@@ -15,7 +16,7 @@ from eth_account.signers.local import LocalAccount
 
 from tests.integration.sdk.conftest import DEPOSIT, OUTPUT_PRICE, SERVICE, Network
 from tests.integration.sdk.dishonest import Answer, Asked, DishonestProvider
-from zgserve import Limits, VerificationError, ZgClient, verify_evidence
+from zgserve import Limits, SyncZgClient, VerificationError, ZgClient, verify_evidence
 
 MESSAGES: list[openai.types.chat.ChatCompletionMessageParam] = [
     {"role": "user", "content": "hello there"}
@@ -233,3 +234,39 @@ async def test_text_sent_after_done_is_not_charged(
         assert zg.unpaid(deployed.provider) == 0
         evidence = (await zg.provider_state(deployed.provider)).evidence()
         assert [f.ok for f in verify_evidence(evidence)] == [False]
+
+
+def _stream_with_the_sync_client(network: Network) -> tuple[str, int, list[bool]]:
+    key = network.user_key.key.hex()
+    with SyncZgClient(network.rpc_url, network.contract, key, state_dir=network.state_dir) as zg:
+        zg.create_account(network.provider, deposit=DEPOSIT)
+        session = zg.session(network.provider, SERVICE)
+        ai = openai.OpenAI(base_url=session.base_url, api_key="zg", http_client=session.http)
+        stream = ai.chat.completions.create(model="zg-demo-1", messages=MESSAGES, stream=True)
+        with pytest.raises(VerificationError) as failed:
+            "".join(c.choices[0].delta.content or "" for c in stream if c.choices)
+        evidence = zg.aio._providers[network.provider].evidence()
+        verdicts = [f.ok for f in verify_evidence(evidence)]
+        unpaid = zg.unpaid(network.provider)
+        return failed.value.reason, unpaid, verdicts
+
+
+async def test_a_done_spelled_without_its_space_does_not_pass_for_an_abandoned_stream(
+    deployed: Network, dishonest: DishonestProvider
+) -> None:
+    """`data:[DONE]` ends a stream for every SSE client (the sync openai client stops and
+    closes there), but the SDK looked for `data: [DONE]`: the stream passed for one the user
+    abandoned, and its stored receipt (over a longer response) was checked against the
+    output bound only, so two words were charged `max_tokens`. Refused."""
+
+    async def charge_the_bound(asked: Asked) -> Answer:
+        return Answer("two words", None, asked.body["max_tokens"] * OUTPUT_PRICE)
+
+    dishonest.behaviour = charge_the_bound
+    dishonest.done_line = b"data:[DONE]"
+    dishonest.stream_comment = False
+    dishonest.stream_receipt_body = b'data: {"choices": [{"delta": {"content": "x"}}]}\n\n' * 999
+    reason, unpaid, verdicts = await asyncio.to_thread(_stream_with_the_sync_client, deployed)
+    assert "other than the one delivered" in reason
+    assert unpaid == 0
+    assert verdicts == [False]

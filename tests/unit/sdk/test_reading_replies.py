@@ -11,7 +11,7 @@ import pytest
 from zgserve import ConfigError, load_config
 from zgserve._amounts import AmountError, parse_amount
 from zgserve._costs import output_bound
-from zgserve._sse import output_units, read_reply, split_stream
+from zgserve._sse import ended, output_units, read_reply, split_stream, until_done
 
 STREAM = (
     b'data: {"choices":[{"delta":{"content":"one two"}}]}\n\n'
@@ -35,6 +35,30 @@ def test_a_stream_without_receipt_or_with_a_broken_one() -> None:
     # Only a line of its own counts: text that merely contains it is backend data.
     inside = b'data: {"x": ": zg-receipt id=a output_fee=1 signature=0x"}\n\n'
     assert split_stream(inside)[1] is None
+
+
+@pytest.mark.parametrize(
+    ("body", "over"),
+    [
+        (b'data: {"a": 1}\n\ndata: [DONE]\n\n', True),
+        (b'data: {"a": 1}\r\rdata:[DONE]\r\r', True),  # every spelling an SSE client reads
+        (b'data: {"a": 1}\n\ndata: [DONE]x\n\n', True),  # the openai client: startswith
+        (b'data:{"error": {"message": "voided"}}\n\n', True),
+        (b'data: {"a": 1}\n\ndata:  [DONE]\n\n', False),  # two spaces: a value " [DONE]"
+        (b'data: {"choices": [{"delta": {"content": "\\"error\\""}}]}\n\n', False),
+        (b'data: {"a": 1}\n\n', False),
+    ],
+)
+def test_a_stream_ends_where_an_sse_client_stops(body: bytes, over: bool) -> None:
+    assert ended(body) is over
+
+
+def test_nothing_after_done_is_counted() -> None:
+    before = b'data: {"choices": [{"index": 0, "delta": {"content": "two words"}}]}\n\n'
+    after = b'data: {"choices": [{"index": 0, "delta": {"content": "more text"}}]}\n\n'
+    body = before + b"data:[DONE]\n\n" + after
+    assert until_done(body) == before
+    assert (read_reply(body, True).units, read_reply(body, True).generated_bytes) == (2, 9)
 
 
 def test_output_units_prefer_usage_then_words() -> None:
