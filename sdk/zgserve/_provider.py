@@ -45,6 +45,9 @@ class SignedPayment:
             # Unsigned: lets the gateway refuse, rather than charge, a request signed under an
             # output price below the one it charges (a rise this SDK has not read yet).
             "ZG-Output-Price": str(self.quote.terms.output_price),
+            # Unsigned too: the gateway counts units under the rule this was signed under while
+            # the service's change of rule is recent, and refuses it after (read again).
+            "ZG-Counting-Rule": self.quote.terms.counting_rule,
         }
 
 

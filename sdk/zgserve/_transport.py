@@ -38,7 +38,7 @@ METERED = PAID_PATHS
 NONCE_CONFLICTS = ("nonce_reused", "nonce_too_low")
 NONCE_ATTEMPTS = 3
 # The gateway charges more than the terms a request was signed under: read them again.
-TERMS_CHANGED = ("input_fee_too_low", "output_price_too_low")
+TERMS_CHANGED = ("input_fee_too_low", "output_price_too_low", "counting_rule_changed")
 RECEIPT_WAIT_S = 10.0
 TERMS_MAX_AGE_S = 5.0  # the gateway's own cache of the registry holds terms this long
 # Hop-by-hop or encoding headers that no longer describe the body we hand on.

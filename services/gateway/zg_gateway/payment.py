@@ -22,7 +22,9 @@ PAYMENT_HEADERS = (
     "Fee",
     "Signature",
     "ZG-Output-Price",  # optional, unsigned: the output price the request was signed under
+    "ZG-Counting-Rule",  # optional, unsigned: the counting rule the request was signed under
 )
+MAX_RULE_NAME = 64
 U64 = 1 << 64
 U128 = 1 << 128
 # Digits of the largest number a header may hold (2^128 has 39), checked before int() reads it:
@@ -43,6 +45,9 @@ class Payment:
     # The output price per unit the signer read (ZG-Output-Price), if it says: a request
     # signed under a price below the one charged is refused, not served.
     output_price: int | None = None
+    # The counting rule the signer read (ZG-Counting-Rule), if it says: counted under it when
+    # it is the service's rule or the one just replaced (service.py, `_rule_for`).
+    counting_rule: str | None = None
 
     @property
     def signature_hex(self) -> str:
@@ -107,6 +112,7 @@ def parse_payment(headers: Mapping[str, str]) -> Payment:
         output_price=(
             _uint(headers, "ZG-Output-Price", U128) if "ZG-Output-Price" in headers else None
         ),
+        counting_rule=_rule_name(headers.get("ZG-Counting-Rule")),
     )
     if payment.fee != payment.input_fee + payment.previous_output_fee:
         raise BadRequest("fee_mismatch", "Fee must equal Input-Fee + Previous-Output-Fee")
@@ -131,6 +137,20 @@ def check_output_price(payment: Payment, output_price: int) -> None:
             f"{output_price} wei per unit",
             required=output_price,
         )
+
+
+def _rule_name(raw: str | None) -> str | None:
+    if raw is None:
+        return None
+    name = raw.strip()
+    if not name or len(name) > MAX_RULE_NAME or not name.isascii() or not name.isprintable():
+        raise BadRequest(
+            "invalid_header",
+            f"ZG-Counting-Rule must be a rule's name: printable ASCII, 1 to {MAX_RULE_NAME} "
+            "characters",
+            param="ZG-Counting-Rule",
+        )
+    return name
 
 
 def message_of(payment: Payment, provider: str) -> int:

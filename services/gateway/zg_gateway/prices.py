@@ -15,6 +15,11 @@ The prices a service had until a change are remembered in Redis, shared by every
 process of the provider (workers, replicas, and one restarted within the period), as one hash
 per service: "input:output" -> when it was replaced (ms). Whoever can write Redis can only
 make the gateway charge less (the lowest of these and the chain's current prices).
+
+A change of the service's counting rule changes what is charged too, so it is terms as well:
+the rule replaced is remembered in the same hash ("rule:NAME" -> when), and for the period a
+request that says it was signed under it (ZG-Counting-Rule) is counted under it, input and
+output; after it, such a request is refused (`counting_rule_changed`) and signed again.
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ from redis.asyncio import Redis
 from zg_shared.chain import Service
 
 PRICES_PREFIX = "zg:gateway:prices"
+RULE_PREFIX = "rule:"
 
 
 def prices_key(provider: str, service: str) -> str:
@@ -51,11 +57,17 @@ class PriceWindow:
             return chain
         key = prices_key(self._provider, chain.name)
         now_ms = int(now * 1000)
+        replaced_now: dict[str, int] = {}
         if before is not None and _pair(before) != _pair(chain):
+            replaced_now[_pair(before)] = now_ms
+        if before is not None and before.counting_rule != chain.counting_rule:
+            replaced_now[RULE_PREFIX + before.counting_rule] = now_ms
+        if replaced_now:
             # Replaced now, as far as this process knows: a later sighting by another process
             # only moves the end of the period later, which charges less.
             async with self._redis.pipeline(transaction=True) as pipe:
-                pipe.hset(key, _pair(before), now_ms)
+                for field, when in replaced_now.items():
+                    pipe.hset(key, field, when)
                 pipe.pexpire(key, 2 * self._grace_ms)
                 await pipe.execute()
         replaced = await self._redis.hgetall(key)
@@ -72,3 +84,23 @@ class PriceWindow:
         if (input_price, output_price) == (chain.input_price, chain.output_price):
             return chain
         return chain.model_copy(update={"input_price": input_price, "output_price": output_price})
+
+    async def previous_rules(self, chain: Service, now: float) -> dict[str, float]:
+        """The counting rules the service had within the grace period, other than its
+        current one: name -> when the period for it ends (s)."""
+        if self._grace_ms <= 0:
+            return {}
+        rules = {}
+        for field, at in (
+            await self._redis.hgetall(prices_key(self._provider, chain.name))
+        ).items():
+            name = _text(field)
+            if not name.startswith(RULE_PREFIX) or name == RULE_PREFIX + chain.counting_rule:
+                continue
+            try:
+                until = (int(at) + self._grace_ms) / 1000
+            except ValueError:
+                continue
+            if until > now:
+                rules[name.removeprefix(RULE_PREFIX)] = until
+        return rules

@@ -184,6 +184,8 @@ class GatewayService:
         # name -> (read at, the chain's terms, the terms charged, the backend)
         self._services: dict[str, tuple[float, Service, Service, str]] = {}
         self.prices = PriceWindow(redis, self.provider, settings.price_rise_grace_s)
+        # name -> the counting rules it replaced within the grace period -> until when (s)
+        self._previous_rules: dict[str, dict[str, float]] = {}
 
     def _read_chain(self, client: str) -> None:
         """Charges one chain read to the client's address: reads a request can cause before its
@@ -248,7 +250,19 @@ class GatewayService:
             service, before[1] if before is not None else None, now
         )
         self._services[name] = (now, service, charged, backend)
+        self._previous_rules[name] = await self.prices.previous_rules(service, now)
         return charged, backend
+
+    def _rule_for(self, payment: Payment, service: Service) -> CountingRule | None:
+        """The counting rule to count the request under: the service's, or the one the request
+        says it was signed under (ZG-Counting-Rule) when the service replaced it within the
+        grace period (prices.py: a change of rule is a change of terms, like a price); None
+        when it says another. A request that does not say is counted under the service's."""
+        signed = payment.counting_rule
+        if signed is None or signed == service.counting_rule:
+            return _rule_of(service)
+        until = self._previous_rules.get(service.name, {}).get(signed, 0.0)
+        return RULES.get(signed) if until > self._clock() else None
 
     async def signer_of(self, user: str, client: str = "") -> tuple[int, int]:
         """The account's request-signing key, cached in process. It enters the cache from the
@@ -314,7 +328,7 @@ class GatewayService:
         check_content_type(content_type, raw_body)
         payment = parse_payment(headers)
         service, backend = await self.service(name, client)
-        rule = _rule_of(service)
+        _rule_of(service)  # a rule this gateway does not know: refused before anything is read
         signer = await self.signer_of(payment.user, client)
         message = message_of(payment, self.provider)
         check_signature(payment, message, signer)
@@ -330,6 +344,14 @@ class GatewayService:
         fee_only = not endpoint.proxied and not raw_body.strip()
         body = {} if fee_only else json_object(raw_body)
         _check_model(body, service)
+        rule = self._rule_for(payment, service)
+        if rule is None and self.chain_reads.allow(client):
+            # Signed under a counting rule this gateway does not hold: a change on chain it
+            # has not read yet (read once more, within the client's budget of chain reads).
+            service, backend = await self.service(name, client, fresh=True)
+            _check_model(body, service)
+            rule = self._rule_for(payment, service)
+        rule = _signed_rule(rule, payment, service)
         stream = wants_stream(body, endpoint)
         input_units = _input_units(rule, endpoint, body)
         charges_output = endpoint.generates  # else the output price is no concern of it
@@ -338,7 +360,7 @@ class GatewayService:
             # Signed under lower prices than this gateway holds: a drop it has not read yet
             # (read once more, within the client's budget of chain reads, like an account).
             service, backend = await self.service(name, client, fresh=True)
-            rule = _rule_of(service)
+            rule = _signed_rule(self._rule_for(payment, service), payment, service)
             _check_model(body, service)
             input_units = _input_units(rule, endpoint, body)
         check_input_fee(payment, input_units, service.input_price)
@@ -618,6 +640,18 @@ def _input_units(rule: CountingRule, endpoint: Endpoint, body: dict[str, Any]) -
         return rule.total(endpoint.input_texts(body))
     except MeteringError as exc:
         raise BadRequest("invalid_body", str(exc), param=exc.field) from exc
+
+
+def _signed_rule(rule: CountingRule | None, payment: Payment, service: Service) -> CountingRule:
+    if rule is not None:
+        return rule
+    raise BadRequest(
+        "counting_rule_changed",
+        f"service {service.name!r} counts units by the rule {service.counting_rule!r}, not "
+        f"{(payment.counting_rule or '')[:64]!r} (ZG-Counting-Rule): read its terms again and "
+        "sign again; nothing was charged",
+        required=service.counting_rule,
+    )
 
 
 def _signed_lower(

@@ -66,6 +66,9 @@ def test_well_formed_headers_parse() -> None:
         ({"Fee": "43"}, "fee_mismatch"),
         ({"ZG-Output-Price": "-1"}, "invalid_header"),
         ({"ZG-Output-Price": str(2**128)}, "invalid_header"),
+        ({"ZG-Counting-Rule": " "}, "invalid_header"),
+        ({"ZG-Counting-Rule": "w" * 65}, "invalid_header"),
+        ({"ZG-Counting-Rule": "wörds"}, "invalid_header"),
     ],
 )
 def test_malformed_headers_name_the_problem(change: dict[str, str], code: str) -> None:
@@ -92,3 +95,8 @@ def test_an_output_price_below_the_one_charged_is_refused() -> None:
         check_output_price(payment, output_price=21)
     assert err.value.code == "output_price_too_low"
     assert err.value.details == {"required": 21}
+
+
+def test_the_counting_rule_signed_under_is_read() -> None:
+    assert parse_payment(headers()).counting_rule is None
+    assert parse_payment(headers(**{"ZG-Counting-Rule": " words "})).counting_rule == "words"
