@@ -278,7 +278,7 @@ class PaidTransport(httpx2.AsyncBaseTransport):
                 self.state.stop(f"the receipt's output fee {fee_header[:80]!r} is not an amount")
             receipt = ReceivedReceipt(request_id, fee, response.headers.get("ZG-Signature", ""))
             record = self.state.receive(service, endpoint, payment, body, reply, False, receipt)
-            self.state.conclude(payment, await self._rotation(service, record))
+            self.state.conclude(payment, await self._rotation(service, record, payment))
             return httpx2.Response(200, headers=_headers(response), content=reply, request=request)
 
         async def on_end(raw: bytes, abandoned: bool) -> None:
@@ -321,7 +321,7 @@ class PaidTransport(httpx2.AsyncBaseTransport):
                     f"{receipt.relayed_sha256}) other than the one delivered to its end"
                 )
             record = self.state.receive(service, endpoint, payment, body, relayed, True, receipt)
-            self.state.conclude(payment, await self._rotation(service, record))
+            self.state.conclude(payment, await self._rotation(service, record, payment))
 
         return httpx2.Response(
             200,
@@ -330,7 +330,9 @@ class PaidTransport(httpx2.AsyncBaseTransport):
             request=request,
         )
 
-    async def _rotation(self, service: str, record: EvidenceRecord) -> EvidenceRecord:
+    async def _rotation(
+        self, service: str, record: EvidenceRecord, payment: SignedPayment
+    ) -> EvidenceRecord:
         """The record, with its receipt's signer accepted when the provider rotated it: a
         signer this SDK read on chain for the service and saw replaced within
         SIGNER_OVERLAP_S, or the one the chain registers now (read again once: a gateway may
@@ -349,6 +351,11 @@ class PaidTransport(httpx2.AsyncBaseTransport):
                 now = await self.terms(service, read_after=self._clock())
             except CeilingExceeded:  # read and kept, but above the ceilings for new requests
                 now = self.state.services[service]
+            except BaseException:
+                # The chain cannot say now: the receipt is neither accepted nor held against
+                # the provider; its outcome is unknown, as for a failed connection.
+                self.state.unknown(payment)
+                raise
             if signed_by.lower() != now.signer_address.lower():
                 return record
         log.info(

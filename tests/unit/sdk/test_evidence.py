@@ -183,3 +183,23 @@ def test_terms_are_built_from_the_chains_service() -> None:
     assert (terms.name, terms.input_price, terms.output_price) == ("chat", 3, 5)
     assert (terms.signer_address, terms.updated_at) == (SIGNER.address, 1234)
     assert terms.counting_rule == service.counting_rule == "words"
+
+
+def test_a_receipt_by_the_rotated_signer_verifies_offline_and_no_other() -> None:
+    """A record the SDK accepted under a rotated receipt signer (`rotated_signer`) verifies
+    offline against that signer; the same receipt without it, or naming another, does not."""
+    state = _state()
+    payment = state.sign(_quote(), Limits().max_debt)
+    receipt = Receipt.for_bodies(_message(state, payment.nonce, payment.fee), REQUEST, REPLY, 40)
+    signature = sign_receipt(receipt, OTHER)  # type: ignore[arg-type]
+    record = state.receive(
+        "chat", CHAT, payment, REQUEST, REPLY, False, ReceivedReceipt("id", 40, signature)
+    )
+    assert state.verdict(record) is not None
+    rotated = state.rotated(record, OTHER.address)
+    assert list(state.records) == [rotated]
+    state.conclude(payment, rotated)
+    assert state.unpaid == 40
+    assert [f.ok for f in verify_evidence(state.evidence())] == [True]
+    forged = rotated.model_copy(update={"rotated_signer": EthAccount.create().address})
+    assert state.verdict(forged) is not None
