@@ -191,7 +191,7 @@ def test_a_receipt_by_the_rotated_signer_verifies_offline_and_no_other() -> None
     state = _state()
     payment = state.sign(_quote(), Limits().max_debt)
     receipt = Receipt.for_bodies(_message(state, payment.nonce, payment.fee), REQUEST, REPLY, 40)
-    signature = sign_receipt(receipt, OTHER)  # type: ignore[arg-type]
+    signature = sign_receipt(receipt, OTHER)
     record = state.receive(
         "chat", CHAT, payment, REQUEST, REPLY, False, ReceivedReceipt("id", 40, signature)
     )
