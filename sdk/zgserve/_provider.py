@@ -48,6 +48,8 @@ class SignedPayment:
             # Unsigned too: the gateway counts units under the rule this was signed under while
             # the service's change of rule is recent, and refuses it after (read again).
             "ZG-Counting-Rule": self.quote.terms.counting_rule,
+            # And the receipt signer it will check: a gateway rotating its key signs with it.
+            "ZG-Receipt-Signer": self.quote.terms.signer_address,
         }
 
 

@@ -23,6 +23,7 @@ PAYMENT_HEADERS = (
     "Signature",
     "ZG-Output-Price",  # optional, unsigned: the output price the request was signed under
     "ZG-Counting-Rule",  # optional, unsigned: the counting rule the request was signed under
+    "ZG-Receipt-Signer",  # optional, unsigned: the receipt signer the request was signed under
 )
 MAX_RULE_NAME = 64
 U64 = 1 << 64
@@ -48,6 +49,9 @@ class Payment:
     # The counting rule the signer read (ZG-Counting-Rule), if it says: counted under it when
     # it is the service's rule or the one just replaced (service.py, `_rule_for`).
     counting_rule: str | None = None
+    # The receipt signer the signer read (ZG-Receipt-Signer), if it says: during a rotation
+    # the receipt is signed with that key when this gateway holds it (service.py).
+    receipt_signer: str | None = None
 
     @property
     def signature_hex(self) -> str:
@@ -113,6 +117,7 @@ def parse_payment(headers: Mapping[str, str]) -> Payment:
             _uint(headers, "ZG-Output-Price", U128) if "ZG-Output-Price" in headers else None
         ),
         counting_rule=_rule_name(headers.get("ZG-Counting-Rule")),
+        receipt_signer=_address(headers.get("ZG-Receipt-Signer")),
     )
     if payment.fee != payment.input_fee + payment.previous_output_fee:
         raise BadRequest("fee_mismatch", "Fee must equal Input-Fee + Previous-Output-Fee")
@@ -137,6 +142,19 @@ def check_output_price(payment: Payment, output_price: int) -> None:
             f"{output_price} wei per unit",
             required=output_price,
         )
+
+
+def _address(raw: str | None) -> str | None:
+    if raw is None:
+        return None
+    try:
+        return _checksum(raw.strip())
+    except ValueError:
+        raise BadRequest(
+            "invalid_header",
+            "ZG-Receipt-Signer must be an Ethereum address",
+            param="ZG-Receipt-Signer",
+        ) from None
 
 
 def _rule_name(raw: str | None) -> str | None:

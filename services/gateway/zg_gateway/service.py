@@ -484,7 +484,12 @@ class GatewayService:
             output_fee=output_fee,
         )
         signer = self.receipt_signer_of(admitted.service.name)
-        signature = signer.sign(receipt) if charged else ""
+        # The receipt by the key the user's SDK holds as the service's signer, if this gateway
+        # holds it too (a rotation: both keys registered, one just before the other); billing's
+        # attestation by the key the chain registers.
+        named = admitted.payment.receipt_signer
+        by = self.receipt_signers.get(named.lower(), signer) if named else signer
+        signature = by.sign(receipt) if charged else ""
         stored = None
         if charged:
             value = json.dumps(

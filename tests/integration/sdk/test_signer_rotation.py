@@ -16,9 +16,19 @@ from eth_account.signers.local import LocalAccount
 
 from tests.integration.polling import eventually
 from tests.integration.sdk.conftest import DEPOSIT, OUTPUT_PRICE, Network
-from tests.integration.sdk.test_price_change import FRESH, STALE, UNITS, ask, chat, records
+from tests.integration.sdk.test_price_change import (
+    FRESH,
+    STALE,
+    UNITS,
+    ask,
+    chat,
+    records,
+    served_events,
+)
 from zg_gateway.receipts import ReceiptSigner
 from zg_gateway.service import GatewayService
+from zg_shared.eip191 import signer_of
+from zg_shared.events import RequestServedV1
 from zgserve import ProviderStopped, VerificationError, verify_evidence
 from zgserve.evidence import EvidenceRecord
 
@@ -106,34 +116,43 @@ async def test_an_honest_signer_rotation_refuses_no_receipt(
 
 @pytest.mark.parametrize("gateway_receipt_key", [4], indirect=True)
 @pytest.mark.parametrize("gateway_knobs", [REGISTERED], indirect=True)
-async def test_a_gateway_holding_both_keys_switches_when_the_chain_does(
-    network: Network, keys: list[LocalAccount]
+async def test_a_gateway_holding_both_keys_signs_with_the_one_each_sdk_holds(
+    network: Network, keys: list[LocalAccount], nats_url: str
 ) -> None:
     """Rotation as docs/operations.md says: the gateway restarted with the new key and the
-    previous one signs with the key the chain registers, the old until the chain names the
-    new, then the new; no receipt is refused, and a new client sees no rotation at all."""
-    new_key = keys[4]
+    previous one. Each receipt is signed with the key the request's SDK names
+    (ZG-Receipt-Signer): a client still holding the old signer gets the old key's receipts, one
+    that read the new signer first (before the gateway did) the new key's; no receipt needs the
+    overlap. Served events (billing's) follow the chain: the new key once the gateway reads it."""
+    new_key, old_signer = keys[4], network.registered_signer
     async with network.client(terms_max_age_s=STALE) as old:
         await old.create_account(network.provider, deposit=DEPOSIT)
         ai = await chat(old, network)
-        await ask(ai, 0)
-        assert (await records(old, network))[-1].rotated_signer is None  # the registered key
+        await ask(ai, 0)  # the gateway holds the old signer for 5 s
         await network.reprice(signer_address=new_key.address)
-        asked = [1]
+        async with network.client(terms_max_age_s=FRESH, elsewhere=True) as new:
+            ai_new = await chat(new, network)
+            await asyncio.gather(*(ask(ai_new, i) for i in range(1, 4)))
+            fresh = await records(new, network)
+        asked = [10]
 
-        async def switched() -> bool:
+        async def attested_by_the_new_key() -> bool:
             await ask(ai, asked[0])
             asked[0] += 1
-            return (await records(old, network))[-1].rotated_signer == new_key.address
+            events = await served_events(nats_url, asked[0] - 10 + 4)
+            last = RequestServedV1.model_validate(events[-1])
+            return signer_of(last.digest(), last.attestation) == new_key.address
 
-        await eventually(switched, what="the gateway signing with the newly registered key")
+        await eventually(attested_by_the_new_key, what="served events signed with the new key")
+        await ask(ai, 99)
         assert (await old.provider_state(network.provider)).failure is None
         done = await records(old, network)
-    async with network.client(terms_max_age_s=FRESH) as new:
-        await ask(await chat(new, network), 100)
-        [fresh] = await records(new, network)
-    assert fresh.terms is not None
-    assert (fresh.terms.signer_address, fresh.rotated_signer) == (new_key.address, None)
-    for r in [*done, fresh]:
+    assert {(r.terms.signer_address, r.rotated_signer) for r in fresh if r.terms} == {
+        (new_key.address, None)
+    }
+    assert {(r.terms.signer_address, r.rotated_signer) for r in done if r.terms} == {
+        (old_signer, None)
+    }
+    for r in [*done, *fresh]:
         assert r.output_fee > 0
         assert r.output_fee % OUTPUT_PRICE == 0

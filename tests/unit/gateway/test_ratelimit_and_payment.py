@@ -69,6 +69,7 @@ def test_well_formed_headers_parse() -> None:
         ({"ZG-Counting-Rule": " "}, "invalid_header"),
         ({"ZG-Counting-Rule": "w" * 65}, "invalid_header"),
         ({"ZG-Counting-Rule": "wörds"}, "invalid_header"),
+        ({"ZG-Receipt-Signer": "0x1234"}, "invalid_header"),
     ],
 )
 def test_malformed_headers_name_the_problem(change: dict[str, str], code: str) -> None:
