@@ -65,6 +65,11 @@ def choices_asked(request_body: bytes) -> int:
     return n if isinstance(n, int) and not isinstance(n, bool) and n > 0 else 1
 
 
+def asks_to_stream(request_body: bytes) -> bool:
+    body = _json_object(request_body)
+    return body is not None and body.get("stream") is True
+
+
 def with_output_bound(endpoint: str, body: bytes, default: int) -> bytes:
     """The body to send: a generating request that names no output bound gets `default` in
     its endpoint's last bound field (`max_tokens`), or the endpoint's API default where that
@@ -138,8 +143,14 @@ class Chargeable:
     counted: int
     bound: int | None
     fits: int | None
+    wrong_form: bool = False
 
     def explain(self) -> str:
+        if self.wrong_form:
+            return (
+                "the reply is not in the form the request asked for (a stream or not), so no "
+                "client reads it"
+            )
         parts = [f"the response counts {self.counted}"]
         if self.bound is not None:
             parts.append(f"the request allows {self.bound}")
@@ -160,8 +171,12 @@ def chargeable_units(
     service's counting rule, by which output without a reported usage is counted."""
     if not generates_output(endpoint):
         return Chargeable(0, 0, None, None)
-    reply = read_reply(response_body, streamed, rule)
     bound = output_bound(endpoint, request_body)
+    if streamed != asks_to_stream(request_body):
+        # An openai client reads a reply in the form it asked for: a plain reply to a stream
+        # (or a stream to a plain request) shows the user nothing, whatever it holds.
+        return Chargeable(0, 0, bound, 0, wrong_form=True)
+    reply = read_reply(response_body, streamed, rule)
     choices = min(reply.choices, choices_asked(request_body))
     fits = reply.generated_bytes + SLACK_UNITS_PER_CHOICE * choices
     if not whole:

@@ -67,6 +67,8 @@ class DishonestProvider:
     after_done: bytes = b""
     # Streams: the line that ends the events (any SSE spelling an openai client stops at).
     done_line: bytes = b"data: [DONE]"
+    # Answer a request that asked to stream with a plain JSON reply (no client shows it).
+    plain_for_streams: bool = False
     # (status, error code) answered to the next paid requests, in order, before serving any.
     refusals: list[tuple[int, str]] = field(default_factory=list)
 
@@ -109,7 +111,7 @@ class DishonestProvider:
             if answer.completion_tokens is not None
             else None
         )
-        if asked.body.get("stream") is True:
+        if asked.body.get("stream") is True and not self.plain_for_streams:
             return await self._stream(request, asked, answer, usage)
         reply = {
             "id": "dishonest",

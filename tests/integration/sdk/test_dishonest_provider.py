@@ -270,3 +270,24 @@ async def test_a_done_spelled_without_its_space_does_not_pass_for_an_abandoned_s
     assert "other than the one delivered" in reason
     assert unpaid == 0
     assert verdicts == [False]
+
+
+async def test_a_plain_reply_to_a_stream_is_not_charged(
+    deployed: Network, dishonest: DishonestProvider
+) -> None:
+    """The user asks to stream; the provider answers a plain JSON reply of 200 words with a
+    usage of 1,000 tokens. The openai client reads it as a stream of no events: the user gets
+    an empty reply. It was charged 1,000 units; now the receipt is refused."""
+
+    async def big(asked: Asked) -> Answer:
+        return Answer("word " * 200, 1000, 1000 * OUTPUT_PRICE)
+
+    dishonest.behaviour = big
+    dishonest.plain_for_streams = True
+    async with deployed.client() as zg:
+        await zg.create_account(deployed.provider, deposit=DEPOSIT)
+        with pytest.raises(VerificationError, match="not in the form the request asked for"):
+            await _ask(zg, deployed, True)
+        assert zg.unpaid(deployed.provider) == 0
+        evidence = (await zg.provider_state(deployed.provider)).evidence()
+        assert [f.ok for f in verify_evidence(evidence)] == [False]

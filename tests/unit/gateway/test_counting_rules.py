@@ -51,7 +51,9 @@ def test_output_is_counted_by_the_rule_over_the_joined_stream() -> None:
     body = b"".join(b"data: " + json.dumps(p).encode() + b"\n\n" for p in pieces)
     assert Generated.of_stream(body, LETTERS).units == 5
     assert Generated.of_stream(body).units == 3  # words: "ab", "cd", "e!"
-    request = json.dumps({"messages": [{"content": "x"}], "max_tokens": 100}).encode()
+    request = json.dumps(
+        {"messages": [{"content": "x"}], "max_tokens": 100, "stream": True}
+    ).encode()
     counted = chargeable_units("chat/completions", request, body, True, True, LETTERS)
     assert counted.counted == 5
 
