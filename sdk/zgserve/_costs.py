@@ -36,6 +36,7 @@ from zgserve.errors import CeilingExceeded, ZgError
 from zgserve.terms import Limits, ServiceTerms
 
 SLACK_UNITS_PER_CHOICE = 32
+COMPLETIONS = "completions"  # its replies hold text in `choices[].text`; chat's in messages
 
 
 def _json_object(body: bytes) -> dict[str, Any] | None:
@@ -176,7 +177,7 @@ def chargeable_units(
         # An openai client reads a reply in the form it asked for: a plain reply to a stream
         # (or a stream to a plain request) shows the user nothing, whatever it holds.
         return Chargeable(0, 0, bound, 0, wrong_form=True)
-    reply = read_reply(response_body, streamed, rule)
+    reply = read_reply(response_body, streamed, rule, completions=endpoint == COMPLETIONS)
     choices = min(reply.choices, choices_asked(request_body))
     fits = reply.generated_bytes + SLACK_UNITS_PER_CHOICE * choices
     if not whole:

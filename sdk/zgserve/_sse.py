@@ -116,7 +116,10 @@ class _Collector:
         self.generated = 0
         self.indices: set[object] = set()
 
-    def event(self, event: Any, key: str) -> None:
+    def event(self, event: Any, key: str | None) -> None:
+        """`key`: the choice's field that holds a chat reply's text (`message`, `delta`); None
+        for a completions reply, whose text is the choice's `text`. Only the endpoint's own
+        field counts: another is not what its client shows."""
         if not isinstance(event, dict):
             return
         if isinstance(event.get("usage"), dict):
@@ -127,11 +130,11 @@ class _Collector:
                 continue
             index = choice.get("index", 0)
             self.indices.add(index if isinstance(index, int) else 0)
-            part = choice.get(key)
+            part = choice.get(key) if key is not None else None
             strings: list[str] = []
             if isinstance(part, dict):
                 strings = _generated(part)
-            if isinstance(choice.get("text"), str):
+            if key is None and isinstance(choice.get("text"), str):
                 strings.append(choice["text"])
             self.generated += sum(len(s.encode()) for s in strings)
 
@@ -139,15 +142,18 @@ class _Collector:
         return Reply(self.usage, units, self.generated, max(1, len(self.indices)))
 
 
-def read_reply(body: bytes, streamed: bool, rule: CountingRule = WORDS) -> Reply:
+def read_reply(
+    body: bytes, streamed: bool, rule: CountingRule = WORDS, completions: bool = False
+) -> Reply:
     """The usage and generated text of a plain JSON reply or of an SSE stream's events; output
-    units counted by the service's `rule` where no usage is reported."""
+    units counted by the service's `rule` where no usage is reported. `completions`: a reply
+    of the completions endpoint (text in `choices[].text`), else of chat."""
     collector = _Collector()
     if not streamed:
         payload = None
         with contextlib.suppress(ValueError):
             payload = json.loads(body)
-        collector.event(payload, "message")
+        collector.event(payload, None if completions else "message")
         units = Generated.of_reply(payload, rule).units if isinstance(payload, dict) else 0
         return collector.reply(units)
     # Only what comes before `[DONE]`: an SSE client stops there, so text sent after it
@@ -159,7 +165,7 @@ def read_reply(body: bytes, streamed: bool, rule: CountingRule = WORDS) -> Reply
         if not line.startswith(b"data:"):
             continue
         try:
-            collector.event(json.loads(line[5:]), "delta")
+            collector.event(json.loads(line[5:]), None if completions else "delta")
         except ValueError:
             continue
     return collector.reply(Generated.of_stream(body, rule).units)

@@ -67,6 +67,8 @@ class DishonestProvider:
     after_done: bytes = b""
     # Streams: the line that ends the events (any SSE spelling an openai client stops at).
     done_line: bytes = b"data: [DONE]"
+    # Fields added to the first choice of every reply (plain) or of the first event (streams).
+    choice_extra: dict[str, Any] = field(default_factory=dict)
     # Answer a request that asked to stream with a plain JSON reply (no client shows it).
     plain_for_streams: bool = False
     # (status, error code) answered to the next paid requests, in order, before serving any.
@@ -123,6 +125,7 @@ class DishonestProvider:
                     "index": i,
                     "message": {"role": "assistant", "content": answer.text if i == 0 else ""},
                     "finish_reason": "stop",
+                    **(self.choice_extra if i == 0 else {}),
                 }
                 for i in range(1 + self.extra_choices)
             ],
@@ -164,7 +167,15 @@ class DishonestProvider:
         self, request: web.Request, asked: Asked, answer: Answer, usage: dict[str, Any] | None
     ) -> web.StreamResponse:
         events: list[dict[str, Any]] = [
-            {"choices": [{"index": i, "delta": {"content": answer.text if i == 0 else ""}}]}
+            {
+                "choices": [
+                    {
+                        "index": i,
+                        "delta": {"content": answer.text if i == 0 else ""},
+                        **(self.choice_extra if i == 0 else {}),
+                    }
+                ]
+            }
             for i in range(1 + self.extra_choices)
         ]
         if usage is not None:

@@ -291,3 +291,23 @@ async def test_a_plain_reply_to_a_stream_is_not_charged(
         assert zg.unpaid(deployed.provider) == 0
         evidence = (await zg.provider_state(deployed.provider)).evidence()
         assert [f.ok for f in verify_evidence(evidence)] == [False]
+
+
+@pytest.mark.parametrize("stream", [False, True])
+async def test_completion_text_hidden_in_a_chat_reply_is_not_charged(
+    deployed: Network, dishonest: DishonestProvider, stream: bool
+) -> None:
+    """A chat reply of two words whose choice also carries a completions-style `text` of 900
+    bytes, which no chat client shows, and a usage of 900 tokens: only the fields of the
+    endpoint's own reply count. Refused."""
+
+    async def charge_the_padding(asked: Asked) -> Answer:
+        return Answer("two words", 900, 900 * OUTPUT_PRICE)
+
+    dishonest.behaviour = charge_the_padding
+    dishonest.choice_extra = {"text": "x" * 900}
+    async with deployed.client() as zg:
+        await zg.create_account(deployed.provider, deposit=DEPOSIT)
+        with pytest.raises(VerificationError, match="the received text holds at most 41"):
+            await _ask(zg, deployed, stream)
+        assert zg.unpaid(deployed.provider) == 0

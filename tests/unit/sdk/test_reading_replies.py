@@ -156,3 +156,16 @@ def test_config_says_what_is_missing(tmp_path: Path) -> None:
         load_config(environ={"ZG_DEPLOYMENT": str(tmp_path / "none.json")})
     with pytest.raises(ConfigError, match="no deployment file"):
         load_config(deployment=tmp_path / "none.json", environ={})
+
+
+def test_only_the_endpoints_own_text_field_counts() -> None:
+    """A chat reply's text is in its message (delta); a completions reply's in `text`: the
+    other field is not what the endpoint's client shows."""
+    choice = {"index": 0, "message": {"content": "two words"}, "text": "x" * 900}
+    plain = json.dumps({"choices": [choice]}).encode()
+    assert read_reply(plain, False).generated_bytes == 9
+    assert read_reply(plain, False, completions=True).generated_bytes == 900
+    event = {"choices": [{"index": 0, "delta": {"content": "two words"}, "text": "x" * 900}]}
+    stream = f"data: {json.dumps(event)}\n\ndata: [DONE]\n\n".encode()
+    assert read_reply(stream, True).generated_bytes == 9
+    assert read_reply(stream, True, completions=True).generated_bytes == 900
