@@ -136,7 +136,9 @@ class _Collector:
                 strings = _generated(part)
             if key is None and isinstance(choice.get("text"), str):
                 strings.append(choice["text"])
-            self.generated += sum(len(s.encode()) for s in strings)
+            # surrogatepass: a JSON `\ud800` decodes to a lone surrogate, which strict UTF-8
+            # refuses (the check would raise instead of judging the receipt).
+            self.generated += sum(len(s.encode("utf-8", "surrogatepass")) for s in strings)
 
     def reply(self, units: int) -> Reply:
         return Reply(self.usage, units, self.generated, max(1, len(self.indices)))

@@ -311,3 +311,21 @@ async def test_completion_text_hidden_in_a_chat_reply_is_not_charged(
         with pytest.raises(VerificationError, match="the received text holds at most 41"):
             await _ask(zg, deployed, stream)
         assert zg.unpaid(deployed.provider) == 0
+
+
+async def test_a_reply_with_a_lone_surrogate_is_judged_not_a_crash(
+    deployed: Network, dishonest: DishonestProvider
+) -> None:
+    """A reply escaping a lone surrogate (`\\ud800`, valid JSON) raised UnicodeEncodeError in
+    the receipt check: no verdict, no evidence, the provider not stopped. Now it is judged;
+    here it charges 1,000 units for a few bytes and is refused."""
+
+    async def surrogate(asked: Asked) -> Answer:
+        return Answer("\ud800 hi", 1000, 1000 * OUTPUT_PRICE)
+
+    dishonest.behaviour = surrogate
+    async with deployed.client() as zg:
+        await zg.create_account(deployed.provider, deposit=DEPOSIT)
+        with pytest.raises(VerificationError, match="the received text holds at most 38"):
+            await _ask(zg, deployed, False)
+        assert zg.unpaid(deployed.provider) == 0

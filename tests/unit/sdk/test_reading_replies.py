@@ -169,3 +169,9 @@ def test_only_the_endpoints_own_text_field_counts() -> None:
     stream = f"data: {json.dumps(event)}\n\ndata: [DONE]\n\n".encode()
     assert read_reply(stream, True).generated_bytes == 9
     assert read_reply(stream, True, completions=True).generated_bytes == 900
+
+
+def test_a_lone_surrogate_is_counted_not_raised() -> None:
+    """JSON may escape a lone surrogate (`\\ud800`); its reply is judged, not a crash."""
+    body = b'{"choices": [{"index": 0, "message": {"content": "\\ud800 hi"}}]}'
+    assert read_reply(body, False).generated_bytes == 6
