@@ -30,16 +30,18 @@ from dataclasses import dataclass
 from typing import Any
 
 from zg_shared.endpoints import ENDPOINTS, generates_output
+from zg_shared.jsondepth import too_deep
 from zg_shared.metering import RULES, CountingRule, MeteringError, rule_of
-from zgserve._sse import read_reply
+from zgserve._sse import MAX_REPLY_DEPTH, read_reply
 from zgserve.errors import CeilingExceeded, ZgError
 from zgserve.terms import Limits, ServiceTerms
 
 SLACK_UNITS_PER_CHOICE = 32
-COMPLETIONS = "completions"  # its replies hold text in `choices[].text`; chat's in messages
 
 
 def _json_object(body: bytes) -> dict[str, Any] | None:
+    if too_deep(body, MAX_REPLY_DEPTH):
+        return None  # an evidence file's request body, say: never parsed (zg_shared.jsondepth)
     try:
         parsed = json.loads(body)
     except ValueError:
@@ -177,7 +179,9 @@ def chargeable_units(
         # An openai client reads a reply in the form it asked for: a plain reply to a stream
         # (or a stream to a plain request) shows the user nothing, whatever it holds.
         return Chargeable(0, 0, bound, 0, wrong_form=True)
-    reply = read_reply(response_body, streamed, rule, completions=endpoint == COMPLETIONS)
+    reply = read_reply(
+        response_body, streamed, rule, completions=not ENDPOINTS[endpoint].text_in_messages
+    )
     choices = min(reply.choices, choices_asked(request_body))
     fits = reply.generated_bytes + SLACK_UNITS_PER_CHOICE * choices
     if not whole:

@@ -11,10 +11,14 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from zg_shared.jsondepth import too_deep
 from zg_shared.metering import WORDS, CountingRule
 from zg_shared.replies import Generated
 
 RECEIPT_COMMENT = b": zg-receipt "
+# Replies nest a few levels (choices, tool calls, logprobs); far deeper is hostile, and deep
+# enough crashes CPython's JSON parser in any process that imported py_ecc (zg_shared.jsondepth).
+MAX_REPLY_DEPTH = 256
 _LINE_END = re.compile(rb"\r\n|\r|\n")
 
 
@@ -45,7 +49,7 @@ def ended(body: bytes) -> bool:
     for _, value in _data_lines(body):
         if value.startswith(b"[DONE]"):
             return True
-        if b'"error"' in value:
+        if b'"error"' in value and not too_deep(value, MAX_REPLY_DEPTH):
             with contextlib.suppress(ValueError):
                 event = json.loads(value)
                 if isinstance(event, dict) and event.get("error"):
@@ -151,6 +155,8 @@ def read_reply(
     units counted by the service's `rule` where no usage is reported. `completions`: a reply
     of the completions endpoint (text in `choices[].text`), else of chat."""
     collector = _Collector()
+    if too_deep(body, MAX_REPLY_DEPTH):
+        return collector.reply(0)  # never parsed: nothing in it is owed
     if not streamed:
         payload = None
         with contextlib.suppress(ValueError):

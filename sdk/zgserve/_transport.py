@@ -22,14 +22,16 @@ import json
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import NoReturn
 
 import httpx2
 from pydantic import BaseModel, Field, ValidationError
 
 from zg_shared.endpoints import PAID_PATHS
+from zg_shared.jsondepth import too_deep
 from zgserve._costs import quote, with_output_bound
 from zgserve._provider import SIGNER_OVERLAP_S, ProviderState, ReceivedReceipt, SignedPayment
-from zgserve._sse import ended, split_stream
+from zgserve._sse import MAX_REPLY_DEPTH, ended, split_stream
 from zgserve.errors import CeilingExceeded
 from zgserve.evidence import EvidenceRecord, receipt_signed_by
 from zgserve.terms import Limits, ServiceTerms
@@ -44,6 +46,15 @@ TERMS_MAX_AGE_S = 5.0  # the gateway's own cache of the registry holds terms thi
 # Hop-by-hop or encoding headers that no longer describe the body we hand on.
 DROPPED = ("content-length", "transfer-encoding", "content-encoding", "connection")
 log = logging.getLogger(__name__)
+TOO_DEEP_ERROR = json.dumps(
+    {
+        "error": {
+            "message": f"the provider's error reply nests deeper than {MAX_REPLY_DEPTH} levels",
+            "type": "invalid_response",
+            "code": "reply_too_deep",
+        }
+    }
+).encode()
 
 
 def _endpoint(path: str) -> tuple[str, str] | None:
@@ -95,21 +106,39 @@ class _VerifyingStream(httpx2.AsyncByteStream):
     """
 
     def __init__(
-        self, inner: httpx2.Response, on_end: Callable[[bytes, bool], Awaitable[None]]
+        self,
+        inner: httpx2.Response,
+        on_end: Callable[[bytes, bool], Awaitable[None]],
+        on_too_deep: Callable[[], None],
     ) -> None:
         self._inner = inner
         self._on_end = on_end
+        self._on_too_deep = on_too_deep
         self._body = bytearray()
         self._chunks: AsyncIterator[bytes] | None = None
         self._ended = False
+        self._event_start = 0  # where the event the last chunk left unfinished begins
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
         if self._chunks is None:
             self._chunks = self._inner.aiter_raw()
         async for chunk in self._chunks:
             self._body += chunk
+            await self._measure()
             yield chunk
         await self._end(abandoned=False)
+
+    async def _measure(self) -> None:
+        """Refuses the stream before handing on an event nested deep enough to crash the
+        openai client's JSON parser (`zg_shared.jsondepth`); events end at a blank line."""
+        unfinished = bytes(self._body[self._event_start :])
+        if too_deep(unfinished, MAX_REPLY_DEPTH):
+            self._ended = True
+            await self._inner.aclose()
+            self._on_too_deep()
+        ends = max(unfinished.rfind(b"\n\n"), unfinished.rfind(b"\r\r"))
+        if ends >= 0:
+            self._event_start += ends + 2
 
     async def _end(self, abandoned: bool) -> None:
         if not self._ended:
@@ -238,6 +267,8 @@ class PaidTransport(httpx2.AsyncBaseTransport):
                 return await self._served(request, service, endpoint, body, payment, response)
             reply = await response.aread()
             await response.aclose()
+            if too_deep(reply, MAX_REPLY_DEPTH):
+                reply = TOO_DEEP_ERROR  # the openai client parses it: it would crash
             self.state.refused(payment)
             code, retries_left = _error_code(reply), attempt + 1 < NONCE_ATTEMPTS
             if response.status_code == 409 and code in NONCE_CONFLICTS and retries_left:
@@ -271,6 +302,12 @@ class PaidTransport(httpx2.AsyncBaseTransport):
                 raise
             finally:
                 await response.aclose()
+            if too_deep(reply, MAX_REPLY_DEPTH):
+                self.state.unknown(payment)
+                self.state.stop(
+                    f"the reply nests deeper than {MAX_REPLY_DEPTH} levels, which would crash "
+                    "the openai client's JSON parser: not handed on"
+                )
             fee_header = response.headers.get("ZG-Output-Fee", "0") or "0"
             fee = _fee(fee_header)
             if fee is None:
@@ -323,10 +360,17 @@ class PaidTransport(httpx2.AsyncBaseTransport):
             record = self.state.receive(service, endpoint, payment, body, relayed, True, receipt)
             self.state.conclude(payment, await self._rotation(service, record, payment))
 
+        def too_deep_reply() -> NoReturn:
+            self.state.unknown(payment)
+            self.state.stop(
+                f"the reply nests deeper than {MAX_REPLY_DEPTH} levels, which would crash the "
+                "openai client's JSON parser: not handed on"
+            )
+
         return httpx2.Response(
             200,
             headers=_headers(response),
-            stream=_VerifyingStream(response, on_end),
+            stream=_VerifyingStream(response, on_end, too_deep_reply),
             request=request,
         )
 

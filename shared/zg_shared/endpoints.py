@@ -43,6 +43,9 @@ class Endpoint:
     # the gateway sends the reserved bound in all of them, since engines read different ones,
     # and the SDK fills in the last (the one every engine reads) when the user set none.
     bound_fields: tuple[str, ...] = ()
+    # Replies hold each choice's text in its `message` (plain) or `delta` (streams), as chat's
+    # do; else in its `text`, as completions' do. The SDK counts only that field.
+    text_in_messages: bool = False
 
     def asked_bound(self, body: Mapping[str, Any]) -> tuple[str, Any] | None:
         """The first bound field the body sets (not null) and its value, unchecked: the
@@ -113,6 +116,7 @@ ENDPOINTS: Mapping[str, Endpoint] = {
             generates=True,
             streams=True,
             bound_fields=("max_completion_tokens", "max_tokens"),
+            text_in_messages=True,
         ),
         Endpoint(
             "completions",

@@ -11,21 +11,17 @@ texts are checked by `zg_shared.endpoints`) is type-checked, each refusal naming
 from __future__ import annotations
 
 import json
-from itertools import accumulate
 from typing import Any, NoReturn
 
 from zg_gateway.errors import BadRequest, UnsupportedMedia
 from zg_shared.endpoints import Endpoint
+from zg_shared.jsondepth import too_deep
 
 # Chat bodies nest about 6 deep (messages, content parts, tool schemas somewhat deeper).
 MAX_DEPTH = 64
 # An output bound beyond any model's context; its reservation still fits the ledger's decimals.
 MAX_OUTPUT_UNITS = 1 << 32
 JSON_TYPES = ("application/json",)
-
-_BRACKETS = b"[]{}"
-_NOT_BRACKETS = bytes(c for c in range(256) if c not in _BRACKETS)
-_STEP = tuple(1 if c in b"[{" else -1 if c in b"]}" else 0 for c in range(256))
 
 
 def check_content_type(content_type: str, body: bytes) -> None:
@@ -43,26 +39,13 @@ def check_content_type(content_type: str, body: bytes) -> None:
     )
 
 
-def too_deep(raw: bytes, limit: int = MAX_DEPTH) -> bool:
-    """Brackets outside strings nest deeper than `limit` (measured generously on a malformed
-    body: an unclosed bracket counts)."""
-    if raw.count(b"[") + raw.count(b"{") <= limit:
-        return False  # cannot nest deeper than it has brackets: the usual case, two passes
-    # Escapes first (a backslash escapes the one character after it), then the quotes that
-    # remain split strings from the rest: every other piece is outside a string.
-    unescaped = raw.replace(b"\\\\", b"").replace(b'\\"', b"")
-    outside = b"".join(unescaped.split(b'"')[::2])
-    brackets = outside.translate(None, _NOT_BRACKETS)
-    return max(accumulate(map(_STEP.__getitem__, brackets)), default=0) > limit
-
-
 def _no_constant(name: str) -> NoReturn:
     raise ValueError(f"{name} is not JSON")
 
 
 def json_object(raw: bytes) -> dict[str, Any]:
     """The body as a JSON object; 400 for anything else, before parsing for a deep one."""
-    if too_deep(raw):
+    if too_deep(raw, MAX_DEPTH):
         raise BadRequest("invalid_json", f"the request body nests deeper than {MAX_DEPTH} levels")
     try:
         body = json.loads(raw, parse_constant=_no_constant)

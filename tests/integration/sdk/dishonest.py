@@ -69,6 +69,8 @@ class DishonestProvider:
     done_line: bytes = b"data: [DONE]"
     # Fields added to the first choice of every reply (plain) or of the first event (streams).
     choice_extra: dict[str, Any] = field(default_factory=dict)
+    # Sent instead of the reply's JSON (plain), or of its events (streams), as it is.
+    raw_reply: bytes | None = None
     # Answer a request that asked to stream with a plain JSON reply (no client shows it).
     plain_for_streams: bool = False
     # (status, error code) answered to the next paid requests, in order, before serving any.
@@ -131,7 +133,8 @@ class DishonestProvider:
             ],
             **({"usage": {**usage, "prompt_tokens": 1, "total_tokens": 1}} if usage else {}),
         }
-        return await self._reply(request, asked, json.dumps(reply).encode(), answer.output_fee)
+        body = json.dumps(reply).encode() if self.raw_reply is None else self.raw_reply
+        return await self._reply(request, asked, body, answer.output_fee)
 
     def _sign(self, asked: Asked, response: bytes, output_fee: int) -> tuple[str, str]:
         request_id = uuid.uuid4().hex
@@ -181,6 +184,8 @@ class DishonestProvider:
         if usage is not None:
             events.append({"choices": [], "usage": usage})
         body = b"".join(f"data: {json.dumps(e)}\n\n".encode() for e in events)
+        if self.raw_reply is not None:
+            body = b"data: " + self.raw_reply + b"\n\n"
         body += self.done_line + b"\n\n" + self.after_done
         signed = body if self.stream_receipt_body is None else self.stream_receipt_body
         request_id, signature = self._sign(asked, signed, answer.output_fee)

@@ -329,3 +329,19 @@ async def test_a_reply_with_a_lone_surrogate_is_judged_not_a_crash(
         with pytest.raises(VerificationError, match="the received text holds at most 38"):
             await _ask(zg, deployed, False)
         assert zg.unpaid(deployed.provider) == 0
+
+
+@pytest.mark.parametrize("stream", [False, True])
+async def test_a_reply_nested_100000_deep_is_refused_before_any_parser_sees_it(
+    deployed: Network, dishonest: DishonestProvider, stream: bool
+) -> None:
+    """100,000 nested brackets in a reply: py_ecc (imported with the SDK) raises the recursion
+    limit to 100,000, so CPython's JSON parser overflowed the C stack and the user's process
+    died (a segfault) in the receipt check or the openai client. The SDK measures the nesting
+    first and stops the provider."""
+    dishonest.raw_reply = b"[" * 100_000 + b"]" * 100_000
+    async with deployed.client() as zg:
+        await zg.create_account(deployed.provider, deposit=DEPOSIT)
+        with pytest.raises(VerificationError, match="nests deeper than 256 levels"):
+            await _ask(zg, deployed, stream)
+        assert zg.unpaid(deployed.provider) == 0
