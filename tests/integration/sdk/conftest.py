@@ -10,11 +10,13 @@ import asyncio
 import json
 import os
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import openai
 import pytest
 from aiohttp.test_utils import TestServer
 from eth_account.signers.local import LocalAccount
@@ -32,7 +34,7 @@ from zg_shared.accounts import AccountState, AccountStore
 from zg_shared.chain import Service, ServiceParams, ServingClient, Web3Client
 from zg_shared.localservers import free_port
 from zg_shared.zk.circuit import CACHE_ENV, zk_cache_dir
-from zgserve import ZgClient
+from zgserve import SyncZgClient, ZgClient
 
 SERVICE = "chat"
 INPUT_PRICE = 10
@@ -62,6 +64,19 @@ class Network:
         wallet = key or self.user_key
         home = None if elsewhere else self.state_dir
         return ZgClient(self.rpc_url, self.contract, wallet.key.hex(), state_dir=home, **options)
+
+    @contextmanager
+    def sync_stream(
+        self, messages: list[openai.types.chat.ChatCompletionMessageParam]
+    ) -> Iterator[tuple[SyncZgClient, openai.Stream[openai.types.chat.ChatCompletionChunk]]]:
+        """The user's sync client, on a fresh account, and a chat stream it asked for; the
+        client closes on leaving."""
+        key = self.user_key.key.hex()
+        with SyncZgClient(self.rpc_url, self.contract, key, state_dir=self.state_dir) as zg:
+            zg.create_account(self.provider, deposit=DEPOSIT)
+            session = zg.session(self.provider, SERVICE)
+            ai = openai.OpenAI(base_url=session.base_url, api_key="zg", http_client=session.http)
+            yield zg, ai.chat.completions.create(model="zg-demo-1", messages=messages, stream=True)
 
     async def reprice(self, **changes: Any) -> Service:
         """The provider changes its service on chain (prices, URL, ...)."""

@@ -16,7 +16,7 @@ import openai
 import pytest
 
 from tests.integration.sdk.conftest import DEPOSIT, SERVICE, Network, run_zg, zg_env
-from zgserve import SyncZgClient, verify_evidence
+from zgserve import verify_evidence
 
 
 @pytest.fixture
@@ -57,12 +57,7 @@ async def test_an_abandoned_stream_is_paid_for_what_was_delivered(network: Netwo
 
 
 def _abandon_with_the_sync_client(network: Network) -> tuple[int, bool]:
-    key = network.user_key.key.hex()
-    with SyncZgClient(network.rpc_url, network.contract, key, state_dir=network.state_dir) as zg:
-        zg.create_account(network.provider, deposit=DEPOSIT)
-        session = zg.session(network.provider, SERVICE)
-        ai = openai.OpenAI(base_url=session.base_url, api_key="zg", http_client=session.http)
-        stream = ai.chat.completions.create(model="zg-demo-1", messages=MESSAGES, stream=True)
+    with network.sync_stream(MESSAGES) as (zg, stream):
         for chunk in stream:
             if chunk.choices and chunk.choices[0].delta.content:
                 break

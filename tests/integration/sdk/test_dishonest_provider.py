@@ -16,7 +16,7 @@ from eth_account.signers.local import LocalAccount
 
 from tests.integration.sdk.conftest import DEPOSIT, OUTPUT_PRICE, SERVICE, Network
 from tests.integration.sdk.dishonest import Answer, Asked, DishonestProvider
-from zgserve import Limits, SyncZgClient, VerificationError, ZgClient, verify_evidence
+from zgserve import Evidence, Limits, VerificationError, ZgClient, verify_evidence
 
 MESSAGES: list[openai.types.chat.ChatCompletionMessageParam] = [
     {"role": "user", "content": "hello there"}
@@ -55,15 +55,36 @@ async def _ask(zg: ZgClient, network: Network, stream: bool, **extra: object) ->
     return "".join([c.choices[0].delta.content or "" async for c in chunks if c.choices])
 
 
+async def _accepted(network: Network, stream: bool, **extra: object) -> tuple[str, int]:
+    """One request on a fresh account whose reply the SDK accepts: the text the user got and
+    what the SDK owes the provider for it (left unsettled)."""
+    async with network.client() as zg:
+        await zg.create_account(network.provider, deposit=DEPOSIT)
+        text = await _ask(zg, network, stream, **extra)
+        unpaid = zg.unpaid(network.provider)
+        await zg.close(settle=False)
+        return text, unpaid
+
+
+async def _refused(
+    network: Network, stream: bool, match: str, **extra: object
+) -> tuple[int, Evidence]:
+    """One request on a fresh account whose reply the SDK refuses with `match`: what the SDK
+    owes the provider afterwards, and the evidence it kept."""
+    async with network.client() as zg:
+        await zg.create_account(network.provider, deposit=DEPOSIT)
+        with pytest.raises(VerificationError, match=match):
+            await _ask(zg, network, stream, **extra)
+        return zg.unpaid(network.provider), (await zg.provider_state(network.provider)).evidence()
+
+
 @pytest.mark.parametrize("stream", [False, True])
 async def test_an_honest_reply_from_the_same_server_is_accepted(
     deployed: Network, dishonest: DishonestProvider, stream: bool
 ) -> None:
-    async with deployed.client() as zg:
-        await zg.create_account(deployed.provider, deposit=DEPOSIT)
-        assert await _ask(zg, deployed, stream) == "one two three"
-        assert zg.unpaid(deployed.provider) == 3 * OUTPUT_PRICE
-        await zg.close(settle=False)
+    text, unpaid = await _accepted(deployed, stream)
+    assert text == "one two three"
+    assert unpaid == 3 * OUTPUT_PRICE
 
 
 @pytest.mark.parametrize("stream", [False, True])
@@ -79,16 +100,14 @@ async def test_a_price_raised_after_signing_is_not_paid(
         return Answer("one two three", 3, 3 * raised.output_price)
 
     dishonest.behaviour = raise_then_charge
-    async with deployed.client() as zg:
-        await zg.create_account(deployed.provider, deposit=DEPOSIT)
-        with pytest.raises(VerificationError, match=f"above 3 output units x {OUTPUT_PRICE} wei"):
-            await _ask(zg, deployed, stream)
-        assert zg.unpaid(deployed.provider) == 0
-        evidence = (await zg.provider_state(deployed.provider)).evidence()
-        [record] = evidence.records
-        assert record.terms is not None
-        assert record.terms.output_price == OUTPUT_PRICE
-        assert [f.ok for f in verify_evidence(evidence)] == [False]
+    unpaid, evidence = await _refused(
+        deployed, stream, f"above 3 output units x {OUTPUT_PRICE} wei"
+    )
+    assert unpaid == 0
+    [record] = evidence.records
+    assert record.terms is not None
+    assert record.terms.output_price == OUTPUT_PRICE
+    assert [f.ok for f in verify_evidence(evidence)] == [False]
 
 
 @pytest.mark.parametrize("stream", [False, True])
@@ -102,11 +121,8 @@ async def test_units_beyond_the_max_tokens_the_sdk_sent_are_refused(
         return Answer("two words", 10**9, 10**9 * OUTPUT_PRICE)
 
     dishonest.behaviour = overcount
-    async with deployed.client() as zg:
-        await zg.create_account(deployed.provider, deposit=DEPOSIT)
-        with pytest.raises(VerificationError, match=f"the request allows {Limits().max_tokens}"):
-            await _ask(zg, deployed, stream)
-        assert zg.unpaid(deployed.provider) == 0
+    unpaid, _ = await _refused(deployed, stream, f"the request allows {Limits().max_tokens}")
+    assert unpaid == 0
     [asked] = dishonest.asked
     assert asked.body["max_tokens"] == Limits().max_tokens
 
@@ -121,11 +137,8 @@ async def test_units_the_received_text_cannot_hold_are_refused(
         return Answer("two words", 1000, 1000 * OUTPUT_PRICE)
 
     dishonest.behaviour = overcount
-    async with deployed.client() as zg:
-        await zg.create_account(deployed.provider, deposit=DEPOSIT)
-        with pytest.raises(VerificationError, match="the received text holds at most"):
-            await _ask(zg, deployed, stream)
-        assert zg.unpaid(deployed.provider) == 0
+    unpaid, _ = await _refused(deployed, stream, "the received text holds at most")
+    assert unpaid == 0
 
 
 async def test_the_users_own_output_bound_is_sent_and_enforced(
@@ -136,10 +149,7 @@ async def test_the_users_own_output_bound_is_sent_and_enforced(
         return Answer("word " * 50, bound + 1, (bound + 1) * OUTPUT_PRICE)
 
     dishonest.behaviour = charge_the_bound_plus_one
-    async with deployed.client() as zg:
-        await zg.create_account(deployed.provider, deposit=DEPOSIT)
-        with pytest.raises(VerificationError, match="the request allows 7"):
-            await _ask(zg, deployed, False, max_completion_tokens=7)
+    await _refused(deployed, False, "the request allows 7", max_completion_tokens=7)
     [asked] = dishonest.asked
     assert asked.body["max_completion_tokens"] == 7
     assert "max_tokens" not in asked.body
@@ -159,15 +169,11 @@ async def test_a_finished_stream_is_not_charged_as_an_abandoned_one(
     dishonest.behaviour = charge_the_bound
     dishonest.stream_comment = False
     dishonest.stream_receipt_body = b'data: {"choices": [{"delta": {"content": "x"}}]}\n\n' * 999
-    async with deployed.client() as zg:
-        await zg.create_account(deployed.provider, deposit=DEPOSIT)
-        with pytest.raises(VerificationError, match="other than the one delivered"):
-            await _ask(zg, deployed, True)
-        assert zg.unpaid(deployed.provider) == 0
-        evidence = (await zg.provider_state(deployed.provider)).evidence()
-        [record] = evidence.records
-        assert not record.partial
-        assert [f.ok for f in verify_evidence(evidence)] == [False]
+    unpaid, evidence = await _refused(deployed, True, "other than the one delivered")
+    assert unpaid == 0
+    [record] = evidence.records
+    assert not record.partial
+    assert [f.ok for f in verify_evidence(evidence)] == [False]
 
 
 @pytest.mark.parametrize("stream", [False, True])
@@ -184,13 +190,9 @@ async def test_empty_choices_added_to_a_reply_earn_no_slack(
 
     dishonest.behaviour = pad
     dishonest.extra_choices = 29
-    async with deployed.client() as zg:
-        await zg.create_account(deployed.provider, deposit=DEPOSIT)
-        with pytest.raises(VerificationError, match="the received text holds at most 41"):
-            await _ask(zg, deployed, stream)
-        assert zg.unpaid(deployed.provider) == 0
-        evidence = (await zg.provider_state(deployed.provider)).evidence()
-        assert [f.ok for f in verify_evidence(evidence)] == [False]
+    unpaid, evidence = await _refused(deployed, stream, "the received text holds at most 41")
+    assert unpaid == 0
+    assert [f.ok for f in verify_evidence(evidence)] == [False]
 
 
 async def test_the_choices_asked_for_earn_their_slack(
@@ -204,11 +206,8 @@ async def test_the_choices_asked_for_earn_their_slack(
 
     dishonest.behaviour = three
     dishonest.extra_choices = 2
-    async with deployed.client() as zg:
-        await zg.create_account(deployed.provider, deposit=DEPOSIT)
-        await _ask(zg, deployed, False, n=3)
-        assert zg.unpaid(deployed.provider) == units * OUTPUT_PRICE
-        await zg.close(settle=False)
+    _, unpaid = await _accepted(deployed, False, n=3)
+    assert unpaid == units * OUTPUT_PRICE
 
 
 async def test_text_sent_after_done_is_not_charged(
@@ -227,22 +226,13 @@ async def test_text_sent_after_done_is_not_charged(
         return Answer("two words", None, 900 * OUTPUT_PRICE)
 
     dishonest.behaviour = charge_the_padding
-    async with deployed.client() as zg:
-        await zg.create_account(deployed.provider, deposit=DEPOSIT)
-        with pytest.raises(VerificationError, match="the received text holds at most 41"):
-            await _ask(zg, deployed, True)
-        assert zg.unpaid(deployed.provider) == 0
-        evidence = (await zg.provider_state(deployed.provider)).evidence()
-        assert [f.ok for f in verify_evidence(evidence)] == [False]
+    unpaid, evidence = await _refused(deployed, True, "the received text holds at most 41")
+    assert unpaid == 0
+    assert [f.ok for f in verify_evidence(evidence)] == [False]
 
 
 def _stream_with_the_sync_client(network: Network) -> tuple[str, int, list[bool]]:
-    key = network.user_key.key.hex()
-    with SyncZgClient(network.rpc_url, network.contract, key, state_dir=network.state_dir) as zg:
-        zg.create_account(network.provider, deposit=DEPOSIT)
-        session = zg.session(network.provider, SERVICE)
-        ai = openai.OpenAI(base_url=session.base_url, api_key="zg", http_client=session.http)
-        stream = ai.chat.completions.create(model="zg-demo-1", messages=MESSAGES, stream=True)
+    with network.sync_stream(MESSAGES) as (zg, stream):
         with pytest.raises(VerificationError) as failed:
             "".join(c.choices[0].delta.content or "" for c in stream if c.choices)
         evidence = zg.aio._providers[network.provider].evidence()
@@ -284,13 +274,9 @@ async def test_a_plain_reply_to_a_stream_is_not_charged(
 
     dishonest.behaviour = big
     dishonest.plain_for_streams = True
-    async with deployed.client() as zg:
-        await zg.create_account(deployed.provider, deposit=DEPOSIT)
-        with pytest.raises(VerificationError, match="not in the form the request asked for"):
-            await _ask(zg, deployed, True)
-        assert zg.unpaid(deployed.provider) == 0
-        evidence = (await zg.provider_state(deployed.provider)).evidence()
-        assert [f.ok for f in verify_evidence(evidence)] == [False]
+    unpaid, evidence = await _refused(deployed, True, "not in the form the request asked for")
+    assert unpaid == 0
+    assert [f.ok for f in verify_evidence(evidence)] == [False]
 
 
 @pytest.mark.parametrize("stream", [False, True])
@@ -306,11 +292,8 @@ async def test_completion_text_hidden_in_a_chat_reply_is_not_charged(
 
     dishonest.behaviour = charge_the_padding
     dishonest.choice_extra = {"text": "x" * 900}
-    async with deployed.client() as zg:
-        await zg.create_account(deployed.provider, deposit=DEPOSIT)
-        with pytest.raises(VerificationError, match="the received text holds at most 41"):
-            await _ask(zg, deployed, stream)
-        assert zg.unpaid(deployed.provider) == 0
+    unpaid, _ = await _refused(deployed, stream, "the received text holds at most 41")
+    assert unpaid == 0
 
 
 async def test_a_reply_with_a_lone_surrogate_is_judged_not_a_crash(
@@ -324,11 +307,8 @@ async def test_a_reply_with_a_lone_surrogate_is_judged_not_a_crash(
         return Answer("\ud800 hi", 1000, 1000 * OUTPUT_PRICE)
 
     dishonest.behaviour = surrogate
-    async with deployed.client() as zg:
-        await zg.create_account(deployed.provider, deposit=DEPOSIT)
-        with pytest.raises(VerificationError, match="the received text holds at most 38"):
-            await _ask(zg, deployed, False)
-        assert zg.unpaid(deployed.provider) == 0
+    unpaid, _ = await _refused(deployed, False, "the received text holds at most 38")
+    assert unpaid == 0
 
 
 @pytest.mark.parametrize("stream", [False, True])
@@ -340,8 +320,5 @@ async def test_a_reply_nested_100000_deep_is_refused_before_any_parser_sees_it(
     died (a segfault) in the receipt check or the openai client. The SDK measures the nesting
     first and stops the provider."""
     dishonest.raw_reply = b"[" * 100_000 + b"]" * 100_000
-    async with deployed.client() as zg:
-        await zg.create_account(deployed.provider, deposit=DEPOSIT)
-        with pytest.raises(VerificationError, match="nests deeper than 256 levels"):
-            await _ask(zg, deployed, stream)
-        assert zg.unpaid(deployed.provider) == 0
+    unpaid, _ = await _refused(deployed, stream, "nests deeper than 256 levels")
+    assert unpaid == 0
