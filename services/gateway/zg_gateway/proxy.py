@@ -34,6 +34,9 @@ DROP_REQUEST_HEADERS = frozenset(
         "Cookie",
     )
 )
+# How long a stream's body may go on after `[DONE]` before its connection is dropped rather
+# than kept for the next request (an engine's last chunk follows `[DONE]` at once).
+DRAIN_S = 0.5
 
 
 class BackendUnavailable(Exception):
@@ -143,6 +146,7 @@ class _Relay:
     digest: Any = field(default_factory=hashlib.sha256)
     splitter: SseSplitter = field(default_factory=SseSplitter)
     cut: bool = False
+    ended: bool = False  # `[DONE]` relayed: nothing after it is read, relayed or charged
     told: bool = False  # the user was sent an error event, the backend's or ours
 
     async def write(self, data: bytes) -> None:
@@ -151,6 +155,7 @@ class _Relay:
 
     async def feed(self, chunk: bytes) -> None:
         for event in self.splitter.feed(chunk):
+            done = False
             if event.data is not None:
                 parsed = parse_event(event.data)
                 if parsed.texts and self.generated.counted_with(parsed) > self.max_units:
@@ -158,9 +163,15 @@ class _Relay:
                     return
                 self.generated.add(parsed)
                 self.told = self.told or parsed.error is not None
-                if parsed.done and not self.generated.finished:
+                done = parsed.done
+                if done and not self.generated.finished:
                     await self.tell_unfinished()  # before the [DONE]: clients stop reading at it
             await self.write(event.raw)
+            if done:
+                # Clients stop at [DONE] (the SDK counts only up to it): whatever an engine
+                # sends after it is neither relayed nor metered.
+                self.ended = True
+                return
 
     async def tell_unfinished(self) -> None:
         """An error event for a stream the backend did not finish, unless the user was told
@@ -192,8 +203,20 @@ class _Relay:
 
     async def finish(self) -> None:
         """The bytes of an unfinished last event, passed on as they came."""
-        if not self.cut and self.splitter.pending:
+        if not (self.cut or self.ended) and self.splitter.pending:
             await self.write(self.splitter.pending)
+
+
+async def _drained(content: aiohttp.StreamReader, within_s: float) -> bool:
+    """Whether the backend's body ends within `within_s` (what it sends meanwhile is dropped):
+    only then may its connection serve the next request."""
+    try:
+        async with asyncio.timeout(within_s):
+            while await content.readany():
+                pass
+    except (TimeoutError, aiohttp.ClientError):
+        return False
+    return True
 
 
 def stream_error_event(message: str, code: str) -> bytes:
@@ -252,9 +275,10 @@ async def relay_stream(
         relay = _Relay(response, max_units, Generated(rule))
         outcome: Outcome | None = None
         error = ""
+        reusable = True
         clock = _StallClock(loop, stall_s)
         try:
-            while not relay.cut:
+            while not (relay.cut or relay.ended):
                 waited = loop.time()
                 async with asyncio.timeout(max(backend_left, 0.0)):
                     chunk = await resp.content.readany()
@@ -263,6 +287,8 @@ async def relay_stream(
                     break
                 await clock.run(relay.feed(chunk))
             await clock.run(relay.finish())
+            if relay.ended:
+                reusable = await _drained(resp.content, min(DRAIN_S, max(backend_left, 0.0)))
         except _Stalled:
             outcome = "client_stalled"
             if request.transport is not None:
@@ -291,7 +317,7 @@ async def relay_stream(
                 ConnectionResetError, aiohttp.ClientConnectionResetError, _Stalled
             ):
                 await clock.run(relay.tell_unfinished())
-        if outcome != "completed":
+        if outcome != "completed" or not reusable:
             # Mid-stream, or after a stream that failed: never back into the pool (the backend
             # may be closing it, and the next request would find it reset).
             resp.close()

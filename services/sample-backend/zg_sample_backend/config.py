@@ -59,6 +59,11 @@ class BackendSettings(BaseSettings):
         description="Streams: send `data: [DONE]` after this many events, with no finish_reason "
         "(llama-cpp-python's `interrupt_requests` under concurrent requests)",
     )
+    events_after_done: bool = Field(
+        False,
+        description="Streams: send the reply's events again after `[DONE]` (a misbehaving "
+        "engine: no client reads past `[DONE]`, so nothing after it may be charged)",
+    )
     error_after_chunks: int | None = Field(
         None, ge=0, description="Streams: fail after this many events, as `stream_error` says"
     )

@@ -54,8 +54,10 @@ async def stream_events(
     )
     await response.prepare(request)
     pacer = Pacer(settings)
+    reply = [*events]
+    after_done = reply if settings.events_after_done else []
     try:
-        for sent, event in enumerate([*events, Event(DONE)]):
+        for sent, event in enumerate([*reply, Event(DONE), *after_done]):
             if settings.fail_after_chunks is not None and sent >= settings.fail_after_chunks:
                 # Like a crashed backend: the chunked body never gets its last chunk, so the
                 # client sees a truncated stream (no [DONE], a payload error).

@@ -220,6 +220,32 @@ async def test_a_stream_the_backend_did_not_finish_raises_and_costs_nothing(
     await assert_untouched(provider, user)
 
 
+# 8. Nothing after [DONE] -----------------------------------------------------------------------
+
+
+@knobs(events_after_done=True, stream_usage=False)
+async def test_what_an_engine_sends_after_done_is_neither_relayed_nor_charged(
+    provider: Provider,
+) -> None:
+    """The SDK counts a stream only up to its `[DONE]` (clients stop reading there); an engine
+    that goes on after it (here: the reply again) must not be charged for the rest."""
+    user = provider.users[0]
+    for _ in range(2):  # the second on the kept or a new connection alike
+        status, _, raw = await read_sse(
+            provider, chat(WORDS, stream=True), user.headers(provider.address, FEE)
+        )
+        assert status == 200
+        relayed, receipt = split_stream(raw)
+        assert receipt is not None
+        assert relayed.endswith(b"data: [DONE]\n\n")
+        assert relayed.count(b"[DONE]") == 1
+        units = output_units(relayed, streamed=True)
+        assert units == len(streamed_text(relayed).split()) > 0
+        assert receipt.output_fee == units * OUTPUT_PRICE
+    events = await wait_for_events(provider, 2)
+    assert [(e["outcome"], e["output_units"]) for e in events] == [("charged", units)] * 2
+
+
 # 5. A failed stream does not break the next request --------------------------------------------
 
 
