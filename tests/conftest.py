@@ -12,7 +12,14 @@ from eth_account import Account as EthAccount
 from eth_account.signers.local import LocalAccount
 
 from tests.integration.jetstream import NatsLogins
-from zg_shared.chain import AnvilNode, DevChain, ServingClient, Web3Client
+from zg_shared.chain import (
+    AnvilNode,
+    DevChain,
+    ServingClient,
+    Web3Client,
+    deploy_contract,
+    load_artifact,
+)
 from zg_shared.localservers import PrivateServer
 from zg_shared.natsauth import ADMIN_USER as NATS_ADMIN
 from zg_shared.natsauth import NatsCredentials
@@ -95,6 +102,16 @@ def keys(anvil: AnvilNode) -> list[LocalAccount]:
 async def serving(w3: Web3Client, keys: list[LocalAccount]) -> ServingClient:
     """A freshly deployed Serving contract, read through the deployer's client."""
     return await ServingClient.deploy(w3, keys[0], lock_time=LOCK_TIME)
+
+
+async def deploy_proving_serving(w3: Web3Client, deployer: LocalAccount) -> ServingClient:
+    """A Serving contract that checks settlement proofs (the N=4 verifier deployed first),
+    read through the deployer's client."""
+    verifier = await deploy_contract(w3, deployer, load_artifact("SettleBatchVerifier4"))
+    assert verifier.contract_address is not None
+    return await ServingClient.deploy(
+        w3, deployer, lock_time=LOCK_TIME, verifiers={4: verifier.contract_address}
+    )
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -18,7 +18,7 @@ from eth_account.signers.local import LocalAccount
 from nats.js import JetStreamContext
 from redis.asyncio import Redis
 
-from tests.conftest import LOCK_TIME
+from tests.conftest import deploy_proving_serving
 from tests.integration.gateway.conftest import User, chat, start_backend
 from tests.integration.jetstream import NatsLogins, fresh_streams, stream_events
 from zg_billing.app import BillingApp
@@ -40,8 +40,6 @@ from zg_shared.chain import (
     ServiceParams,
     ServingClient,
     Web3Client,
-    deploy_contract,
-    load_artifact,
 )
 from zg_shared.crypto import generate_private_key, prv2pub
 from zg_shared.events import SettlementConfirmedV1
@@ -171,11 +169,7 @@ async def build_stack(
     await redis.flushdb()
     backend_settings = BackendSettings(port=free_port(), created=1_700_000_000)
     backend = await start_backend(backend_settings)
-    verifier = await deploy_contract(w3, keys[0], load_artifact("SettleBatchVerifier4"))
-    assert verifier.contract_address is not None
-    deployer = await ServingClient.deploy(
-        w3, keys[0], lock_time=LOCK_TIME, verifiers={4: verifier.contract_address}
-    )
+    deployer = await deploy_proving_serving(w3, keys[0])
     provider_key, receipt_key = keys[1], keys[2]
     serving = deployer.as_sender(provider_key)
     await serving.add_or_update_service(

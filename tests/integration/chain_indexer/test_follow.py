@@ -13,7 +13,7 @@ from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from redis.asyncio import Redis
 
-from tests.conftest import LOCK_TIME
+from tests.conftest import deploy_proving_serving
 from tests.integration.chain_indexer.conftest import (
     StartIndexer,
     assert_redis_matches_chain,
@@ -31,8 +31,6 @@ from zg_shared.chain import (
     ServingClient,
     SettlementProof,
     Web3Client,
-    deploy_contract,
-    load_artifact,
 )
 from zg_shared.chain.events import (
     BalanceUpdated,
@@ -122,11 +120,7 @@ async def test_every_event_is_published_once_in_order_and_redis_equals_the_chain
     nats_url: str,
     start_indexer: StartIndexer,
 ) -> None:
-    verifier = await deploy_contract(w3, keys[0], load_artifact("SettleBatchVerifier4"))
-    assert verifier.contract_address is not None
-    serving = await ServingClient.deploy(
-        w3, keys[0], lock_time=LOCK_TIME, verifiers={4: verifier.contract_address}
-    )
+    serving = await deploy_proving_serving(w3, keys[0])
     indexer = await start_indexer(anvil.rpc_url, serving.address)
     provider, alice, bob = keys[1], keys[5], keys[6]
     prv_a, prv_b = generate_private_key(), generate_private_key()

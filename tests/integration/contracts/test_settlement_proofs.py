@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from eth_account.signers.local import LocalAccount
 
-from tests.conftest import LOCK_TIME
+from tests.conftest import LOCK_TIME, deploy_proving_serving
 from zg_prover.backends import select_backend
 from zg_prover.service import ProverService
 from zg_shared.chain import (
@@ -17,8 +17,6 @@ from zg_shared.chain import (
     ServingClient,
     SettlementProof,
     Web3Client,
-    deploy_contract,
-    load_artifact,
 )
 from zg_shared.crypto import generate_private_key, prv2pub, sign_request
 from zg_shared.events import UserBatch
@@ -35,11 +33,7 @@ def prover() -> ProverService:
 
 @pytest.fixture
 async def serving(w3: Web3Client, keys: list[LocalAccount]) -> ServingClient:
-    verifier = await deploy_contract(w3, keys[0], load_artifact("SettleBatchVerifier4"))
-    assert verifier.contract_address is not None
-    return await ServingClient.deploy(
-        w3, keys[0], lock_time=LOCK_TIME, verifiers={4: verifier.contract_address}
-    )
+    return await deploy_proving_serving(w3, keys[0])
 
 
 class Account:

@@ -13,16 +13,13 @@ import pytest
 from eth_account.signers.local import LocalAccount
 from nats.js import JetStreamContext
 
-from tests.conftest import LOCK_TIME
+from tests.conftest import deploy_proving_serving
 from tests.integration.jetstream import fresh_streams, stream_events
 from zg_prover.app import ProverApp, create_app
 from zg_prover.config import ProverSettings
 from zg_shared.chain import (
     FeesSettled,
-    ServingClient,
     Web3Client,
-    deploy_contract,
-    load_artifact,
 )
 from zg_shared.crypto import generate_private_key, prv2pub, sign_request
 from zg_shared.events import ProofFailedV1, ProofReadyV1, SettlementRequestedV1, UserBatch
@@ -103,11 +100,7 @@ def signed_batch(user: str, provider: str, prv: bytes, nonces: range, fee: int) 
 async def test_a_settlement_is_proven_and_pays_the_provider_on_chain(
     w3: Web3Client, keys: list[LocalAccount], js: JetStreamContext, prover: ProverApp
 ) -> None:
-    verifier = await deploy_contract(w3, keys[0], load_artifact("SettleBatchVerifier4"))
-    assert verifier.contract_address is not None
-    serving = await ServingClient.deploy(
-        w3, keys[0], lock_time=LOCK_TIME, verifiers={4: verifier.contract_address}
-    )
+    serving = await deploy_proving_serving(w3, keys[0])
     provider, users = keys[1], keys[5:7]
     prvs = [generate_private_key() for _ in users]
     for user, prv in zip(users, prvs, strict=True):

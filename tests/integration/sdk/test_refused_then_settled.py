@@ -14,13 +14,13 @@ import pytest
 from eth_account.signers.local import LocalAccount
 from redis.asyncio import Redis
 
-from tests.conftest import LOCK_TIME
+from tests.conftest import deploy_proving_serving
 from tests.integration.sdk.conftest import DEPOSIT, INPUT_PRICE, OUTPUT_PRICE, SERVICE, Network
 from tests.integration.sdk.dishonest import Answer, Asked, DishonestProvider
 from tests.integration.sdk.test_dishonest_provider import _ask
 from zg_prover.backends import select_backend
 from zg_prover.service import ProverService
-from zg_shared.chain import ServiceParams, ServingClient, Web3Client, deploy_contract, load_artifact
+from zg_shared.chain import ServiceParams, Web3Client
 from zg_shared.events import UserBatch
 from zg_shared.zk import SignedRequest
 
@@ -35,11 +35,7 @@ async def _honest(asked: Asked) -> Answer:
 async def test_refused_requests_are_settled_on_chain(
     w3: Web3Client, keys: list[LocalAccount], redis_url: str, tmp_path: Path
 ) -> None:
-    verifier = await deploy_contract(w3, keys[0], load_artifact("SettleBatchVerifier4"))
-    assert verifier.contract_address is not None
-    serving = await ServingClient.deploy(
-        w3, keys[0], lock_time=LOCK_TIME, verifiers={4: verifier.contract_address}
-    )
+    serving = await deploy_proving_serving(w3, keys[0])
     provider_key, receipt_key = keys[1], keys[2]
     dishonest = DishonestProvider(provider_key.address, receipt_key, _honest)
     await dishonest.start()
