@@ -30,18 +30,26 @@ def ledger(redis: Redis) -> Ledger:
     return Ledger(redis)
 
 
-async def open_account(store: AccountStore, balance: int, pending: int = 0, nonce: int = 0) -> None:
+async def open_account(
+    store: AccountStore,
+    balance: int,
+    pending: int = 0,
+    nonce: int = 0,
+    signer: tuple[int, int] = (1, 2),
+    block: int = 1,
+) -> None:
+    """The indexer applies the user's account as the chain holds it at `block`."""
     account = Account(
         user=USER,
         provider=PROVIDER,
         nonce=nonce,
         balance=balance,
         pending_refund=pending,
-        signer=(1, 2),
+        signer=signer,
         refunds=(),
         additional_info="",
     )
-    assert await store.apply_chain_account(account, block=1)
+    assert await store.apply_chain_account(account, block=block)
 
 
 def paid(nonce: int, input_fee: int = 100, previous: int = 0) -> PaidRequest:
@@ -235,17 +243,7 @@ async def test_a_new_key_signs_above_every_nonce_of_the_key_it_replaced(
     await open_account(store, balance=ETHER)
     assert (await ledger.admit(paid(5), 0, BOUND, NOW, signer=old)).admitted
     assert (await ledger.admit(paid(9), 0, BOUND, NOW, signer=old)).admitted
-    rotated = Account(
-        user=USER,
-        provider=PROVIDER,
-        nonce=0,
-        balance=ETHER,
-        pending_refund=0,
-        signer=new,
-        refunds=(),
-        additional_info="",
-    )
-    assert await store.apply_chain_account(rotated, block=2)  # the indexer saw the rotation
+    await open_account(store, balance=ETHER, signer=new, block=2)  # the indexer saw the rotation
 
     below = await ledger.admit(paid(7), 0, BOUND, NOW, signer=new)
     assert (below.refusal, below.detail) == (Refusal.NONCE_TOO_LOW, (9,))
