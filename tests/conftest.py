@@ -46,6 +46,15 @@ def redis_url() -> Iterator[str]:
         yield credentials.url(server.url, ADMIN_USER)
 
 
+@pytest.fixture(scope="module")
+def acl_redis_server() -> Iterator[tuple[PrivateServer, RedisCredentials]]:
+    """A Redis of the test module's own with the repository's ACL users, and their passwords:
+    for tests that log in as the services' users."""
+    credentials = RedisCredentials.generate()
+    with PrivateServer("redis", acl=credentials) as server:
+        yield server, credentials
+
+
 @pytest.fixture(scope="session")
 def nats_credentials() -> NatsCredentials:
     """Passwords of the repository's NATS users (deploy/k8s/base/nats/auth.conf) for this

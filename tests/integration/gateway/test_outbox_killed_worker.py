@@ -13,7 +13,7 @@ import signal
 import subprocess
 import sys
 from collections import Counter
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import nats
@@ -40,19 +40,11 @@ RECLAIM_EVERY_S = 1.0
 BOUND_S = ALIVE_TTL_S + RECLAIM_EVERY_S + 30.0
 
 
-@pytest.fixture(scope="module")
-def redis_server() -> Iterator[tuple[PrivateServer, RedisCredentials]]:
-    """Redis with the repository's ACL users: the workers log in as the gateway."""
-    credentials = RedisCredentials.generate()
-    with PrivateServer("redis", acl=credentials) as server:
-        yield server, credentials
-
-
 @pytest.fixture
 async def admin_redis(
-    redis_server: tuple[PrivateServer, RedisCredentials],
+    acl_redis_server: tuple[PrivateServer, RedisCredentials],
 ) -> AsyncIterator[Redis]:
-    server, credentials = redis_server
+    server, credentials = acl_redis_server
     client = Redis.from_url(credentials.url(server.url, ADMIN_USER))
     await client.flushdb()
     yield client
@@ -102,11 +94,11 @@ class Workers:
 
 @pytest.fixture
 async def workers(
-    redis_server: tuple[PrivateServer, RedisCredentials],
+    acl_redis_server: tuple[PrivateServer, RedisCredentials],
     nats_server: PrivateServer,
     nats_credentials: NatsCredentials,
 ) -> AsyncIterator[Workers]:
-    started = Workers(redis_server, nats_server, nats_credentials)
+    started = Workers(acl_redis_server, nats_server, nats_credentials)
     yield started
     started.stop_all()
 

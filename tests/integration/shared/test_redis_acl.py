@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import shutil
 import subprocess
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -25,18 +25,11 @@ from zg_shared.redisacl import (
 )
 
 
-@pytest.fixture(scope="module")
-def server() -> Iterator[tuple[PrivateServer, RedisCredentials]]:
-    credentials = RedisCredentials.generate()
-    with PrivateServer("redis", acl=credentials) as running:
-        yield running, credentials
-
-
 @pytest.fixture
 async def login(
-    server: tuple[PrivateServer, RedisCredentials],
+    acl_redis_server: tuple[PrivateServer, RedisCredentials],
 ) -> AsyncIterator[dict[str, Redis]]:
-    running, credentials = server
+    running, credentials = acl_redis_server
     clients = {
         user: Redis.from_url(running.url, username=user, password=credentials.passwords[user])
         for user in credentials.passwords
@@ -47,9 +40,9 @@ async def login(
 
 
 async def test_an_anonymous_client_is_refused(
-    server: tuple[PrivateServer, RedisCredentials],
+    acl_redis_server: tuple[PrivateServer, RedisCredentials],
 ) -> None:
-    running, _ = server
+    running, _ = acl_redis_server
     anonymous = Redis.from_url(running.url)
     try:
         with pytest.raises(AuthenticationError):
@@ -60,8 +53,10 @@ async def test_an_anonymous_client_is_refused(
         await anonymous.aclose()
 
 
-async def test_a_wrong_password_is_refused(server: tuple[PrivateServer, RedisCredentials]) -> None:
-    running, _ = server
+async def test_a_wrong_password_is_refused(
+    acl_redis_server: tuple[PrivateServer, RedisCredentials],
+) -> None:
+    running, _ = acl_redis_server
     intruder = Redis.from_url(running.url, username="gateway", password="guessed")
     try:
         with pytest.raises(AuthenticationError):
