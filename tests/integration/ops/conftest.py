@@ -6,7 +6,7 @@ requests through the gateway, settled on chain. Built once for the metric and tr
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
@@ -16,6 +16,7 @@ from aiohttp import web
 from tests.integration.ops.otlp import OtlpReceiver
 from tests.integration.ops.prometheus import PROMETHEUS, Prometheus
 from tests.integration.ops.traffic import Traffic, send_paid_requests
+from tests.integration.polling import eventually
 from zg_shared.localnet import LocalNetwork
 
 USER = 7  # an anvil account no other setup step uses
@@ -90,3 +91,22 @@ async def observed(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Ob
         prometheus.stop()
         await net.stop()
         await runner.cleanup()
+
+
+async def until_all_answer(
+    queries: dict[str, str], answer: Callable[[str], Awaitable[object]], missing: str
+) -> None:
+    """Polls each query (name -> PromQL) through `answer` until every one has answered
+    something; fails naming those that never did."""
+    empty = dict(queries)
+
+    async def all_answer() -> bool:
+        for name, expr in list(empty.items()):
+            if await answer(expr):
+                del empty[name]
+        return not empty
+
+    try:
+        await eventually(all_answer, within_s=60, what=f"{missing} for every query")
+    except AssertionError:
+        raise AssertionError(f"no {missing} for {sorted(empty)}") from None

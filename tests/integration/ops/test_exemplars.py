@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from tests.integration.ops.conftest import Observed, known_secrets
+from tests.integration.ops.conftest import Observed, known_secrets, until_all_answer
 from tests.integration.ops.otlp import ReceivedSpan
 from tests.integration.polling import eventually
 from tests.unit.deploy.common import DASHBOARDS, as_prometheus_sees_it
@@ -82,18 +82,11 @@ def exemplar_queries() -> dict[str, str]:
 async def test_every_panel_that_shows_exemplars_gets_some(observed: Observed) -> None:
     queries = exemplar_queries()
     assert len(queries) >= 4
-    empty = dict(queries)
 
-    async def all_answer() -> bool:
-        for where, expr in list(empty.items()):
-            if await stored(observed, expr):
-                del empty[where]
-        return not empty
+    async def exemplars(expr: str) -> Stored:
+        return await stored(observed, expr)
 
-    try:
-        await eventually(all_answer, within_s=60, what="exemplars for every panel")
-    except AssertionError:
-        raise AssertionError(f"no exemplars for {sorted(empty)}") from None
+    await until_all_answer(queries, exemplars, "exemplars")
 
 
 async def test_every_exemplar_names_an_exported_span_and_holds_no_secret(

@@ -10,7 +10,7 @@ import json
 
 import pytest
 
-from tests.integration.ops.conftest import Observed
+from tests.integration.ops.conftest import Observed, until_all_answer
 from tests.integration.polling import eventually
 from tests.unit.deploy.common import (
     ALERTS,
@@ -39,26 +39,11 @@ async def test_every_scrape_target_is_up(observed: Observed) -> None:
     assert {s["metric"]["job"]: s["value"][1] for s in samples} == dict.fromkeys(jobs, "1")
 
 
-async def until_all_answer(observed: Observed, queries: dict[str, str]) -> None:
-    """Polls each query (name -> PromQL) until all of them return samples."""
-    empty = dict(queries)
-
-    async def all_answer() -> bool:
-        for name, expr in list(empty.items()):
-            if await observed.prometheus.query(expr):
-                del empty[name]
-        return not empty
-
-    try:
-        await eventually(all_answer, within_s=60, what="every query answered")
-    except AssertionError:
-        raise AssertionError(f"no samples for {empty}") from None
-
-
 async def test_every_metric_the_dashboards_and_alerts_use_has_samples(observed: Observed) -> None:
     wanted = {name for _, expr in all_exprs() for name in promql_metric_names(expr)}
     assert len(wanted) > 30
-    await until_all_answer(observed, {name: f'count({{__name__="{name}"}})' for name in wanted})
+    queries = {name: f'count({{__name__="{name}"}})' for name in wanted}
+    await until_all_answer(queries, observed.prometheus.query, "samples")
 
 
 async def test_every_dashboard_panel_returns_data(observed: Observed) -> None:
@@ -68,7 +53,7 @@ async def test_every_dashboard_panel_returns_data(observed: Observed) -> None:
         for title, expr in dashboard_exprs(path)
     }
     assert len({json.loads(p.read_text())["uid"] for p in DASHBOARDS.glob("*.json")}) == 4
-    await until_all_answer(observed, queries)
+    await until_all_answer(queries, observed.prometheus.query, "samples")
 
 
 async def test_the_alert_rules_load_and_a_healthy_network_fires_none(observed: Observed) -> None:
