@@ -7,7 +7,8 @@ Anyone who reaches the bus can publish on it, so no event moves money on its wor
   if the chain has that very log (its receipt holds it at the event's position) with the same
   user, provider, amount and nonce (index);
 - a served request is booked only if the gateway signed the event (`attestation`) with the
-  receipt key the service registered on chain (`signerAddress`);
+  receipt key the service registered on chain (`signerAddress`), or with the key that one
+  replaced, for REPLACED_SIGNER_S after billing saw the change;
 - a proof is taken only if it is the chunk billing asked for in that part of the settlement
   (user, nonce range, fee and count, in the summary and in the proof's public inputs);
 - a failed proof names a user and part of an open settlement, and a request is written off
@@ -41,6 +42,10 @@ from zg_shared.events import (
 log = logging.getLogger(__name__)
 # The provider's services (and so their receipt signers) are read again at most this often.
 SIGNER_REFRESH_S = 1.0
+# After a service's receipt key is replaced, events signed with the key it replaced are still
+# taken this long (from when billing saw the change): a gateway replica that had not read the
+# change yet, or an outbox that held its events, signed them while that key was registered.
+REPLACED_SIGNER_S = 60.0
 
 
 class Evidence:
@@ -55,16 +60,16 @@ class Evidence:
         self._clock = clock
         # The provider's services (name -> registered receipt signer), read from the chain.
         self._signers: dict[str, Address] = {}
+        # service -> (the receipt signer a change replaced, when billing saw the change)
+        self._replaced: dict[str, tuple[Address, float]] = {}
         self._read_at = -SIGNER_REFRESH_S
         self._refresh_lock = asyncio.Lock()
 
     async def served(self, event: RequestServedV1) -> bool:
         """Whether the gateway signed this served event with the service's receipt key."""
         claimed = signer_of(event.digest(), event.attestation) if event.attestation else None
-        if claimed is not None:
-            registered = await self._registered_signer(event.service, claimed)
-            if registered == claimed:
-                return True
+        if claimed is not None and await self._signs_for(event.service, claimed):
+            return True
         self.refuse(
             event.SUBJECT,
             f"request {event.event_id[:64]!r} of {event.user} (nonce {event.nonce}, "
@@ -72,29 +77,44 @@ class Evidence:
         )
         return False
 
-    async def _registered_signer(self, service: str, claimed: Address) -> Address | None:
-        """The service's registered receipt signer. On a mismatch the provider's services are
-        read again (a signer rotated, a service added), at most once per SIGNER_REFRESH_S:
-        forged events cannot flood the chain, and a real one never goes unchecked."""
-        if self._signers.get(service) != claimed:
+    async def _signs_for(self, service: str, claimed: Address) -> bool:
+        """Whether `claimed` is the service's registered receipt signer, or the one it replaced
+        less than REPLACED_SIGNER_S ago. On a mismatch the provider's services are read again
+        (a signer rotated, a service added), at most once per SIGNER_REFRESH_S: forged events
+        cannot flood the chain, and a real one never goes unchecked."""
+        if not self._accepts(service, claimed):
             async with self._refresh_lock:
-                if self._signers.get(service) != claimed:
+                if not self._accepts(service, claimed):
                     wait = self._read_at + SIGNER_REFRESH_S - self._clock()
                     if wait > 0:
                         await asyncio.sleep(wait)
                     await self.read_signers()
-        return self._signers.get(service)
+        return self._accepts(service, claimed)
+
+    def _accepts(self, service: str, claimed: Address) -> bool:
+        if self._signers.get(service) == claimed:
+            return True
+        replaced = self._replaced.get(service)
+        return (
+            replaced is not None
+            and replaced[0] == claimed
+            and self._clock() - replaced[1] < REPLACED_SIGNER_S
+        )
 
     async def read_signers(self) -> None:
         """Reads the provider's services from the chain (at start, so that billing books
         served requests through an RPC outage)."""
         services = await self.chain.get_all_services()
         self._read_at = self._clock()
-        self._signers = {
+        signers = {
             s.name: s.signer_address
             for s in services
             if s.provider.lower() == self.chain.sender.lower()
         }
+        for name, signer in self._signers.items():
+            if signers.get(name) != signer:
+                self._replaced[name] = (signer, self._read_at)
+        self._signers = signers
 
     def refuse(self, subject: str, why: str) -> None:
         self.metrics.refused(subject)
