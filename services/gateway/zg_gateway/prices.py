@@ -26,6 +26,7 @@ from __future__ import annotations
 
 from redis.asyncio import Redis
 
+from zg_shared.accounts import redis_text
 from zg_shared.chain import Service
 
 PRICES_PREFIX = "zg:gateway:prices"
@@ -38,10 +39,6 @@ def prices_key(provider: str, service: str) -> str:
 
 def _pair(service: Service) -> str:
     return f"{service.input_price}:{service.output_price}"
-
-
-def _text(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value
 
 
 class PriceWindow:
@@ -74,7 +71,7 @@ class PriceWindow:
         input_price, output_price = chain.input_price, chain.output_price
         for pair, at in replaced.items():
             try:
-                old_input, old_output = (int(p) for p in _text(pair).split(":"))
+                old_input, old_output = (int(p) for p in redis_text(pair).split(":"))
                 live = int(at) + self._grace_ms > now_ms
             except ValueError:
                 continue  # not ours: nothing to lower
@@ -94,7 +91,7 @@ class PriceWindow:
         for field, at in (
             await self._redis.hgetall(prices_key(self._provider, chain.name))
         ).items():
-            name = _text(field)
+            name = redis_text(field)
             if not name.startswith(RULE_PREFIX) or name == RULE_PREFIX + chain.counting_rule:
                 continue
             try:
