@@ -3,12 +3,14 @@
 
 from __future__ import annotations
 
+from functools import cached_property
 from typing import Literal, Self
 
 from eth_account import Account as EthAccount
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import SettingsConfigDict
 
+from zg_gateway.clients import Network, parse_networks
 from zg_shared import devkeys
 from zg_shared.settings import ServiceSettings
 
@@ -89,6 +91,11 @@ class GatewaySettings(ServiceSettings):
         "before their signature is checked (an unknown account or service); 0 disables",
     )
     chain_reads_burst: int = Field(100, description="Such chain reads a client may cause at once")
+    trusted_proxies: str = Field(
+        "",
+        description="Proxies in front of the gateway (CIDRs or addresses, comma-separated) whose "
+        "X-Forwarded-For names the client for the per-client budgets; none: the peer's address",
+    )
     backend_timeout_s: float = Field(
         300.0,
         description="How long a request may wait for the backend, in all (a stream: the time "
@@ -138,6 +145,16 @@ class GatewaySettings(ServiceSettings):
                 "served would be voided"
             )
         return self
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _proxies_are_networks(cls, value: str) -> str:
+        parse_networks(value)
+        return value
+
+    @cached_property
+    def trusted_proxy_networks(self) -> tuple[Network, ...]:
+        return parse_networks(self.trusted_proxies)
 
     def check_chain(self, chain_id: int) -> None:
         """Beyond the shared check: off a local chain the receipt key must not be the

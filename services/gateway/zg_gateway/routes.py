@@ -15,6 +15,7 @@ from opentelemetry import trace
 
 from zg_gateway.backend_errors import backend_error
 from zg_gateway.bounds import cut_reply
+from zg_gateway.clients import client_address
 from zg_gateway.errors import BackendFailed, TooLarge
 from zg_gateway.keys import BACKEND, METRICS, OUTBOX, SERVICE
 from zg_gateway.payment import payment_headers
@@ -86,7 +87,11 @@ async def _admit(request: web.Request) -> Admitted:
         payment_headers(request.headers),
         raw,
         content_type=request.headers.get("Content-Type", ""),
-        client=request.remote or "",
+        client=client_address(
+            request.remote,
+            request.headers.getall("X-Forwarded-For", []),
+            request.app[SERVICE].settings.trusted_proxy_networks,
+        ),
     )
 
 

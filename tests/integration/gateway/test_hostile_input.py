@@ -254,3 +254,47 @@ async def test_random_addresses_cost_a_bounded_number_of_chain_reads(
             assert status == 200, raw
         finally:
             stop_gateway(gateway)
+
+
+@pytest.mark.parametrize("trusted", [True, False], ids=["behind-a-trusted-proxy", "direct"])
+async def test_each_client_behind_a_trusted_proxy_has_its_own_chain_read_budget(
+    provider: Provider,
+    keys: list[LocalAccount],
+    w3: Web3Client,
+    redis_url: str,
+    nats_url: str,
+    trusted: bool,
+) -> None:
+    """Behind an ingress every request comes from the proxy's address: one client spending the
+    budget of chain reads would have spent it for every new user. With the proxy trusted, each
+    client (as the proxy names it in X-Forwarded-For) has its own; untrusted, the header is
+    ignored and cannot buy a fresh budget."""
+    burst = 3
+    env = gateway_env(
+        provider, keys[2], str(w3.provider.endpoint_uri), redis_url, nats_url, free_port(),
+        chain_reads_per_client_s="0.01", chain_reads_burst=str(burst),
+        trusted_proxies="127.0.0.0/8" if trusted else "",
+    )  # fmt: skip
+    gateway = await start_gateway(env)
+    try:
+        body = json.dumps(chat(WORDS)).encode()
+        user = provider.users[0]
+        status, raw = await send(gateway, user.headers(provider.address, 30), body)
+        assert status == 200, raw  # the service synced: it costs no client's budget later
+
+        async def stranger_from(client: str) -> int:
+            stranger = User(EthAccount.create(), generate_private_key())
+            headers = [*stranger.headers(provider.address, 30).items()]
+            status, _ = await send(gateway, [*headers, ("X-Forwarded-For", client)], body)
+            return status
+
+        # One client spends its budget (direct, the first request above spent some of it).
+        spender = [await stranger_from("198.51.100.1") for _ in range(burst + 1)]
+        assert spender[-1] == 429
+        assert set(spender) == {402, 429}
+        assert 1 <= spender.count(402) <= burst
+        # Another client, behind the same proxy.
+        assert await stranger_from("198.51.100.2") == (402 if trusted else 429)
+        assert await stranger_from("198.51.100.1") == 429
+    finally:
+        stop_gateway(gateway)
