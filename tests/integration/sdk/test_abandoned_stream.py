@@ -21,9 +21,10 @@ from zgserve import verify_evidence
 
 @pytest.fixture
 def backend_knobs() -> dict[str, Any]:
-    # A reply of about a minute: every test here leaves it long before its end, even when a
-    # loaded machine delays the test's SIGINT by seconds (a 2 s reply once ended first).
-    return {"reply_words": 12_000, "token_latency_ms": 5.0}
+    # A reply of about a minute (the SDK bounds it to 1,024 tokens: 50 ms each): every test
+    # here leaves it long before its end, even when a loaded machine delays the test's SIGINT
+    # by seconds (replies of 2 and 5 s once ended first, and zg chat exited 0).
+    return {"reply_words": 2_000, "token_latency_ms": 50.0}
 
 
 MESSAGES: list[openai.types.chat.ChatCompletionMessageParam] = [
@@ -93,8 +94,8 @@ async def test_zg_chat_interrupted_mid_stream_pays_what_it_was_charged(network: 
     assert process.stdout is not None
     assert await process.stdout.read(1)  # the reply has started
     process.send_signal(signal.SIGINT)
-    _, err = await process.communicate()
-    assert process.returncode == 130, err.decode()
+    out, err = await process.communicate()
+    assert process.returncode == 130, f"stdout ends {out[-300:]!r}; stderr {err.decode()}"
     assert b"Traceback" not in err
     state = await network.state(network.user_key.address)
     assert state is not None
