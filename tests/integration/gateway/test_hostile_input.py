@@ -6,8 +6,10 @@ Each gets a clear 4xx, changes nothing, and the process stays up."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections import Counter
+from collections.abc import AsyncIterator
 from typing import Any
 
 import aiohttp
@@ -33,6 +35,7 @@ from zg_shared.crypto import generate_private_key
 from zg_shared.localservers import free_port
 
 pytestmark = pytest.mark.slow
+BODY = json.dumps(chat(WORDS)).encode()  # a paid chat request's body
 
 
 async def send(
@@ -86,7 +89,7 @@ async def test_a_5000_digit_number_is_a_400_naming_the_header(
 ) -> None:
     user = provider.users[0]
     headers = {**user.headers(provider.address, 30), name: "9" * 5000}
-    status, raw = await send(gateway_process, headers, json.dumps(chat(WORDS)).encode())
+    status, raw = await send(gateway_process, headers, BODY)
     assert status == 400, raw
     assert (error_of(raw)["code"], error_of(raw)["param"]) == ("invalid_header", name)
     assert await provider.state(user) is None
@@ -143,7 +146,7 @@ async def test_stream_yes_gets_no_content_and_costs_nothing(
     assert b"data:" not in raw
     # The next request's event is then the only one on the stream (no pause: a barrier).
     headers = user.headers(provider.address, 30)
-    status, raw = await send(gateway_process, headers, json.dumps(chat(WORDS)).encode())
+    status, raw = await send(gateway_process, headers, BODY)
     assert status == 200, raw
     [event] = await wait_for_events(provider, 1)
     assert event["nonce"] == int(headers["Nonce"])
@@ -153,7 +156,7 @@ async def test_header_names_are_case_insensitive_and_a_duplicate_is_refused(
     provider: Provider, gateway_process: GatewayProcess
 ) -> None:
     user = provider.users[0]
-    body = json.dumps(chat(WORDS)).encode()
+    body = BODY
     lower = {k.lower(): v for k, v in user.headers(provider.address, 30).items()}
     status, raw = await send(gateway_process, lower, body)
     assert status == 200, raw
@@ -178,7 +181,7 @@ async def test_a_json_body_under_another_content_type_is_415(
     provider: Provider, gateway_process: GatewayProcess, content_type: str
 ) -> None:
     user = provider.users[0]
-    body = json.dumps(chat(WORDS)).encode()
+    body = BODY
     status, raw = await send(
         gateway_process, user.headers(provider.address, 30), body, content_type=content_type
     )
@@ -204,6 +207,27 @@ def client_reads(rpc: CountingRpc) -> Counter[str]:
     return rpc.calls - Counter({"eth_call": refreshes, "eth_chainId": 2 * refreshes})
 
 
+@contextlib.asynccontextmanager
+async def budgeted_gateway(
+    provider: Provider, keys: list[LocalAccount], rpc_url: str, redis_url: str, nats_url: str,
+    burst: int, **settings: str,
+) -> AsyncIterator[GatewayProcess]:  # fmt: skip
+    """A gateway process whose clients may each cause `burst` chain reads (refilled at
+    0.01/s), with its service synced from the chain by a first paid request (that read is
+    charged to this machine's address)."""
+    env = gateway_env(
+        provider, keys[2], rpc_url, redis_url, nats_url, free_port(),
+        chain_reads_per_client_s="0.01", chain_reads_burst=str(burst), **settings,
+    )  # fmt: skip
+    gateway = await start_gateway(env)
+    try:
+        status, raw = await send(gateway, provider.users[0].headers(provider.address, 30), BODY)
+        assert status == 200, raw
+        yield gateway
+    finally:
+        stop_gateway(gateway)
+
+
 async def test_random_addresses_cost_a_bounded_number_of_chain_reads(
     provider: Provider,
     keys: list[LocalAccount],
@@ -213,47 +237,37 @@ async def test_random_addresses_cost_a_bounded_number_of_chain_reads(
 ) -> None:
     """Before: two RPC calls per request with a random Address, before any check or limit."""
     burst = 5
-    async with CountingRpc(str(w3.provider.endpoint_uri)) as rpc:
-        env = gateway_env(
-            provider, keys[2], rpc.url, redis_url, nats_url, free_port(),
-            chain_reads_per_client_s="0.01", chain_reads_burst=str(burst),
-        )  # fmt: skip
-        gateway = await start_gateway(env)
-        try:
-            body = json.dumps(chat(WORDS)).encode()
-            # The service is synced from the chain at the first request: that read is counted.
-            user = provider.users[0]
-            status, raw = await send(gateway, user.headers(provider.address, 30), body)
-            assert status == 200, raw
-            before = client_reads(rpc)
-            strangers = [User(EthAccount.create(), generate_private_key()) for _ in range(40)]
-            # An unknown address is remembered (for 2 s): asked again at once, it is answered
-            # from memory, at no chain read.
-            status, raw = await send(gateway, strangers[0].headers(provider.address, 30), body)
-            assert status == 402, raw
-            first = client_reads(rpc)
-            status, raw = await send(gateway, strangers[0].headers(provider.address, 30), body)
-            assert status == 402, raw
-            assert client_reads(rpc) == first
-            statuses = [402]
-            for stranger in strangers[1:]:
-                status, raw = await send(gateway, stranger.headers(provider.address, 30), body)
-                statuses.append(status)
-            assert set(statuses) == {402, 429}
-            assert statuses.count(402) <= burst
-            reads = client_reads(rpc) - before
-            assert reads["eth_call"] <= burst, reads  # getAccount, once per read admitted
-            assert reads.total() <= 3 * burst, reads  # with its block number and chain id
-            # An account the indexer loaded into Redis is still served (its key is checked
-            # against the chain as it enters the cache, at no cost to the client's budget).
-            known = provider.users[1]
-            await AccountStore(provider.redis).load_from_chain(
-                provider.serving, known.address, provider.address
-            )
-            status, raw = await send(gateway, known.headers(provider.address, 30), body)
-            assert status == 200, raw
-        finally:
-            stop_gateway(gateway)
+    async with (
+        CountingRpc(str(w3.provider.endpoint_uri)) as rpc,
+        budgeted_gateway(provider, keys, rpc.url, redis_url, nats_url, burst) as gateway,
+    ):
+        before = client_reads(rpc)
+        strangers = [User(EthAccount.create(), generate_private_key()) for _ in range(40)]
+        # An unknown address is remembered (for 2 s): asked again at once, it is answered
+        # from memory, at no chain read.
+        status, raw = await send(gateway, strangers[0].headers(provider.address, 30), BODY)
+        assert status == 402, raw
+        first = client_reads(rpc)
+        status, raw = await send(gateway, strangers[0].headers(provider.address, 30), BODY)
+        assert status == 402, raw
+        assert client_reads(rpc) == first
+        statuses = [402]
+        for stranger in strangers[1:]:
+            status, raw = await send(gateway, stranger.headers(provider.address, 30), BODY)
+            statuses.append(status)
+        assert set(statuses) == {402, 429}
+        assert statuses.count(402) <= burst
+        reads = client_reads(rpc) - before
+        assert reads["eth_call"] <= burst, reads  # getAccount, once per read admitted
+        assert reads.total() <= 3 * burst, reads  # with its block number and chain id
+        # An account the indexer loaded into Redis is still served (its key is checked
+        # against the chain as it enters the cache, at no cost to the client's budget).
+        known = provider.users[1]
+        await AccountStore(provider.redis).load_from_chain(
+            provider.serving, known.address, provider.address
+        )
+        status, raw = await send(gateway, known.headers(provider.address, 30), BODY)
+        assert status == 200, raw
 
 
 @pytest.mark.parametrize("trusted", [True, False], ids=["behind-a-trusted-proxy", "direct"])
@@ -270,22 +284,15 @@ async def test_each_client_behind_a_trusted_proxy_has_its_own_chain_read_budget(
     client (as the proxy names it in X-Forwarded-For) has its own; untrusted, the header is
     ignored and cannot buy a fresh budget."""
     burst = 3
-    env = gateway_env(
-        provider, keys[2], str(w3.provider.endpoint_uri), redis_url, nats_url, free_port(),
-        chain_reads_per_client_s="0.01", chain_reads_burst=str(burst),
+    async with budgeted_gateway(
+        provider, keys, str(w3.provider.endpoint_uri), redis_url, nats_url, burst,
         trusted_proxies="127.0.0.0/8" if trusted else "",
-    )  # fmt: skip
-    gateway = await start_gateway(env)
-    try:
-        body = json.dumps(chat(WORDS)).encode()
-        user = provider.users[0]
-        status, raw = await send(gateway, user.headers(provider.address, 30), body)
-        assert status == 200, raw  # the service synced: it costs no client's budget later
+    ) as gateway:  # fmt: skip
 
         async def stranger_from(client: str) -> int:
             stranger = User(EthAccount.create(), generate_private_key())
             headers = [*stranger.headers(provider.address, 30).items()]
-            status, _ = await send(gateway, [*headers, ("X-Forwarded-For", client)], body)
+            status, _ = await send(gateway, [*headers, ("X-Forwarded-For", client)], BODY)
             return status
 
         # One client spends its budget (direct, the first request above spent some of it).
@@ -296,5 +303,3 @@ async def test_each_client_behind_a_trusted_proxy_has_its_own_chain_read_budget(
         # Another client, behind the same proxy.
         assert await stranger_from("198.51.100.2") == (402 if trusted else 429)
         assert await stranger_from("198.51.100.1") == 429
-    finally:
-        stop_gateway(gateway)
