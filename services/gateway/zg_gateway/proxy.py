@@ -146,7 +146,7 @@ class _Relay:
     digest: Any = field(default_factory=hashlib.sha256)
     splitter: SseSplitter = field(default_factory=SseSplitter)
     cut: bool = False
-    ended: bool = False  # `[DONE]` relayed: nothing after it is read, relayed or charged
+    ended: bool = False  # `[DONE]` relayed: nothing after it is relayed or charged (only drained)
     told: bool = False  # the user was sent an error event, the backend's or ours
 
     async def write(self, data: bytes) -> None:
