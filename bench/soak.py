@@ -45,7 +45,7 @@ from eth_typing import HexStr
 from zg_shared.chain import ServingClient, connect
 from zg_shared.chain.events import FeesSettled
 from zg_shared.crypto import generate_private_key, prv2pub, sign_request
-from zg_shared.localnet import LocalNetwork
+from zg_shared.localnet import DEFAULT_CIRCUIT_SIZES, LocalNetwork
 
 WORDS = "settle these words promptly"
 DEPOSIT = 10**18
@@ -129,6 +129,7 @@ async def run(args: argparse.Namespace) -> Result:
             lock_time=MIN_LOCK_TIME_S,
             overrides=overrides,
             provers=args.provers,
+            circuit_sizes=args.circuit_sizes,
             progress=log,
         )
         deployment = await net.start()
@@ -363,6 +364,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--provers", type=int, default=1, help="prover processes (the pool)")
     parser.add_argument(
         "--age-s", type=float, default=60.0, help="settle an account once its oldest is this old"
+    )
+    parser.add_argument(
+        "--circuit-sizes",
+        type=int,
+        nargs="+",
+        default=list(DEFAULT_CIRCUIT_SIZES),
+        help="circuit sizes N to deploy and prove with (default: the network's)",
     )
     parser.add_argument("--sample-s", type=float, default=2.0)
     parser.add_argument("--drain-s", type=float, default=300.0)

@@ -73,6 +73,7 @@ def create_app(
             settings.durable_name,
             settings.heartbeat_s,
             settings.nats_access().subscriber_inbox_prefix(),
+            settings.concurrency,
         )
     )
 

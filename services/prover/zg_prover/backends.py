@@ -15,12 +15,11 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from zg_shared.zk import Groth16Proof
 from zg_shared.zk.arkworks import ArkworksStep, groth16py_available
 from zg_shared.zk.circuit import REPO_ROOT
 from zg_shared.zk.keys import KeyFormat, KeySet, find_keys
 from zg_shared.zk.models import ChunkInput
-from zg_shared.zk.pipeline import ProofStep, ProvingPipeline, Timings
+from zg_shared.zk.pipeline import ProofStep, ProvenChunk, ProvingPipeline
 from zg_shared.zk.snarkjs import SnarkjsStep
 
 
@@ -116,14 +115,11 @@ class Prover:
     def dev_keys(self) -> bool:
         return any(p.keys.dev for p in self.pipelines.values())
 
-    def prove(self, chunk: ChunkInput) -> Groth16Proof:
+    def prove(self, chunk: ChunkInput) -> ProvenChunk:
         pipeline = self.pipelines.get(chunk.size)
         if pipeline is None:
             raise ValueError(f"no keys for circuit size {chunk.size} (have {self.sizes})")
         return pipeline.prove_chunk(chunk)
-
-    def last_timings(self, size: int) -> Timings | None:
-        return self.pipelines[size].last_timings
 
     def missing_artifacts(self) -> list[Path]:
         return [p for pipeline in self.pipelines.values() for p in pipeline.missing()]

@@ -11,6 +11,7 @@ from pydantic import Field, field_validator
 from pydantic_settings import SettingsConfigDict
 
 from zg_prover.backends import backend_names
+from zg_shared.cpu import available_cpus
 from zg_shared.settings import CircuitSizes, ServiceSettings
 
 
@@ -54,6 +55,14 @@ class ProverSettings(ServiceSettings):
         description="This replica's name in the pool, reported with its proofs",
     )
     heartbeat_s: float = Field(10.0, gt=0, description="In-progress acks while a proof runs")
+    concurrency: int = Field(
+        default_factory=available_cpus,
+        ge=1,
+        le=256,
+        description="Chunks this replica proves at once, one core each (arkworks proves on one "
+        "thread); default: the cores this process may use (affinity, capped by a cgroup CPU "
+        "limit). Each holds a proof's working memory beside the one loaded key",
+    )
 
     @field_validator("backend")
     @classmethod

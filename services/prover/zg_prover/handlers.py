@@ -24,17 +24,17 @@ def create_router(
     durable: str,
     heartbeat_s: float,
     inbox_prefix: bytes,
+    concurrency: int = 1,
 ) -> NatsRouter:
-    """`inbox_prefix`: where the prover's NATS user may receive (NatsAccess)."""
+    """`inbox_prefix`: where the prover's NATS user may receive (NatsAccess). `concurrency`
+    pull subscriptions on the one durable consumer, each fetching one request and proving it
+    before it fetches the next: that many proofs side by side (each in a thread; groth16py
+    releases the GIL), as that many replicas would, and no request waits here unacknowledged
+    while another replica is idle. (One subscription fetching a batch would wait for the
+    batch's every proof before it fetched again, and a part published a moment later would
+    wait for it.)"""
     router = NatsRouter()
 
-    @router.subscriber(
-        SettlementRequestedV1.SUBJECT,
-        stream=SERVING_STREAM,
-        durable=durable,
-        pull_sub=PullSub(batch_size=1),
-        inbox_prefix=inbox_prefix,
-    )
     async def on_settlement_requested(request: SettlementRequestedV1, message: NatsMessage) -> None:
         # What an SRE searches traces by (faststream's consumer span is the current one).
         span = trace.get_current_span()
@@ -57,4 +57,12 @@ def create_router(
             extra={"zg_settlement_id": request.settlement_id},
         )
 
+    for _ in range(concurrency):
+        router.subscriber(
+            SettlementRequestedV1.SUBJECT,
+            stream=SERVING_STREAM,
+            durable=durable,
+            pull_sub=PullSub(batch_size=1),
+            inbox_prefix=inbox_prefix,
+        )(on_settlement_requested)
     return router

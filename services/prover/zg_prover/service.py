@@ -54,7 +54,6 @@ class ProverService:
         self.backend = backend
         self.instance = instance
         self._run_blocking = run_blocking
-        self._cpu_s = 0.0
 
     def circuit_size(self, wanted: int | None) -> int:
         """The size asked for, or the largest one this prover has keys for."""
@@ -65,24 +64,30 @@ class ProverService:
         return wanted
 
     async def prove_batch(self, provider: str, batch: UserBatch, n: int) -> list[ChunkProof]:
+        proofs, _ = await self._prove_batch(provider, batch, n)
+        return proofs
+
+    async def _prove_batch(
+        self, provider: str, batch: UserBatch, n: int
+    ) -> tuple[list[ChunkProof], float]:
+        """The batch's chunk proofs, and the CPU seconds they took."""
         provider_int, user_int = int(provider, 16), int(batch.user, 16)
         for request in batch.requests:
             if request.user != user_int or request.provider != provider_int:
                 raise Unprovable("a request's user or provider differs from its batch", batch.user)
-        proofs = []
+        proofs, cpu_s = [], 0.0
         for requests in split_into_chunks(batch.requests, n):
             try:
                 chunk = build_chunk_input(requests, batch.signer, n)
             except ChunkError as exc:
                 raise Unprovable(str(exc), batch.user) from exc
             try:
-                proof = await self._run_blocking(functools.partial(self.backend.prove, chunk))
-                timings = self.backend.last_timings(n)
-                self._cpu_s += timings.cpu_s if timings else 0.0
+                proven = await self._run_blocking(functools.partial(self.backend.prove, chunk))
             except WitnessError as exc:
                 where = f" ({exc.template} line {exc.line})" if exc.template else ""
                 raise Unprovable(f"the circuit rejects the requests{where}", batch.user) from exc
-            a, b, c, public = proof.to_calldata()
+            cpu_s += proven.timings.cpu_s
+            a, b, c, public = proven.proof.to_calldata()
             if list(public) != chunk.public_inputs():
                 raise RuntimeError("proof public inputs differ from the chunk: refusing to publish")
             proofs.append(
@@ -95,14 +100,14 @@ class ProverService:
                     calldata=SettlementProof(circuit_size=n, a=a, b=b, c=c, public_inputs=public),
                 )
             )
-        return proofs
+        return proofs, cpu_s
 
     async def handle(self, request: SettlementRequestedV1) -> ProofReadyV1 | ProofFailedV1:
         """Proofs for every batch, or why the request can never be proven. Transient
         failures (a crashed prover process, a timeout) raise, so the message is redelivered."""
         started = time.perf_counter()
-        self._cpu_s = 0.0
         proofs: list[ChunkProof] = []
+        cpu_s = 0.0
         # Ids no outsider can predict (the settlement id is on the bus for anyone to read):
         # one published first under the id would make JetStream drop ours. A redelivered
         # request proves again; billing takes one proof per part.
@@ -110,7 +115,9 @@ class ProverService:
         try:
             n = self.circuit_size(request.circuit_size)
             for batch in request.batches:
-                proofs += await self.prove_batch(request.provider, batch, n)
+                batch_proofs, batch_cpu_s = await self._prove_batch(request.provider, batch, n)
+                proofs += batch_proofs
+                cpu_s += batch_cpu_s
         except Unprovable as exc:
             log.warning("settlement %s cannot be proven: %s", request.settlement_id, exc)
             return ProofFailedV1(
@@ -133,7 +140,7 @@ class ProverService:
             prove_seconds=elapsed,
             part=request.part,
             parts=request.parts,
-            cpu_seconds=self._cpu_s,
+            cpu_seconds=cpu_s,
             dev_keys=self.backend.dev_keys,
             prover=self.instance,
         )

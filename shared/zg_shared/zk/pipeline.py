@@ -9,13 +9,13 @@ before a settlement transaction pays gas for it.
 
 from __future__ import annotations
 
-import resource
 import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
+from zg_shared.cpu import thread_cpu_s
 from zg_shared.zk.keys import KeySet
 from zg_shared.zk.models import ChunkInput, Groth16Proof
 from zg_shared.zk.snarkjs import SnarkjsError
@@ -36,15 +36,15 @@ class Timings:
     witness_s: float
     prove_s: float
     verify_s: float | None
-    cpu_s: float  # CPU seconds of this process's threads and its children over the whole chunk
+    # CPU seconds of the proving thread and the children it ran over the whole chunk: other
+    # chunks proved at the same time in this process are not counted (zg_shared.cpu).
+    cpu_s: float
 
 
-def _cpu_seconds() -> float:
-    own, children = (
-        resource.getrusage(resource.RUSAGE_SELF),
-        resource.getrusage(resource.RUSAGE_CHILDREN),
-    )
-    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+@dataclass(frozen=True)
+class ProvenChunk:
+    proof: Groth16Proof
+    timings: Timings
 
 
 class ProvingPipeline:
@@ -60,7 +60,6 @@ class ProvingPipeline:
         self.step = step
         self.witness = witness or witness_generator(keys.build)
         self.verify_proofs = verify
-        self.last_timings: Timings | None = None
 
     @property
     def size(self) -> int:
@@ -69,8 +68,9 @@ class ProvingPipeline:
     def missing(self) -> list[Path]:
         return self.keys.missing()
 
-    def prove_chunk(self, chunk: ChunkInput) -> Groth16Proof:
-        """A locally verified proof of `chunk`; raises WitnessError if none can exist."""
+    def prove_chunk(self, chunk: ChunkInput) -> ProvenChunk:
+        """A locally verified proof of `chunk` and what it cost; raises WitnessError if none
+        can exist. Safe to call from several threads at once (one chunk each)."""
         if chunk.size != self.keys.size:
             raise ValueError(f"chunk of size {chunk.size} for a circuit of size {self.keys.size}")
         missing = self.missing()
@@ -78,7 +78,7 @@ class ProvingPipeline:
             raise FileNotFoundError(
                 f"missing circuit artifacts {[str(p) for p in missing]}: run scripts/zk_setup.py"
             )
-        cpu0 = _cpu_seconds()
+        cpu0 = thread_cpu_s()
         with tempfile.TemporaryDirectory(prefix="zg-prove-") as tmp:
             workdir = Path(tmp)
             t0 = time.perf_counter()
@@ -93,7 +93,7 @@ class ProvingPipeline:
             if not self.step.verify(proof):
                 raise SnarkjsError("the fresh proof does not verify: proving key and vkey differ?")
             verify_s = time.perf_counter() - t2
-        self.last_timings = Timings(
-            witness_s=t1 - t0, prove_s=t2 - t1, verify_s=verify_s, cpu_s=_cpu_seconds() - cpu0
+        timings = Timings(
+            witness_s=t1 - t0, prove_s=t2 - t1, verify_s=verify_s, cpu_s=thread_cpu_s() - cpu0
         )
-        return proof
+        return ProvenChunk(proof, timings)

@@ -18,6 +18,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from zg_shared.cpu import run_child
 from zg_shared.zk.circuit import REPO_ROOT
 from zg_shared.zk.models import ChunkInput, Groth16Proof
 
@@ -64,7 +65,7 @@ class Snarkjs:
     def _run(self, *args: str | os.PathLike[str], error: type[SnarkjsError] = SnarkjsError) -> str:
         cmd = [self.node, str(self.cli), *(str(a) for a in args)]
         try:
-            proc = subprocess.run(
+            proc = run_child(
                 cmd, capture_output=True, text=True, timeout=self.timeout_s, check=False
             )
         except subprocess.TimeoutExpired as exc:
@@ -111,7 +112,7 @@ class Snarkjs:
                 str(public_path),
                 str(proof_path),
             ]
-            proc = subprocess.run(
+            proc = run_child(
                 cmd, capture_output=True, text=True, timeout=self.timeout_s, check=False
             )
         # snarkjs prints "OK!" on success and "Invalid proof" (exit 1) otherwise.

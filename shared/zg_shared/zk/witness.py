@@ -14,6 +14,7 @@ import subprocess
 from pathlib import Path
 from typing import Protocol
 
+from zg_shared.cpu import run_child
 from zg_shared.zk.circuit import CircuitBuild
 from zg_shared.zk.models import ChunkInput
 from zg_shared.zk.snarkjs import Snarkjs, SnarkjsError, WitnessError
@@ -56,7 +57,7 @@ class NativeWitness:
         input_path = out.with_suffix(".input.json")
         input_path.write_text(json.dumps(chunk.to_circuit_json()))
         try:
-            proc = subprocess.run(
+            proc = run_child(
                 [str(self.binary), str(input_path), str(out)],
                 capture_output=True,
                 text=True,

@@ -5,6 +5,8 @@ and those proofs paying the provider through Serving.settleFees on anvil."""
 from __future__ import annotations
 
 import asyncio
+import resource
+import threading
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -16,6 +18,7 @@ from nats.js import JetStreamContext
 from tests.conftest import deploy_proving_serving
 from tests.integration.jetstream import fresh_streams, stream_events
 from zg_prover.app import ProverApp, create_app
+from zg_prover.backends import select_backend
 from zg_prover.config import ProverSettings
 from zg_shared.chain import (
     FeesSettled,
@@ -23,7 +26,8 @@ from zg_shared.chain import (
 )
 from zg_shared.crypto import generate_private_key, prv2pub, sign_request
 from zg_shared.events import ProofFailedV1, ProofReadyV1, SettlementRequestedV1, UserBatch
-from zg_shared.zk import SignedRequest
+from zg_shared.zk import ChunkInput, SignedRequest
+from zg_shared.zk.pipeline import ProvenChunk
 
 pytestmark = pytest.mark.slow
 
@@ -211,6 +215,7 @@ async def test_two_provers_prove_one_settlements_chunks_in_parallel(
                 log_json=False,
                 chain_id=31337,
                 instance_id=name,
+                concurrency=1,  # one proof at a time each: the pool shares the parts
             )
         )
         for name in ("prover-a", "prover-b")
@@ -249,3 +254,68 @@ async def test_two_provers_prove_one_settlements_chunks_in_parallel(
     finally:
         for app in pool:
             await app.stop()
+
+
+async def test_one_prover_proves_as_many_chunks_at_once_as_its_concurrency(
+    nats_url: str, keys: list[LocalAccount], js: JetStreamContext
+) -> None:
+    """PROVER_CONCURRENCY=2: one replica, one loaded key, two parts proved side by side. Each
+    proof waits at a barrier for the other to be in flight too, so one at a time never gets
+    past it; and each part reports its own proof's CPU, not its neighbour's as well."""
+    backend = select_backend("auto", [4], allow_dev=False)
+    together = threading.Barrier(2, timeout=60)
+    prove_alone = backend.prove
+
+    def prove_beside_another(chunk: ChunkInput) -> ProvenChunk:
+        together.wait()
+        return prove_alone(chunk)
+
+    backend.prove = prove_beside_another  # type: ignore[method-assign]
+    app = create_app(
+        ProverSettings(
+            nats_url=nats_url,
+            http_port=0,
+            circuit_sizes=[4],
+            log_json=False,
+            chain_id=31337,
+            concurrency=2,
+        ),
+        backend=backend,
+    )
+    cpu_before = _process_cpu_s()
+    await app.start()
+    try:
+        prv = generate_private_key()
+        user, provider = keys[5].address, keys[1].address
+        for part, nonces in enumerate((range(1, 5), range(5, 9))):
+            await publish(
+                js,
+                SettlementRequestedV1(
+                    event_id=f"settle-s-together-{part}",
+                    settlement_id="s-together",
+                    provider=provider,
+                    batches=(signed_batch(user, provider, prv, nonces, fee=3),),
+                    circuit_size=4,
+                    part=part,
+                    parts=2,
+                ),
+            )
+
+        found = [ProofReadyV1.model_validate(e) for e in await outcomes(js, 2)]
+
+        assert sorted(e.part for e in found) == [0, 1]
+        assert not together.broken
+        spent = [e.cpu_seconds or 0.0 for e in found]
+        assert all(s > 0 for s in spent)
+        # Counted per thread: the two reports add up to no more than the process spent.
+        assert sum(spent) <= _process_cpu_s() - cpu_before
+    finally:
+        await app.stop()
+
+
+def _process_cpu_s() -> float:
+    own, children = (
+        resource.getrusage(resource.RUSAGE_SELF),
+        resource.getrusage(resource.RUSAGE_CHILDREN),
+    )
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime

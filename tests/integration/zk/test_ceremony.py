@@ -97,7 +97,7 @@ def test_two_contributors_and_a_beacon_make_keys_that_prove(ptau: Path, tmp_path
     keys.check_circuit()
     pub, reqs = sign(KEY_A, [(USER, PROVIDER, n, 10 * n) for n in (1, 2, 3)])
     chunk = build_chunk_input(reqs, pub, SIZE)
-    proof = ProvingPipeline(keys, SnarkjsStep(keys.key, keys.vkey)).prove_chunk(chunk)
+    proof = ProvingPipeline(keys, SnarkjsStep(keys.key, keys.vkey)).prove_chunk(chunk).proof
     assert proof.public_signals == chunk.public_inputs()
 
     # A key that no longer matches its manifest is caught.

@@ -63,7 +63,7 @@ def prove(prover: ProvingPipeline, user: str, provider: str, nonces: range) -> G
         for n in nonces
     ]
     chunk = build_chunk_input(requests, prv2pub(PRV).as_tuple(), SIZE)
-    proof: Groth16Proof = prover.prove_chunk(chunk)  # verified locally by the prover
+    proof: Groth16Proof = prover.prove_chunk(chunk).proof  # verified locally by the prover
     assert proof.public_signals == chunk.public_inputs()
     return proof
 

@@ -116,12 +116,12 @@ def partial_chunk(requests: tuple[Point, list[SignedRequest]]) -> ChunkInput:
 
 @pytest.fixture(scope="module")
 def full_proof(snarkjs: Snarkjs, artifacts: KeySet, full_chunk: ChunkInput) -> Groth16Proof:
-    return snarkjs_pipeline(artifacts, snarkjs).prove_chunk(full_chunk)
+    return snarkjs_pipeline(artifacts, snarkjs).prove_chunk(full_chunk).proof
 
 
 @pytest.fixture(scope="module")
 def partial_proof(snarkjs: Snarkjs, artifacts: KeySet, partial_chunk: ChunkInput) -> Groth16Proof:
-    return snarkjs_pipeline(artifacts, snarkjs).prove_chunk(partial_chunk)
+    return snarkjs_pipeline(artifacts, snarkjs).prove_chunk(partial_chunk).proof
 
 
 # ------------------------------------------------------------------ snarkjs
@@ -276,7 +276,7 @@ async def test_arkworks_prover_proofs_verify_everywhere(
     pytest.importorskip("groth16py")
     from zg_shared.zk.arkworks import ArkworksStep
 
-    proof = ProvingPipeline(artifacts, ArkworksStep(artifacts)).prove_chunk(partial_chunk)
+    proof = ProvingPipeline(artifacts, ArkworksStep(artifacts)).prove_chunk(partial_chunk).proof
     assert proof.public_signals == partial_chunk.public_inputs()
     assert snarkjs.verify(artifacts.vkey, proof)
     a, b, c, inputs = proof.to_calldata()
