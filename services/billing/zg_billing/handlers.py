@@ -6,6 +6,10 @@ Redis, and every effect is idempotent, so a redelivery changes nothing twice. A 
 fails because Redis is away for a moment (a Sentinel failover) or the chain is, has its
 message redelivered a little later (`redelivered_on_outage`): faststream would otherwise
 reject (TERM) it, and JetStream never delivers a rejected message again.
+
+Each handler reads its event itself (`zg_shared.busread.event_of`): a message on its subject
+that is no such event (a publish ack or API reply stored there through the reply-subject
+trick) is rejected with one warning line, and nothing runs.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from zg_billing.intake import Intake
 from zg_billing.lease import Deposed
 from zg_billing.settler import Settler
 from zg_shared.bus import CHAIN_STREAM, SERVING_STREAM
+from zg_shared.busread import event_of
 from zg_shared.chain import ChainUnavailable
 from zg_shared.commands import SettleNow, SettleNowReply
 from zg_shared.events import (
@@ -72,39 +77,53 @@ def create_router(
         )
 
     @consumer(RequestServedV1.SUBJECT, SERVING_STREAM, "served", 64)
-    async def on_request_served(event: RequestServedV1, message: NatsMessage) -> None:
+    async def on_request_served(message: NatsMessage) -> None:
+        if (event := await event_of(RequestServedV1, message)) is None:
+            return
         async with redelivered_on_outage(message, f"served request {event.event_id}"):
             await intake.record(event)
 
     @consumer(ProofReadyV1.SUBJECT, SERVING_STREAM, "proof-ready", 1)
-    async def on_proof_ready(event: ProofReadyV1, message: NatsMessage) -> None:
+    async def on_proof_ready(message: NatsMessage) -> None:
+        if (event := await event_of(ProofReadyV1, message)) is None:
+            return
         # The proofs stay valid while the chain or Redis is away: try again in a while.
         async with redelivered_on_outage(message, f"settlement {event.settlement_id}'s proof"):
             await settler.on_proof_ready(event)
 
     @consumer(ProofFailedV1.SUBJECT, SERVING_STREAM, "proof-failed", 1)
-    async def on_proof_failed(event: ProofFailedV1, message: NatsMessage) -> None:
+    async def on_proof_failed(message: NatsMessage) -> None:
+        if (event := await event_of(ProofFailedV1, message)) is None:
+            return
         async with redelivered_on_outage(message, f"settlement {event.settlement_id}'s failure"):
             await settler.on_proof_failed(event)
 
     @consumer(FeesSettledV1.SUBJECT, CHAIN_STREAM, "fees-settled", 16)
-    async def on_fees_settled(event: FeesSettledV1, message: NatsMessage) -> None:
+    async def on_fees_settled(message: NatsMessage) -> None:
+        if (event := await event_of(FeesSettledV1, message)) is None:
+            return
         # Checked against the chain before it is believed: wait for the chain.
         async with redelivered_on_outage(message, f"a FeesSettled for {event.user}"):
             await settler.on_fees_settled(event)
 
     @consumer(RefundRequestedV1.SUBJECT, CHAIN_STREAM, "refund-requested", 16)
-    async def on_refund_requested(event: RefundRequestedV1, message: NatsMessage) -> None:
+    async def on_refund_requested(message: NatsMessage) -> None:
+        if (event := await event_of(RefundRequestedV1, message)) is None:
+            return
         async with redelivered_on_outage(message, f"a RefundRequested of {event.user}"):
             await settler.on_refund_requested(event)
 
     @consumer(SignerRotatedV1.SUBJECT, CHAIN_STREAM, "signer-rotated", 16)
-    async def on_signer_rotated(event: SignerRotatedV1, message: NatsMessage) -> None:
+    async def on_signer_rotated(message: NatsMessage) -> None:
+        if (event := await event_of(SignerRotatedV1, message)) is None:
+            return
         async with redelivered_on_outage(message, f"a SignerRotated of {event.user}"):
             await settler.on_signer_rotated(event)
 
     @consumer(ReorgDetectedV1.SUBJECT, CHAIN_STREAM, "reorg", 1)
-    async def on_reorg(_: ReorgDetectedV1, message: NatsMessage) -> None:
+    async def on_reorg(message: NatsMessage) -> None:
+        if await event_of(ReorgDetectedV1, message) is None:
+            return
         async with redelivered_on_outage(message, "a reorg"):
             await settler.on_reorg()
 

@@ -316,7 +316,15 @@ class Settler:
         async with self._lock:
             record = await self.records.get(event.settlement_id)
             if record is None or record.status is not Status.PROVING:
-                return  # a redelivery, or an attempt already given up
+                # A redelivery, an attempt already given up, or a copy of a proof stored again
+                # (a settlement request copied back to the prover): one line, nothing done.
+                log.info(
+                    "proof of settlement %s part %d ignored: %s",
+                    event.settlement_id,
+                    event.part,
+                    "no such settlement" if record is None else f"it is {record.status}",
+                )
+                return
             if not self.evidence.proofs(record, event):
                 return
             updated = record.with_part(event.part, event.proofs)
@@ -441,6 +449,15 @@ class Settler:
                 if updated is not None:
                     await self._save_progress(updated)
                     return
+            if not count:
+                # Its requests were confirmed already and no settlement waits for it: a copy
+                # (stored again on the bus) or a redelivery. Noting it early would leave state.
+                log.info(
+                    "FeesSettled for %s up to nonce %d: confirmed already, nothing to do",
+                    event.user,
+                    event.final_nonce,
+                )
+                return
             # The indexer can be faster than the receipt: remember it for the submitter.
             await self.records.note_early_confirmation(event.user, event.final_nonce)
 

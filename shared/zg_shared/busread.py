@@ -1,0 +1,74 @@
+# SPDX-License-Identifier: Apache-2.0
+"""Reading a consumed JetStream message as the one event its subject carries.
+
+NATS checks no reply subject: any service may name a stream subject as the reply of its own
+publish, JetStream API request or `MSG.NEXT`, and the stream then stores the answer (a publish
+ack `{"stream": .., "seq": ..}`, an API reply, or an empty `404 No Messages` status) under that
+subject, where a consumer of it reads it as if its owner had published it. Such a message is
+no event of the subject: it is rejected (terminated, never redelivered) with one warning line
+saying what it looks like, and the handler never runs. Before, faststream validated the body
+itself and logged a traceback per message, and a handler whose event parameter was unused
+(`_`) ran on anything.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import TypeVar
+
+from faststream.nats import NatsMessage
+from pydantic import ValidationError
+
+from zg_shared.events.base import Event
+
+log = logging.getLogger(__name__)
+E = TypeVar("E", bound=Event)
+
+
+def _looks_like(body: bytes) -> str:
+    """What a message that is not an event seems to be, for the operator reading the log."""
+    if not body.strip():
+        return "an empty message (a NATS status reply)"
+    try:
+        found = json.loads(body)
+    except ValueError:
+        return "not JSON"
+    if not isinstance(found, dict):
+        return f"a JSON {type(found).__name__}, not an object"
+    if {"stream", "seq"} <= found.keys() and "event_id" not in found:
+        return "a JetStream publish ack"
+    kind = found.get("type")
+    if isinstance(kind, str) and kind.startswith("io.nats."):
+        return "a JetStream API reply"
+    return "another kind of JSON object"
+
+
+def _where(message: NatsMessage) -> str:
+    raw = message.raw_message
+    try:
+        seq = raw.metadata.sequence.stream
+        return f"{raw.subject} (stream {raw.metadata.stream} seq {seq})"
+    except (ValueError, AttributeError):  # not a JetStream delivery
+        return raw.subject
+
+
+async def event_of(model: type[E], message: NatsMessage) -> E | None:
+    """The message's event, or None once a message that is none (a copy the reply-subject
+    trick stored, or junk) is rejected with one warning line."""
+    try:
+        return model.model_validate_json(message.body)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        field = ".".join(str(p) for p in first["loc"]) or "body"
+        log.warning(
+            "dropped a message on %s that is not a %s: %s (%d errors; first: %s: %s)",
+            _where(message),
+            model.__name__,
+            _looks_like(message.body),
+            exc.error_count(),
+            field,
+            first["msg"],
+        )
+        await message.reject()
+        return None

@@ -1,0 +1,215 @@
+# SPDX-License-Identifier: Apache-2.0
+"""An insider on the bus as one service stores copies under the subjects other services consume
+(docs/security.md, "names a stream subject as the reply"): NATS checks no reply subject, so a
+publish, a JetStream API request or a `MSG.NEXT` naming a stream subject as its reply has
+JetStream store the answer under that subject. Each consumer (billing's six, the prover's) is
+handed, on each subject it reads, what such a copy can be, and a genuine event's payload of
+another subject and a duplicate of its own: nothing changes (balances, nonces, the book,
+settlements), each copy is rejected or acked once with one line (never redelivered, no
+traceback), and the next genuine request is still served, proven and settled.
+
+What lands where was measured here on nats-server: the answer to a publish or API request is
+stored under the reply subject; a `MSG.NEXT` copy keeps the event's own subject (so in the
+other stream it reaches no consumer, and in its own stream its `Nats-Msg-Id` makes it a
+duplicate, dropped within the window): a payload of another subject under a consumed one, or
+a duplicate past the window, is therefore published directly with the owner's credentials."""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+from nats.aio.client import Client as NatsClient
+from pydantic import SecretStr
+
+from tests.integration.billing.conftest import (
+    DEPOSIT,
+    Stack,
+    assert_paid_once,
+    running_billing,
+    settled_once,
+)
+from tests.integration.polling import eventually
+from zg_billing.book import bill_key
+from zg_billing.records import EARLY_KEY, SettlementStore
+from zg_shared.bus import NatsAccess
+
+pytestmark = pytest.mark.slow
+
+SERVED = "serving.request.served.v1"
+REQUESTED = "serving.settlement.requested.v1"
+READY = "serving.proof.ready.v1"
+FAILED = "serving.proof.failed.v1"
+FEES = "chain.fees.settled.v1"
+REFUND = "chain.refund.requested.v1"
+ROTATED = "chain.signer.rotated.v1"
+REORG = "chain.reorg.detected.v1"
+ACCOUNT = "chain.account.updated.v1"
+# Every consumed subject: its stream, its consumer, the service publishing it, and a genuine
+# payload of another subject to hand it.
+CONSUMED = {
+    SERVED: ("ZG_SERVING", "billing-served", "gateway", REQUESTED),
+    REQUESTED: ("ZG_SERVING", "prover", "billing", READY),
+    READY: ("ZG_SERVING", "billing-proof-ready", "prover", SERVED),
+    FAILED: ("ZG_SERVING", "billing-proof-failed", "prover", SERVED),
+    FEES: ("ZG_CHAIN", "billing-fees-settled", "chain-indexer", ACCOUNT),
+    REFUND: ("ZG_CHAIN", "billing-refund-requested", "chain-indexer", FEES),
+    ROTATED: ("ZG_CHAIN", "billing-signer-rotated", "chain-indexer", FEES),
+    REORG: ("ZG_CHAIN", "billing-reorg", "chain-indexer", FEES),
+}
+# Genuine events this flow has, each duplicated by its publisher under its own subject.
+DUPLICATED = (SERVED, REQUESTED, READY, FEES)
+# What the reply-subject trick stores, and the rejection line naming it.
+TRICKS = ("a JetStream publish ack", "a JetStream API reply", "an empty message")
+
+
+@pytest.fixture
+async def insiders(stack: Stack) -> AsyncIterator[dict[str, NatsClient]]:
+    """A connection as each service's NATS user (its own password, its own permissions)."""
+    assert stack.nats_logins is not None
+    opened: dict[str, NatsClient] = {}
+    for user in ("gateway", "billing", "prover", "chain-indexer"):
+        access = NatsAccess(
+            url=stack.nats_logins.server_url,
+            username=user,
+            password=SecretStr(stack.nats_logins.credentials.passwords[user]),
+        )
+        opened[user] = await access.connect()
+    yield opened
+    for client in opened.values():
+        await client.close()
+
+
+async def stored(stack: Stack, stream: str) -> list[tuple[str, bytes]]:
+    info = await stack.js.stream_info(stream)
+    found = []
+    for seq in range(info.state.first_seq, info.state.last_seq + 1):
+        message = await stack.js.get_msg(stream, seq)
+        found.append((message.subject or "", message.data or b""))
+    return found
+
+
+async def genuine(stack: Stack, subject: str) -> bytes:
+    """The payload of the first event the services published under `subject`."""
+    stream = "ZG_CHAIN" if subject.startswith("chain.") else "ZG_SERVING"
+    return next(data for s, data in await stored(stack, stream) if s == subject)
+
+
+async def state(stack: Stack) -> dict[str, Any]:
+    """Everything the copies must leave as it was: the user's account in Redis, billing's
+    book of it, its settlements, the contract's account and what it paid."""
+    user = stack.users[0]
+    account = await stack.serving.get_account(user.address, stack.provider.address)
+    return {
+        "view": await stack.state(user),
+        "bill": await stack.redis.hgetall(bill_key(user.address, stack.provider.address)),
+        "open": await SettlementStore(stack.redis).open_records(),
+        "early": await stack.redis.smembers(EARLY_KEY),
+        "chain": (account.balance, account.nonce),
+        "settled": await stack.settled_on_chain(),
+        "confirmed": len(await stack.confirmations()),
+    }
+
+
+async def drained(stack: Stack) -> bool:
+    """Every consumer has had every message acked or rejected: none waits, none in flight."""
+    for stream, consumer, _, _ in CONSUMED.values():
+        info = await stack.js.consumer_info(stream, consumer)
+        if info.num_pending or info.num_ack_pending:
+            return False
+    return True
+
+
+async def copy_by_reply(insiders: dict[str, NatsClient], subject: str) -> None:
+    """Two copies the trick makes, each by one service with its own permissions: billing's
+    publish ack and the gateway's stream-info reply."""
+    billing, gateway = insiders["billing"], insiders["gateway"]
+    await billing.publish("serving.settlement.failed.v1", b"{}", reply=subject)
+    await gateway.publish("$JS.API.STREAM.INFO.ZG_SERVING", b"", reply=subject)
+    await billing.flush()
+    await gateway.flush()
+
+
+async def empty_status_by_reply(insiders: dict[str, NatsClient]) -> None:
+    """The third: the prover's `MSG.NEXT` (no wait) on its idle consumer, answered by an empty
+    `404 No Messages` status under each subject; its own subject last, so each request finds
+    the consumer empty."""
+    prover = insiders["prover"]
+    for subject in sorted(CONSUMED, key=lambda s: s == REQUESTED):
+        await prover.publish(
+            "$JS.API.CONSUMER.MSG.NEXT.ZG_SERVING.prover",
+            json.dumps({"batch": 1, "no_wait": True}).encode(),
+            reply=subject,
+        )
+        await prover.flush()
+
+
+def dropped(caplog: pytest.LogCaptureFixture, subject: str) -> list[str]:
+    return [
+        r.getMessage()
+        for r in caplog.records
+        if r.name == "zg_shared.busread" and f"dropped a message on {subject} " in r.getMessage()
+    ]
+
+
+async def test_copies_on_every_consumed_subject_change_nothing(
+    stack: Stack, insiders: dict[str, NatsClient], caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO)
+    user = stack.users[0]
+    async with running_billing(stack):
+        fees = [await stack.send(user)]
+        await eventually(functools.partial(settled_once, stack, fees), what="request 1 settled")
+        await eventually(functools.partial(drained, stack), what="the consumers idle")
+        before = await state(stack)
+        wanted = {*DUPLICATED, *(other for _, _, _, other in CONSUMED.values())}
+        payloads = {s: await genuine(stack, s) for s in wanted}
+
+        await empty_status_by_reply(insiders)
+        for subject, (_, _, owner, other) in CONSUMED.items():
+            await copy_by_reply(insiders, subject)
+            # Another subject's genuine event, by the subject's own publisher.
+            await insiders[owner].publish(subject, payloads[other])
+            if subject in DUPLICATED:  # its own event again, as a copy past the window is
+                await insiders[owner].publish(subject, payloads[subject])
+            await insiders[owner].flush()
+
+        # Where the trick's answers landed: under the consumed subjects themselves.
+        for subject, data in await stored(stack, "ZG_CHAIN"):
+            if subject == FEES and data.startswith(b'{"stream"'):
+                assert set(json.loads(data)) == {"stream", "seq"}
+                break
+        else:
+            raise AssertionError("no publish ack stored under chain.fees.settled.v1")
+
+        await eventually(functools.partial(drained, stack), what="every copy consumed")
+        # The duplicated settlement request was proven again; billing ignores that proof.
+        await eventually(
+            lambda: _logged(caplog, "ignored: it is confirmed"), what="the second proof ignored"
+        )
+        assert await state(stack) == before
+        for subject in CONSUMED:
+            lines = dropped(caplog, subject)
+            assert len(lines) == len(TRICKS) + 1, (subject, lines)
+            for kind in TRICKS:
+                assert any(kind in line for line in lines), (subject, kind, lines)
+        assert not [r for r in caplog.records if r.levelno >= logging.ERROR], [
+            r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR
+        ]
+        for stream, consumer, _, _ in CONSUMED.values():
+            assert (await stack.js.consumer_info(stream, consumer)).num_redelivered == 0
+
+        # Every consumer still works: the next request is booked, proven and settled.
+        fees.append(await stack.send(user, "and me too"))
+        await eventually(functools.partial(settled_once, stack, fees), what="request 2 settled")
+    await assert_paid_once(stack, fees)
+    account = await stack.serving.get_account(user.address, stack.provider.address)
+    assert account.balance == DEPOSIT - sum(fees)
+
+
+async def _logged(caplog: pytest.LogCaptureFixture, text: str) -> bool:
+    return any(text in r.getMessage() for r in caplog.records)
