@@ -10,14 +10,37 @@ still on the canonical chain says where to start again.
 from __future__ import annotations
 
 import json
+import logging
 
 from nats.js.errors import NotFoundError
+from pydantic import ValidationError
 
 from zg_shared.bus import NatsAccess
 from zg_shared.bus import connect as connect_nats
 from zg_shared.chain.events import LogPosition
 
 CHAIN_STREAM_NAME = "ZG_CHAIN"
+log = logging.getLogger(__name__)
+
+
+def _position_of(subject: str | None, data: bytes | None) -> LogPosition | None:
+    """A chain event's log position, or None for anything else the stream holds: a reorg
+    notice, or what another service had stored there through the reply-subject trick (NATS
+    checks no reply subject): a publish ack, an API reply, an empty status, a copy of a
+    `serving.*` event under its own subject, or a copy of junk. Before, junk stopped the
+    indexer's start (a JSON list, or a `position` that is none)."""
+    if not data or not (subject or "").startswith("chain."):
+        return None
+    try:
+        found = json.loads(data)
+        if not isinstance(found, dict) or not found.get("position"):
+            return None
+        return LogPosition.model_validate(found["position"])
+    except (ValueError, ValidationError) as exc:  # a JSONDecodeError is a ValueError
+        log.warning(
+            "skipped a message on %s that is no chain event (%s)", subject, type(exc).__name__
+        )
+        return None
 
 
 async def published_positions(
@@ -41,9 +64,9 @@ async def published_positions(
                 msg = await js.get_msg(stream, seq)
             except NotFoundError:  # deleted or expired
                 continue
-            position = json.loads(msg.data).get("position") if msg.data else None
-            if position:
-                found.append(LogPosition.model_validate(position))
+            position = _position_of(msg.subject, msg.data)
+            if position is not None:
+                found.append(position)
                 if len(found) >= limit:
                     break
         return found

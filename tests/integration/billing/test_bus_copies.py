@@ -9,8 +9,9 @@ settlements), each copy is rejected or acked once with one line (never redeliver
 traceback), and the next genuine request is still served, proven and settled.
 
 What lands where was measured here on nats-server: the answer to a publish or API request is
-stored under the reply subject; a `MSG.NEXT` copy keeps the event's own subject (so in the
-other stream it reaches no consumer, and in its own stream its `Nats-Msg-Id` makes it a
+stored under the reply subject; a `MSG.NEXT` copy keeps the event's own subject (the other
+stream refuses a service's event for its `Nats-Expected-Stream` header, and stores other
+messages where no consumer reads them; in its own stream its `Nats-Msg-Id` makes it a
 duplicate, dropped within the window): a payload of another subject under a consumed one, or
 a duplicate past the window, is therefore published directly with the owner's credentials."""
 
@@ -36,6 +37,7 @@ from tests.integration.billing.conftest import (
 from tests.integration.polling import eventually
 from zg_billing.book import bill_key
 from zg_billing.records import EARLY_KEY, SettlementStore
+from zg_chain_indexer.stream import published_positions
 from zg_shared.bus import NatsAccess
 
 pytestmark = pytest.mark.slow
@@ -213,3 +215,76 @@ async def test_copies_on_every_consumed_subject_change_nothing(
 
 async def _logged(caplog: pytest.LogCaptureFixture, text: str) -> bool:
     return any(text in r.getMessage() for r in caplog.records)
+
+
+async def test_copies_in_zg_chain_do_not_move_or_stop_the_indexers_read_back(
+    stack: Stack, insiders: dict[str, NatsClient], caplog: pytest.LogCaptureFixture
+) -> None:
+    """The indexer reads the stream's newest chain event back to know where publishing stopped
+    (zg_chain_indexer.stream). What the trick stores after it is none: its answers, and junk
+    the gateway published on its own subject copied by billing's `MSG.NEXT` (a JSON list, a
+    `position` that is none), which before stopped the read-back, so the indexer could not
+    start."""
+    caplog.set_level(logging.INFO)
+    assert stack.nats_logins is not None
+    user = stack.users[0]
+    await stack.send(user)  # a served event for billing to copy
+    # A chain event for the indexer to publish: the user's deposit.
+    await stack.serving.as_sender(user.key).deposit_fund(stack.provider.address, value=1)
+    indexer = NatsAccess(**_login(stack, "chain-indexer"))
+
+    async def published() -> bool:
+        return bool(await published_positions(indexer, 1))
+
+    await eventually(published, within_s=20, what="the deposit's event published")
+    newest = await published_positions(indexer, 1)
+
+    gateway, billing = insiders["gateway"], insiders["billing"]
+    for junk in (b"[1]", b'{"position": "nowhere"}'):
+        await gateway.publish(SERVED, junk)
+    await gateway.flush()
+    rebuild = {
+        "stream_name": "ZG_SERVING",
+        "config": {
+            "name": "billing-rebuild",
+            "durable_name": "billing-rebuild",
+            "filter_subject": SERVED,
+            "ack_policy": "none",
+            "deliver_policy": "all",
+        },
+    }
+    created = await billing.request(
+        f"$JS.API.CONSUMER.CREATE.ZG_SERVING.billing-rebuild.{SERVED}",
+        json.dumps(rebuild).encode(),
+        timeout=5,
+    )
+    assert "error" not in json.loads(created.data), created.data
+    before = len(await stored(stack, "ZG_CHAIN"))
+    for _ in range(3):  # the served event, then the two pieces of junk
+        await billing.publish(
+            "$JS.API.CONSUMER.MSG.NEXT.ZG_SERVING.billing-rebuild", b'{"batch": 1}', reply=ACCOUNT
+        )
+    await copy_by_reply(insiders, ACCOUNT)
+
+    async def all_stored() -> bool:
+        return len(await stored(stack, "ZG_CHAIN")) == before + 4
+
+    await eventually(all_stored, within_s=10, what="four copies in ZG_CHAIN")
+    copies = (await stored(stack, "ZG_CHAIN"))[before:]
+    # MSG.NEXT copies keep their subject; the genuine served event is not among them: its
+    # `Nats-Expected-Stream: ZG_SERVING` header makes ZG_CHAIN refuse the copy.
+    assert sorted(d for s, d in copies if s == SERVED) == [b"[1]", b'{"position": "nowhere"}']
+
+    again = await published_positions(indexer, 1)
+    assert again == newest
+    skipped = [r.getMessage() for r in caplog.records if "no chain event" in r.getMessage()]
+    assert skipped == [], skipped  # the junk is under a serving subject: passed over silently
+
+
+def _login(stack: Stack, user: str) -> dict[str, Any]:
+    assert stack.nats_logins is not None
+    return {
+        "url": stack.nats_logins.server_url,
+        "username": user,
+        "password": SecretStr(stack.nats_logins.credentials.passwords[user]),
+    }
