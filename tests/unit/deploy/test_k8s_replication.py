@@ -8,6 +8,7 @@ anti-affinity; and every NetworkPolicy port one that a container listens on."""
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -81,9 +82,9 @@ def pod_names(docs: list[Doc], statefulset: str) -> list[str]:
     return [f"{statefulset}-{i}.{service}" for i in range(sts["spec"]["replicas"])]
 
 
-def nats_conf_values(conf: str) -> dict[str, str]:
-    """`key: value` lines of nats.conf by dotted block path (cluster.port, ...)."""
-    found: dict[str, str] = {}
+def nats_conf_lines(conf: str) -> Iterator[tuple[list[str], str]]:
+    """nats.conf's lines (comments dropped) that open or close no block, each with the path of
+    the blocks it is in."""
     path: list[str] = []
     for raw in conf.splitlines():
         line = raw.split("#", 1)[0].strip()
@@ -91,9 +92,26 @@ def nats_conf_values(conf: str) -> dict[str, str]:
             path.append(line[:-1].strip())
         elif line == "}":
             path.pop()
-        elif ":" in line:
+        elif line:
+            yield path, line
+
+
+def nats_conf_values(conf: str) -> dict[str, str]:
+    """`key: value` lines of nats.conf by dotted block path (cluster.port, ...)."""
+    found: dict[str, str] = {}
+    for path, line in nats_conf_lines(conf):
+        if ":" in line:
             key, value = (part.strip() for part in line.split(":", 1))
             found[".".join([*path, key])] = value
+    return found
+
+
+def nats_conf_includes(conf: str) -> dict[str, list[str]]:
+    """The files nats.conf includes, by dotted block path ("" at the top)."""
+    found: dict[str, list[str]] = {}
+    for path, line in nats_conf_lines(conf):
+        if line.startswith("include "):
+            found.setdefault(".".join(path), []).append(line.removeprefix("include ").strip())
     return found
 
 
@@ -143,20 +161,25 @@ def test_every_service_has_every_nats_server_and_three_stream_replicas(overlay: 
         assert env["NATS_STREAM_REPLICAS"] == "3", name
 
 
-@pytest.mark.parametrize("overlay", ["prod", "gpu"])
-def test_prod_nats_clients_use_tls_with_the_ca_of_the_servers_certificate(overlay: str) -> None:
-    docs = rendered(overlay)
-    tls = nats_conf_values(find(docs, "ConfigMap", "nats-tls")["data"]["tls.conf"])
+def nats_secret_file(docs: list[dict[str, Any]], path: str) -> tuple[str, str]:
+    """The Secret and key that the nats container finds at `path`."""
     nats = find(docs, "StatefulSet", "nats")
     spec = kustomize.pod_spec(nats)
     assert spec is not None
     volumes = {v["name"]: v for v in spec["volumes"]}
     mounts = {m["mountPath"]: m["name"] for m in container(nats, "nats")["volumeMounts"]}
-    for setting in ("tls.cert_file", "tls.key_file"):
-        folder, _, file = tls[setting].rpartition("/")
-        secret = volumes[mounts[folder]]["secret"]
-        assert secret["secretName"] == "zgserve-nats-tls"
-        assert file in [item["path"] for item in secret["items"]]
+    folder, _, file = path.rpartition("/")
+    secret = volumes[mounts[folder]]["secret"]
+    [key] = [item["key"] for item in secret["items"] if item["path"] == file]
+    return secret["secretName"], key
+
+
+@pytest.mark.parametrize("overlay", ["prod", "gpu"])
+def test_prod_nats_clients_use_tls_with_the_ca_of_the_servers_certificate(overlay: str) -> None:
+    docs = rendered(overlay)
+    tls = nats_conf_values(find(docs, "ConfigMap", "nats-tls")["data"]["tls.conf"])
+    assert nats_secret_file(docs, tls["tls.cert_file"]) == ("zgserve-nats-tls", "tls.crt")
+    assert nats_secret_file(docs, tls["tls.key_file"]) == ("zgserve-nats-tls", "tls.key")
     clients = [(find(docs, "Deployment", n), n, SERVICE_PREFIXES[n]) for n in SERVICE_PREFIXES]
     clients.append((find(docs, "Job", "bus-admin"), "bus-admin", "BUS_ADMIN_"))
     for doc, name, prefix in clients:
@@ -174,9 +197,27 @@ def test_prod_nats_clients_use_tls_with_the_ca_of_the_servers_certificate(overla
         }, name
 
 
+@pytest.mark.parametrize("overlay", ["prod", "gpu"])
+def test_prod_nats_routes_use_tls_checking_each_others_certificate(overlay: str) -> None:
+    """The same certificate as the clients' (its names are the route URLs' too), and the CA
+    that every route's certificate must come from (test_k8s_nats_cluster.py runs it)."""
+    docs = rendered(overlay)
+    nats_conf = find(docs, "ConfigMap", "nats-config")["data"]["nats.conf"]
+    assert "cluster-tls.conf" in nats_conf_includes(nats_conf)["cluster"]
+    routes = nats_conf_values(find(docs, "ConfigMap", "nats-tls")["data"]["cluster-tls.conf"])
+    assert routes["tls.verify"] == "true"
+    assert nats_secret_file(docs, routes["tls.cert_file"]) == ("zgserve-nats-tls", "tls.crt")
+    assert nats_secret_file(docs, routes["tls.key_file"]) == ("zgserve-nats-tls", "tls.key")
+    assert nats_secret_file(docs, routes["tls.ca_file"]) == ("zgserve-nats-tls", "ca.crt")
+
+
 def test_dev_nats_has_no_tls_block() -> None:
-    tls = find(rendered("dev"), "ConfigMap", "nats-tls")["data"]["tls.conf"]
-    assert nats_conf_values(tls) == {}
+    docs = rendered("dev")
+    nats_conf = find(docs, "ConfigMap", "nats-config")["data"]["nats.conf"]
+    assert "cluster-tls.conf" in nats_conf_includes(nats_conf)["cluster"]
+    tls = find(docs, "ConfigMap", "nats-tls")["data"]
+    assert set(tls) == {"tls.conf", "cluster-tls.conf"}
+    assert all(nats_conf_values(conf) == {} for conf in tls.values())
 
 
 # ------------------------------------------------------------------ Redis with Sentinel
