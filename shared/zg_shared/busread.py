@@ -18,6 +18,7 @@ import logging
 from typing import TypeVar
 
 from faststream.nats import NatsMessage
+from nats.aio.msg import Msg
 from pydantic import ValidationError
 
 from zg_shared.events.base import Event
@@ -44,8 +45,8 @@ def _looks_like(body: bytes) -> str:
     return "another kind of JSON object"
 
 
-def _where(message: NatsMessage) -> str:
-    raw = message.raw_message
+def where(raw: Msg) -> str:
+    """A nats-py message's subject, and its stream position if JetStream delivered it."""
     try:
         seq = raw.metadata.sequence.stream
         return f"{raw.subject} (stream {raw.metadata.stream} seq {seq})"
@@ -53,22 +54,29 @@ def _where(message: NatsMessage) -> str:
         return raw.subject
 
 
-async def event_of(model: type[E], message: NatsMessage) -> E | None:
-    """The message's event, or None once a message that is none (a copy the reply-subject
-    trick stored, or junk) is rejected with one warning line."""
+def read_event(model: type[E], data: bytes, where: str) -> E | None:
+    """`data` as a `model` event, or None after one warning line saying what it is instead."""
     try:
-        return model.model_validate_json(message.body)
+        return model.model_validate_json(data)
     except ValidationError as exc:
         first = exc.errors()[0]
         field = ".".join(str(p) for p in first["loc"]) or "body"
         log.warning(
             "dropped a message on %s that is not a %s: %s (%d errors; first: %s: %s)",
-            _where(message),
+            where,
             model.__name__,
-            _looks_like(message.body),
+            _looks_like(data),
             exc.error_count(),
             field,
             first["msg"],
         )
-        await message.reject()
         return None
+
+
+async def event_of(model: type[E], message: NatsMessage) -> E | None:
+    """The message's event, or None once a message that is none (a copy the reply-subject
+    trick stored, or junk) is rejected (terminated: never redelivered) with one line."""
+    event = read_event(model, message.body, where(message.raw_message))
+    if event is None:
+        await message.reject()
+    return event

@@ -30,6 +30,7 @@ from nats.js.errors import NotFoundError as NatsNotFound
 from pydantic_settings import SettingsConfigDict
 
 from zg_shared.bus import NatsAccess, nats_servers, shown, stream_for
+from zg_shared.busread import read_event, where
 from zg_shared.chain.types import Address
 from zg_shared.commands import SettleNow, SettleNowReply
 from zg_shared.events import SettlementConfirmedV1
@@ -146,8 +147,10 @@ async def settle_now(
                 except TimeoutError:  # nats-py raises its own or asyncio's, by code path
                     continue
                 for message in messages:
-                    confirmed = SettlementConfirmedV1.model_validate_json(message.data)
-                    if confirmed.provider.lower() != provider.lower():
+                    # Anyone on the bus can have a publish ack stored here (the reply-subject
+                    # trick): one line, and the wait goes on.
+                    confirmed = read_event(SettlementConfirmedV1, message.data, where(message))
+                    if confirmed is None or confirmed.provider.lower() != provider.lower():
                         continue
                     settlements.append(_summary(confirmed))
                     if not ctx.as_json:

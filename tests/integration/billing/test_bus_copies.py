@@ -2,11 +2,12 @@
 """An insider on the bus as one service stores copies under the subjects other services consume
 (docs/security.md, "names a stream subject as the reply"): NATS checks no reply subject, so a
 publish, a JetStream API request or a `MSG.NEXT` naming a stream subject as its reply has
-JetStream store the answer under that subject. Each consumer (billing's six, the prover's) is
-handed, on each subject it reads, what such a copy can be, and a genuine event's payload of
-another subject and a duplicate of its own: nothing changes (balances, nonces, the book,
-settlements), each copy is rejected or acked once with one line (never redelivered, no
-traceback), and the next genuine request is still served, proven and settled.
+JetStream store the answer under that subject. Each consumer (billing's seven, the prover's,
+the indexer's read-back, `zg provider settle`) is handed, on each subject it reads, what such
+a copy can be, and (billing, the prover) a genuine event's payload of another subject and a
+duplicate of its own: nothing changes (balances, nonces, the book, settlements), each copy is
+rejected or acked once with one line (never redelivered, no traceback), and the next genuine
+request is still served, proven and settled.
 
 What lands where was measured here on nats-server: the answer to a publish or API request is
 stored under the reply subject; a `MSG.NEXT` copy keeps the event's own subject (the other
@@ -17,27 +18,36 @@ a duplicate past the window, is therefore published directly with the owner's cr
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import functools
 import json
 import logging
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import pytest
+from eth_account.signers.local import LocalAccount
 from nats.aio.client import Client as NatsClient
 from pydantic import SecretStr
 
 from tests.integration.billing.conftest import (
     Stack,
     assert_paid_once,
+    build_stack,
     running_billing,
+    running_prover,
     settled_once,
 )
+from tests.integration.billing.test_settle_now import zg
+from tests.integration.jetstream import NatsLogins
 from tests.integration.polling import eventually
 from zg_billing.book import bill_key
 from zg_billing.records import EARLY_KEY, SettlementStore
 from zg_chain_indexer.stream import published_positions
 from zg_shared.bus import NatsAccess
+from zg_shared.chain import Web3Client
 
 pytestmark = pytest.mark.slow
 
@@ -50,6 +60,8 @@ REFUND = "chain.refund.requested.v1"
 ROTATED = "chain.signer.rotated.v1"
 REORG = "chain.reorg.detected.v1"
 ACCOUNT = "chain.account.updated.v1"
+CONFIRMED = "serving.settlement.confirmed.v1"
+NEVER = {"threshold_fee_wei": 10**30, "sweep_interval_s": 10**6}
 # Every consumed subject: its stream, its consumer, the service publishing it, and a genuine
 # payload of another subject to hand it.
 CONSUMED = {
@@ -69,21 +81,29 @@ DUPLICATED = (SERVED, REQUESTED, READY, FEES, REFUND)
 TRICKS = ("a JetStream publish ack", "a JetStream API reply", "an empty message")
 
 
-@pytest.fixture
-async def insiders(stack: Stack) -> AsyncIterator[dict[str, NatsClient]]:
+@contextlib.asynccontextmanager
+async def _insiders(stack: Stack) -> AsyncIterator[dict[str, NatsClient]]:
     """A connection as each service's NATS user (its own password, its own permissions)."""
     assert stack.nats_logins is not None
     opened: dict[str, NatsClient] = {}
-    for user in ("gateway", "billing", "prover", "chain-indexer"):
-        access = NatsAccess(
-            url=stack.nats_logins.server_url,
-            username=user,
-            password=SecretStr(stack.nats_logins.credentials.passwords[user]),
-        )
-        opened[user] = await access.connect()
-    yield opened
-    for client in opened.values():
-        await client.close()
+    try:
+        for user in ("gateway", "billing", "prover", "chain-indexer"):
+            access = NatsAccess(
+                url=stack.nats_logins.server_url,
+                username=user,
+                password=SecretStr(stack.nats_logins.credentials.passwords[user]),
+            )
+            opened[user] = await access.connect()
+        yield opened
+    finally:
+        for client in opened.values():
+            await client.close()
+
+
+@pytest.fixture
+async def insiders(stack: Stack) -> AsyncIterator[dict[str, NatsClient]]:
+    async with _insiders(stack) as opened:
+        yield opened
 
 
 async def stored(stack: Stack, stream: str) -> list[tuple[str, bytes]]:
@@ -292,3 +312,66 @@ def _login(stack: Stack, user: str) -> dict[str, Any]:
         "username": user,
         "password": SecretStr(stack.nats_logins.credentials.passwords[user]),
     }
+
+
+@pytest.fixture
+async def unproven(
+    w3: Web3Client,
+    keys: list[LocalAccount],
+    redis_url: str,
+    nats_url: str,
+    nats_logins: NatsLogins,
+) -> AsyncIterator[Stack]:
+    """The pipeline, each service on its own NATS user, no prover until the test starts one."""
+    async for built in build_stack(
+        w3, keys, redis_url, nats_url, prover=False, nats_logins=nats_logins
+    ):
+        yield built
+
+
+async def test_copies_do_not_stop_an_operator_waiting_for_a_settlement(
+    unproven: Stack, tmp_path: Path
+) -> None:
+    """`zg provider settle` follows `serving.settlement.confirmed.v1` until its accounts are
+    settled: copies stored there meanwhile (any service's publish ack, API reply or empty
+    status) are passed over with one line each; before, the first one ended the command
+    (`invalid values`, exit 2) while billing went on settling."""
+    stack = unproven
+    user = stack.users[0]
+    assert stack.nats_logins is not None
+    admin = stack.nats_logins.settings("admin")
+    password_file = tmp_path / "nats-password"
+    password_file.write_text(admin["nats_password"] + "\n")
+    fees = [await stack.send(user)]
+    async with running_billing(stack, **NEVER), _insiders(stack) as insiders:
+        args = ["provider", "settle", "--provider", stack.provider.address]
+        args += ["--nats-url", admin["nats_url"], "--timeout", "60"]
+        env = {"ZG_NATS_USERNAME": "admin", "ZG_NATS_PASSWORD_FILE": str(password_file)}
+        command = asyncio.create_task(zg(*args, env=env))
+
+        async def following() -> bool:  # the command's own consumer of the confirmations
+            found = await stack.js.consumers_info("ZG_SERVING")
+            return any(c.config.filter_subject == CONFIRMED for c in found)
+
+        await eventually(following, within_s=30, what="the command following confirmations")
+        await copy_by_reply(insiders, CONFIRMED)
+        await insiders["billing"].publish(
+            "$JS.API.CONSUMER.MSG.NEXT.ZG_SERVING.billing-proof-failed",
+            json.dumps({"batch": 1, "no_wait": True}).encode(),
+            reply=CONFIRMED,
+        )
+        await insiders["billing"].flush()
+
+        async def copies_stored() -> bool:
+            stored_now = await stored(stack, "ZG_SERVING")
+            return len([1 for s, d in stored_now if s == CONFIRMED and b"event_id" not in d]) == 3
+
+        await eventually(copies_stored, within_s=10, what="three copies stored")
+        async with running_prover(stack):  # only now can the settlement be confirmed
+            code, out, err = await command
+    assert code == 0, err
+    result = json.loads(out)
+    assert result["complete"] is True
+    assert sum(s["total_fee"] for s in result["settlements"]) == sum(fees)
+    assert err.count(f"dropped a message on {CONFIRMED}") == 3, err
+    assert "Traceback" not in err
