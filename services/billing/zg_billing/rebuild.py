@@ -20,6 +20,7 @@ from redis.asyncio import Redis
 from zg_billing.intake import Intake
 from zg_shared.bus import NatsAccess, stream_for
 from zg_shared.bus import connect as connect_nats
+from zg_shared.busread import read_event, where
 from zg_shared.events import RequestServedV1
 
 log = logging.getLogger(__name__)
@@ -66,7 +67,13 @@ class Rebuilder:
                 except TimeoutError:  # nats-py raises its own or asyncio's, by code path
                     break
                 for message in messages:
-                    await self.intake.record(RequestServedV1.model_validate_json(message.data))
+                    # What the reply-subject trick stored under the subject (a publish ack, an
+                    # API reply, an empty status) stays in ZG_SERVING, which no one may purge:
+                    # passed over with one line, or no rebuild would ever finish and nothing
+                    # would be settled again.
+                    event = read_event(RequestServedV1, message.data, where(message))
+                    if event is not None:
+                        await self.intake.record(event)
                     read += 1
                 if read % 10_000 < FETCH_BATCH:
                     log.info("rebuild: %d served requests replayed", read)

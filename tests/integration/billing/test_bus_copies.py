@@ -375,3 +375,40 @@ async def test_copies_do_not_stop_an_operator_waiting_for_a_settlement(
     assert sum(s["total_fee"] for s in result["settlements"]) == sum(fees)
     assert err.count(f"dropped a message on {CONFIRMED}") == 3, err
     assert "Traceback" not in err
+
+
+async def test_copies_under_served_do_not_stop_billings_rebuild(
+    stack: Stack, insiders: dict[str, NatsClient], caplog: pytest.LogCaptureFixture
+) -> None:
+    """When Redis lost billing's view (a flush, a failover) billing replays every served
+    request from ZG_SERVING, where copies stored under `serving.request.served.v1` stay (no one
+    may purge it). Before, the replay stopped at the first copy, every pass again: the requests
+    after it were never booked again, so never settled, and the view never marked whole."""
+    caplog.set_level(logging.INFO)
+    await copy_by_reply(insiders, SERVED)
+    await insiders["prover"].publish(
+        "$JS.API.CONSUMER.MSG.NEXT.ZG_SERVING.prover",
+        json.dumps({"batch": 1, "no_wait": True}).encode(),
+        reply=SERVED,
+    )
+    await insiders["prover"].flush()
+    fees = [await stack.send(stack.users[0])]
+
+    async def stored_in_order() -> bool:
+        found = [d for s, d in await stored(stack, "ZG_SERVING") if s == SERVED]
+        return len(found) == 4 and b"event_id" in found[-1]  # three copies, then the event
+
+    await eventually(stored_in_order, within_s=10, what="three copies, then the event")
+    async with running_billing(stack, **NEVER):  # books the request, acks, settles nothing
+        await eventually(functools.partial(drained, stack), what="the request booked")
+    await stack.redis.flushdb()  # the view lost: only the replay can book the request again
+
+    caplog.clear()
+    async with running_billing(stack):
+        await eventually(
+            functools.partial(settled_once, stack, fees), within_s=30, what="rebuilt and settled"
+        )
+    await assert_paid_once(stack, fees)
+    done = [r.getMessage() for r in caplog.records if r.name == "zg_billing.rebuild"]
+    assert "rebuild done: 4 served requests replayed" in done
+    assert len(dropped(caplog, SERVED)) == 3  # by the replay; the consumer had them already
