@@ -1,7 +1,7 @@
 # SPDX-License-Identifier: Apache-2.0
 """Where the time of one SettleBatch(N) proof goes: key loading, witness, MSMs, FFTs.
 
-    .venv/bin/python bench/profile_proof.py --size 64 [--threads 1 2]
+    .venv/bin/python bench/profile_proof.py --size 64 [--side-by-side 1 2]
 
 groth16py's library is stripped (no symbols for a profiler), so the split inside a proof comes
 from snarkjs, whose verbose log marks each phase of the same algorithm (the circuit's QAP: three
@@ -9,8 +9,10 @@ inverse and three forward FFTs over the domain, then five multi-exponentiations:
 G1 over the wires, B2 in G2 over the wires, H in G1 over the domain); each phase is timed by
 the arrival of its log line. That needs a snarkjs zkey (N=4 is committed; other sizes only where
 a dev zkey was made). For the size asked, the arkworks rows time key loading, the native and
-wasm witnesses and `prove_wtns` at each `--threads` (RAYON_NUM_THREADS, in a fresh process),
-and the witness's scalar mix says how much of the MSMs' input is 0 or 1 (cheap scalars).
+wasm witnesses and `prove_wtns` with k proofs at once for each `--side-by-side` k (threads
+sharing one key in a fresh process, as a replica with PROVER_CONCURRENCY=k proves; groth16py
+proves each on one thread), and the witness's scalar mix says how much of the MSMs' input is 0
+or 1 (cheap scalars).
 """
 
 from __future__ import annotations
@@ -104,8 +106,11 @@ def snarkjs_phases(zkey: Path, wtns: Path, workdir: Path) -> dict[str, float]:
 
 
 def arkworks_worker(spec: dict[str, Any]) -> dict[str, Any]:
-    """Key load and proofs in this (fresh) process, at the thread count it was started with."""
+    """Key load, then for each k in `side_by_side`, k proofs at once (a thread each, one
+    loaded key, as a replica with PROVER_CONCURRENCY=k proves), `reps` times: the best
+    wall time and the CPU per proof."""
     import resource
+    from concurrent.futures import ThreadPoolExecutor
 
     from zg_shared.zk.arkworks import ArkworksStep
     from zg_shared.zk.keys import find_keys
@@ -117,15 +122,22 @@ def arkworks_worker(spec: dict[str, Any]) -> dict[str, Any]:
     load_s = time.perf_counter() - t0
     import groth16py  # type: ignore[import-not-found, unused-ignore]
 
-    walls, cpus = [], []
-    for _ in range(int(spec["reps"])):
-        before = resource.getrusage(resource.RUSAGE_SELF)
-        t0 = time.perf_counter()
+    def prove(_: int) -> None:
         groth16py.prove_wtns(step._pk, spec["wtns"])
-        walls.append(time.perf_counter() - t0)
-        after = resource.getrusage(resource.RUSAGE_SELF)
-        cpus.append(after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime)
-    return {"load_s": load_s, "prove_s": min(walls), "prove_cpu_s": min(cpus)}
+
+    runs = {}
+    for k in spec["side_by_side"]:
+        walls, cpus = [], []
+        for _ in range(int(spec["reps"])):
+            before = resource.getrusage(resource.RUSAGE_SELF)
+            t0 = time.perf_counter()
+            with ThreadPoolExecutor(k) as pool:
+                list(pool.map(prove, range(k)))
+            walls.append(time.perf_counter() - t0)
+            after = resource.getrusage(resource.RUSAGE_SELF)
+            cpus.append(after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime)
+        runs[k] = {"wall_s": min(walls), "cpu_per_proof_s": min(cpus) / k}
+    return {"load_s": load_s, "runs": runs}
 
 
 def witness_times(keys: Any, chunk: Any, workdir: Path) -> dict[str, float]:
@@ -148,7 +160,13 @@ def witness_times(keys: Any, chunk: Any, workdir: Path) -> dict[str, float]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--size", type=int, default=64)
-    parser.add_argument("--threads", type=int, nargs="+", default=[2, 1])
+    parser.add_argument(
+        "--side-by-side",
+        type=int,
+        nargs="+",
+        default=[1, 2],
+        help="proofs at once in one process (PROVER_CONCURRENCY), one run per value",
+    )
     parser.add_argument("--reps", type=int, default=1)
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -168,20 +186,21 @@ def main(argv: list[str] | None = None) -> int:
         )
         for name, cpu in witness_times(keys, chunk, workdir).items():
             print(f"witness {name:<6}  {cpu:6.2f} s CPU  ({cpu / n:.4f} s per request)")
-        for threads in args.threads:
-            spec = {"size": n, "reps": args.reps, "wtns": str(wtns)}
-            proc = subprocess.run(
-                [sys.executable, __file__, "--worker", json.dumps(spec)],
-                env={**os.environ, "RAYON_NUM_THREADS": str(threads)},
-                capture_output=True,
-                text=True,
-                check=True,
-            )
-            got = json.loads(proc.stdout.strip().splitlines()[-1])
+        spec = {"size": n, "reps": args.reps, "wtns": str(wtns), "side_by_side": args.side_by_side}
+        proc = subprocess.run(
+            [sys.executable, __file__, "--worker", json.dumps(spec)],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        got = json.loads(proc.stdout.strip().splitlines()[-1])
+        print(f"arkworks key load {got['load_s']:.1f} s")
+        for key, run in got["runs"].items():
+            k, cpu = int(key), run["cpu_per_proof_s"]  # JSON made the keys strings
             print(
-                f"arkworks {threads} thread(s): key load {got['load_s']:.1f} s, prove "
-                f"{got['prove_s']:.2f} s wall / {got['prove_cpu_s']:.2f} s CPU "
-                f"({got['prove_cpu_s'] / n:.3f} s CPU per request)"
+                f"arkworks {k} proof(s) side by side: {run['wall_s']:.2f} s wall, "
+                f"{cpu:.2f} s CPU per proof ({cpu / n:.3f} s CPU and "
+                f"{run['wall_s'] / (k * n):.3f} s wall per request)"
             )
         zkey = keys.key if keys.key_format == "zkey" else None
         if zkey is None:
