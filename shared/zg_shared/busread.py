@@ -19,12 +19,14 @@ from typing import TypeVar
 
 from faststream.nats import NatsMessage
 from nats.aio.msg import Msg
-from pydantic import ValidationError
+from nats.errors import NotJSMessageError
+from pydantic import BaseModel, ValidationError
 
 from zg_shared.events.base import Event
 
 log = logging.getLogger(__name__)
 E = TypeVar("E", bound=Event)
+M = TypeVar("M", bound=BaseModel)
 
 
 def _looks_like(body: bytes) -> str:
@@ -50,12 +52,13 @@ def where(raw: Msg) -> str:
     try:
         seq = raw.metadata.sequence.stream
         return f"{raw.subject} (stream {raw.metadata.stream} seq {seq})"
-    except (ValueError, AttributeError):  # not a JetStream delivery
+    except (NotJSMessageError, ValueError, AttributeError):  # not a JetStream delivery
         return raw.subject
 
 
-def read_event(model: type[E], data: bytes, where: str) -> E | None:
-    """`data` as a `model` event, or None after one warning line saying what it is instead."""
+def read_event(model: type[M], data: bytes, where: str) -> M | None:
+    """`data` as a `model` event (or command), or None after one warning line saying what it
+    is instead."""
     try:
         return model.model_validate_json(data)
     except ValidationError as exc:

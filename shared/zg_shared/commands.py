@@ -12,7 +12,10 @@ from zg_shared.chain.types import Address
 class SettleNow(BaseModel):
     """An operator asks billing to settle now, whatever the policy says."""
 
-    model_config = ConfigDict(frozen=True)
+    # Exactly these fields: only operators may publish the subject, but anyone on the bus can
+    # name it as the reply of a `MSG.NEXT` (NATS checks no reply subject), and a settlement
+    # request delivered there carried a `provider`, so it read as a command for every account.
+    model_config = ConfigDict(frozen=True, extra="forbid")
 
     provider: Address
     user: Address | None = Field(None, description="Only this user's account; None: every one")

@@ -25,7 +25,7 @@ from zg_billing.intake import Intake
 from zg_billing.lease import Deposed
 from zg_billing.settler import Settler
 from zg_shared.bus import CHAIN_STREAM, SERVING_STREAM
-from zg_shared.busread import event_of
+from zg_shared.busread import event_of, read_event, where
 from zg_shared.chain import ChainUnavailable
 from zg_shared.commands import SettleNow, SettleNowReply
 from zg_shared.events import (
@@ -128,7 +128,12 @@ def create_router(
             await settler.on_reorg()
 
     @router.subscriber(SettleNow.subject(settler.provider))
-    async def on_settle_now(command: SettleNow) -> SettleNowReply:
+    async def on_settle_now(message: NatsMessage) -> SettleNowReply | None:
+        # Anything else delivered here (a copy the reply-subject trick sent) is no command: one
+        # line, nothing flagged, no answer.
+        command = read_event(SettleNow, message.body, where(message.raw_message))
+        if command is None:
+            return None
         wait = settler.settle_now_wait()
         if wait > 0:
             log.warning("SettleNow refused: the last one was honoured less than the interval ago")

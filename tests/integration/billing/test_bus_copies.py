@@ -48,6 +48,7 @@ from zg_billing.records import EARLY_KEY, SettlementStore
 from zg_chain_indexer.stream import published_positions
 from zg_shared.bus import NatsAccess
 from zg_shared.chain import Web3Client
+from zg_shared.commands import SettleNow
 
 pytestmark = pytest.mark.slow
 
@@ -412,3 +413,66 @@ async def test_copies_under_served_do_not_stop_billings_rebuild(
     done = [r.getMessage() for r in caplog.records if r.name == "zg_billing.rebuild"]
     assert "rebuild done: 4 served requests replayed" in done
     assert len(dropped(caplog, SERVED)) == 3  # by the replay; the consumer had them already
+
+
+async def test_a_copy_sent_to_billings_command_subject_is_no_settle_now(
+    unproven: Stack, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Only operators may publish `SettleNow` (each settlement costs gas), but a reply subject
+    is not checked: the prover, naming billing's command subject as the reply of its own
+    `MSG.NEXT`, has a settlement request delivered there, whose `provider` made it a valid
+    `SettleNow` for every account. A command now has exactly a command's fields."""
+    caplog.set_level(logging.INFO)
+    stack = unproven
+    first, second = stack.users
+    await stack.send(first)
+    await stack.send(second)
+    async with running_billing(stack, **NEVER) as billing, _insiders(stack) as insiders:
+
+        async def both_booked() -> bool:
+            return len(await billing.settler.book.due_accounts()) == 2
+
+        await eventually(both_booked, what="both requests booked")
+        await billing.settler.settle_now(first.address)  # as the policy might: one account
+
+        async def requested() -> list[str]:
+            return [
+                batch["user"]
+                for s, d in await stored(stack, "ZG_SERVING")
+                if s == REQUESTED
+                for batch in json.loads(d)["batches"]
+            ]
+
+        async def first_requested() -> bool:
+            return await requested() == [first.address]
+
+        await eventually(first_requested, what="the first user's settlement requested")
+
+        # The prover's own consumer (as the prover makes it), then the copy.
+        prover = insiders["prover"]
+        config = {
+            "name": "prover",
+            "durable_name": "prover",
+            "filter_subject": REQUESTED,
+            "ack_policy": "explicit",
+        }
+        created = await prover.request(
+            f"$JS.API.CONSUMER.CREATE.ZG_SERVING.prover.{REQUESTED}",
+            json.dumps({"stream_name": "ZG_SERVING", "config": config}).encode(),
+            timeout=5,
+        )
+        assert "error" not in json.loads(created.data), created.data
+        await prover.publish(
+            "$JS.API.CONSUMER.MSG.NEXT.ZG_SERVING.prover",
+            b'{"batch": 1}',
+            reply=SettleNow.subject(stack.provider.address),
+        )
+        await prover.flush()
+
+        async def refused() -> bool:
+            return any("is not a SettleNow" in r.getMessage() for r in caplog.records)
+
+        await eventually(refused, within_s=10, what="the copy refused")
+        assert await requested() == [first.address]
+        # The second account is not flagged either: it waits for the policy, as before.
+        assert [s.due_reason for s in await billing.settler.book.due_accounts()] == ["", ""]
