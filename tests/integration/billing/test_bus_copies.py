@@ -221,6 +221,7 @@ async def test_copies_on_every_consumed_subject_change_nothing(
             lambda: _logged(caplog, "ignored: it is confirmed"), what="the second proof ignored"
         )
         assert await state(stack) == before
+        assert await _logged(caplog, "confirmed already, nothing to do")  # the FeesSettled
         for subject in CONSUMED:
             lines = dropped(caplog, subject)
             assert len(lines) == len(TRICKS) + 1, (subject, lines)
