@@ -41,13 +41,21 @@ async def js(nats_url: str) -> AsyncIterator[JetStreamContext]:
     await client.close()
 
 
+def settings(nats_url: str, **overrides: Any) -> ProverSettings:
+    """A prover on the committed N=4 keys, on this NATS."""
+    return ProverSettings(
+        nats_url=nats_url,
+        http_port=0,
+        circuit_sizes=[4],
+        log_json=False,
+        chain_id=31337,
+        **overrides,
+    )
+
+
 @pytest.fixture
 async def prover(nats_url: str, js: JetStreamContext) -> AsyncIterator[ProverApp]:
-    app = create_app(
-        ProverSettings(
-            nats_url=nats_url, http_port=0, circuit_sizes=[4], log_json=False, chain_id=31337
-        )
-    )
+    app = create_app(settings(nats_url))
     await app.start()
     yield app
     await app.stop()
@@ -99,6 +107,27 @@ def signed_batch(user: str, provider: str, prv: bytes, nonces: range, fee: int) 
         for n in nonces
     ]
     return UserBatch(user=user, signer=prv2pub(prv).as_tuple(), requests=tuple(requests))
+
+
+async def publish_two_parts(
+    js: JetStreamContext, settlement_id: str, user: str, provider: str
+) -> None:
+    """One settlement in two parts of one N=4 chunk each (nonces 1-4 and 5-8), as billing
+    sends them."""
+    prv = generate_private_key()
+    for part, nonces in enumerate((range(1, 5), range(5, 9))):
+        await publish(
+            js,
+            SettlementRequestedV1(
+                event_id=f"settle-{settlement_id}-{part}",
+                settlement_id=settlement_id,
+                provider=provider,
+                batches=(signed_batch(user, provider, prv, nonces, fee=3),),
+                circuit_size=4,
+                part=part,
+                parts=2,
+            ),
+        )
 
 
 async def test_a_settlement_is_proven_and_pays_the_provider_on_chain(
@@ -207,39 +236,14 @@ async def test_two_provers_prove_one_settlements_chunks_in_parallel(
     """The prover pool: replicas on one durable consumer; billing sends a settlement's chunks
     as parts, and an idle replica takes the next part while the other one proves."""
     pool = [
-        create_app(
-            ProverSettings(
-                nats_url=nats_url,
-                http_port=0,
-                circuit_sizes=[4],
-                log_json=False,
-                chain_id=31337,
-                instance_id=name,
-                concurrency=1,  # one proof at a time each: the pool shares the parts
-            )
-        )
+        # One proof at a time each: the pool shares the parts.
+        create_app(settings(nats_url, instance_id=name, concurrency=1))
         for name in ("prover-a", "prover-b")
     ]
     for app in pool:
         await app.start()
     try:
-        prv = generate_private_key()
-        user, provider = keys[5].address, keys[1].address
-        parts = [signed_batch(user, provider, prv, range(1, 5), fee=3)]
-        parts.append(signed_batch(user, provider, prv, range(5, 9), fee=3))
-        for part, batch in enumerate(parts):
-            await publish(
-                js,
-                SettlementRequestedV1(
-                    event_id=f"settle-s-pool-{part}",
-                    settlement_id="s-pool",
-                    provider=provider,
-                    batches=(batch,),
-                    circuit_size=4,
-                    part=part,
-                    parts=2,
-                ),
-            )
+        await publish_two_parts(js, "s-pool", keys[5].address, keys[1].address)
 
         found = [ProofReadyV1.model_validate(e) for e in await outcomes(js, 2)]
 
@@ -271,35 +275,11 @@ async def test_one_prover_proves_as_many_chunks_at_once_as_its_concurrency(
         return prove_alone(chunk)
 
     backend.prove = prove_beside_another  # type: ignore[method-assign]
-    app = create_app(
-        ProverSettings(
-            nats_url=nats_url,
-            http_port=0,
-            circuit_sizes=[4],
-            log_json=False,
-            chain_id=31337,
-            concurrency=2,
-        ),
-        backend=backend,
-    )
+    app = create_app(settings(nats_url, concurrency=2), backend=backend)
     cpu_before = _process_cpu_s()
     await app.start()
     try:
-        prv = generate_private_key()
-        user, provider = keys[5].address, keys[1].address
-        for part, nonces in enumerate((range(1, 5), range(5, 9))):
-            await publish(
-                js,
-                SettlementRequestedV1(
-                    event_id=f"settle-s-together-{part}",
-                    settlement_id="s-together",
-                    provider=provider,
-                    batches=(signed_batch(user, provider, prv, nonces, fee=3),),
-                    circuit_size=4,
-                    part=part,
-                    parts=2,
-                ),
-            )
+        await publish_two_parts(js, "s-together", keys[5].address, keys[1].address)
 
         found = [ProofReadyV1.model_validate(e) for e in await outcomes(js, 2)]
 
