@@ -7,9 +7,9 @@ fails because Redis is away for a moment (a Sentinel failover) or the chain is, 
 message redelivered a little later (`redelivered_on_outage`): faststream would otherwise
 reject (TERM) it, and JetStream never delivers a rejected message again.
 
-Each handler reads its event itself (`zg_shared.busread.event_of`): a message on its subject
-that is no such event (a publish ack or API reply stored there through the reply-subject
-trick) is rejected with one warning line, and nothing runs.
+Each consumer reads its event before its handler runs (`zg_shared.busread.event_of`): a message
+on its subject that is no such event (a publish ack or API reply stored there through the
+reply-subject trick) is rejected with one warning line, and the handler never runs.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any
+from typing import TypeVar
 
 from faststream.nats import JStream, NatsMessage, NatsRouter, PullSub
 
@@ -37,11 +37,11 @@ from zg_shared.events import (
     RequestServedV1,
     SignerRotatedV1,
 )
+from zg_shared.events.base import Event
 from zg_shared.redisconn import REDIS_AWAY
 
 log = logging.getLogger(__name__)
-# A subscriber decorator, as faststream's: it leaves the handler callable as it was.
-Handles = Callable[[Callable[..., Awaitable[None]]], Any]
+E = TypeVar("E", bound=Event)
 CHAIN_RETRY_S = 2.0
 # The chain away, or Redis's primary lost and the sentinels not yet done promoting a replica
 # (or a write reaching the old primary, now a read-only replica): seconds.
@@ -66,64 +66,63 @@ def create_router(
     """`inbox_prefix`: where billing's NATS user may receive (NatsAccess)."""
     router = NatsRouter()
 
-    def consumer(subject: str, stream: JStream, name: str, batch: int) -> Handles:
-        """The decorator of a handler: billing's durable pull consumer `name` of `subject`."""
-        return router.subscriber(
-            subject,
+    def consumer(
+        model: type[E], stream: JStream, name: str, batch: int
+    ) -> Callable[[Callable[[E, NatsMessage], Awaitable[None]]], None]:
+        """The decorator of a handler of `model` events: billing's durable pull consumer `name`
+        of `model.SUBJECT`. The handler runs only on a message that is such an event."""
+        subscribe = router.subscriber(
+            model.SUBJECT,
             stream=stream,
             durable=f"{durable_prefix}-{name}",
             pull_sub=PullSub(batch_size=batch),
             inbox_prefix=inbox_prefix,
         )
 
-    @consumer(RequestServedV1.SUBJECT, SERVING_STREAM, "served", 64)
-    async def on_request_served(message: NatsMessage) -> None:
-        if (event := await event_of(RequestServedV1, message)) is None:
-            return
+        def register(handle: Callable[[E, NatsMessage], Awaitable[None]]) -> None:
+            # Not functools.wraps: faststream reads the signature, and must see the message.
+            async def read_then_handle(message: NatsMessage) -> None:
+                if (event := await event_of(model, message)) is not None:
+                    await handle(event, message)
+
+            subscribe(read_then_handle)
+
+        return register
+
+    @consumer(RequestServedV1, SERVING_STREAM, "served", 64)
+    async def on_request_served(event: RequestServedV1, message: NatsMessage) -> None:
         async with redelivered_on_outage(message, f"served request {event.event_id}"):
             await intake.record(event)
 
-    @consumer(ProofReadyV1.SUBJECT, SERVING_STREAM, "proof-ready", 1)
-    async def on_proof_ready(message: NatsMessage) -> None:
-        if (event := await event_of(ProofReadyV1, message)) is None:
-            return
+    @consumer(ProofReadyV1, SERVING_STREAM, "proof-ready", 1)
+    async def on_proof_ready(event: ProofReadyV1, message: NatsMessage) -> None:
         # The proofs stay valid while the chain or Redis is away: try again in a while.
         async with redelivered_on_outage(message, f"settlement {event.settlement_id}'s proof"):
             await settler.on_proof_ready(event)
 
-    @consumer(ProofFailedV1.SUBJECT, SERVING_STREAM, "proof-failed", 1)
-    async def on_proof_failed(message: NatsMessage) -> None:
-        if (event := await event_of(ProofFailedV1, message)) is None:
-            return
+    @consumer(ProofFailedV1, SERVING_STREAM, "proof-failed", 1)
+    async def on_proof_failed(event: ProofFailedV1, message: NatsMessage) -> None:
         async with redelivered_on_outage(message, f"settlement {event.settlement_id}'s failure"):
             await settler.on_proof_failed(event)
 
-    @consumer(FeesSettledV1.SUBJECT, CHAIN_STREAM, "fees-settled", 16)
-    async def on_fees_settled(message: NatsMessage) -> None:
-        if (event := await event_of(FeesSettledV1, message)) is None:
-            return
+    @consumer(FeesSettledV1, CHAIN_STREAM, "fees-settled", 16)
+    async def on_fees_settled(event: FeesSettledV1, message: NatsMessage) -> None:
         # Checked against the chain before it is believed: wait for the chain.
         async with redelivered_on_outage(message, f"a FeesSettled for {event.user}"):
             await settler.on_fees_settled(event)
 
-    @consumer(RefundRequestedV1.SUBJECT, CHAIN_STREAM, "refund-requested", 16)
-    async def on_refund_requested(message: NatsMessage) -> None:
-        if (event := await event_of(RefundRequestedV1, message)) is None:
-            return
+    @consumer(RefundRequestedV1, CHAIN_STREAM, "refund-requested", 16)
+    async def on_refund_requested(event: RefundRequestedV1, message: NatsMessage) -> None:
         async with redelivered_on_outage(message, f"a RefundRequested of {event.user}"):
             await settler.on_refund_requested(event)
 
-    @consumer(SignerRotatedV1.SUBJECT, CHAIN_STREAM, "signer-rotated", 16)
-    async def on_signer_rotated(message: NatsMessage) -> None:
-        if (event := await event_of(SignerRotatedV1, message)) is None:
-            return
+    @consumer(SignerRotatedV1, CHAIN_STREAM, "signer-rotated", 16)
+    async def on_signer_rotated(event: SignerRotatedV1, message: NatsMessage) -> None:
         async with redelivered_on_outage(message, f"a SignerRotated of {event.user}"):
             await settler.on_signer_rotated(event)
 
-    @consumer(ReorgDetectedV1.SUBJECT, CHAIN_STREAM, "reorg", 1)
-    async def on_reorg(message: NatsMessage) -> None:
-        if await event_of(ReorgDetectedV1, message) is None:
-            return
+    @consumer(ReorgDetectedV1, CHAIN_STREAM, "reorg", 1)
+    async def on_reorg(_: ReorgDetectedV1, message: NatsMessage) -> None:
         async with redelivered_on_outage(message, "a reorg"):
             await settler.on_reorg()
 
