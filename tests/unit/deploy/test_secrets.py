@@ -334,11 +334,11 @@ def test_auth_conf_lets_exactly_one_service_publish_each_event() -> None:
 
 
 def test_auth_conf_names_every_durable_consumer_of_billing_and_the_prover() -> None:
-    """billing's subscribers (handlers.py: `@consumer(EVENT.SUBJECT, STREAM, "name", batch)`)
+    """billing's subscribers (handlers.py: `@consumer(EventModel, STREAM, "name", batch)`)
     and the prover's pool consumer, each with the API subjects a pull subscriber uses."""
     conf = AUTH_CONF.read_text()
     handlers = (REPO / "services" / "billing" / "zg_billing" / "handlers.py").read_text()
-    pairs = re.findall(r"@consumer\(\w+\.SUBJECT,\s*(\w+)_STREAM,\s*\"([\w-]+)\"", handlers)
+    pairs = re.findall(r"@consumer\(\w+,\s*(\w+)_STREAM,\s*\"([\w-]+)\"", handlers)
     assert len(pairs) >= 7
     consumers = [(f"ZG_{stream}", f"billing-{name}") for stream, name in pairs]
     consumers.append(("ZG_SERVING", "prover"))
