@@ -118,6 +118,12 @@ class SettlementRecord(BaseModel):
                 return self.model_copy(update={"chunks": tuple(chunks)})
         return None
 
+    def plans(self, user: str, final_nonce: int) -> bool:
+        """Whether one of the chunks asked to be proven is the user's up to `final_nonce`."""
+        return any(
+            c.user.lower() == user.lower() and c.final_nonce == final_nonce for c in self.planned
+        )
+
     def with_part(self, part: int, proofs: tuple[ChunkProof, ...]) -> SettlementRecord | None:
         """This record with one more part's proofs, or None if that part is already in."""
         if any(p.part == part for p in self.proved):

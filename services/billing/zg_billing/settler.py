@@ -444,12 +444,20 @@ class Settler:
                 fee,
             )
         async with self._lock:
-            for record in await self.records.open_records():
+            records = await self.records.open_records()
+            for record in records:
                 updated = record.with_chunk_confirmed(event.user, event.final_nonce)
                 if updated is not None:
                     await self._save_progress(updated)
                     return
-            if not count:
+            # A later chunk's FeesSettled handled first confirms this one's requests in the book
+            # too (count 0), so the book cannot tell a copy from a chunk of a settlement whose
+            # receipt is not in yet: the settlement's plan can.
+            awaited = any(
+                r.status is Status.PROVING and r.plans(event.user, event.final_nonce)
+                for r in records
+            )
+            if not count and not awaited:
                 # Its requests were confirmed already and no settlement waits for it: a copy
                 # (stored again on the bus) or a redelivery. Noting it early would leave state.
                 log.info(

@@ -1,11 +1,14 @@
 # SPDX-License-Identifier: Apache-2.0
-"""Fault drills on a private chain: a reorg drops the block with billing's settlement, and the
-RPC endpoint goes away while billing submits. Each ends with every fee settled once."""
+"""Fault drills on a private chain: a reorg drops the block with billing's settlement, the
+RPC endpoint goes away while billing submits, and a settlement's FeesSettled events reach
+billing before its receipt, the later chunk's first. Each ends with every fee settled once."""
 
 from __future__ import annotations
 
 import asyncio
 import functools
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 import pytest
 
@@ -22,8 +25,12 @@ from tests.integration.conftest import node_keys
 from tests.integration.polling import eventually
 from tests.integration.tcpproxy import TcpProxy
 from zg_billing.app import create_app as create_billing
-from zg_shared.chain import DevChain, Web3Client
+from zg_billing.book import Book
+from zg_billing.records import SettlementStore, Status
+from zg_shared.chain import DevChain, TxResult, Web3Client
 from zg_shared.chain.anvil import AnvilNode
+from zg_shared.events import FeesSettledV1
+from zg_shared.events.chain import chain_event_id
 
 pytestmark = pytest.mark.slow
 
@@ -105,3 +112,92 @@ async def test_billing_started_before_its_chain_waits_for_it(
                 await app.stop()
     finally:
         await proxy.stop()
+
+
+async def test_fees_settled_before_the_receipt_and_out_of_order_still_confirm(
+    node: AnvilNode,
+    private_w3: Web3Client,
+    redis_url: str,
+    nats_url: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Drill 1's settlement left unconfirmed: the indexer's FeesSettled events of a two-chunk
+    settlement reached billing before its own receipt, the later chunk's first, which confirms
+    the earlier chunk's requests in the book too; the earlier chunk's event must still count."""
+    # Confirmations 1 and no block after the settlement's: the indexer publishes none of its
+    # FeesSettled, the test hands them to billing's consumer in the order it wants.
+    async for stack in build_stack(
+        private_w3, node_keys(node), redis_url, nats_url, confirmations=1
+    ):
+        user = stack.users[0]
+        fees = [await stack.send(user) for _ in range(8)]  # two chunks of N=4
+        async with running_billing(stack, threshold_fee_wei=10**30, sweep_interval_s=10**6) as app:
+            chain = app.settler.chain
+            monkeypatch.setattr(
+                chain, "settle_fees", functools.partial(_receipt_last, stack, chain.settle_fees)
+            )
+            await eventually(functools.partial(_booked, stack, 8), what="requests booked")
+            assert await app.settler.settle_now(user.address) == [user.address]
+            await eventually(
+                functools.partial(_confirmed, stack), within_s=30, what="the settlement confirmed"
+            )
+            [confirmation] = await stack.confirmations()
+            chunks = {(c["user"], c["final_nonce"], c["total_fee"]) for c in confirmation["chunks"]}
+            on_chain = {(e.user, e.final_nonce, e.amount) for e in await stack.settled_on_chain()}
+            assert chunks == on_chain
+            records = SettlementStore(stack.redis)
+            record = await records.get(confirmation["settlement_id"])
+            assert record is not None
+            assert record.status is Status.CONFIRMED
+            assert await records.open_records() == []
+        await assert_paid_once(stack, fees)
+
+
+async def _receipt_last(
+    stack: Stack, settle_fees: Callable[..., Awaitable[TxResult]], *args: Any, **kwargs: Any
+) -> TxResult:
+    """Billing's `settle_fees`, whose receipt comes back only once billing has handled the
+    transaction's FeesSettled events, the later chunk's first."""
+    result = await settle_fees(*args, **kwargs)
+    mined = [
+        e
+        for e in await stack.settled_on_chain()
+        if e.position and e.position.transaction_hash == result.tx_hash
+    ]
+    assert sorted(e.final_nonce for e in mined) == [4, 8]
+    for event in sorted(mined, key=lambda e: -e.final_nonce):
+        await _consumed_by_billing(stack, event)
+    return result
+
+
+async def _confirmed(stack: Stack) -> bool:
+    return bool(await stack.confirmations())
+
+
+async def _booked(stack: Stack, count: int) -> bool:
+    return sum(s.unsettled_count for s in await Book(stack.redis).due_accounts()) == count
+
+
+async def _consumed_by_billing(stack: Stack, event: Any) -> None:
+    """Publishes the chain's FeesSettled `event` as the indexer would, and waits until billing's
+    consumer has handled it."""
+    assert event.position is not None
+    message = FeesSettledV1(
+        event_id=chain_event_id(event.position),
+        position=event.position,
+        user=event.user,
+        provider=event.provider,
+        amount=event.amount,
+        final_nonce=event.final_nonce,
+    )
+    ack = await stack.js.publish(
+        FeesSettledV1.SUBJECT,
+        message.model_dump_json().encode(),
+        headers={"Nats-Msg-Id": message.event_id},
+    )
+
+    async def handled() -> bool:
+        info = await stack.js.consumer_info("ZG_CHAIN", "billing-fees-settled")
+        return info.ack_floor is not None and (info.ack_floor.stream_seq or 0) >= ack.seq
+
+    await eventually(handled, what=f"FeesSettled up to nonce {event.final_nonce} handled")
