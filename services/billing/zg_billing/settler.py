@@ -435,16 +435,10 @@ class Settler:
         ):
             return
         count, fee = await self.book.confirm(event.user, event.provider, event.final_nonce)
-        if count and fee != event.amount:
-            log.error(
-                "FeesSettled for %s up to nonce %d paid %d wei; the book had %d wei",
-                event.user,
-                event.final_nonce,
-                event.amount,
-                fee,
-            )
         async with self._lock:
             records = await self.records.open_records()
+            if count and fee != event.amount:
+                _log_fee_difference(event, fee, records)
             for record in records:
                 updated = record.with_chunk_confirmed(event.user, event.final_nonce)
                 if updated is not None:
@@ -810,4 +804,34 @@ def _chunk_state(proof: ChunkProof) -> ChunkState:
         final_nonce=proof.final_nonce,
         total_fee=proof.total_fee,
         request_count=proof.request_count,
+    )
+
+
+def _log_fee_difference(event: FeesSettledV1, fee: int, records: list[SettlementRecord]) -> None:
+    """The book's unconfirmed fee up to the event's nonce is not what the event paid. A later
+    chunk's event handled before the same settlement's earlier chunks' is expected to: its
+    confirmation takes in their requests too, so the book's fee is the sum of a run of planned
+    chunks ending with this one. Anything else is a real difference."""
+    mine = sorted(
+        (c for r in records for c in r.planned if c.user.lower() == event.user.lower()),
+        key=lambda c: c.final_nonce,
+    )
+    upto = [c for c in mine if c.final_nonce <= event.final_nonce]
+    if upto and upto[-1].final_nonce == event.final_nonce and upto[-1].total_fee == event.amount:
+        run_fees = [sum(c.total_fee for c in upto[i:]) for i in range(len(upto))]
+        if fee in run_fees:
+            log.info(
+                "FeesSettled for %s up to nonce %d came before its settlement's earlier chunks' "
+                "events: the book confirmed %d wei with them, as planned",
+                event.user,
+                event.final_nonce,
+                fee,
+            )
+            return
+    log.error(
+        "FeesSettled for %s up to nonce %d paid %d wei; the book had %d wei",
+        event.user,
+        event.final_nonce,
+        event.amount,
+        fee,
     )

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -120,10 +121,12 @@ async def test_fees_settled_before_the_receipt_and_out_of_order_still_confirm(
     redis_url: str,
     nats_url: str,
     monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     """Drill 1's settlement left unconfirmed: the indexer's FeesSettled events of a two-chunk
     settlement reached billing before its own receipt, the later chunk's first, which confirms
     the earlier chunk's requests in the book too; the earlier chunk's event must still count."""
+    caplog.set_level(logging.INFO, logger="zg_billing.settler")
     # Confirmations 1 and no block after the settlement's: the indexer publishes none of its
     # FeesSettled, the test hands them to billing's consumer in the order it wants.
     async for stack in build_stack(
@@ -151,6 +154,11 @@ async def test_fees_settled_before_the_receipt_and_out_of_order_still_confirm(
             assert record.status is Status.CONFIRMED
             assert await records.open_records() == []
         await assert_paid_once(stack, fees)
+    # The later chunk's event confirming the earlier chunk's requests too is as planned: no error
+    # line for an SRE's alert.
+    settler = [r for r in caplog.records if r.name == "zg_billing.settler"]
+    assert [r.getMessage() for r in settler if r.levelno >= logging.ERROR] == []
+    assert any("came before its settlement's earlier" in r.getMessage() for r in settler)
 
 
 async def _receipt_last(
