@@ -21,8 +21,10 @@ from redis.asyncio import Redis
 from tests.conftest import deploy_proving_serving
 from tests.integration.gateway.conftest import User, chat, start_backend
 from tests.integration.jetstream import NatsLogins, fresh_streams, stream_events
+from tests.integration.polling import eventually
 from zg_billing.app import BillingApp
 from zg_billing.app import create_app as create_billing
+from zg_billing.book import Book
 from zg_billing.config import BillingSettings
 from zg_chain_indexer.app import IndexerApp
 from zg_chain_indexer.app import create_app as create_indexer
@@ -42,7 +44,7 @@ from zg_shared.chain import (
     Web3Client,
 )
 from zg_shared.crypto import generate_private_key, prv2pub
-from zg_shared.events import SettlementConfirmedV1
+from zg_shared.events import Event, SettlementConfirmedV1
 from zg_shared.localservers import free_port
 from zg_shared.periodic import repeating
 
@@ -268,6 +270,25 @@ async def stack(
     """The whole pipeline, each service on its own NATS user (as deployed)."""
     async for built in build_stack(w3, keys, redis_url, nats_url, nats_logins=nats_logins):
         yield built
+
+
+async def publish_raw(stack: Stack, event: Event, stream: str, durable: str) -> None:
+    """Publishes `event` as an outsider would, and waits until billing's consumer acked it."""
+    ack = await stack.js.publish(
+        event.SUBJECT,
+        event.model_dump_json().encode(),
+        headers={"Nats-Msg-Id": event.event_id},
+    )
+
+    async def consumed() -> bool:
+        info = await stack.js.consumer_info(stream, f"billing-{durable}")
+        return info.ack_floor is not None and (info.ack_floor.stream_seq or 0) >= ack.seq
+
+    await eventually(consumed, within_s=30, what=f"billing consumed {event.SUBJECT}")
+
+
+async def booked(stack: Stack, count: int) -> bool:
+    return sum(s.unsettled_count for s in await Book(stack.redis).due_accounts()) == count
 
 
 async def settled_once(stack: Stack, fees: list[int]) -> bool:

@@ -17,8 +17,10 @@ from tests.integration.billing.conftest import (
     Stack,
     assert_paid_once,
     billing_settings,
+    booked,
     build_stack,
     mining,
+    publish_raw,
     running_billing,
     settled_once,
 )
@@ -26,7 +28,6 @@ from tests.integration.conftest import node_keys
 from tests.integration.polling import eventually
 from tests.integration.tcpproxy import TcpProxy
 from zg_billing.app import create_app as create_billing
-from zg_billing.book import Book
 from zg_billing.records import SettlementStore, Status
 from zg_shared.chain import DevChain, TxResult, Web3Client
 from zg_shared.chain.anvil import AnvilNode
@@ -139,7 +140,7 @@ async def test_fees_settled_before_the_receipt_and_out_of_order_still_confirm(
             monkeypatch.setattr(
                 chain, "settle_fees", functools.partial(_receipt_last, stack, chain.settle_fees)
             )
-            await eventually(functools.partial(_booked, stack, 8), what="requests booked")
+            await eventually(functools.partial(booked, stack, 8), what="requests booked")
             assert await app.settler.settle_now(user.address) == [user.address]
             await eventually(
                 functools.partial(_confirmed, stack), within_s=30, what="the settlement confirmed"
@@ -182,13 +183,9 @@ async def _confirmed(stack: Stack) -> bool:
     return bool(await stack.confirmations())
 
 
-async def _booked(stack: Stack, count: int) -> bool:
-    return sum(s.unsettled_count for s in await Book(stack.redis).due_accounts()) == count
-
-
 async def _consumed_by_billing(stack: Stack, event: Any) -> None:
-    """Publishes the chain's FeesSettled `event` as the indexer would, and waits until billing's
-    consumer has handled it."""
+    """Publishes the chain's FeesSettled `event` as the indexer would (its event id), and waits
+    until billing's consumer has handled it."""
     assert event.position is not None
     message = FeesSettledV1(
         event_id=chain_event_id(event.position),
@@ -198,14 +195,4 @@ async def _consumed_by_billing(stack: Stack, event: Any) -> None:
         amount=event.amount,
         final_nonce=event.final_nonce,
     )
-    ack = await stack.js.publish(
-        FeesSettledV1.SUBJECT,
-        message.model_dump_json().encode(),
-        headers={"Nats-Msg-Id": message.event_id},
-    )
-
-    async def handled() -> bool:
-        info = await stack.js.consumer_info("ZG_CHAIN", "billing-fees-settled")
-        return info.ack_floor is not None and (info.ack_floor.stream_seq or 0) >= ack.seq
-
-    await eventually(handled, what=f"FeesSettled up to nonce {event.final_nonce} handled")
+    await publish_raw(stack, message, "ZG_CHAIN", "fees-settled")

@@ -15,8 +15,10 @@ from eth_account.signers.local import LocalAccount
 from tests.integration.billing.conftest import (
     DEPOSIT,
     Stack,
+    booked,
     build_stack,
     mining,
+    publish_raw,
     running_billing,
     running_prover,
 )
@@ -31,7 +33,6 @@ from zg_shared.accounts import AccountState
 from zg_shared.chain import DevChain, LogPosition, Web3Client
 from zg_shared.chain.anvil import AnvilNode
 from zg_shared.events import (
-    Event,
     FeesSettledV1,
     ProofFailedV1,
     ProofReadyV1,
@@ -54,25 +55,6 @@ async def unproven(
     """The pipeline with no prover running: a settlement stays open until the test starts one."""
     async for built in build_stack(w3, keys, redis_url, nats_url, prover=False):
         yield built
-
-
-async def publish_raw(stack: Stack, event: Event, stream: str, durable: str) -> None:
-    """Publishes `event` as an outsider would, and waits until billing's consumer acked it."""
-    ack = await stack.js.publish(
-        event.SUBJECT,
-        event.model_dump_json().encode(),
-        headers={"Nats-Msg-Id": event.event_id},
-    )
-
-    async def consumed() -> bool:
-        info = await stack.js.consumer_info(stream, f"billing-{durable}")
-        return info.ack_floor is not None and (info.ack_floor.stream_seq or 0) >= ack.seq
-
-    await eventually(consumed, within_s=30, what=f"billing consumed {event.SUBJECT}")
-
-
-async def booked(stack: Stack, count: int) -> bool:
-    return sum(s.unsettled_count for s in await Book(stack.redis).due_accounts()) == count
 
 
 async def view(stack: Stack) -> tuple[AccountState, dict[bytes | str, bytes | str]]:
