@@ -118,11 +118,13 @@ class SettlementRecord(BaseModel):
                 return self.model_copy(update={"chunks": tuple(chunks)})
         return None
 
+    def planned_for(self, user: str) -> list[ChunkRange]:
+        """The user's chunks asked to be proven."""
+        return [c for c in self.planned if c.user.lower() == user.lower()]
+
     def plans(self, user: str, final_nonce: int) -> bool:
         """Whether one of the chunks asked to be proven is the user's up to `final_nonce`."""
-        return any(
-            c.user.lower() == user.lower() and c.final_nonce == final_nonce for c in self.planned
-        )
+        return any(c.final_nonce == final_nonce for c in self.planned_for(user))
 
     def with_part(self, part: int, proofs: tuple[ChunkProof, ...]) -> SettlementRecord | None:
         """This record with one more part's proofs, or None if that part is already in."""

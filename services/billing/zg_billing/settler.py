@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import hmac
+import itertools
 import logging
 import secrets
 import time
@@ -812,22 +813,22 @@ def _log_fee_difference(event: FeesSettledV1, fee: int, records: list[Settlement
     chunk's event handled before the same settlement's earlier chunks' is expected to: its
     confirmation takes in their requests too, so the book's fee is the sum of a run of planned
     chunks ending with this one. Anything else is a real difference."""
-    mine = sorted(
-        (c for r in records for c in r.planned if c.user.lower() == event.user.lower()),
-        key=lambda c: c.final_nonce,
+    mine = [c for r in records for c in r.planned_for(event.user)]
+    upto = sorted(
+        (c for c in mine if c.final_nonce <= event.final_nonce), key=lambda c: c.final_nonce
     )
-    upto = [c for c in mine if c.final_nonce <= event.final_nonce]
-    if upto and upto[-1].final_nonce == event.final_nonce and upto[-1].total_fee == event.amount:
-        run_fees = [sum(c.total_fee for c in upto[i:]) for i in range(len(upto))]
-        if fee in run_fees:
-            log.info(
-                "FeesSettled for %s up to nonce %d came before its settlement's earlier chunks' "
-                "events: the book confirmed %d wei with them, as planned",
-                event.user,
-                event.final_nonce,
-                fee,
-            )
-            return
+    # The fees of the runs of chunks ending with this one: it alone, it and the one before, ...
+    runs = itertools.accumulate(c.total_fee for c in reversed(upto))
+    own = upto[-1] if upto and upto[-1].final_nonce == event.final_nonce else None
+    if own is not None and own.total_fee == event.amount and fee in runs:
+        log.info(
+            "FeesSettled for %s up to nonce %d came before its settlement's earlier chunks' "
+            "events: the book confirmed %d wei with them, as planned",
+            event.user,
+            event.final_nonce,
+            fee,
+        )
+        return
     log.error(
         "FeesSettled for %s up to nonce %d paid %d wei; the book had %d wei",
         event.user,
